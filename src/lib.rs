@@ -1,0 +1,7 @@
+//! `hotline`: a telephony-facing IVR and SMS ticket intake gateway.
+//!
+//! The protocol cores (`sip`, and later media, IVR and tickets) are sans-IO
+//! state machines; `server` and the transport shells own sockets, timers and
+//! tasks.
+
+pub mod sip;

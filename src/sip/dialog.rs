@@ -1,0 +1,207 @@
+//! Dialog state (RFC 3261 §12): identifiers, CSeq spaces, the route set and
+//! the remote target, and building in-dialog requests from them.
+//!
+//! The gateway is the UAS of every dialog it keeps for now (calls it
+//! answers), so a dialog is created from an INVITE and the 2xx we send.
+
+use super::headers::{NameAddr, Uri};
+use super::message::{Message, Method};
+use std::net::SocketAddr;
+
+/// What identifies a dialog on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    pub call_id: String,
+    pub local_tag: String,
+    /// Empty for an RFC 2543 peer that sent no From tag.
+    pub remote_tag: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub id: DialogId,
+    /// Our address of record with our tag (the To of the INVITE).
+    pub local_uri: String,
+    /// The peer's address with its tag (the From of the INVITE).
+    pub remote_uri: String,
+    pub local_seq: u32,
+    pub remote_seq: u32,
+    /// Where in-dialog requests go: the peer's Contact URI.
+    pub remote_target: String,
+    /// Record-Route values in the order the UAS uses them.
+    pub route_set: Vec<String>,
+}
+
+/// Why an in-dialog request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceError {
+    /// CSeq lower than or equal to one already seen: `500` (RFC 3261 §12.2.2).
+    OutOfOrder,
+}
+
+impl Dialog {
+    /// Builds the UAS side of a dialog from an INVITE (validated already)
+    /// and the local tag we put in our responses.
+    pub fn from_invite(invite: &Message, local_tag: &str) -> Result<Dialog, &'static str> {
+        let from = NameAddr::parse(invite.header("From").ok_or("no From")?)?;
+        let to = invite.header("To").ok_or("no To")?;
+        let call_id = invite.header("Call-ID").ok_or("no Call-ID")?;
+        let cseq = super::headers::CSeq::parse(invite.header("CSeq").ok_or("no CSeq")?)?;
+        let remote_target = match invite.header_values("Contact").next() {
+            Some(contact) => NameAddr::parse(contact)?.uri,
+            None => from.uri.clone(),
+        };
+        let route_set = invite
+            .header_values("Record-Route")
+            .map(str::to_string)
+            .collect();
+        Ok(Dialog {
+            id: DialogId {
+                call_id: call_id.to_string(),
+                local_tag: local_tag.to_string(),
+                remote_tag: from.tag().unwrap_or_default().to_string(),
+            },
+            local_uri: format!("{to};tag={local_tag}"),
+            remote_uri: invite.header("From").unwrap_or_default().to_string(),
+            local_seq: rand::random::<u16>().into(),
+            remote_seq: cseq.seq,
+            remote_target,
+            route_set,
+        })
+    }
+
+    /// Checks and records the CSeq of a new in-dialog request.
+    pub fn accept_remote_seq(&mut self, seq: u32) -> Result<(), SequenceError> {
+        if seq <= self.remote_seq {
+            return Err(SequenceError::OutOfOrder);
+        }
+        self.remote_seq = seq;
+        Ok(())
+    }
+
+    /// Updates the remote target from a target-refresh request (re-INVITE, UPDATE).
+    pub fn refresh_target(&mut self, request: &Message) {
+        if let Some(uri) = request
+            .header_values("Contact")
+            .next()
+            .and_then(|c| NameAddr::parse(c).ok())
+        {
+            self.remote_target = uri.uri;
+        }
+    }
+
+    /// A new in-dialog request (RFC 3261 §12.2.1.1) without Via: the
+    /// caller adds the Via of the transport it picks.
+    pub fn new_request(&mut self, method: Method) -> Message {
+        self.local_seq += 1;
+        let (request_uri, routes) = self.request_uri_and_routes();
+        let mut request = Message::request(method.clone(), request_uri);
+        request.push_header("Max-Forwards", "70");
+        request.push_header("From", self.local_uri.clone());
+        request.push_header("To", self.remote_uri.clone());
+        request.push_header("Call-ID", self.id.call_id.clone());
+        request.push_header("CSeq", format!("{} {}", self.local_seq, method));
+        for route in routes {
+            request.push_header("Route", route);
+        }
+        request
+    }
+
+    /// Loose routing when the first route has `lr`, strict routing otherwise.
+    fn request_uri_and_routes(&self) -> (String, Vec<String>) {
+        let Some(first) = self.route_set.first() else {
+            return (self.remote_target.clone(), Vec::new());
+        };
+        let first_uri = NameAddr::parse(first).map(|n| n.uri).unwrap_or_default();
+        let loose = Uri::parse(&first_uri).is_ok_and(|u| u.param("lr").is_some());
+        if loose {
+            return (self.remote_target.clone(), self.route_set.clone());
+        }
+        let mut routes: Vec<String> = self.route_set[1..].to_vec();
+        routes.push(format!("<{}>", self.remote_target));
+        (first_uri, routes)
+    }
+
+    /// The address the next request should be sent to: the first route or
+    /// the remote target, when that is an IP literal; `None` for a host
+    /// name (the caller then uses the address the dialog came from).
+    pub fn next_hop(&self) -> Option<(SocketAddr, Option<String>)> {
+        let uri = match self.route_set.first() {
+            Some(route) => NameAddr::parse(route).ok()?.uri,
+            None => self.remote_target.clone(),
+        };
+        let uri = Uri::parse(&uri).ok()?;
+        let ip = uri.ip()?;
+        let default_port = if uri.scheme == "sips" { 5061 } else { 5060 };
+        let transport = uri
+            .param("transport")
+            .and_then(|p| p.value.clone())
+            .map(|t| t.to_ascii_uppercase());
+        Some((
+            SocketAddr::new(ip, uri.port.unwrap_or(default_port)),
+            transport,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(extra: &str) -> Message {
+        let text = format!(
+            "INVITE sip:10000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1\r\n\
+             From: \"A\" <sip:a@127.0.0.1>;tag=abc\r\nTo: <sip:10000@127.0.0.1>\r\nCall-ID: cid\r\n\
+             CSeq: 7 INVITE\r\nContact: <sip:a@127.0.0.1:5061>\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn dialog_ids_come_from_call_id_and_tags() {
+        let dialog = Dialog::from_invite(&invite(""), "xyz").unwrap();
+        assert_eq!(dialog.id.call_id, "cid");
+        assert_eq!(dialog.id.remote_tag, "abc");
+        assert_eq!(dialog.local_uri, "<sip:10000@127.0.0.1>;tag=xyz");
+        assert_eq!(dialog.remote_target, "sip:a@127.0.0.1:5061");
+    }
+
+    #[test]
+    fn remote_cseq_must_increase() {
+        let mut dialog = Dialog::from_invite(&invite(""), "xyz").unwrap();
+        assert_eq!(dialog.accept_remote_seq(7), Err(SequenceError::OutOfOrder));
+        assert_eq!(dialog.accept_remote_seq(8), Ok(()));
+        assert_eq!(dialog.accept_remote_seq(8), Err(SequenceError::OutOfOrder));
+    }
+
+    #[test]
+    fn bye_follows_the_loose_route_set() {
+        let mut dialog = Dialog::from_invite(
+            &invite("Record-Route: <sip:p1.example.com;lr>, <sip:127.0.0.9:5070;lr>\r\n"),
+            "xyz",
+        )
+        .unwrap();
+        let bye = dialog.new_request(Method::Bye);
+        assert_eq!(bye.request_uri(), Some("sip:a@127.0.0.1:5061"));
+        assert_eq!(
+            bye.header_lines("Route").collect::<Vec<_>>(),
+            vec!["<sip:p1.example.com;lr>", "<sip:127.0.0.9:5070;lr>"]
+        );
+        assert_eq!(bye.header("To"), Some("\"A\" <sip:a@127.0.0.1>;tag=abc"));
+        assert!(bye.header("CSeq").unwrap().ends_with(" BYE"));
+        assert_eq!(dialog.next_hop(), None, "first route is a host name");
+    }
+
+    #[test]
+    fn strict_route_puts_the_first_route_in_the_request_uri() {
+        let mut dialog =
+            Dialog::from_invite(&invite("Record-Route: <sip:127.0.0.9:5070>\r\n"), "xyz").unwrap();
+        let bye = dialog.new_request(Method::Bye);
+        assert_eq!(bye.request_uri(), Some("sip:127.0.0.9:5070"));
+        assert_eq!(bye.header("Route"), Some("<sip:a@127.0.0.1:5061>"));
+        assert_eq!(
+            dialog.next_hop().unwrap().0,
+            "127.0.0.9:5070".parse().unwrap()
+        );
+    }
+}

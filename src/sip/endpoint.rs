@@ -1,0 +1,1327 @@
+//! The SIP endpoint: transaction table, dialogs and the UAS core, as one
+//! sans-IO state machine in the style of `quinn-proto` and `str0m`.
+//!
+//! Bytes from any transport go in with [`Endpoint::handle_message`], time
+//! goes in with [`Endpoint::handle_timeout`], and the application answers
+//! calls with [`Endpoint::accept`], [`Endpoint::reject`] and
+//! [`Endpoint::hangup`]. What to send comes out of
+//! [`Endpoint::poll_transmit`], what happened out of
+//! [`Endpoint::poll_event`], and when to call back out of
+//! [`Endpoint::poll_timeout`]. The endpoint never reads a clock, never
+//! touches a socket and never blocks, so every behaviour here is tested by
+//! feeding bytes and instants.
+
+use super::admission::{Admission, AdmissionPolicy, Refusal};
+use super::build::{
+    new_branch, our_via, random_token, reason_phrase, response_destination, response_to,
+    scan_for_bad_request,
+};
+use super::dialog::{Dialog, DialogId};
+use super::headers::{CSeq, NameAddr, Uri, Via};
+use super::message::{Message, Method, ParseError};
+use super::transaction::{
+    ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TxStep, TxTimer,
+};
+use super::validate;
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Methods the gateway implements.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+/// Bodies the gateway understands.
+pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+/// Requests larger than this go over TCP (RFC 3261 §18.1.1).
+pub const UDP_MTU_LIMIT: usize = 1300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn is_reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// A path to a peer: which transport and socket a message came in on or
+/// goes out by. `local` is the address we advertise in Via and Contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub transport: Transport,
+    /// Index of the listening socket (UDP) the flow belongs to.
+    pub listener: usize,
+    /// The TCP connection, when one exists; `None` asks the transport to
+    /// open (or reuse) a connection to `remote`.
+    pub connection: Option<u64>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub flow: Flow,
+    pub bytes: Bytes,
+}
+
+/// The application's handle for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    RemoteBye,
+    LocalHangup,
+    Cancelled,
+    /// Our 2xx was never acknowledged; the gateway sent BYE.
+    AckTimeout,
+    /// The application rejected the call with this status.
+    Rejected(u16),
+}
+
+impl EndReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::RemoteBye => "remote_bye",
+            EndReason::LocalHangup => "local_hangup",
+            EndReason::Cancelled => "cancelled",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// A new INVITE that passed admission; the application must answer it
+/// with `accept` or `reject`.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    pub call: CallHandle,
+    /// The SIP Call-ID, for logs.
+    pub call_id: String,
+    /// The dialled number: the Request-URI user part.
+    pub dialled: Option<String>,
+    /// The caller: the From URI user part.
+    pub caller: Option<String>,
+    /// The SDP offer, if the INVITE carried one.
+    pub offer: Option<Bytes>,
+    pub flow: Flow,
+    pub invite: Message,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    IncomingCall(Box<IncomingCall>),
+    /// The ACK arrived; `sdp` is the answer when our 2xx carried the offer.
+    CallConfirmed {
+        call: CallHandle,
+        sdp: Option<Bytes>,
+    },
+    /// A re-INVITE or UPDATE arrived; answer with `accept` or `reject`.
+    /// `sdp` is `None` for an offerless re-INVITE (our 2xx then offers).
+    Reoffer {
+        call: CallHandle,
+        sdp: Option<Bytes>,
+    },
+    /// An in-dialog INFO (DTMF relay and the like), already answered 200.
+    Info {
+        call: CallHandle,
+        content_type: String,
+        body: Bytes,
+    },
+    CallEnded {
+        call: CallHandle,
+        reason: EndReason,
+    },
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests_received: u64,
+    pub responses_received: u64,
+    pub malformed: u64,
+    pub retransmissions_sent: u64,
+    pub retransmissions_received: u64,
+    pub calls_offered: u64,
+    pub calls_answered: u64,
+    pub refused_acl: u64,
+    pub refused_capacity: u64,
+    pub refused_rate: u64,
+    pub refused_draining: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub timers: TimerValues,
+    /// Product token for Server and User-Agent headers.
+    pub user_agent: String,
+    pub admission: AdmissionPolicy,
+}
+
+/// Errors the application can get from a call operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("no such call")]
+    NoSuchCall,
+    #[error("the call has no offer waiting for an answer")]
+    NothingPending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TxKey {
+    /// RFC 3261 §17.2.3 matching on the magic-cookie branch.
+    Server {
+        branch: String,
+        sent_by: String,
+        method: String,
+    },
+    /// RFC 2543 compatible matching for peers without the cookie.
+    Legacy {
+        call_id: String,
+        from_tag: String,
+        cseq: u32,
+        via: String,
+        method: String,
+    },
+    Client {
+        branch: String,
+        method: String,
+    },
+}
+
+impl TxKey {
+    fn with_method(&self, method: &str) -> TxKey {
+        let mut key = self.clone();
+        match &mut key {
+            TxKey::Server { method: m, .. }
+            | TxKey::Legacy { method: m, .. }
+            | TxKey::Client { method: m, .. } => {
+                *m = method.to_string();
+            }
+        }
+        key
+    }
+}
+
+#[derive(Debug)]
+enum Machine {
+    ServerInvite(ServerInvite),
+    ServerNonInvite(ServerNonInvite),
+    ClientNonInvite(ClientNonInvite),
+}
+
+/// Requests that share Call-ID, From tag and CSeq but arrive on another
+/// branch are merged copies (RFC 3261 §8.2.2.2).
+type MergeKey = (String, String, u32);
+
+#[derive(Debug)]
+struct Tx {
+    machine: Machine,
+    key: TxKey,
+    flow: Flow,
+    call: Option<CallHandle>,
+    merge_key: Option<MergeKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    Retransmit2xx,
+    AckTimeout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerTarget {
+    Tx(u64, TxTimer),
+    Call(CallHandle, CallTimer, u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// INVITE received, no final response yet.
+    Offered,
+    /// 2xx sent, ACK not yet received.
+    Accepted,
+    Confirmed,
+}
+
+#[derive(Debug)]
+enum PendingOffer {
+    Invite { tx: u64, request: Message },
+    Update { tx: u64, request: Message },
+}
+
+#[derive(Debug)]
+struct AwaitingAck {
+    response: Bytes,
+    cseq: u32,
+    interval: Duration,
+    /// Our 2xx carried the offer; the ACK carries the answer.
+    offer_in_2xx: bool,
+}
+
+#[derive(Debug)]
+struct Call {
+    dialog: Dialog,
+    flow: Flow,
+    state: CallState,
+    pending: Option<PendingOffer>,
+    awaiting_ack: Option<AwaitingAck>,
+    /// Bumped whenever 2xx retransmission stops, to disarm its timers.
+    ack_generation: u32,
+    hangup_after_ack: bool,
+}
+
+pub struct Endpoint {
+    config: EndpointConfig,
+    admission: Admission,
+    txs: HashMap<u64, Tx>,
+    tx_index: HashMap<TxKey, u64>,
+    merge_index: HashMap<MergeKey, u64>,
+    calls: HashMap<CallHandle, Call>,
+    dialogs: HashMap<DialogId, CallHandle>,
+    timers: BinaryHeap<Reverse<(Instant, TimerTarget)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Endpoint {
+        Endpoint {
+            admission: Admission::new(config.admission.clone()),
+            config,
+            txs: HashMap::new(),
+            tx_index: HashMap::new(),
+            merge_index: HashMap::new(),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_id: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which `handle_timeout` has work (it may be
+    /// a timer that turns out to be stale; calling early is harmless).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn active_transactions(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// While draining, new calls get `503` and live calls go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.admission.set_draining(draining);
+    }
+
+    pub fn calls(&self) -> impl Iterator<Item = CallHandle> + '_ {
+        self.calls.keys().copied()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn arm(&mut self, at: Instant, target: TimerTarget) {
+        self.timers.push(Reverse((at, target)));
+    }
+
+    fn transmit(&mut self, flow: Flow, bytes: Bytes) {
+        self.transmits.push_back(Transmit { flow, bytes });
+    }
+
+    /// Feeds one message (a datagram, or one framed message from a stream).
+    pub fn handle_message(&mut self, bytes: &[u8], flow: Flow, now: Instant) {
+        match Message::parse(bytes) {
+            Ok(message) if message.is_request() => self.handle_request(message, flow, now),
+            Ok(message) => self.handle_response(message, now),
+            Err(error) => self.handle_unparseable(bytes, flow, &error),
+        }
+    }
+
+    fn handle_unparseable(&mut self, bytes: &[u8], flow: Flow, error: &ParseError) {
+        self.stats.malformed += 1;
+        tracing::debug!(source = %flow.remote, %error, "unparseable SIP message");
+        if !self.admission.is_trusted(flow.remote.ip()) {
+            return;
+        }
+        let reason = match error {
+            ParseError::Malformed(reason) => reason,
+            ParseError::TooLarge => "Message Too Large",
+            ParseError::Incomplete => "Incomplete Message",
+        };
+        if let Some(response) = scan_for_bad_request(bytes, flow.remote, &capitalise(reason)) {
+            self.send_stateless(response, flow);
+        }
+    }
+
+    fn send_stateless(&mut self, response: Message, flow: Flow) {
+        let destination = response
+            .header_values("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
+            .map_or(flow.remote, |via| {
+                response_destination(flow.remote, &via, flow.transport.is_reliable())
+            });
+        self.transmit(
+            Flow {
+                remote: destination,
+                ..flow
+            },
+            response.to_bytes(),
+        );
+    }
+
+    fn handle_request(&mut self, request: Message, flow: Flow, now: Instant) {
+        self.stats.requests_received += 1;
+        let method = request.method().cloned().unwrap_or(Method::Ack);
+        if !self.admission.is_trusted(flow.remote.ip()) {
+            // Say no and nothing else: no Server, Allow or reason detail.
+            self.stats.refused_acl += 1;
+            if method != Method::Ack {
+                let response = response_to(&request, flow.remote, 403, "Forbidden", None);
+                self.send_stateless(response, flow);
+            }
+            return;
+        }
+        if let Err(rejection) = validate::check_request(&request) {
+            self.stats.malformed += 1;
+            tracing::debug!(source = %flow.remote, reason = %rejection.reason, "invalid request");
+            if method != Method::Ack {
+                let response = response_to(
+                    &request,
+                    flow.remote,
+                    rejection.code,
+                    &rejection.reason,
+                    None,
+                );
+                self.send_stateless(response, flow);
+            }
+            return;
+        }
+        let Some(top_via) = request
+            .header_values("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
+        else {
+            return;
+        };
+        let key = server_key(&request, &top_via, &method);
+        let flow = Flow {
+            remote: response_destination(flow.remote, &top_via, flow.transport.is_reliable()),
+            ..flow
+        };
+        if method == Method::Ack {
+            self.handle_ack(&request, &key, now);
+            return;
+        }
+        if let Some(&id) = self.tx_index.get(&key) {
+            self.stats.retransmissions_received += 1;
+            let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
+                Some(Machine::ServerInvite(m)) => m.on_request_retransmission(),
+                Some(Machine::ServerNonInvite(m)) => m.on_request_retransmission(),
+                _ => TxStep::default(),
+            };
+            self.apply_step(id, step, now);
+            return;
+        }
+        self.handle_new_request(request, method, key, flow, now);
+    }
+
+    fn handle_new_request(
+        &mut self,
+        request: Message,
+        method: Method,
+        key: TxKey,
+        flow: Flow,
+        now: Instant,
+    ) {
+        let call_id = request.header("Call-ID").unwrap_or_default().to_string();
+        let _span = tracing::debug_span!("sip", call_id = %call_id).entered();
+        match method {
+            Method::Extension(_) => return self.reply_new(&request, key, flow, 501, &[], now),
+            Method::Register
+            | Method::Subscribe
+            | Method::Publish
+            | Method::Message
+            | Method::Refer
+            | Method::Prack
+            | Method::Notify => {
+                return self.reply_new(&request, key, flow, 405, &[("Allow", ALLOW)], now);
+            }
+            _ => {}
+        }
+        if method != Method::Options && request.header("Max-Forwards") == Some("0") {
+            return self.reply_new(&request, key, flow, 483, &[], now);
+        }
+        if method == Method::Cancel {
+            return self.handle_cancel(&request, key, flow, now);
+        }
+        let to_tag = request
+            .header("To")
+            .and_then(|to| NameAddr::parse(to).ok())
+            .and_then(|to| to.tag().map(str::to_string));
+        if let Some(to_tag) = to_tag {
+            return self.handle_in_dialog(request, method, key, flow, &to_tag, now);
+        }
+        let merge_key = merge_key(&request);
+        if let Some(existing) = merge_key.as_ref().and_then(|k| self.merge_index.get(k)) {
+            if self.txs.get(existing).is_some_and(|tx| tx.key != key) {
+                return self.reply_new(&request, key, flow, 482, &[], now);
+            }
+        }
+        let unsupported = unsupported_extensions(&request);
+        if !unsupported.is_empty() {
+            return self.reply_new(
+                &request,
+                key,
+                flow,
+                420,
+                &[("Unsupported", &unsupported)],
+                now,
+            );
+        }
+        match method {
+            Method::Invite => self.handle_new_invite(request, key, flow, merge_key, now),
+            Method::Options => self.reply_new(&request, key, flow, 200, &capabilities(), now),
+            _ => self.reply_new(&request, key, flow, 481, &[], now),
+        }
+    }
+
+    fn handle_new_invite(
+        &mut self,
+        request: Message,
+        key: TxKey,
+        flow: Flow,
+        merge_key: Option<MergeKey>,
+        now: Instant,
+    ) {
+        if let Err(refusal) = self
+            .admission
+            .admit_call(flow.remote.ip(), self.calls.len(), now)
+        {
+            let (code, retry_after) = match refusal {
+                Refusal::Untrusted => (403, None),
+                Refusal::Capacity => (503, Some("5")),
+                Refusal::Rate => (503, Some("1")),
+                Refusal::Draining => (503, Some("30")),
+            };
+            match refusal {
+                Refusal::Untrusted => self.stats.refused_acl += 1,
+                Refusal::Capacity => self.stats.refused_capacity += 1,
+                Refusal::Rate => self.stats.refused_rate += 1,
+                Refusal::Draining => self.stats.refused_draining += 1,
+            }
+            tracing::info!(source = %flow.remote, refusal = refusal.label(), "call refused");
+            let extra: Vec<(&str, &str)> = retry_after
+                .map(|r| ("Retry-After", r))
+                .into_iter()
+                .collect();
+            return self.reply_new(&request, key, flow, code, &extra, now);
+        }
+        if let Err((code, header)) = check_session_body(&request) {
+            return self.reply_new(&request, key, flow, code, &header, now);
+        }
+        let local_tag = random_token();
+        let dialog = match Dialog::from_invite(&request, &local_tag) {
+            Ok(dialog) => dialog,
+            Err(_) => return self.reply_new(&request, key, flow, 400, &[], now),
+        };
+        let handle = CallHandle(self.next_id());
+        let tx_id = self.start_server_tx(&request, key, flow, merge_key, Some(handle));
+        self.respond_in_tx(tx_id, &request, 100, &[], None, now);
+        self.stats.calls_offered += 1;
+        let invite_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
+        let incoming = IncomingCall {
+            call: handle,
+            call_id: dialog.id.call_id.clone(),
+            dialled: invite_uri.and_then(|u| u.user),
+            caller: request
+                .header("From")
+                .and_then(|f| NameAddr::parse(f).ok())
+                .and_then(|f| Uri::parse(&f.uri).ok())
+                .and_then(|u| u.user),
+            offer: (!request.body.is_empty()).then(|| request.body.clone()),
+            flow,
+            invite: request.clone(),
+        };
+        tracing::debug!(call_id = %incoming.call_id, source = %flow.remote, "incoming call");
+        self.dialogs.insert(dialog.id.clone(), handle);
+        self.calls.insert(
+            handle,
+            Call {
+                dialog,
+                flow,
+                state: CallState::Offered,
+                pending: Some(PendingOffer::Invite { tx: tx_id, request }),
+                awaiting_ack: None,
+                ack_generation: 0,
+                hangup_after_ack: false,
+            },
+        );
+        self.events
+            .push_back(Event::IncomingCall(Box::new(incoming)));
+    }
+
+    fn handle_cancel(&mut self, request: &Message, key: TxKey, flow: Flow, now: Instant) {
+        let invite_key = key.with_method("INVITE");
+        let Some(&invite_tx) = self.tx_index.get(&invite_key) else {
+            return self.reply_new(request, key, flow, 481, &[], now);
+        };
+        self.reply_new(request, key, flow, 200, &[], now);
+        let (call, answered) = match self.txs.get(&invite_tx) {
+            Some(Tx {
+                machine: Machine::ServerInvite(m),
+                call,
+                ..
+            }) => (*call, m.has_final_response()),
+            _ => return,
+        };
+        // A CANCEL that lost the race with our 2xx changes nothing.
+        if answered {
+            return;
+        }
+        if let Some(handle) = call {
+            self.finish_pending_invite(handle, 487, now);
+            self.end_call(handle, EndReason::Cancelled);
+        }
+    }
+
+    fn handle_in_dialog(
+        &mut self,
+        request: Message,
+        method: Method,
+        key: TxKey,
+        flow: Flow,
+        to_tag: &str,
+        now: Instant,
+    ) {
+        let dialog_id = DialogId {
+            call_id: request.header("Call-ID").unwrap_or_default().to_string(),
+            local_tag: to_tag.to_string(),
+            remote_tag: request
+                .header("From")
+                .and_then(|f| NameAddr::parse(f).ok())
+                .and_then(|f| f.tag().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        let Some(&handle) = self.dialogs.get(&dialog_id) else {
+            return self.reply_new(&request, key, flow, 481, &[], now);
+        };
+        if method == Method::Options {
+            return self.reply_new(&request, key, flow, 200, &capabilities(), now);
+        }
+        let seq = request
+            .header("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map_or(0, |c| c.seq);
+        let in_order = self
+            .calls
+            .get_mut(&handle)
+            .is_some_and(|call| call.dialog.accept_remote_seq(seq).is_ok());
+        if !in_order {
+            return self.reply_new(&request, key, flow, 500, &[], now);
+        }
+        match method {
+            Method::Bye => {
+                self.reply_new(&request, key, flow, 200, &[], now);
+                if self
+                    .calls
+                    .get(&handle)
+                    .is_some_and(|c| matches!(c.pending, Some(PendingOffer::Invite { .. })))
+                {
+                    self.finish_pending_invite(handle, 487, now);
+                }
+                self.end_call(handle, EndReason::RemoteBye);
+            }
+            Method::Invite | Method::Update => {
+                self.handle_reoffer(request, method, key, flow, handle, now)
+            }
+            Method::Info => {
+                let content_type = request
+                    .header("Content-Type")
+                    .unwrap_or_default()
+                    .to_string();
+                let media_type = content_type
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                let known =
+                    ["application/dtmf-relay", "application/dtmf"].contains(&media_type.as_str());
+                if !request.body.is_empty() && !known {
+                    return self.reply_new(&request, key, flow, 415, &[("Accept", ACCEPT)], now);
+                }
+                self.reply_new(&request, key, flow, 200, &[], now);
+                self.events.push_back(Event::Info {
+                    call: handle,
+                    content_type,
+                    body: request.body.clone(),
+                });
+            }
+            _ => self.reply_new(&request, key, flow, 405, &[("Allow", ALLOW)], now),
+        }
+    }
+
+    fn handle_reoffer(
+        &mut self,
+        request: Message,
+        method: Method,
+        key: TxKey,
+        flow: Flow,
+        handle: CallHandle,
+        now: Instant,
+    ) {
+        let busy = self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.pending.is_some() || c.state == CallState::Offered);
+        if busy {
+            // RFC 3261 §14.2: an offer while ours is still being answered.
+            return self.reply_new(&request, key, flow, 500, &[("Retry-After", "1")], now);
+        }
+        if let Err((code, header)) = check_session_body(&request) {
+            return self.reply_new(&request, key, flow, code, &header, now);
+        }
+        if method == Method::Update && request.body.is_empty() {
+            // An UPDATE without an offer only refreshes the target.
+            if let Some(call) = self.calls.get_mut(&handle) {
+                call.dialog.refresh_target(&request);
+            }
+            return self.reply_new(&request, key, flow, 200, &[], now);
+        }
+        let tx = self.start_server_tx(&request, key, flow, None, Some(handle));
+        let sdp = (!request.body.is_empty()).then(|| request.body.clone());
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.dialog.refresh_target(&request);
+            call.pending = Some(match method {
+                Method::Invite => PendingOffer::Invite { tx, request },
+                _ => PendingOffer::Update { tx, request },
+            });
+        }
+        self.events.push_back(Event::Reoffer { call: handle, sdp });
+    }
+
+    fn handle_ack(&mut self, ack: &Message, key: &TxKey, now: Instant) {
+        if let Some(&id) = self.tx_index.get(&key.with_method("INVITE")) {
+            if let Some(Tx {
+                machine: Machine::ServerInvite(m),
+                ..
+            }) = self.txs.get_mut(&id)
+            {
+                // An ACK on the INVITE's own branch acknowledges a non-2xx;
+                // after a 2xx it is a (non-compliant) 2xx ACK for the dialog.
+                if m.state != super::transaction::ServerInviteState::Accepted {
+                    let step = m.on_ack(now);
+                    self.apply_step(id, step, now);
+                    return;
+                }
+            }
+        }
+        let Some(handle) = self.dialog_of(ack) else {
+            return;
+        };
+        let seq = ack
+            .header("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map(|c| c.seq);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Some(awaiting) = call.awaiting_ack.as_ref().filter(|a| Some(a.cseq) == seq) else {
+            return;
+        };
+        let sdp = (awaiting.offer_in_2xx && !ack.body.is_empty()).then(|| ack.body.clone());
+        call.awaiting_ack = None;
+        call.ack_generation += 1;
+        call.state = CallState::Confirmed;
+        let hangup = call.hangup_after_ack;
+        tracing::debug!(call_id = %call.dialog.id.call_id, "call confirmed");
+        self.events
+            .push_back(Event::CallConfirmed { call: handle, sdp });
+        if hangup {
+            self.send_bye(handle, now);
+            self.end_call(handle, EndReason::LocalHangup);
+        }
+    }
+
+    fn dialog_of(&self, request: &Message) -> Option<CallHandle> {
+        let to = NameAddr::parse(request.header("To")?).ok()?;
+        let from = NameAddr::parse(request.header("From")?).ok()?;
+        let id = DialogId {
+            call_id: request.header("Call-ID")?.to_string(),
+            local_tag: to.tag()?.to_string(),
+            remote_tag: from.tag().unwrap_or_default().to_string(),
+        };
+        self.dialogs.get(&id).copied()
+    }
+
+    fn handle_response(&mut self, response: Message, now: Instant) {
+        self.stats.responses_received += 1;
+        if validate::check_response(&response).is_err() {
+            self.stats.malformed += 1;
+            return;
+        }
+        let branch = response
+            .header_values("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string));
+        let method = response
+            .header("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map(|c| c.method);
+        let (Some(branch), Some(method), Some(code)) = (branch, method, response.status()) else {
+            return;
+        };
+        let Some(&id) = self.tx_index.get(&TxKey::Client { branch, method }) else {
+            return;
+        };
+        let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
+            Some(Machine::ClientNonInvite(m)) => m.on_response(code, now),
+            _ => return,
+        };
+        self.apply_step(id, step, now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, target))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match target {
+                TimerTarget::Tx(id, timer) => {
+                    let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
+                        Some(Machine::ServerInvite(m)) => m.on_timer(timer, now),
+                        Some(Machine::ServerNonInvite(m)) => m.on_timer(timer, now),
+                        Some(Machine::ClientNonInvite(m)) => m.on_timer(timer, now),
+                        None => continue,
+                    };
+                    if step.send.is_some() {
+                        self.stats.retransmissions_sent += 1;
+                    }
+                    self.apply_step(id, step, now);
+                }
+                TimerTarget::Call(handle, timer, generation) => {
+                    self.on_call_timer(handle, timer, generation, now)
+                }
+            }
+        }
+    }
+
+    fn on_call_timer(
+        &mut self,
+        handle: CallHandle,
+        timer: CallTimer,
+        generation: u32,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.ack_generation != generation {
+            return;
+        }
+        let Some(awaiting) = call.awaiting_ack.as_mut() else {
+            return;
+        };
+        match timer {
+            CallTimer::Retransmit2xx => {
+                awaiting.interval = (awaiting.interval * 2).min(self.config.timers.t2);
+                let (bytes, flow, next) = (
+                    awaiting.response.clone(),
+                    call.flow,
+                    now + awaiting.interval,
+                );
+                self.stats.retransmissions_sent += 1;
+                self.transmit(flow, bytes);
+                self.arm(
+                    next,
+                    TimerTarget::Call(handle, CallTimer::Retransmit2xx, generation),
+                );
+            }
+            CallTimer::AckTimeout => {
+                tracing::info!(call_id = %call.dialog.id.call_id, "no ACK for our 2xx, ending the call");
+                call.awaiting_ack = None;
+                call.ack_generation += 1;
+                call.state = CallState::Confirmed;
+                self.send_bye(handle, now);
+                self.end_call(handle, EndReason::AckTimeout);
+            }
+        }
+    }
+
+    /// Answers the pending INVITE (initial or re-INVITE) or UPDATE with 200
+    /// and our SDP.
+    pub fn accept(
+        &mut self,
+        handle: CallHandle,
+        sdp: Bytes,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        let call = self.calls.get_mut(&handle).ok_or(CallError::NoSuchCall)?;
+        let pending = call.pending.take().ok_or(CallError::NothingPending)?;
+        let contact = contact_header(call.flow, &call.dialog);
+        let headers = [
+            ("Contact", contact.as_str()),
+            ("Allow", ALLOW),
+            ("Supported", ""),
+        ];
+        match pending {
+            PendingOffer::Invite { tx, request } => {
+                let seq = request
+                    .header("CSeq")
+                    .and_then(|c| CSeq::parse(c).ok())
+                    .map_or(0, |c| c.seq);
+                let offer_in_2xx = request.body.is_empty();
+                let bytes = self.respond_in_tx(tx, &request, 200, &headers, Some(sdp), now);
+                let t1 = self.config.timers.t1;
+                let timeout = self.config.timers.timeout();
+                let Some(call) = self.calls.get_mut(&handle) else {
+                    return Err(CallError::NoSuchCall);
+                };
+                if call.state == CallState::Offered {
+                    self.stats.calls_answered += 1;
+                    call.state = CallState::Accepted;
+                }
+                call.ack_generation += 1;
+                call.awaiting_ack = Some(AwaitingAck {
+                    response: bytes,
+                    cseq: seq,
+                    interval: t1,
+                    offer_in_2xx,
+                });
+                let generation = call.ack_generation;
+                if !call.flow.transport.is_reliable() {
+                    self.arm(
+                        now + t1,
+                        TimerTarget::Call(handle, CallTimer::Retransmit2xx, generation),
+                    );
+                }
+                self.arm(
+                    now + timeout,
+                    TimerTarget::Call(handle, CallTimer::AckTimeout, generation),
+                );
+            }
+            PendingOffer::Update { tx, request } => {
+                self.respond_in_tx(tx, &request, 200, &headers, Some(sdp), now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses the pending offer with `code`. For the initial INVITE this
+    /// ends the call; for a re-INVITE or UPDATE the call goes on as before.
+    pub fn reject(&mut self, handle: CallHandle, code: u16, now: Instant) -> Result<(), CallError> {
+        let call = self.calls.get(&handle).ok_or(CallError::NoSuchCall)?;
+        if call.pending.is_none() {
+            return Err(CallError::NothingPending);
+        }
+        let initial = call.state == CallState::Offered;
+        self.finish_pending_invite(handle, code, now);
+        if initial {
+            self.end_call(handle, EndReason::Rejected(code));
+        }
+        Ok(())
+    }
+
+    /// Ends a call from our side: a final error before the answer, BYE
+    /// after it (deferred until the ACK if it has not arrived yet).
+    pub fn hangup(&mut self, handle: CallHandle, now: Instant) -> Result<(), CallError> {
+        let call = self.calls.get_mut(&handle).ok_or(CallError::NoSuchCall)?;
+        match call.state {
+            CallState::Offered => self.reject(handle, 480, now),
+            CallState::Accepted => {
+                call.hangup_after_ack = true;
+                Ok(())
+            }
+            CallState::Confirmed => {
+                if matches!(call.pending, Some(PendingOffer::Invite { .. })) {
+                    self.finish_pending_invite(handle, 487, now);
+                }
+                self.send_bye(handle, now);
+                self.end_call(handle, EndReason::LocalHangup);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a final non-2xx to the call's pending INVITE/UPDATE, if any.
+    fn finish_pending_invite(&mut self, handle: CallHandle, code: u16, now: Instant) {
+        let Some(pending) = self.calls.get_mut(&handle).and_then(|c| c.pending.take()) else {
+            return;
+        };
+        let (tx, request) = match pending {
+            PendingOffer::Invite { tx, request } | PendingOffer::Update { tx, request } => {
+                (tx, request)
+            }
+        };
+        self.respond_in_tx(tx, &request, code, &[], None, now);
+    }
+
+    fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
+        if let Some(call) = self.calls.remove(&handle) {
+            self.dialogs.remove(&call.dialog.id);
+            tracing::debug!(call_id = %call.dialog.id.call_id, reason = reason.label(), "call ended");
+            self.events.push_back(Event::CallEnded {
+                call: handle,
+                reason,
+            });
+        }
+    }
+
+    fn send_bye(&mut self, handle: CallHandle, now: Instant) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let mut flow = call.flow;
+        if let Some((address, transport)) = call.dialog.next_hop() {
+            flow.remote = address;
+            match transport.as_deref() {
+                Some("TCP") if flow.transport == Transport::Udp => {
+                    flow.transport = Transport::Tcp;
+                    flow.connection = None;
+                }
+                Some("UDP") if flow.transport == Transport::Tcp => {
+                    flow.transport = Transport::Udp;
+                    flow.connection = None;
+                }
+                _ => {}
+            }
+        }
+        let mut bye = call.dialog.new_request(Method::Bye);
+        bye.push_header("User-Agent", self.config.user_agent.clone());
+        self.send_request(bye, flow, now);
+    }
+
+    /// Starts a non-INVITE client transaction for `request` (which has no
+    /// Via yet). Requests too big for a datagram move to TCP.
+    fn send_request(&mut self, mut request: Message, mut flow: Flow, now: Instant) {
+        let branch = new_branch();
+        let method = request
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let via = |transport: Transport| our_via(transport.via_token(), flow.local, &branch);
+        request.headers.insert(
+            0,
+            super::message::Header {
+                name: "Via".to_string(),
+                value: via(flow.transport),
+            },
+        );
+        let mut bytes = request.to_bytes();
+        if flow.transport == Transport::Udp && bytes.len() > UDP_MTU_LIMIT {
+            flow.transport = Transport::Tcp;
+            flow.connection = None;
+            request.headers[0].value = via(Transport::Tcp);
+            bytes = request.to_bytes();
+        }
+        let (machine, step) =
+            ClientNonInvite::start(bytes, flow.transport.is_reliable(), self.config.timers, now);
+        let id = self.next_id();
+        let key = TxKey::Client { branch, method };
+        self.tx_index.insert(key.clone(), id);
+        self.txs.insert(
+            id,
+            Tx {
+                machine: Machine::ClientNonInvite(machine),
+                key,
+                flow,
+                call: None,
+                merge_key: None,
+            },
+        );
+        self.apply_step(id, step, now);
+    }
+
+    fn start_server_tx(
+        &mut self,
+        request: &Message,
+        key: TxKey,
+        flow: Flow,
+        merge_key: Option<MergeKey>,
+        call: Option<CallHandle>,
+    ) -> u64 {
+        let reliable = flow.transport.is_reliable();
+        let machine = if request.method() == Some(&Method::Invite) {
+            Machine::ServerInvite(ServerInvite::new(reliable, self.config.timers))
+        } else {
+            Machine::ServerNonInvite(ServerNonInvite::new(reliable, self.config.timers))
+        };
+        let id = self.next_id();
+        self.tx_index.insert(key.clone(), id);
+        if let Some(merge) = &merge_key {
+            self.merge_index.insert(merge.clone(), id);
+        }
+        self.txs.insert(
+            id,
+            Tx {
+                machine,
+                key,
+                flow,
+                call,
+                merge_key,
+            },
+        );
+        id
+    }
+
+    /// Creates a server transaction for a new request and answers it at once.
+    fn reply_new(
+        &mut self,
+        request: &Message,
+        key: TxKey,
+        flow: Flow,
+        code: u16,
+        headers: &[(&str, &str)],
+        now: Instant,
+    ) {
+        let merge = if request.header("To").is_some_and(|to| to.contains("tag=")) {
+            None
+        } else {
+            merge_key(request)
+        };
+        let merge = merge.filter(|k| !self.merge_index.contains_key(k));
+        let tx = self.start_server_tx(request, key, flow, merge, None);
+        self.respond_in_tx(tx, request, code, headers, None, now);
+    }
+
+    /// Builds a response and passes it to the server transaction; returns
+    /// the bytes sent.
+    fn respond_in_tx(
+        &mut self,
+        tx: u64,
+        request: &Message,
+        code: u16,
+        headers: &[(&str, &str)],
+        sdp: Option<Bytes>,
+        now: Instant,
+    ) -> Bytes {
+        let Some(entry) = self.txs.get(&tx) else {
+            return Bytes::new();
+        };
+        let to_tag = entry
+            .call
+            .and_then(|h| self.calls.get(&h))
+            .map(|c| c.dialog.id.local_tag.clone())
+            .unwrap_or_else(random_token);
+        let source = entry.flow.remote;
+        let mut response = response_to(request, source, code, reason_phrase(code), Some(&to_tag));
+        for (name, value) in headers {
+            response.push_header(name, *value);
+        }
+        if code >= 300 || code == 200 {
+            response.push_header("Server", self.config.user_agent.clone());
+        }
+        if let Some(sdp) = sdp {
+            response.set_body("application/sdp", sdp);
+        }
+        let bytes = response.to_bytes();
+        let step = match self.txs.get_mut(&tx).map(|t| &mut t.machine) {
+            Some(Machine::ServerInvite(m)) => m.send_response(code, bytes.clone(), now),
+            Some(Machine::ServerNonInvite(m)) => m.send_response(code, bytes.clone(), now),
+            _ => TxStep::default(),
+        };
+        self.apply_step(tx, step, now);
+        bytes
+    }
+
+    fn apply_step(&mut self, id: u64, step: TxStep, _now: Instant) {
+        let Some(tx) = self.txs.get(&id) else {
+            return;
+        };
+        let flow = tx.flow;
+        if let Some(bytes) = step.send {
+            self.transmit(flow, bytes);
+        }
+        for (timer, at) in step.arm {
+            self.arm(at, TimerTarget::Tx(id, timer));
+        }
+        if step.terminated {
+            if let Some(tx) = self.txs.remove(&id) {
+                if self.tx_index.get(&tx.key) == Some(&id) {
+                    self.tx_index.remove(&tx.key);
+                }
+                if let Some(merge) = tx.merge_key {
+                    if self.merge_index.get(&merge) == Some(&id) {
+                        self.merge_index.remove(&merge);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends every call now: BYE to answered calls, 503 to unanswered ones.
+    pub fn hangup_all(&mut self, now: Instant) {
+        let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        for handle in handles {
+            let state = self.calls.get(&handle).map(|c| c.state);
+            match state {
+                Some(CallState::Offered) => {
+                    let _ = self.reject(handle, 503, now);
+                }
+                Some(CallState::Accepted) => {
+                    if let Some(call) = self.calls.get_mut(&handle) {
+                        call.awaiting_ack = None;
+                        call.ack_generation += 1;
+                        call.state = CallState::Confirmed;
+                    }
+                    let _ = self.hangup(handle, now);
+                }
+                Some(CallState::Confirmed) => {
+                    let _ = self.hangup(handle, now);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn capitalise(reason: &str) -> String {
+    let mut chars = reason.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn capabilities() -> [(&'static str, &'static str); 3] {
+    [("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", "")]
+}
+
+fn contact_header(flow: Flow, dialog: &Dialog) -> String {
+    // Our Contact user is the number the caller dialled, so that a peer
+    // that routes on it gets back to the same entry point.
+    let user: String = NameAddr::parse(&dialog.local_uri)
+        .ok()
+        .and_then(|n| Uri::parse(&n.uri).ok())
+        .and_then(|u| u.user)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(*c))
+        .collect();
+    let user = if user.is_empty() { "hotline" } else { &user };
+    match flow.transport {
+        Transport::Udp => format!("<sip:{user}@{}>", flow.local),
+        Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", flow.local),
+    }
+}
+
+fn server_key(request: &Message, top_via: &Via, method: &Method) -> TxKey {
+    let method = match method {
+        Method::Ack => "INVITE".to_string(),
+        other => other.as_str().to_string(),
+    };
+    if top_via.has_rfc3261_branch() {
+        return TxKey::Server {
+            branch: top_via.branch().unwrap_or_default().to_string(),
+            sent_by: top_via.sent_by(),
+            method,
+        };
+    }
+    TxKey::Legacy {
+        call_id: request.header("Call-ID").unwrap_or_default().to_string(),
+        from_tag: request
+            .header("From")
+            .and_then(|f| NameAddr::parse(f).ok())
+            .and_then(|f| f.tag().map(str::to_string))
+            .unwrap_or_default(),
+        cseq: request
+            .header("CSeq")
+            .and_then(|c| CSeq::parse(c).ok())
+            .map_or(0, |c| c.seq),
+        via: request
+            .header_values("Via")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        method,
+    }
+}
+
+fn merge_key(request: &Message) -> Option<MergeKey> {
+    let from_tag = NameAddr::parse(request.header("From")?)
+        .ok()?
+        .tag()?
+        .to_string();
+    let cseq = CSeq::parse(request.header("CSeq")?).ok()?.seq;
+    Some((request.header("Call-ID")?.to_string(), from_tag, cseq))
+}
+
+/// Option tags in Require that we do not support (we support none yet).
+fn unsupported_extensions(request: &Message) -> String {
+    request
+        .header_values("Require")
+        .filter(|tag| !tag.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks that an INVITE/UPDATE body is SDP and that the peer accepts SDP:
+/// `415` with Accept, or `406`.
+fn check_session_body(request: &Message) -> Result<(), (u16, Vec<(&'static str, &'static str)>)> {
+    if !request.body.is_empty() {
+        let content_type = request.header("Content-Type").unwrap_or_default();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if !media_type.eq_ignore_ascii_case("application/sdp") {
+            return Err((415, vec![("Accept", "application/sdp")]));
+        }
+    }
+    if request.has_header("Accept") {
+        let accepts_sdp = request.header_values("Accept").any(|value| {
+            let media_type = value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                media_type.as_str(),
+                "application/sdp" | "application/*" | "*/*"
+            )
+        });
+        if !accepts_sdp {
+            return Err((406, Vec::new()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,472 @@
+//! Typed views of the header values the gateway acts on: Via, name-addr
+//! (From, To, Contact, Route, Record-Route), CSeq and SIP URIs.
+//!
+//! Each parser takes the unfolded header value text and returns a small
+//! struct or a static reason string that can go straight into a `400`
+//! reason phrase. Parsers never panic on any input.
+
+use std::net::IpAddr;
+
+/// A `;name=value` parameter list entry; `value` is `None` for flags like `lr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+fn find_param<'a>(params: &'a [Param], name: &str) -> Option<&'a Param> {
+    params.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Parses `;a=1;b;c = 2` into parameters. Every parameter needs a token name.
+fn parse_params(text: &str) -> Result<Vec<Param>, &'static str> {
+    let mut params = Vec::new();
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(params);
+    }
+    let text = text.strip_prefix(';').ok_or("text after a value")?;
+    for raw in split_outside_quotes(text, ';') {
+        let (name, value) = match raw.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().to_string())),
+            None => (raw.trim(), None),
+        };
+        if !super::message::is_token(name) {
+            return Err("empty or bad parameter");
+        }
+        params.push(Param {
+            name: name.to_string(),
+            value,
+        });
+    }
+    Ok(params)
+}
+
+fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut in_quotes, mut escaped, mut start) = (false, false, 0);
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c == sep && !in_quotes => {
+                out.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// One Via header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// Transport token in upper case (`UDP`, `TCP`, …).
+    pub transport: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<Param>,
+}
+
+impl Via {
+    pub fn parse(value: &str) -> Result<Via, &'static str> {
+        // "SIP / 2.0 / UDP host:port;params" with any LWS around the slashes.
+        let mut rest = value.trim();
+        let mut protocol = Vec::with_capacity(3);
+        for i in 0..3 {
+            let end = if i < 2 {
+                rest.find('/').ok_or("bad Via protocol")?
+            } else {
+                rest.find([' ', '\t']).ok_or("Via without sent-by")?
+            };
+            protocol.push(rest[..end].trim());
+            rest = rest[end..].trim_start_matches('/').trim_start();
+        }
+        if !protocol[0].eq_ignore_ascii_case("SIP") || protocol[1] != "2.0" {
+            return Err("bad Via protocol");
+        }
+        if !super::message::is_token(protocol[2]) {
+            return Err("bad Via transport");
+        }
+        let (sent_by, params) = match rest.find(';') {
+            Some(i) => (rest[..i].trim(), &rest[i..]),
+            None => (rest.trim(), ""),
+        };
+        let (host, port) = split_host_port(sent_by).ok_or("bad Via sent-by")?;
+        let params = parse_params(params).map_err(|_| "bad Via parameter")?;
+        Ok(Via {
+            transport: protocol[2].to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        })
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        find_param(&self.params, "branch").and_then(|p| p.value.as_deref())
+    }
+
+    /// True when the branch carries the RFC 3261 magic cookie.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with("z9hG4bK"))
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        find_param(&self.params, name).is_some()
+    }
+
+    /// `host:port` as written, for transaction matching.
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{v6}]"), port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (text.to_string(), None),
+        }
+    };
+    let valid_host = host.starts_with('[')
+        || host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if host.is_empty() || !valid_host {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.trim().parse::<u16>().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+/// A parsed URI. SIP and SIPS URIs are taken apart; other schemes (`tel`,
+/// unknown) keep their text so that the caller can answer `416`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub scheme: String,
+    /// User part, percent-decoded.
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<Param>,
+    /// `?headers` part, still escaped.
+    pub headers: Option<String>,
+}
+
+impl Uri {
+    pub fn parse(text: &str) -> Result<Uri, &'static str> {
+        let text = text.trim();
+        let (scheme, rest) = text.split_once(':').ok_or("URI without scheme")?;
+        let scheme_ok = scheme
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        if !scheme_ok {
+            return Err("bad URI scheme");
+        }
+        if text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>')
+        {
+            return Err("whitespace or angle bracket inside a URI");
+        }
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "sip" && scheme != "sips" {
+            return Ok(Uri {
+                scheme,
+                user: None,
+                host: rest.to_string(),
+                port: None,
+                params: Vec::new(),
+                headers: None,
+            });
+        }
+        let (rest, headers) = match rest.split_once('?') {
+            Some((r, h)) => (r, Some(h.to_string())),
+            None => (rest, None),
+        };
+        let (userinfo, hostpart) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (hostport, params) = match hostpart.find(';') {
+            Some(i) => (&hostpart[..i], &hostpart[i..]),
+            None => (hostpart, ""),
+        };
+        let (host, port) = split_host_port(hostport).ok_or("bad host in URI")?;
+        let user = match userinfo {
+            Some(info) => {
+                let user = info.split_once(':').map_or(info, |(u, _)| u);
+                Some(percent_decode(user).ok_or("bad escape in URI user")?)
+            }
+            None => None,
+        };
+        let params = parse_params(params).map_err(|_| "bad URI parameter")?;
+        Ok(Uri {
+            scheme,
+            user,
+            host,
+            port,
+            params,
+            headers,
+        })
+    }
+
+    pub fn is_sip(&self) -> bool {
+        self.scheme == "sip" || self.scheme == "sips"
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        find_param(&self.params, name)
+    }
+
+    /// The host as an IP address when it is a literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or invalid UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A name-addr or addr-spec header value (From, To, Contact, Route, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    pub display: Option<String>,
+    /// The URI text as written (inside the angle brackets, if any).
+    pub uri: String,
+    pub params: Vec<Param>,
+}
+
+impl NameAddr {
+    pub fn parse(value: &str) -> Result<NameAddr, &'static str> {
+        let value = value.trim();
+        if value == "*" {
+            return Ok(NameAddr {
+                display: None,
+                uri: "*".to_string(),
+                params: Vec::new(),
+            });
+        }
+        let (display, after_display) = if let Some(quoted) = value.strip_prefix('"') {
+            let end = closing_quote(quoted).ok_or("unterminated quoted display name")?;
+            (
+                Some(quoted[..end].to_string()),
+                quoted[end + 1..].trim_start(),
+            )
+        } else if let Some(lt) = value.find('<') {
+            let name = value[..lt].trim();
+            let is_display_token = |w: &str| super::message::is_token(w);
+            if !name.split_whitespace().all(is_display_token) {
+                return Err("display name needs quotes");
+            }
+            ((!name.is_empty()).then(|| name.to_string()), &value[lt..])
+        } else {
+            (None, value)
+        };
+        if let Some(inner) = after_display.strip_prefix('<') {
+            let (uri, params) = inner.split_once('>').ok_or("missing '>' in address")?;
+            if uri.trim() != uri || uri.is_empty() {
+                return Err("whitespace inside '<' and '>'");
+            }
+            let params = parse_params(params).map_err(|_| "bad address parameter")?;
+            Uri::parse(uri)?;
+            return Ok(NameAddr {
+                display,
+                uri: uri.to_string(),
+                params,
+            });
+        }
+        if display.is_some() {
+            return Err("display name without '<'");
+        }
+        // addr-spec: parameters after the first ';' belong to the header.
+        let (uri, params) = match after_display.find(';') {
+            Some(i) => (&after_display[..i], &after_display[i..]),
+            None => (after_display, ""),
+        };
+        if uri.contains(['?', ',']) {
+            return Err("address with '?' or ',' needs '<' and '>'");
+        }
+        Uri::parse(uri)?;
+        let params = parse_params(params).map_err(|_| "bad address parameter")?;
+        Ok(NameAddr {
+            display: None,
+            uri: uri.trim().to_string(),
+            params,
+        })
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        find_param(&self.params, "tag").and_then(|p| p.value.as_deref())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        find_param(&self.params, name)
+    }
+}
+
+/// Index of the closing quote of a quoted string whose opening quote was
+/// already stripped, honouring backslash escapes.
+fn closing_quote(text: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The CSeq header: sequence number and method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: String,
+}
+
+impl CSeq {
+    pub fn parse(value: &str) -> Result<CSeq, &'static str> {
+        let mut parts = value.split_whitespace();
+        let seq = parts.next().ok_or("empty CSeq")?;
+        let method = parts.next().ok_or("CSeq without method")?;
+        if parts.next().is_some() {
+            return Err("bad CSeq");
+        }
+        let seq: u32 = seq
+            .parse()
+            .ok()
+            .filter(|&n: &u32| n < 1 << 31)
+            .ok_or("CSeq number out of range")?;
+        if !super::message::is_token(method) {
+            return Err("bad CSeq method");
+        }
+        Ok(CSeq {
+            seq,
+            method: method.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_with_spaces_around_slashes() {
+        let via = Via::parse("SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(via.transport, "UDP");
+        assert_eq!(via.host, "192.0.2.2");
+        assert_eq!(via.branch(), Some("390skdjuw"));
+        assert!(!via.has_rfc3261_branch());
+    }
+
+    #[test]
+    fn via_with_port_rport_and_ipv6() {
+        let via = Via::parse("SIP/2.0/TCP [::1]:5070;rport;branch=z9hG4bKa").unwrap();
+        assert_eq!(via.host, "[::1]");
+        assert_eq!(via.port, Some(5070));
+        assert!(via.has_param("rport"));
+        assert_eq!(via.sent_by(), "[::1]:5070");
+    }
+
+    #[test]
+    fn via_with_empty_parameters_is_rejected() {
+        assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
+    }
+
+    #[test]
+    fn uri_user_is_unescaped() {
+        let uri = Uri::parse("sip:%75se%72@example.com;lr").unwrap();
+        assert_eq!(uri.user.as_deref(), Some("user"));
+        assert!(uri.param("lr").is_some());
+    }
+
+    #[test]
+    fn unknown_scheme_is_kept() {
+        let uri = Uri::parse("isbn:2983792873").unwrap();
+        assert_eq!(uri.scheme, "isbn");
+        assert!(!uri.is_sip());
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let a = NameAddr::parse(r#""J Rosenberg \\\""  <sip:jdrosen@example.com> ; tag = 98asjd8"#)
+            .unwrap();
+        assert_eq!(a.tag(), Some("98asjd8"));
+        let b = NameAddr::parse("sip:caller@example.net;tag=2").unwrap();
+        assert_eq!(b.uri, "sip:caller@example.net");
+        assert_eq!(b.tag(), Some("2"));
+        let c = NameAddr::parse("Bob <sip:b@h>").unwrap();
+        assert_eq!(c.display.as_deref(), Some("Bob"));
+    }
+
+    #[test]
+    fn bad_name_addrs_are_rejected() {
+        assert!(NameAddr::parse(r#""Bell, Alexander <sip:a@b>"#).is_err());
+        assert!(NameAddr::parse("Bell, Alexander <sip:a@b>").is_err());
+        assert!(NameAddr::parse(r#""Watson" < sip:t@example.org >"#).is_err());
+    }
+
+    #[test]
+    fn cseq_range() {
+        assert_eq!(
+            CSeq::parse("0009\r\n INVITE".replace("\r\n", "").as_str())
+                .unwrap()
+                .seq,
+            9
+        );
+        assert!(CSeq::parse("36893488147419103232 INVITE").is_err());
+        assert!(CSeq::parse("2147483648 INVITE").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! SIP: messages, transactions, dialogs, SDP and admission as sans-IO
+//! state machines (`endpoint` ties them together), plus the socket shells
+//! in `transport`.
+
+pub mod admission;
+pub mod build;
+pub mod dialog;
+pub mod endpoint;
+pub mod headers;
+pub mod message;
+pub mod sdp;
+pub mod transaction;
+pub mod validate;
