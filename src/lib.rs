@@ -4,4 +4,8 @@
 //! state machines; `server` and the transport shells own sockets, timers and
 //! tasks.
 
+pub mod config;
+pub mod logging;
+pub mod media;
+pub mod server;
 pub mod sip;

@@ -343,6 +343,13 @@ impl Endpoint {
         self.txs.len()
     }
 
+    /// True while requests we sent (BYE) still wait for their answers.
+    pub fn has_client_transactions(&self) -> bool {
+        self.txs
+            .values()
+            .any(|tx| matches!(tx.machine, Machine::ClientNonInvite(_)))
+    }
+
     /// While draining, new calls get `503` and live calls go on.
     pub fn set_draining(&mut self, draining: bool) {
         self.admission.set_draining(draining);

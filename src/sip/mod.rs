@@ -10,4 +10,5 @@ pub mod headers;
 pub mod message;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
 pub mod validate;

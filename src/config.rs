@@ -1,0 +1,531 @@
+//! The gateway's one typed configuration: built-in defaults, then the TOML
+//! file (`hotline.toml` in the working directory, or `--config FILE`),
+//! then environment variables named `HOTLINE_<SECTION>_<KEY>` (for example
+//! `HOTLINE_DATABASE_URL` or `HOTLINE_SIP_MAX_CALLS`). Everything is
+//! validated before the server starts, and every problem is reported at
+//! once with where it came from.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file read when no `--config` is given (absent is fine).
+pub const DEFAULT_CONFIG_FILE: &str = "hotline.toml";
+const ENV_PREFIX: &str = "HOTLINE_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub calls: CallsConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listening addresses (IPv4 and/or IPv6).
+    pub udp: Vec<SocketAddr>,
+    /// TCP listening addresses.
+    pub tcp: Vec<SocketAddr>,
+    /// The IP put in Via, Contact and SDP. Empty: the listening address, or
+    /// when that is a wildcard, the local address the kernel routes to each
+    /// peer from.
+    pub advertised_address: String,
+    pub user_agent: String,
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// Concurrent calls beyond which new INVITEs get 503.
+    pub max_calls: usize,
+    /// Sources allowed to send SIP; others get 403.
+    pub trusted_networks: Vec<IpNet>,
+    /// New INVITEs per second per source address (0: no limit).
+    pub invites_per_second_per_source: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to.
+    pub rtp_bind: IpAddr,
+    /// Even port range for RTP (port+1 is left for RTCP).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codec preference, from `PCMU` and `PCMA`.
+    pub codecs: Vec<String>,
+    pub telephone_event_payload_type: u8,
+    pub ptime_ms: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// An answered call is ended with BYE after this long.
+    pub max_duration_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Webhooks, staff API, console and metrics.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created on first run) or `postgres://…`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (human-readable) or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `info,hotline::sip=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, how long live calls may go on before they get BYE.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            calls: CallsConfig::default(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let any = SocketAddr::from(([0, 0, 0, 0], 5060));
+        SipConfig {
+            udp: vec![any],
+            tcp: vec![any],
+            advertised_address: String::new(),
+            user_agent: format!("hotline/{}", env!("CARGO_PKG_VERSION")),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            max_calls: 5000,
+            trusted_networks: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|net| net.parse().expect("built-in network is valid"))
+                .collect(),
+            invites_per_second_per_source: 200,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_bind: IpAddr::from([0, 0, 0, 0]),
+            rtp_port_min: 10000,
+            rtp_port_max: 29998,
+            codecs: vec!["PCMU".to_string(), "PCMA".to_string()],
+            telephone_event_payload_type: 101,
+            ptime_ms: 20,
+        }
+    }
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_duration_secs: 30,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/hotline.db".to_string(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".to_string(),
+            level: "info".to_string(),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads defaults, the file and the environment, then validates.
+    /// `explicit` is the `--config` path: it must exist; the default file
+    /// may be absent.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_from(explicit, &env)
+    }
+
+    /// `load` with the environment passed in (for tests).
+    pub fn load_from(
+        explicit: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                String::new()
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `HOTLINE_<SECTION>_<KEY>` overrides. Names are matched
+    /// against the known keys, so a typo is an error rather than silence.
+    fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        let overrides: Vec<&(String, String)> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let mut tree =
+            toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid(vec![e.to_string()]))?;
+        let sections = tree
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Invalid(vec!["config is not a table".into()]))?;
+        for (name, raw) in overrides {
+            let key = &name[ENV_PREFIX.len()..];
+            let slot = sections.iter_mut().find_map(|(section, table)| {
+                let rest = key
+                    .strip_prefix(&section.to_ascii_uppercase())?
+                    .strip_prefix('_')?;
+                table
+                    .as_table_mut()?
+                    .iter_mut()
+                    .find(|(field, _)| field.to_ascii_uppercase() == rest)
+                    .map(|(_, value)| value)
+            });
+            let Some(slot) = slot else {
+                return Err(ConfigError::Env {
+                    name: name.clone(),
+                    message: "no such setting".to_string(),
+                });
+            };
+            *slot = env_value(slot, raw).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                message,
+            })?;
+        }
+        *self = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env {
+                name: "HOTLINE_*".to_string(),
+                message: e.message().to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Checks every rule and reports all problems together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let sip = &self.sip;
+        if sip.udp.is_empty() && sip.tcp.is_empty() {
+            problems
+                .push("sip: at least one of sip.udp or sip.tcp must list an address".to_string());
+        }
+        if !sip.advertised_address.is_empty() && sip.advertised_address.parse::<IpAddr>().is_err() {
+            problems.push(format!(
+                "sip.advertised_address: {:?} is not an IP address",
+                sip.advertised_address
+            ));
+        }
+        if sip.t1_ms == 0 || sip.t2_ms < sip.t1_ms || sip.t4_ms == 0 {
+            problems.push("sip timers: need 0 < t1_ms <= t2_ms and t4_ms > 0".to_string());
+        }
+        if sip.max_calls == 0 {
+            problems.push("sip.max_calls must be at least 1".to_string());
+        }
+        let media = &self.media;
+        if media.rtp_port_min % 2 != 0 || media.rtp_port_min == 0 {
+            problems.push(format!(
+                "media.rtp_port_min ({}) must be even and non-zero",
+                media.rtp_port_min
+            ));
+        }
+        if media.rtp_port_max <= media.rtp_port_min {
+            problems.push(format!(
+                "media.rtp_port_max ({}) must be above media.rtp_port_min ({})",
+                media.rtp_port_max, media.rtp_port_min
+            ));
+        }
+        if let Err(e) = self.media_policy() {
+            problems.push(format!("media: {e}"));
+        }
+        if self.calls.max_duration_secs == 0 {
+            problems.push("calls.max_duration_secs must be at least 1".to_string());
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "database.url: {url:?} must start with sqlite: or postgres://"
+            ));
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            problems.push(format!(
+                "log.format: {:?} must be \"text\" or \"json\"",
+                self.log.format
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(format!(
+                "log.level: {:?} is not a valid filter",
+                self.log.level
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn timer_values(&self) -> crate::sip::transaction::TimerValues {
+        crate::sip::transaction::TimerValues {
+            t1: Duration::from_millis(self.sip.t1_ms),
+            t2: Duration::from_millis(self.sip.t2_ms),
+            t4: Duration::from_millis(self.sip.t4_ms),
+        }
+    }
+
+    pub fn media_policy(&self) -> Result<crate::sip::sdp::MediaPolicy, String> {
+        use crate::sip::sdp::{Codec, MediaPolicy};
+        let codecs = self
+            .media
+            .codecs
+            .iter()
+            .map(|name| {
+                Codec::from_name(name)
+                    .ok_or_else(|| format!("unknown codec {name:?} (use PCMU or PCMA)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = MediaPolicy {
+            codecs,
+            telephone_event_pt: self.media.telephone_event_payload_type,
+            ptime_ms: self.media.ptime_ms,
+        };
+        policy.validate().map_err(|e| e.to_string())?;
+        Ok(policy)
+    }
+
+    pub fn admission_policy(&self) -> crate::sip::admission::AdmissionPolicy {
+        crate::sip::admission::AdmissionPolicy {
+            trusted_networks: self.sip.trusted_networks.clone(),
+            max_calls: self.sip.max_calls,
+            invites_per_second_per_source: self.sip.invites_per_second_per_source,
+        }
+    }
+}
+
+/// Converts an environment string to the type of the value it replaces.
+/// Lists are comma-separated.
+fn env_value(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value;
+    Ok(match current {
+        Value::Integer(_) => Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not an integer"))?,
+        ),
+        Value::Boolean(_) => Value::Boolean(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not true or false"))?,
+        ),
+        Value::Float(_) => Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a number"))?,
+        ),
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn missing_default_file() -> Option<&'static Path> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_ones() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.sip.udp, vec!["0.0.0.0:5060".parse().unwrap()]);
+        assert_eq!(config.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.database.url, "sqlite://data/hotline.db");
+        let trusted: Vec<String> = config
+            .sip
+            .trusted_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(trusted, vec!["127.0.0.0/8", "::1/128"]);
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[sip]\nmax_calls = 10\n[database]\nurl = \"sqlite://x.db\""
+        )
+        .unwrap();
+        let config = Config::load_from(
+            Some(file.path()),
+            &env(&[
+                ("HOTLINE_DATABASE_URL", "postgres://localhost/test"),
+                ("HOTLINE_SIP_INVITES_PER_SECOND_PER_SOURCE", "7"),
+                ("HOTLINE_SIP_UDP", "127.0.0.1:5070, [::1]:5070"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sip.max_calls, 10);
+        assert_eq!(config.database.url, "postgres://localhost/test");
+        assert_eq!(config.sip.invites_per_second_per_source, 7);
+        assert_eq!(config.sip.udp.len(), 2);
+    }
+
+    #[test]
+    fn unknown_environment_setting_is_an_error() {
+        let error = Config::load_from(
+            missing_default_file(),
+            &env(&[("HOTLINE_SIP_MAX_CALS", "1")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "environment variable HOTLINE_SIP_MAX_CALS: no such setting"
+        );
+    }
+
+    #[test]
+    fn bad_file_reports_the_line() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[sip]\nmax_calls = \"many\"").unwrap();
+        let error = Config::load_from(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("max_calls"), "{error}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_rejected() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[sip]\nmax_call = 3").unwrap();
+        let error = Config::load_from(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `max_call`"), "{error}");
+    }
+
+    #[test]
+    fn every_validation_problem_is_listed() {
+        let mut config = Config::default();
+        config.media.rtp_port_min = 10001;
+        config.media.codecs = vec!["G729".into()];
+        config.log.format = "xml".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("rtp_port_min (10001) must be even"),
+            "{error}"
+        );
+        assert!(error.contains("unknown codec \"G729\""), "{error}");
+        assert!(error.contains("log.format"), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hotline.example.toml");
+        Config::load_from(Some(&path), &[]).unwrap();
+    }
+}
