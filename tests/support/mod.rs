@@ -1,0 +1,390 @@
+//! A small SIP/RTP test client for end-to-end tests: it places calls to a
+//! gateway started in-process on loopback ports, over UDP or TCP, and
+//! reads what comes back. Every wait is bounded.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use bytes::Bytes;
+use hotline::config::Config;
+use hotline::server::Server;
+use hotline::sip::headers::NameAddr;
+use hotline::sip::message::{stream_frame_len, Message};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A configuration on ephemeral loopback ports.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.sip.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    config.sip.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    config.sip.t1_ms = 100;
+    config.sip.t2_ms = 400;
+    config.media.rtp_bind = "127.0.0.1".parse().unwrap();
+    config.media.rtp_port_min = 30000;
+    config.media.rtp_port_max = 39998;
+    config
+}
+
+pub async fn start(config: Config) -> Server {
+    Server::start(config).await.expect("gateway starts")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Udp,
+    Tcp,
+}
+
+enum Link {
+    Udp(UdpSocket),
+    Tcp { stream: TcpStream, buffer: Vec<u8> },
+}
+
+/// One SIP user agent with its own signalling socket and RTP socket.
+pub struct Client {
+    link: Link,
+    pub transport: Via,
+    pub local: SocketAddr,
+    pub server: SocketAddr,
+    pub rtp: UdpSocket,
+    /// Messages read while waiting for something else.
+    backlog: Vec<Message>,
+    counter: u32,
+}
+
+impl Client {
+    pub async fn udp(server: SocketAddr) -> Client {
+        let bind: SocketAddr = if server.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        }
+        .parse()
+        .unwrap();
+        let socket = UdpSocket::bind(bind).await.unwrap();
+        let local = socket.local_addr().unwrap();
+        Client::with_link(Link::Udp(socket), Via::Udp, local, server).await
+    }
+
+    pub async fn tcp(server: SocketAddr) -> Client {
+        let stream = TcpStream::connect(server).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        Client::with_link(
+            Link::Tcp {
+                stream,
+                buffer: Vec::new(),
+            },
+            Via::Tcp,
+            local,
+            server,
+        )
+        .await
+    }
+
+    async fn with_link(
+        link: Link,
+        transport: Via,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Client {
+        let rtp = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+            .await
+            .unwrap();
+        Client {
+            link,
+            transport,
+            local,
+            server,
+            rtp,
+            backlog: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    pub fn via_token(&self) -> &'static str {
+        match self.transport {
+            Via::Udp => "UDP",
+            Via::Tcp => "TCP",
+        }
+    }
+
+    pub fn unique(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}-{}", self.counter, rand::random::<u32>())
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        match &mut self.link {
+            Link::Udp(socket) => {
+                socket.send_to(bytes, self.server).await.unwrap();
+            }
+            Link::Tcp { stream, .. } => stream.write_all(bytes).await.unwrap(),
+        }
+    }
+
+    pub async fn send(&mut self, message: &Message) {
+        let bytes = message.to_bytes();
+        self.send_raw(&bytes).await;
+    }
+
+    async fn read_one(&mut self) -> Option<Message> {
+        match &mut self.link {
+            Link::Udp(socket) => {
+                let mut buf = vec![0u8; 65536];
+                let (len, _) = socket.recv_from(&mut buf).await.ok()?;
+                Message::parse(&buf[..len]).ok()
+            }
+            Link::Tcp { stream, buffer } => loop {
+                if let Ok(Some(len)) = stream_frame_len(buffer) {
+                    let message = Message::parse(&buffer[..len]).ok();
+                    buffer.drain(..len);
+                    return message;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+            },
+        }
+    }
+
+    /// The next message that satisfies `want`, within `WAIT`; others are
+    /// kept for later calls.
+    pub async fn expect(&mut self, what: &str, want: impl Fn(&Message) -> bool) -> Message {
+        self.try_expect(WAIT, &want)
+            .await
+            .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+    }
+
+    pub async fn try_expect(
+        &mut self,
+        limit: Duration,
+        want: &impl Fn(&Message) -> bool,
+    ) -> Option<Message> {
+        if let Some(i) = self.backlog.iter().position(want) {
+            return Some(self.backlog.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let message = timeout(deadline - tokio::time::Instant::now(), self.read_one())
+                .await
+                .ok()??;
+            if want(&message) {
+                return Some(message);
+            }
+            self.backlog.push(message);
+        }
+    }
+
+    /// The final response (>= 200) to the request with this CSeq.
+    pub async fn final_response(&mut self, cseq: &str) -> Message {
+        let cseq = cseq.to_string();
+        self.expect(&format!("final response to {cseq}"), move |m| {
+            m.status().is_some_and(|s| s >= 200) && m.header("CSeq") == Some(cseq.as_str())
+        })
+        .await
+    }
+
+    /// An SDP offer for our RTP socket.
+    pub fn offer(&self, formats: &str, rtpmaps: &str, extra: &str) -> String {
+        let rtp = self.rtp.local_addr().unwrap();
+        let family = if rtp.is_ipv4() { "IP4" } else { "IP6" };
+        format!(
+            "v=0\r\no=test 1 1 IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}{extra}",
+            ip = rtp.ip(),
+            port = rtp.port()
+        )
+    }
+
+    pub fn g711_offer(&self) -> String {
+        self.offer(
+            "0 8 101",
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+            "a=sendrecv\r\n",
+        )
+    }
+
+    /// A new out-of-dialog request from this client.
+    pub fn request(&mut self, method: &str, user: &str, call_id: &str, cseq: u32) -> Message {
+        let branch = self.unique("z9hG4bK");
+        let host = self.server;
+        let mut request = Message::request(
+            hotline::sip::message::Method::from_token(method),
+            format!("sip:{user}@{host}"),
+        );
+        request.push_header(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                self.via_token(),
+                self.local
+            ),
+        );
+        request.push_header("Max-Forwards", "70");
+        request.push_header(
+            "From",
+            format!(
+                "<sip:13800138000@{}>;tag=caller{}",
+                self.local, self.counter
+            ),
+        );
+        request.push_header("To", format!("<sip:{user}@{host}>"));
+        request.push_header("Call-ID", call_id);
+        request.push_header("CSeq", format!("{cseq} {method}"));
+        let contact = match self.transport {
+            Via::Udp => format!("<sip:13800138000@{}>", self.local),
+            Via::Tcp => format!("<sip:13800138000@{};transport=tcp>", self.local),
+        };
+        request.push_header("Contact", contact);
+        request
+    }
+
+    /// Places a call to `user` with `sdp` (or none) and waits for its
+    /// final response. Returns the dialog for 2xx.
+    pub async fn invite(&mut self, user: &str, sdp: Option<String>) -> (Message, Dialog) {
+        let call_id = self.unique("call-");
+        let mut invite = self.request("INVITE", user, &call_id, 1);
+        if let Some(sdp) = sdp {
+            invite.set_body("application/sdp", Bytes::from(sdp));
+        }
+        self.send(&invite).await;
+        let response = self.final_response("1 INVITE").await;
+        let dialog = Dialog::from_exchange(&invite, &response);
+        (response, dialog)
+    }
+
+    /// An in-dialog request (ACK, BYE, re-INVITE …).
+    pub fn in_dialog(&mut self, dialog: &mut Dialog, method: &str) -> Message {
+        if method != "ACK" {
+            dialog.cseq += 1;
+        }
+        let seq = if method == "ACK" {
+            dialog.invite_cseq
+        } else {
+            dialog.cseq
+        };
+        let branch = self.unique("z9hG4bK");
+        let mut request = Message::request(
+            hotline::sip::message::Method::from_token(method),
+            dialog.remote_target.clone(),
+        );
+        request.push_header(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                self.via_token(),
+                self.local
+            ),
+        );
+        request.push_header("Max-Forwards", "70");
+        request.push_header("From", dialog.local.clone());
+        request.push_header("To", dialog.remote.clone());
+        request.push_header("Call-ID", dialog.call_id.clone());
+        request.push_header("CSeq", format!("{seq} {method}"));
+        if method == "INVITE" {
+            dialog.invite_cseq = seq;
+        }
+        request
+    }
+
+    pub async fn ack(&mut self, dialog: &mut Dialog) {
+        let ack = self.in_dialog(dialog, "ACK");
+        self.send(&ack).await;
+    }
+
+    /// Sends BYE and returns the status of its final response.
+    pub async fn bye(&mut self, dialog: &mut Dialog) -> u16 {
+        let bye = self.in_dialog(dialog, "BYE");
+        let cseq = bye.header("CSeq").unwrap().to_string();
+        self.send(&bye).await;
+        self.final_response(&cseq).await.status().unwrap()
+    }
+
+    /// Waits for the gateway's BYE and answers it 200.
+    pub async fn answer_bye(&mut self, limit: Duration) -> Option<Message> {
+        let bye = self
+            .try_expect(limit, &|m: &Message| {
+                m.method().is_some_and(|m| m.as_str() == "BYE")
+            })
+            .await?;
+        self.reply(&bye, 200, "OK").await;
+        Some(bye)
+    }
+
+    pub async fn reply(&mut self, request: &Message, code: u16, reason: &str) {
+        let mut response = Message::response(code, reason);
+        for via in request.header_lines("Via") {
+            response.push_header("Via", via);
+        }
+        for name in ["From", "To", "Call-ID", "CSeq"] {
+            response.push_header(name, request.header(name).unwrap_or_default());
+        }
+        self.send(&response).await;
+    }
+
+    /// Counts RTP packets arriving within `window` and returns them.
+    pub async fn receive_rtp(&self, window: Duration) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        let mut buf = [0u8; 2048];
+        while let Ok(Ok((len, _))) = timeout(
+            deadline - tokio::time::Instant::now(),
+            self.rtp.recv_from(&mut buf),
+        )
+        .await
+        {
+            packets.push(buf[..len].to_vec());
+        }
+        packets
+    }
+}
+
+/// The client's view of a dialog.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub call_id: String,
+    pub local: String,
+    pub remote: String,
+    pub remote_target: String,
+    pub cseq: u32,
+    pub invite_cseq: u32,
+}
+
+impl Dialog {
+    fn from_exchange(invite: &Message, response: &Message) -> Dialog {
+        let contact = response
+            .header("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| invite.request_uri().unwrap().to_string());
+        Dialog {
+            call_id: invite.header("Call-ID").unwrap().to_string(),
+            local: invite.header("From").unwrap().to_string(),
+            remote: response.header("To").unwrap().to_string(),
+            remote_target: contact,
+            cseq: 1,
+            invite_cseq: 1,
+        }
+    }
+}
+
+/// A TCP listener bound to the same port as a UDP client, for tests of
+/// requests the gateway moves to TCP.
+pub async fn tcp_listener_on(port_of: SocketAddr) -> Option<TcpListener> {
+    TcpListener::bind(port_of).await.ok()
+}
+
+/// Sequence number and timestamp of an RTP packet.
+pub fn rtp_seq_ts(packet: &[u8]) -> (u16, u32, u8) {
+    let seq = u16::from_be_bytes([packet[2], packet[3]]);
+    let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+    (seq, ts, packet[1] & 0x7f)
+}
