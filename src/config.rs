@@ -15,7 +15,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_FILE: &str = "hotline.toml";
 const ENV_PREFIX: &str = "HOTLINE_";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -99,20 +99,6 @@ pub struct LogConfig {
 pub struct ShutdownConfig {
     /// After SIGTERM, how long live calls may go on before they get BYE.
     pub drain_timeout_secs: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            sip: SipConfig::default(),
-            media: MediaConfig::default(),
-            calls: CallsConfig::default(),
-            http: HttpConfig::default(),
-            database: DatabaseConfig::default(),
-            log: LogConfig::default(),
-            shutdown: ShutdownConfig::default(),
-        }
-    }
 }
 
 impl Default for SipConfig {

@@ -42,6 +42,21 @@ pub fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// The To tag for a response sent without a transaction. RFC 3261
+/// §8.2.6.2 wants a tag on every final response to a request without one,
+/// and §8.2.7 wants a stateless UAS to give the same request the same tag,
+/// so it is derived from the request (with a per-process random key).
+pub fn stateless_tag(request: &Message) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::sync::OnceLock;
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        request.header(name).hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
 /// A new RFC 3261 branch with the magic cookie.
 pub fn new_branch() -> String {
     format!("z9hG4bK{}", random_token())
@@ -164,7 +179,8 @@ pub fn scan_for_bad_request(bytes: &[u8], source: SocketAddr, reason: &str) -> O
         .header_values("Via")
         .next()
         .and_then(|v| Via::parse(v).ok())?;
-    Some(response_to(&request, source, 400, reason, None))
+    let tag = stateless_tag(&request);
+    Some(response_to(&request, source, 400, reason, Some(&tag)))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use super::admission::{Admission, AdmissionPolicy, Refusal};
 use super::build::{
     new_branch, our_via, random_token, reason_phrase, response_destination, response_to,
-    scan_for_bad_request,
+    scan_for_bad_request, stateless_tag,
 };
 use super::dialog::{Dialog, DialogId};
 use super::headers::{CSeq, NameAddr, Uri, Via};
@@ -216,6 +216,8 @@ impl TxKey {
     }
 }
 
+/// Named after the RFC 3261 §17 machines they wrap.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug)]
 enum Machine {
     ServerInvite(ServerInvite),
@@ -399,13 +401,14 @@ impl Endpoint {
     }
 
     fn send_stateless(&mut self, response: Message, flow: Flow) {
-        let destination = response
-            .header_values("Via")
-            .next()
-            .and_then(|v| Via::parse(v).ok())
-            .map_or(flow.remote, |via| {
-                response_destination(flow.remote, &via, flow.transport.is_reliable())
-            });
+        // A response without a Via cannot be routed (RFC 3261 §18.2.2);
+        // whatever sent a request without one is not a SIP peer.
+        let Some(top_via) = response.header_values("Via").next() else {
+            return;
+        };
+        let destination = Via::parse(top_via).map_or(flow.remote, |via| {
+            response_destination(flow.remote, &via, flow.transport.is_reliable())
+        });
         self.transmit(
             Flow {
                 remote: destination,
@@ -422,7 +425,8 @@ impl Endpoint {
             // Say no and nothing else: no Server, Allow or reason detail.
             self.stats.refused_acl += 1;
             if method != Method::Ack {
-                let response = response_to(&request, flow.remote, 403, "Forbidden", None);
+                let tag = stateless_tag(&request);
+                let response = response_to(&request, flow.remote, 403, "Forbidden", Some(&tag));
                 self.send_stateless(response, flow);
             }
             return;
@@ -431,12 +435,13 @@ impl Endpoint {
             self.stats.malformed += 1;
             tracing::debug!(source = %flow.remote, reason = %rejection.reason, "invalid request");
             if method != Method::Ack {
+                let tag = stateless_tag(&request);
                 let response = response_to(
                     &request,
                     flow.remote,
                     rejection.code,
                     &rejection.reason,
-                    None,
+                    Some(&tag),
                 );
                 self.send_stateless(response, flow);
             }
@@ -611,22 +616,33 @@ impl Endpoint {
         let Some(&invite_tx) = self.tx_index.get(&invite_key) else {
             return self.reply_new(request, key, flow, 481, &[], now);
         };
-        self.reply_new(request, key, flow, 200, &[], now);
         let (call, answered) = match self.txs.get(&invite_tx) {
             Some(Tx {
                 machine: Machine::ServerInvite(m),
                 call,
                 ..
             }) => (*call, m.has_final_response()),
-            _ => return,
+            _ => (None, true),
         };
+        // Tied to the call, our 200 carries the To tag of the INVITE's
+        // responses (RFC 3261 §9.2).
+        let tx = self.start_server_tx(request, key, flow, None, call);
+        self.respond_in_tx(tx, request, 200, &[], None, now);
         // A CANCEL that lost the race with our 2xx changes nothing.
         if answered {
             return;
         }
         if let Some(handle) = call {
+            // A cancelled re-INVITE only ends that INVITE; the session
+            // stays as it was (RFC 3261 §9.2, §14.2).
+            let initial = self
+                .calls
+                .get(&handle)
+                .is_some_and(|c| c.state == CallState::Offered);
             self.finish_pending_invite(handle, 487, now);
-            self.end_call(handle, EndReason::Cancelled);
+            if initial {
+                self.end_call(handle, EndReason::Cancelled, now);
+            }
         }
     }
 
@@ -651,6 +667,11 @@ impl Endpoint {
         let Some(&handle) = self.dialogs.get(&dialog_id) else {
             return self.reply_new(&request, key, flow, 481, &[], now);
         };
+        let unsupported = unsupported_extensions(&request);
+        if !unsupported.is_empty() {
+            let headers = [("Unsupported", unsupported.as_str())];
+            return self.reply_new(&request, key, flow, 420, &headers, now);
+        }
         if method == Method::Options {
             return self.reply_new(&request, key, flow, 200, &capabilities(), now);
         }
@@ -668,14 +689,7 @@ impl Endpoint {
         match method {
             Method::Bye => {
                 self.reply_new(&request, key, flow, 200, &[], now);
-                if self
-                    .calls
-                    .get(&handle)
-                    .is_some_and(|c| matches!(c.pending, Some(PendingOffer::Invite { .. })))
-                {
-                    self.finish_pending_invite(handle, 487, now);
-                }
-                self.end_call(handle, EndReason::RemoteBye);
+                self.end_call(handle, EndReason::RemoteBye, now);
             }
             Method::Invite | Method::Update => {
                 self.handle_reoffer(request, method, key, flow, handle, now)
@@ -735,6 +749,10 @@ impl Endpoint {
             return self.reply_new(&request, key, flow, 200, &[], now);
         }
         let tx = self.start_server_tx(&request, key, flow, None, Some(handle));
+        if method == Method::Invite {
+            // The application answers when it likes (RFC 3261 §17.2.1).
+            self.respond_in_tx(tx, &request, 100, &[], None, now);
+        }
         let sdp = (!request.body.is_empty()).then(|| request.body.clone());
         if let Some(call) = self.calls.get_mut(&handle) {
             call.dialog.refresh_target(&request);
@@ -785,7 +803,7 @@ impl Endpoint {
             .push_back(Event::CallConfirmed { call: handle, sdp });
         if hangup {
             self.send_bye(handle, now);
-            self.end_call(handle, EndReason::LocalHangup);
+            self.end_call(handle, EndReason::LocalHangup, now);
         }
     }
 
@@ -891,7 +909,7 @@ impl Endpoint {
                 call.ack_generation += 1;
                 call.state = CallState::Confirmed;
                 self.send_bye(handle, now);
-                self.end_call(handle, EndReason::AckTimeout);
+                self.end_call(handle, EndReason::AckTimeout, now);
             }
         }
     }
@@ -937,12 +955,13 @@ impl Endpoint {
                     offer_in_2xx,
                 });
                 let generation = call.ack_generation;
-                if !call.flow.transport.is_reliable() {
-                    self.arm(
-                        now + t1,
-                        TimerTarget::Call(handle, CallTimer::Retransmit2xx, generation),
-                    );
-                }
+                // The 2xx goes end to end, possibly over UDP hops further on,
+                // so it is retransmitted "even if the transport at the UAS is
+                // reliable" (RFC 3261 §13.3.1.4).
+                self.arm(
+                    now + t1,
+                    TimerTarget::Call(handle, CallTimer::Retransmit2xx, generation),
+                );
                 self.arm(
                     now + timeout,
                     TimerTarget::Call(handle, CallTimer::AckTimeout, generation),
@@ -965,7 +984,7 @@ impl Endpoint {
         let initial = call.state == CallState::Offered;
         self.finish_pending_invite(handle, code, now);
         if initial {
-            self.end_call(handle, EndReason::Rejected(code));
+            self.end_call(handle, EndReason::Rejected(code), now);
         }
         Ok(())
     }
@@ -981,11 +1000,9 @@ impl Endpoint {
                 Ok(())
             }
             CallState::Confirmed => {
-                if matches!(call.pending, Some(PendingOffer::Invite { .. })) {
-                    self.finish_pending_invite(handle, 487, now);
-                }
+                self.finish_pending_invite(handle, 487, now);
                 self.send_bye(handle, now);
-                self.end_call(handle, EndReason::LocalHangup);
+                self.end_call(handle, EndReason::LocalHangup, now);
                 Ok(())
             }
         }
@@ -1004,7 +1021,10 @@ impl Endpoint {
         self.respond_in_tx(tx, &request, code, &[], None, now);
     }
 
-    fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
+    /// Forgets a call. A request still waiting for the application's answer
+    /// gets `487` first, so that its transaction ends too (RFC 3261 §15.1.2).
+    fn end_call(&mut self, handle: CallHandle, reason: EndReason, now: Instant) {
+        self.finish_pending_invite(handle, 487, now);
         if let Some(call) = self.calls.remove(&handle) {
             self.dialogs.remove(&call.dialog.id);
             tracing::debug!(call_id = %call.dialog.id.call_id, reason = reason.label(), "call ended");
@@ -1303,9 +1323,12 @@ fn unsupported_extensions(request: &Message) -> String {
         .join(", ")
 }
 
+/// A status and the headers to send with it.
+type Refused = (u16, Vec<(&'static str, &'static str)>);
+
 /// Checks that an INVITE/UPDATE body is SDP and that the peer accepts SDP:
 /// `415` with Accept, or `406`.
-fn check_session_body(request: &Message) -> Result<(), (u16, Vec<(&'static str, &'static str)>)> {
+fn check_session_body(request: &Message) -> Result<(), Refused> {
     if !request.body.is_empty() {
         let content_type = request.header("Content-Type").unwrap_or_default();
         let media_type = content_type.split(';').next().unwrap_or_default().trim();
@@ -1332,3 +1355,7 @@ fn check_session_body(request: &Message) -> Result<(), (u16, Vec<(&'static str, 
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "endpoint_tests.rs"]
+mod tests;
