@@ -209,13 +209,17 @@ impl Uri {
                 headers: None,
             });
         }
-        let (rest, headers) = match rest.split_once('?') {
-            Some((r, h)) => (r, Some(h.to_string())),
-            None => (rest, None),
-        };
+        // The user part may hold '?', ';', '/' and ',' unescaped (RFC 3261
+        // §25.1 user-unreserved; RFC 4475 intmeth), while '@' appears
+        // nowhere else in a SIP URI: take the userinfo off first, then
+        // the headers and the parameters.
         let (userinfo, hostpart) = match rest.rfind('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((h, hs)) => (h, Some(hs.to_string())),
+            None => (hostpart, None),
         };
         let (hostport, params) = match hostpart.find(';') {
             Some(i) => (&hostpart[..i], &hostpart[i..]),
@@ -430,6 +434,34 @@ mod tests {
         let uri = Uri::parse("sip:%75se%72@example.com;lr").unwrap();
         assert_eq!(uri.user.as_deref(), Some("user"));
         assert!(uri.param("lr").is_some());
+    }
+
+    #[test]
+    fn uri_user_may_hold_question_marks_and_semicolons() {
+        // RFC 4475 intmeth: the user part is "1_unusual...crazy?,/;;*".
+        let uri = Uri::parse(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+        )
+        .unwrap();
+        assert_eq!(uri.host, "example.com");
+        assert_eq!(
+            uri.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(uri.headers, None);
+        let with_headers = Uri::parse("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap();
+        assert_eq!(with_headers.host, "example.com");
+        assert_eq!(
+            with_headers.headers.as_deref(),
+            Some("Route=%3Csip:example.com%3E")
+        );
+        let hostonly = Uri::parse("sip:example.com;lr?subject=x").unwrap();
+        assert_eq!(
+            (hostonly.user.as_deref(), hostonly.host.as_str()),
+            (None, "example.com")
+        );
+        assert!(hostonly.param("lr").is_some());
+        assert_eq!(hostonly.headers.as_deref(), Some("subject=x"));
     }
 
     #[test]

@@ -51,6 +51,19 @@ pub fn check_request(msg: &Message) -> Result<(), Rejection> {
         } => (method, uri, version),
         super::message::StartLine::Response { .. } => return Err(Rejection::bad("Not a request")),
     };
+    // The version first: another version's request is judged by that
+    // version's rules (its Via may well say SIP/7.0 too; RFC 4475 badvers).
+    // Only a well-formed SIP-Version earns 505; anything else (trailing
+    // SP, RFC 4475 trws) makes the Request-Line malformed.
+    if !is_sip_version(version) {
+        return Err(Rejection::bad("Malformed Request-Line"));
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(Rejection {
+            code: 505,
+            reason: "Version Not Supported".to_string(),
+        });
+    }
     for name in MANDATORY {
         if !msg.has_header(name) {
             return Err(Rejection::bad(format!("Missing {name} header")));
@@ -100,12 +113,6 @@ pub fn check_request(msg: &Message) -> Result<(), Rejection> {
                 .map_err(|reason| Rejection::bad(format!("Bad {name} header: {reason}")))?;
         }
     }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(Rejection {
-            code: 505,
-            reason: "Version Not Supported".to_string(),
-        });
-    }
     let request_uri =
         Uri::parse(uri).map_err(|reason| Rejection::bad(format!("Bad Request-URI: {reason}")))?;
     if !request_uri.is_sip() && request_uri.scheme != "tel" {
@@ -118,6 +125,19 @@ pub fn check_request(msg: &Message) -> Result<(), Rejection> {
         return Err(Rejection::bad("Request-URI must not carry headers"));
     }
     Ok(())
+}
+
+/// `SIP/` 1*DIGIT `.` 1*DIGIT (RFC 3261 §25.1; "SIP" is case-insensitive).
+fn is_sip_version(version: &str) -> bool {
+    let Some((major, minor)) = version
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/"))
+        .and_then(|_| version[4..].split_once('.'))
+    else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(major) && digits(minor)
 }
 
 /// Checks a response before it is matched to a client transaction; a bad
@@ -161,6 +181,25 @@ mod tests {
     #[test]
     fn answers_505_for_another_version() {
         assert_eq!(status("", "OPTIONS sip:c@d SIP/7.0"), Err(505));
+    }
+
+    #[test]
+    fn version_is_judged_before_the_headers() {
+        // RFC 4475 badvers: the Via says SIP/7.0 as well.
+        let msg = Message::parse(
+            b"OPTIONS sip:t@example.org SIP/7.0\r\nVia: SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw\r\n\
+              From: <sip:a@b>;tag=1\r\nTo: <sip:t@example.org>\r\nCall-ID: v\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(check_request(&msg).map_err(|r| r.code), Err(505));
+    }
+
+    #[test]
+    fn answers_400_for_a_malformed_version() {
+        // RFC 4475 trws: SP after the version leaves an empty version.
+        assert_eq!(status("", "OPTIONS sip:c@d SIP/2.0  "), Err(400));
+        assert_eq!(status("", "OPTIONS sip:c@d SIP/2"), Err(400));
+        assert_eq!(status("", "OPTIONS sip:c@d sip/2.0"), Ok(()));
     }
 
     #[test]
