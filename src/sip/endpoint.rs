@@ -925,13 +925,20 @@ impl Endpoint {
         let call = self.calls.get_mut(&handle).ok_or(CallError::NoSuchCall)?;
         let pending = call.pending.take().ok_or(CallError::NothingPending)?;
         let contact = contact_header(call.flow, &call.dialog);
-        let headers = [
+        let mut headers = vec![
             ("Contact", contact.as_str()),
             ("Allow", ALLOW),
             ("Supported", ""),
         ];
         match pending {
             PendingOffer::Invite { tx, request } => {
+                // RFC 3261 §12.1.1: the 2xx that sets up the dialog carries
+                // the Record-Route of the request, so proxies stay in the path.
+                let record_route: Vec<String> = request
+                    .header_lines("Record-Route")
+                    .map(str::to_string)
+                    .collect();
+                headers.extend(record_route.iter().map(|r| ("Record-Route", r.as_str())));
                 let seq = request
                     .header("CSeq")
                     .and_then(|c| CSeq::parse(c).ok())

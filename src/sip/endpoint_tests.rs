@@ -532,6 +532,24 @@ fn accept_sends_200_with_our_to_tag_contact_and_sdp() {
 }
 
 #[test]
+fn the_200_carries_the_record_route_of_the_invite() {
+    let mut h = Harness::new();
+    let call = h.offer(
+        &invite("z9hG4bK-invite")
+            .header("Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>")
+            .header("Record-Route: <sip:p3.example.com;lr>"),
+    );
+    let ok = h.accept(call);
+    assert_eq!(
+        ok.header_lines("Record-Route").collect::<Vec<_>>(),
+        vec![
+            "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>",
+            "<sip:p3.example.com;lr>"
+        ]
+    );
+}
+
+#[test]
 fn unacknowledged_200_is_retransmitted_at_t1_doubling_up_to_t2() {
     let mut h = Harness::new();
     let call = h.offer(&invite("z9hG4bK-invite"));
