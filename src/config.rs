@@ -53,8 +53,10 @@ pub struct SipConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
-    /// Address RTP sockets bind to.
+    /// Address RTP sockets of IPv4 calls bind to.
     pub rtp_bind: IpAddr,
+    /// Address RTP sockets of IPv6 calls bind to.
+    pub rtp_bind_v6: IpAddr,
     /// Even port range for RTP (port+1 is left for RTCP).
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
@@ -126,6 +128,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             rtp_bind: IpAddr::from([0, 0, 0, 0]),
+            rtp_bind_v6: IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
             rtp_port_min: 10000,
             rtp_port_max: 29998,
             codecs: vec!["PCMU".to_string(), "PCMA".to_string()],
@@ -294,6 +297,18 @@ impl Config {
             problems.push(format!(
                 "media.rtp_port_min ({}) must be even and non-zero",
                 media.rtp_port_min
+            ));
+        }
+        if !media.rtp_bind.is_ipv4() {
+            problems.push(format!(
+                "media.rtp_bind ({}) must be an IPv4 address",
+                media.rtp_bind
+            ));
+        }
+        if !media.rtp_bind_v6.is_ipv6() {
+            problems.push(format!(
+                "media.rtp_bind_v6 ({}) must be an IPv6 address",
+                media.rtp_bind_v6
             ));
         }
         if media.rtp_port_max <= media.rtp_port_min {

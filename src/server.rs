@@ -61,6 +61,7 @@ impl Server {
             calls: HashMap::new(),
             ports: RtpPortPool::new(
                 config.media.rtp_bind,
+                config.media.rtp_bind_v6,
                 config.media.rtp_port_min,
                 config.media.rtp_port_max,
             ),
@@ -200,7 +201,15 @@ impl Core {
             Inbound::TcpOpened { id, remote, writer } => {
                 self.transports.on_opened(id, remote, writer)
             }
-            Inbound::TcpClosed { id } => self.transports.on_closed(id),
+            Inbound::TcpClosed { id } => {
+                // Answers to what this connection sent last (often a 400
+                // for unframeable input, handed over just before the close)
+                // must be queued on it before it is forgotten; otherwise
+                // they would go out on a new connection to the peer's
+                // ephemeral port and be lost.
+                self.flush(now);
+                self.transports.on_closed(id)
+            }
         }
     }
 
@@ -266,7 +275,9 @@ impl Core {
             "incoming call"
         );
         let call = incoming.call;
-        let socket = match self.ports.allocate() {
+        // Media in the family of the signalling: an IPv6 caller gets IPv6 RTP.
+        let ipv6 = incoming.flow.local.is_ipv6();
+        let socket = match self.ports.allocate(ipv6) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port, refusing the call");
@@ -274,7 +285,10 @@ impl Core {
                 return;
             }
         };
-        let address = self.advertised.unwrap_or_else(|| incoming.flow.local.ip());
+        let address = self
+            .advertised
+            .filter(|a| a.is_ipv6() == ipv6)
+            .unwrap_or_else(|| incoming.flow.local.ip());
         let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
             let _ = self.endpoint.reject(call, 503, now);
             return;

@@ -75,7 +75,7 @@ async fn call_over_ipv6_is_answered() {
     let mut config = test_config();
     config.sip.udp = vec!["[::1]:0".parse().unwrap()];
     config.sip.tcp = vec!["[::1]:0".parse().unwrap()];
-    config.media.rtp_bind = "::1".parse().unwrap();
+    config.media.rtp_bind_v6 = "::1".parse().unwrap();
     let Ok(server) = hotline::server::Server::start(config).await else {
         eprintln!("no IPv6 loopback here; skipping");
         return;

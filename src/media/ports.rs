@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 #[derive(Debug)]
 pub struct RtpPortPool {
-    bind: IpAddr,
+    bind_v4: IpAddr,
+    bind_v6: IpAddr,
     min: u16,
     max: u16,
     cursor: u16,
@@ -15,9 +16,10 @@ pub struct RtpPortPool {
 
 impl RtpPortPool {
     /// `min` must be even and below `max` (the config validates this).
-    pub fn new(bind: IpAddr, min: u16, max: u16) -> RtpPortPool {
+    pub fn new(bind_v4: IpAddr, bind_v6: IpAddr, min: u16, max: u16) -> RtpPortPool {
         RtpPortPool {
-            bind,
+            bind_v4,
+            bind_v6,
             min,
             max,
             cursor: min,
@@ -31,7 +33,8 @@ impl RtpPortPool {
     /// Binds the next free even port, searching the range once round from
     /// where the last search stopped, so that a just-released port is not
     /// reused at once (late packets of the old call then land nowhere).
-    pub fn allocate(&mut self) -> io::Result<UdpSocket> {
+    pub fn allocate(&mut self, ipv6: bool) -> io::Result<UdpSocket> {
+        let bind = if ipv6 { self.bind_v6 } else { self.bind_v4 };
         for _ in 0..self.even_ports() {
             let port = self.cursor;
             self.cursor = if port >= self.max - 1 {
@@ -39,7 +42,7 @@ impl RtpPortPool {
             } else {
                 port + 2
             };
-            match UdpSocket::bind(SocketAddr::new(self.bind, port)) {
+            match UdpSocket::bind(SocketAddr::new(bind, port)) {
                 Ok(socket) => {
                     socket.set_nonblocking(true)?;
                     return Ok(socket);
@@ -61,9 +64,14 @@ mod tests {
 
     #[test]
     fn allocates_even_ports_and_skips_busy_ones() {
-        let mut pool = RtpPortPool::new("127.0.0.1".parse().unwrap(), 41000, 41006);
-        let a = pool.allocate().unwrap();
-        let b = pool.allocate().unwrap();
+        let mut pool = RtpPortPool::new(
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+            41000,
+            41006,
+        );
+        let a = pool.allocate(false).unwrap();
+        let b = pool.allocate(false).unwrap();
         let ports = [
             a.local_addr().unwrap().port(),
             b.local_addr().unwrap().port(),
@@ -74,8 +82,13 @@ mod tests {
 
     #[test]
     fn exhausted_range_is_an_error() {
-        let mut pool = RtpPortPool::new("127.0.0.1".parse().unwrap(), 41100, 41102);
-        let _held: Vec<UdpSocket> = (0..2).filter_map(|_| pool.allocate().ok()).collect();
-        assert!(pool.allocate().is_err());
+        let mut pool = RtpPortPool::new(
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+            41100,
+            41102,
+        );
+        let _held: Vec<UdpSocket> = (0..2).filter_map(|_| pool.allocate(false).ok()).collect();
+        assert!(pool.allocate(false).is_err());
     }
 }

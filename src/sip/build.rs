@@ -141,10 +141,12 @@ pub fn response_to(
 
 /// Where to send a response to a request that arrived from `source`:
 /// over UDP to the source address, at the `rport`/source port when the
-/// client asked for it (RFC 3581) or else at the Via port; over TCP on the
-/// same connection (the caller keeps the connection id).
+/// client asked for it (RFC 3581) or else at the Via port. Over TCP the
+/// response goes on the request's connection (the caller keeps its id);
+/// the address returned is where to reconnect if that connection is gone:
+/// the source IP at the Via port (RFC 3261 §18.2.2).
 pub fn response_destination(source: SocketAddr, top_via: &Via, reliable: bool) -> SocketAddr {
-    if reliable || top_via.has_param("rport") {
+    if !reliable && top_via.has_param("rport") {
         return source;
     }
     SocketAddr::new(source.ip(), top_via.port.unwrap_or(5060))
@@ -223,6 +225,11 @@ mod tests {
         assert_eq!(response_destination(source(), &via, false).port(), 5070);
         let via = Via::parse("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport").unwrap();
         assert_eq!(response_destination(source(), &via, false).port(), 40000);
+        assert_eq!(
+            response_destination(source(), &via, true).port(),
+            5070,
+            "over TCP a lost connection is reopened to the Via port"
+        );
     }
 
     #[test]

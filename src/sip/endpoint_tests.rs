@@ -67,6 +67,15 @@ fn tcp_flow(connection: u64) -> Flow {
     }
 }
 
+/// Where responses to requests on `tcp_flow` go: the same connection, and
+/// the Via port of the caller should that connection be gone.
+fn tcp_reply_flow(connection: u64) -> Flow {
+    Flow {
+        remote: "127.0.0.1:5061".parse().unwrap(),
+        ..tcp_flow(connection)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Requests as the caller would send them.
 // ---------------------------------------------------------------------------
@@ -1566,7 +1575,7 @@ fn tcp_responses_go_back_on_the_same_connection() {
         statuses(&sent.iter().map(|s| s.message.clone()).collect::<Vec<_>>()),
         vec![100]
     );
-    assert_eq!(sent[0].flow, tcp_flow(7));
+    assert_eq!(sent[0].flow, tcp_reply_flow(7));
     let call = match h.events().as_slice() {
         [Event::IncomingCall(incoming)] => incoming.call,
         other => panic!("{other:#?}"),
@@ -1577,7 +1586,7 @@ fn tcp_responses_go_back_on_the_same_connection() {
     let sent = h.transmits();
     assert_eq!(sent.len(), 1);
     assert_eq!(status(&sent[0].message), 200);
-    assert_eq!(sent[0].flow, tcp_flow(7));
+    assert_eq!(sent[0].flow, tcp_reply_flow(7));
     assert_eq!(
         sent[0].message.header("Contact"),
         Some("<sip:10000@127.0.0.1:5060;transport=tcp>")
@@ -1619,7 +1628,7 @@ fn tcp_200_is_still_retransmitted_end_to_end_until_the_ack() {
         offsets(&log, |m| m.status() == Some(200)),
         vec![500, 1500, 3500]
     );
-    assert!(log.iter().all(|s| s.flow == tcp_flow(7)));
+    assert!(log.iter().all(|s| s.flow == tcp_reply_flow(7)));
     let ack = ack("z9hG4bK-ack", &to_tag(&ok).unwrap(), 1)
         .via("SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bK-ack");
     h.receive(&ack);

@@ -32,7 +32,7 @@ for rate in "$@"; do
     before=$(ticks "$GW_PID"); t0=$(date +%s.%N)
     set +e
     (cd "$WORK" && timeout $((SECONDS_PER_RUN * 3 + 60)) sipp -sn uac "127.0.0.1:$port" -s 10000 -i 127.0.0.1 \
-        -r "$rate" -m "$total" -l 100000 -d 0 -nostdin -timeout $((SECONDS_PER_RUN * 3 + 30))s \
+        -p "$(free_port 127.0.0.1)" -r "$rate" -m "$total" -l 5000 -d 0 -nostdin -timeout $((SECONDS_PER_RUN * 3 + 30))s \
         -trace_stat -stf stats.csv -trace_err -error_file errors.log >/dev/null 2>&1)
     status=$?
     set -e

@@ -25,6 +25,7 @@ pub fn test_config() -> Config {
     config.sip.t1_ms = 100;
     config.sip.t2_ms = 400;
     config.media.rtp_bind = "127.0.0.1".parse().unwrap();
+    config.media.rtp_bind_v6 = "::1".parse().unwrap();
     config.media.rtp_port_min = 30000;
     config.media.rtp_port_max = 39998;
     config
