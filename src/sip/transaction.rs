@@ -153,15 +153,21 @@ impl ServerInvite {
             }
             _ => return TxStep::default(),
         }
-        self.last_response = Some(bytes.clone());
-        let step = TxStep::send(bytes);
+        let step = TxStep::send(bytes.clone());
         match code {
-            100..=199 => step,
+            100..=199 => {
+                self.last_response = Some(bytes);
+                step
+            }
+            // Accepted absorbs retransmitted INVITEs without answering them
+            // (the core retransmits the 2xx), so the 2xx is not kept here.
             200..=299 => {
+                self.last_response = None;
                 self.state = ServerInviteState::Accepted;
                 step.arm(TxTimer::L, now + self.timers.timeout())
             }
             _ => {
+                self.last_response = Some(bytes);
                 self.state = ServerInviteState::Completed;
                 let step = step.arm(TxTimer::H, now + self.timers.timeout());
                 if self.reliable {
