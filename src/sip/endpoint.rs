@@ -485,7 +485,7 @@ impl Endpoint {
         now: Instant,
     ) {
         let call_id = request.header("Call-ID").unwrap_or_default().to_string();
-        let _span = tracing::debug_span!("sip", call_id = %call_id).entered();
+        let _span = tracing::info_span!("sip", call_id = %call_id).entered();
         match method {
             Method::Extension(_) => return self.reply_new(&request, key, flow, 501, &[], now),
             Method::Register
