@@ -301,12 +301,7 @@ impl Core {
         };
         let negotiated = match incoming.offer.as_deref() {
             Some(offer) => {
-                let result = std::str::from_utf8(offer)
-                    .map_err(|_| sdp::SdpError::Malformed {
-                        line: 0,
-                        reason: "SDP is not UTF-8".into(),
-                    })
-                    .and_then(sdp::parse)
+                let result = sdp::parse_body(offer)
                     .and_then(|offer| sdp::answer(&offer, &self.policy, &local));
                 match result {
                     Ok((answer, negotiated)) => Some((answer, negotiated)),
@@ -369,13 +364,8 @@ impl Core {
             let _ = self.endpoint.accept(call, Bytes::from(body), now);
             return;
         };
-        let result = std::str::from_utf8(&offer)
-            .map_err(|_| sdp::SdpError::Malformed {
-                line: 0,
-                reason: "SDP is not UTF-8".into(),
-            })
-            .and_then(sdp::parse)
-            .and_then(|offer| sdp::answer(&offer, &self.policy, &local));
+        let result =
+            sdp::parse_body(&offer).and_then(|offer| sdp::answer(&offer, &self.policy, &local));
         match result {
             Ok((answer, negotiated)) => {
                 tracing::info!(direction = ?negotiated.direction, "media renegotiated");
@@ -390,13 +380,8 @@ impl Core {
     }
 
     fn apply_answer(&mut self, call: CallHandle, answer: &Bytes, now: Instant) {
-        let negotiated = std::str::from_utf8(answer)
-            .map_err(|_| sdp::SdpError::Malformed {
-                line: 0,
-                reason: "SDP is not UTF-8".into(),
-            })
-            .and_then(sdp::parse)
-            .and_then(|answer| sdp::accept_answer(&answer, &self.policy));
+        let negotiated =
+            sdp::parse_body(answer).and_then(|answer| sdp::accept_answer(&answer, &self.policy));
         match negotiated {
             Ok(negotiated) => self.redirect(call, &negotiated),
             Err(e) => {

@@ -26,7 +26,7 @@ fn parse_params(text: &str) -> Result<Vec<Param>, &'static str> {
         return Ok(params);
     }
     let text = text.strip_prefix(';').ok_or("text after a value")?;
-    for raw in split_outside_quotes(text, ';') {
+    for raw in super::message::split_outside_quotes(text, ';', false) {
         let (name, value) = match raw.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim().to_string())),
             None => (raw.trim(), None),
@@ -40,28 +40,6 @@ fn parse_params(text: &str) -> Result<Vec<Param>, &'static str> {
         });
     }
     Ok(params)
-}
-
-fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut in_quotes, mut escaped, mut start) = (false, false, 0);
-    for (i, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            c if c == sep && !in_quotes => {
-                out.push(&text[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    out.push(&text[start..]);
-    out
 }
 
 /// One Via header value.

@@ -502,10 +502,19 @@ impl Message {
 /// brackets, trimming each element; empty elements are kept so that
 /// validation can reject them.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    split_outside_quotes(value, ',', true)
+        .into_iter()
+        .map(str::trim)
+}
+
+/// Splits `text` at `separator` where it is not inside a quoted string
+/// (honouring backslash escapes) nor, when `brackets` is set, inside
+/// `<…>`. Parts are not trimmed.
+pub fn split_outside_quotes(text: &str, separator: char, brackets: bool) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
     let mut start = 0;
-    for (i, c) in value.char_indices() {
+    for (i, c) in text.char_indices() {
         if escaped {
             escaped = false;
             continue;
@@ -513,17 +522,17 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
+            '<' if brackets && !in_quotes => in_angle = true,
+            '>' if brackets && !in_quotes => in_angle = false,
+            c if c == separator && !in_quotes && !in_angle => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
-    parts.into_iter()
+    parts.push(&text[start..]);
+    parts
 }
 
 /// How a stream transport finds message boundaries: the length of the first

@@ -289,6 +289,15 @@ pub enum SdpError {
     InvalidPolicy(String),
 }
 
+/// Parses an SDP body as received in a SIP message (bytes that must be UTF-8).
+pub fn parse_body(body: &[u8]) -> Result<SessionDescription, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed {
+        line: 0,
+        reason: "SDP is not UTF-8".into(),
+    })?;
+    parse(text)
+}
+
 /// Parses a remote session description.
 pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     let mut session = SessionLevel::default();

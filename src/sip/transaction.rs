@@ -511,6 +511,10 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn schedule(offsets_ms: &[u64]) -> Vec<Duration> {
+        offsets_ms.iter().map(|&m| ms(m)).collect()
+    }
+
     /// Drives a machine's timers in time order and records when it sent.
     fn run_timers(
         start: Instant,
@@ -547,12 +551,9 @@ mod tests {
             run_timers(t0, first, Duration::from_secs(60), |t, now| {
                 tx.on_timer(t, now)
             });
-        let expected: Vec<Duration> = [
+        let expected = schedule(&[
             500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
-        ]
-        .iter()
-        .map(|&m| ms(m))
-        .collect();
+        ]);
         assert_eq!(sends, expected);
         assert!(terminated);
         assert_eq!(notice, Some(TuNotice::Timeout));
@@ -630,12 +631,9 @@ mod tests {
             run_timers(t0, first, Duration::from_secs(40), |t, now| {
                 tx.on_timer(t, now)
             });
-        let expected: Vec<Duration> = [
+        let expected = schedule(&[
             500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
-        ]
-        .iter()
-        .map(|&m| ms(m))
-        .collect();
+        ]);
         assert_eq!(sends, expected);
         assert!(terminated);
         assert_eq!(notice, Some(TuNotice::Timeout));
@@ -671,10 +669,7 @@ mod tests {
             run_timers(t0, first, Duration::from_secs(40), |t, now| {
                 tx.on_timer(t, now)
             });
-        let expected: Vec<Duration> = [500, 1500, 3500, 7500, 15500, 31500]
-            .iter()
-            .map(|&m| ms(m))
-            .collect();
+        let expected = schedule(&[500, 1500, 3500, 7500, 15500, 31500]);
         assert_eq!(sends, expected);
         assert!(terminated);
         assert_eq!(notice, Some(TuNotice::Timeout));
