@@ -213,14 +213,9 @@ impl Client {
         )
     }
 
-    /// A new out-of-dialog request from this client.
-    pub fn request(&mut self, method: &str, user: &str, call_id: &str, cseq: u32) -> Message {
-        let branch = self.unique("z9hG4bK");
-        let host = self.server;
-        let mut request = Message::request(
-            hotline::sip::message::Method::from_token(method),
-            format!("sip:{user}@{host}"),
-        );
+    /// A request line with our Via and Max-Forwards.
+    fn start_request(&self, method: &str, uri: String, branch: &str) -> Message {
+        let mut request = Message::request(hotline::sip::message::Method::from_token(method), uri);
         request.push_header(
             "Via",
             format!(
@@ -230,6 +225,14 @@ impl Client {
             ),
         );
         request.push_header("Max-Forwards", "70");
+        request
+    }
+
+    /// A new out-of-dialog request from this client.
+    pub fn request(&mut self, method: &str, user: &str, call_id: &str, cseq: u32) -> Message {
+        let branch = self.unique("z9hG4bK");
+        let host = self.server;
+        let mut request = self.start_request(method, format!("sip:{user}@{host}"), &branch);
         request.push_header(
             "From",
             format!(
@@ -273,19 +276,7 @@ impl Client {
             dialog.cseq
         };
         let branch = self.unique("z9hG4bK");
-        let mut request = Message::request(
-            hotline::sip::message::Method::from_token(method),
-            dialog.remote_target.clone(),
-        );
-        request.push_header(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                self.via_token(),
-                self.local
-            ),
-        );
-        request.push_header("Max-Forwards", "70");
+        let mut request = self.start_request(method, dialog.remote_target.clone(), &branch);
         request.push_header("From", dialog.local.clone());
         request.push_header("To", dialog.remote.clone());
         request.push_header("Call-ID", dialog.call_id.clone());
