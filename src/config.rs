@@ -21,6 +21,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub calls: CallsConfig,
+    pub prompts: PromptsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
@@ -64,6 +65,13 @@ pub struct MediaConfig {
     pub codecs: Vec<String>,
     pub telephone_event_payload_type: u8,
     pub ptime_ms: u32,
+    /// Media worker threads; each serves many calls on one timer.
+    pub workers: usize,
+    /// Send to where the caller's RTP really comes from (callers behind NAT).
+    pub symmetric_rtp: bool,
+    /// End a call that sends no RTP for this long (0: never); not while
+    /// the caller holds the call.
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +79,27 @@ pub struct MediaConfig {
 pub struct CallsConfig {
     /// An answered call is ended with BYE after this long.
     pub max_duration_secs: u64,
+    /// Prompts (names under `prompts.dir`, without `.wav`) played when a
+    /// call is answered; a key stops them.
+    pub greeting: Vec<String>,
+    /// Play the greeting over and over until a key or the end of the call.
+    pub loop_greeting: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// Directory of WAV prompts; `zh/welcome.wav` there is the prompt
+    /// named `zh/welcome`.
+    pub dir: PathBuf,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            dir: PathBuf::from("prompts"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +163,9 @@ impl Default for MediaConfig {
             codecs: vec!["PCMU".to_string(), "PCMA".to_string()],
             telephone_event_payload_type: 101,
             ptime_ms: 20,
+            workers: 2,
+            symmetric_rtp: true,
+            timeout_secs: 30,
         }
     }
 }
@@ -142,6 +174,8 @@ impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
             max_duration_secs: 30,
+            greeting: vec!["zh/welcome".to_string()],
+            loop_greeting: false,
         }
     }
 }
@@ -319,6 +353,12 @@ impl Config {
         }
         if let Err(e) = self.media_policy() {
             problems.push(format!("media: {e}"));
+        }
+        if self.media.workers == 0 || self.media.workers > 64 {
+            problems.push(format!(
+                "media.workers ({}) must be between 1 and 64",
+                self.media.workers
+            ));
         }
         if self.calls.max_duration_secs == 0 {
             problems.push("calls.max_duration_secs must be at least 1".to_string());

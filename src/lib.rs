@@ -4,6 +4,7 @@
 //! state machines; `server` and the transport shells own sockets, timers and
 //! tasks.
 
+pub mod call;
 pub mod config;
 pub mod logging;
 pub mod media;

@@ -1,8 +1,16 @@
-//! Media: RTP ports and the paced RTP sender.
+//! Media: RTP sessions, G.711, prompts and playback, DTMF in all three
+//! forms, and the paced workers that move packets for many calls at once.
 //!
-//! For now every answered call is sent G.711 silence, so that NAT bindings
-//! and the caller's jitter buffer see a live stream; prompts, DTMF and the
-//! media timeout arrive with the media issue.
+//! The protocol parts (`g711`, `rfc4733`, `inband`, `playback`,
+//! `session`, `dtmf_info`) are sans-IO; `worker` and `ports` own sockets
+//! and timers.
 
-pub mod pacer;
+pub mod dtmf_info;
+pub mod g711;
+pub mod inband;
+pub mod playback;
 pub mod ports;
+pub mod prompt;
+pub mod rfc4733;
+pub mod session;
+pub mod worker;

@@ -1,0 +1,379 @@
+//! Media load tool: holds N concurrent calls to a running gateway on
+//! loopback, receives their RTP and measures loss, lateness and jitter.
+//!
+//!     cargo run --release --example media_load -- --gateway 127.0.0.1:5060 --calls 1000 \
+//!         --rate 200 --hold 30 [--send-rtp] [--pid GATEWAY_PID]
+//!
+//! Every call's SDP points at one local RTP socket; packets are told apart
+//! by the gateway port they come from. For each call the tool tracks
+//! sequence gaps (loss) and how late each packet is against the 20 ms
+//! clock anchored at the call's earliest packet, plus the RFC 3550
+//! interarrival jitter. With `--send-rtp` it also sends each call 20 ms
+//! of G.711 silence every 20 ms, so the gateway receives as much as it
+//! sends. With `--pid` it reads the gateway's CPU time over the measuring
+//! window and its resident memory before the calls and with all calls up.
+//! Prints one summary line of `key=value` pairs.
+
+use hotline::sip::message::{Message, Method};
+use hotline::sip::sdp;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Options {
+    gateway: SocketAddr,
+    calls: usize,
+    rate: f64,
+    hold: Duration,
+    send_rtp: bool,
+    /// The gateway's process id, to measure its CPU and memory.
+    pid: Option<u32>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        gateway: "127.0.0.1:5060".parse().map_err(|e| format!("{e}"))?,
+        calls: 100,
+        rate: 100.0,
+        hold: Duration::from_secs(20),
+        send_rtp: false,
+        pid: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--gateway" => {
+                options.gateway = value()?.parse().map_err(|e| format!("--gateway: {e}"))?
+            }
+            "--calls" => options.calls = value()?.parse().map_err(|e| format!("--calls: {e}"))?,
+            "--rate" => options.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--hold" => {
+                options.hold =
+                    Duration::from_secs(value()?.parse().map_err(|e| format!("--hold: {e}"))?)
+            }
+            "--send-rtp" => options.send_rtp = true,
+            "--pid" => options.pid = Some(value()?.parse().map_err(|e| format!("--pid: {e}"))?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if !options.gateway.ip().is_loopback() {
+        return Err("the load tool only talks to loopback addresses".into());
+    }
+    Ok(options)
+}
+
+/// Per-call receive statistics.
+#[derive(Default)]
+struct Stream {
+    packets: u64,
+    /// Sequence number and index (packets since the first) of the last packet.
+    last: Option<(u16, i64)>,
+    highest: i64,
+    /// Smallest (arrival - 20 ms × index) seen: the call's on-time baseline.
+    baseline: Option<f64>,
+    late_2ms: u64,
+    late_5ms: u64,
+    jitter: f64,
+    last_transit: Option<f64>,
+}
+
+impl Stream {
+    fn on_packet(&mut self, sequence: u16, timestamp: u32, arrival: f64) {
+        self.packets += 1;
+        // The index survives sequence wrap and reordering: step by the
+        // signed 16-bit distance from the previous packet.
+        let index = match self.last {
+            None => 0,
+            Some((last_sequence, last_index)) => {
+                last_index + i64::from(sequence.wrapping_sub(last_sequence) as i16)
+            }
+        };
+        self.last = Some((sequence, index));
+        self.highest = self.highest.max(index);
+        let offset = arrival - 0.020 * index as f64;
+        let baseline = self.baseline.map_or(offset, |b| b.min(offset));
+        self.baseline = Some(baseline);
+        let lateness = offset - baseline;
+        if lateness > 0.002 {
+            self.late_2ms += 1;
+        }
+        if lateness > 0.005 {
+            self.late_5ms += 1;
+        }
+        let transit = arrival - f64::from(timestamp) / 8000.0;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs();
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+
+    fn expected(&self) -> u64 {
+        if self.packets == 0 {
+            0
+        } else {
+            self.highest.max(0) as u64 + 1
+        }
+    }
+}
+
+fn invite(local: SocketAddr, rtp: SocketAddr, gateway: SocketAddr, index: usize) -> Message {
+    let mut request = Message::request(Method::Invite, format!("sip:10000@{gateway}"));
+    request.push_header(
+        "Via",
+        format!("SIP/2.0/UDP {local};branch=z9hG4bKload{index};rport"),
+    );
+    request.push_header("Max-Forwards", "70");
+    request.push_header("From", format!("<sip:load{index}@{local}>;tag=load{index}"));
+    request.push_header("To", format!("<sip:10000@{gateway}>"));
+    request.push_header("Call-ID", format!("load-{index}-{}", std::process::id()));
+    request.push_header("CSeq", "1 INVITE");
+    request.push_header("Contact", format!("<sip:load{index}@{local}>"));
+    let body = format!(
+        "v=0\r\no=load 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        ip = rtp.ip(),
+        port = rtp.port()
+    );
+    request.set_body("application/sdp", body.into_bytes());
+    request
+}
+
+/// An in-dialog request (ACK or BYE) for call `index` after its 200.
+fn in_dialog(
+    method: Method,
+    ok: &Message,
+    local: SocketAddr,
+    gateway: SocketAddr,
+    index: usize,
+    cseq: u32,
+) -> Message {
+    let mut request = Message::request(method.clone(), format!("sip:10000@{gateway}"));
+    request.push_header(
+        "Via",
+        format!("SIP/2.0/UDP {local};branch=z9hG4bKload{index}-{cseq};rport"),
+    );
+    request.push_header("Max-Forwards", "70");
+    for name in ["From", "To", "Call-ID"] {
+        request.push_header(name, ok.header(name).unwrap_or_default());
+    }
+    request.push_header("CSeq", format!("{cseq} {method}"));
+    request
+}
+
+/// CPU seconds (user + system) of a process, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("media_load: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&options) {
+        eprintln!("media_load: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(options: &Options) -> std::io::Result<()> {
+    let sip = UdpSocket::bind("127.0.0.1:0")?;
+    sip.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    let (local, rtp_addr) = (sip.local_addr()?, rtp.local_addr()?);
+    let streams: Arc<Mutex<HashMap<SocketAddr, Stream>>> = Arc::default();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let rss_before = options.pid.and_then(rss_kib);
+
+    let receiver = {
+        let (rtp, streams, measuring, stop) = (
+            rtp.try_clone()?,
+            streams.clone(),
+            measuring.clone(),
+            stop.clone(),
+        );
+        rtp.set_read_timeout(Some(Duration::from_millis(100)))?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((len, from)) = rtp.recv_from(&mut buf) else {
+                    continue;
+                };
+                if len < 12 || !measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let arrival = start.elapsed().as_secs_f64();
+                let sequence = u16::from_be_bytes([buf[2], buf[3]]);
+                let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                if let Ok(mut streams) = streams.lock() {
+                    streams
+                        .entry(from)
+                        .or_default()
+                        .on_packet(sequence, timestamp, arrival);
+                }
+            }
+        })
+    };
+
+    // Place the calls at the asked rate and collect their 200s.
+    let mut answered: HashMap<usize, (Message, SocketAddr)> = HashMap::new();
+    let interval = Duration::from_secs_f64(1.0 / options.rate.max(1.0));
+    let mut buf = vec![0u8; 65536];
+    let mut next = Instant::now();
+    let mut sent = 0;
+    let setup_deadline =
+        Instant::now() + Duration::from_secs_f64(options.calls as f64 / options.rate + 30.0);
+    while answered.len() < options.calls && Instant::now() < setup_deadline {
+        while sent < options.calls && Instant::now() >= next {
+            sip.send_to(
+                &invite(local, rtp_addr, options.gateway, sent).to_bytes(),
+                options.gateway,
+            )?;
+            sent += 1;
+            next += interval;
+        }
+        sip.set_read_timeout(Some(Duration::from_millis(2)))?;
+        while let Ok((len, _)) = sip.recv_from(&mut buf) {
+            let Ok(message) = Message::parse(&buf[..len]) else {
+                continue;
+            };
+            let index = message
+                .header("From")
+                .and_then(|f| f.split("tag=load").nth(1))
+                .and_then(|t| t.parse::<usize>().ok());
+            match (message.status(), index) {
+                (Some(200), Some(index)) if !answered.contains_key(&index) => {
+                    let Some(gateway_rtp) = sdp::parse_body(&message.body)
+                        .ok()
+                        .and_then(|d| d.audio)
+                        .and_then(|a| Some(SocketAddr::new(a.connection?, a.port)))
+                    else {
+                        continue;
+                    };
+                    let ack = in_dialog(Method::Ack, &message, local, options.gateway, index, 1);
+                    sip.send_to(&ack.to_bytes(), options.gateway)?;
+                    answered.insert(index, (message, gateway_rtp));
+                }
+                (Some(code), _) if code >= 300 => {
+                    eprintln!("media_load: call refused with {code}");
+                }
+                _ => {}
+            }
+        }
+    }
+    let setup_time = start.elapsed();
+    eprintln!(
+        "media_load: {} of {} calls answered in {:.1} s; measuring for {} s",
+        answered.len(),
+        options.calls,
+        setup_time.as_secs_f64(),
+        options.hold.as_secs()
+    );
+
+    // Measure while every call is up (and optionally send RTP to each).
+    measuring.store(true, Ordering::Relaxed);
+    let cpu_before = options.pid.and_then(cpu_seconds);
+    let targets: Vec<SocketAddr> = answered.values().map(|(_, addr)| *addr).collect();
+    let measure_start = Instant::now();
+    let mut tick = Instant::now();
+    let silence = {
+        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0xAD];
+        packet.extend(std::iter::repeat_n(0xFF, 160));
+        packet
+    };
+    let mut sequence: u16 = 0;
+    while measure_start.elapsed() < options.hold {
+        if options.send_rtp {
+            let mut packet = silence.clone();
+            packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+            packet[4..8].copy_from_slice(&(u32::from(sequence) * 160).to_be_bytes());
+            for target in &targets {
+                let _ = rtp.send_to(&packet, target);
+            }
+            sequence = sequence.wrapping_add(1);
+        }
+        tick += Duration::from_millis(20);
+        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        // Keep the SIP socket drained (retransmissions, BYEs).
+        sip.set_read_timeout(Some(Duration::from_micros(100)))?;
+        while sip.recv_from(&mut buf).is_ok() {}
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let measured = measure_start.elapsed();
+    let cpu_after = options.pid.and_then(cpu_seconds);
+    let rss_loaded = options.pid.and_then(rss_kib);
+
+    for (index, (ok, _)) in &answered {
+        let bye = in_dialog(Method::Bye, ok, local, options.gateway, *index, 2);
+        sip.send_to(&bye.to_bytes(), options.gateway)?;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = receiver.join();
+
+    let streams = streams
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))?;
+    let (mut packets, mut expected, mut late2, mut late5, mut jitter_sum, mut jitter_max) =
+        (0u64, 0u64, 0u64, 0u64, 0f64, 0f64);
+    for stream in streams.values() {
+        packets += stream.packets;
+        expected += stream.expected();
+        late2 += stream.late_2ms;
+        late5 += stream.late_5ms;
+        jitter_sum += stream.jitter;
+        jitter_max = jitter_max.max(stream.jitter);
+    }
+    let lost = expected.saturating_sub(packets);
+    let streams_seen = streams.len().max(1);
+    let gateway = match (cpu_before, cpu_after, rss_before, rss_loaded) {
+        (Some(c0), Some(c1), Some(r0), Some(r1)) => format!(
+            " gateway_cpu_pct={:.1} cpu_ms_per_call_second={:.4} rss_before_kib={r0} rss_loaded_kib={r1} rss_per_call_kib={:.1}",
+            100.0 * (c1 - c0) / measured.as_secs_f64(),
+            1000.0 * (c1 - c0) / (answered.len().max(1) as f64 * measured.as_secs_f64()),
+            r1.saturating_sub(r0) as f64 / answered.len().max(1) as f64,
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "calls={} answered={} streams={} seconds={:.1} packets={} expected={} lost={} loss_ppm={:.0} late_2ms={} late_5ms={} late_5ms_per_1000={:.3} jitter_mean_ms={:.3} jitter_max_ms={:.3}{}",
+        options.calls,
+        answered.len(),
+        streams.len(),
+        measured.as_secs_f64(),
+        packets,
+        expected,
+        lost,
+        1e6 * lost as f64 / expected.max(1) as f64,
+        late2,
+        late5,
+        1000.0 * late5 as f64 / packets.max(1) as f64,
+        1000.0 * jitter_sum / streams_seen as f64,
+        1000.0 * jitter_max,
+        gateway,
+    );
+    Ok(())
+}

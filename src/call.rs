@@ -1,0 +1,388 @@
+//! Per-call glue between the SIP endpoint and media: negotiates SDP,
+//! gives each answered call an RTP port and a media session on a worker,
+//! plays the greeting, turns key presses from RTP, INFO and in-band tones
+//! into call events, and ends calls on media timeout or at their time
+//! limit.
+//!
+//! It makes no network calls itself: it tells the endpoint what to answer
+//! and the media workers what to do, and publishes [`CallEvent`]s.
+
+use crate::media::dtmf_info;
+use crate::media::playback::{PlayItem, Playlist};
+use crate::media::ports::RtpPortPool;
+use crate::media::prompt::PromptLibrary;
+use crate::media::session::{DtmfSource, MediaEvent, MediaParams, MediaSession};
+use crate::media::worker::{CallMediaEvent, MediaWorkers, WorkerCommand};
+use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall};
+use crate::sip::sdp::{self, Direction, LocalMedia, MediaPolicy, NegotiatedMedia};
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// What happens on calls, for whoever listens (tests now; the IVR, live
+/// call views and metrics later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    Answered {
+        call_id: String,
+    },
+    Dtmf {
+        call_id: String,
+        digit: char,
+        source: DtmfSource,
+    },
+    PlaybackDone {
+        call_id: String,
+        interrupted: bool,
+    },
+    Ended {
+        call_id: String,
+        reason: String,
+    },
+}
+
+/// Settings the call glue needs, taken from the config once.
+pub struct CallSettings {
+    pub policy: MediaPolicy,
+    pub advertised: Option<IpAddr>,
+    pub max_duration: Duration,
+    pub media_timeout: Duration,
+    pub symmetric_rtp: bool,
+    pub greeting: Vec<String>,
+    pub loop_greeting: bool,
+}
+
+struct Call {
+    call_id: String,
+    local: LocalMedia,
+    /// Why we hung up, when we did (for the call record).
+    hangup_reason: Option<&'static str>,
+}
+
+pub struct Calls {
+    settings: CallSettings,
+    prompts: Arc<PromptLibrary>,
+    ports: RtpPortPool,
+    workers: MediaWorkers,
+    calls: HashMap<CallHandle, Call>,
+    /// When each answered call reaches its maximum duration.
+    limits: BinaryHeap<Reverse<(Instant, CallHandle)>>,
+    events: broadcast::Sender<CallEvent>,
+}
+
+impl Calls {
+    pub fn new(
+        settings: CallSettings,
+        prompts: Arc<PromptLibrary>,
+        ports: RtpPortPool,
+        workers: MediaWorkers,
+        events: broadcast::Sender<CallEvent>,
+    ) -> Calls {
+        Calls {
+            settings,
+            prompts,
+            ports,
+            workers,
+            calls: HashMap::new(),
+            limits: BinaryHeap::new(),
+            events,
+        }
+    }
+
+    /// Stops the media workers (after the last call has ended).
+    pub fn shutdown(self) {
+        self.workers.shutdown();
+    }
+
+    fn call_id(&self, call: CallHandle) -> &str {
+        self.calls.get(&call).map_or("", |c| c.call_id.as_str())
+    }
+
+    fn publish(&self, event: CallEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// The next instant at which `enforce_limits` has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.limits.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Ends answered calls that reached the configured maximum duration.
+    pub fn enforce_limits(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        while let Some(Reverse((at, call))) = self.limits.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.limits.pop();
+            if let Some(state) = self.calls.get_mut(&call) {
+                tracing::info!(call_id = %state.call_id, "call reached its time limit");
+                state.hangup_reason = Some("time_limit");
+                let _ = endpoint.hangup(call, now);
+            }
+        }
+    }
+
+    pub fn on_endpoint_event(&mut self, endpoint: &mut Endpoint, event: Event, now: Instant) {
+        match event {
+            Event::IncomingCall(incoming) => self.answer(endpoint, *incoming, now),
+            Event::CallConfirmed { call, sdp } => {
+                if let Some(answer) = sdp {
+                    self.apply_answer(endpoint, call, &answer, now);
+                }
+            }
+            Event::Reoffer { call, sdp } => self.answer_reoffer(endpoint, call, sdp, now),
+            Event::Info {
+                call,
+                content_type,
+                body,
+            } => match dtmf_info::parse(&content_type, &body) {
+                Some(digit) => self
+                    .workers
+                    .send(call, WorkerCommand::KeyFromSignalling(digit)),
+                None => {
+                    tracing::debug!(call_id = %self.call_id(call), %content_type, "INFO without a key")
+                }
+            },
+            Event::CallEnded { call, reason } => self.ended(call, reason),
+        }
+    }
+
+    pub fn on_media_event(&mut self, endpoint: &mut Endpoint, event: CallMediaEvent, now: Instant) {
+        let CallMediaEvent { call, event } = event;
+        let Some(state) = self.calls.get(&call) else {
+            return;
+        };
+        let call_id = state.call_id.clone();
+        let _span = tracing::info_span!("call", call_id = %call_id).entered();
+        match event {
+            MediaEvent::Dtmf { digit, source } => {
+                tracing::info!(%digit, source = source.label(), "key pressed");
+                self.publish(CallEvent::Dtmf {
+                    call_id,
+                    digit,
+                    source,
+                });
+            }
+            MediaEvent::PlaybackDone { interrupted } => {
+                tracing::debug!(interrupted, "playback done");
+                self.publish(CallEvent::PlaybackDone {
+                    call_id,
+                    interrupted,
+                });
+            }
+            MediaEvent::MediaTimeout => {
+                tracing::info!(
+                    timeout_s = self.settings.media_timeout.as_secs(),
+                    "no RTP from the caller, ending the call"
+                );
+                if let Some(state) = self.calls.get_mut(&call) {
+                    state.hangup_reason = Some("media_timeout");
+                }
+                let _ = endpoint.hangup(call, now);
+            }
+        }
+    }
+
+    fn ended(&mut self, call: CallHandle, reason: EndReason) {
+        if let Some(state) = self.calls.remove(&call) {
+            let reason = match (reason, state.hangup_reason) {
+                (EndReason::LocalHangup, Some(ours)) => ours,
+                _ => reason.label(),
+            };
+            tracing::info!(call_id = %state.call_id, reason, "call ended");
+            self.workers.send(call, WorkerCommand::End);
+            self.publish(CallEvent::Ended {
+                call_id: state.call_id,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Negotiates media and answers a new call, or rejects it with 488
+    /// (no common codec) or 503 (no RTP port).
+    fn answer(&mut self, endpoint: &mut Endpoint, incoming: IncomingCall, now: Instant) {
+        let _span = tracing::info_span!("call", call_id = %incoming.call_id).entered();
+        tracing::info!(
+            from = incoming.caller.as_deref().unwrap_or("-"),
+            dialled = incoming.dialled.as_deref().unwrap_or("-"),
+            source = %incoming.flow.remote,
+            "incoming call"
+        );
+        let call = incoming.call;
+        // Media in the family of the signalling: an IPv6 caller gets IPv6 RTP.
+        let ipv6 = incoming.flow.local.is_ipv6();
+        let socket = match self.ports.allocate(ipv6) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port, refusing the call");
+                let _ = endpoint.reject(call, 503, now);
+                return;
+            }
+        };
+        let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
+            let _ = endpoint.reject(call, 503, now);
+            return;
+        };
+        let local = LocalMedia {
+            address: self
+                .settings
+                .advertised
+                .filter(|a| a.is_ipv6() == ipv6)
+                .unwrap_or_else(|| incoming.flow.local.ip()),
+            rtp_port,
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+        };
+        let (body, params) = match incoming.offer.as_deref() {
+            Some(offer) => {
+                match sdp::parse_body(offer)
+                    .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
+                {
+                    Ok((answer, negotiated)) => (answer, media_params(&negotiated)),
+                    Err(e) => {
+                        tracing::info!(error = %e, "offer not acceptable");
+                        let _ = endpoint.reject(call, 488, now);
+                        return;
+                    }
+                }
+            }
+            // Offerless INVITE: we offer, and nothing is sent until the
+            // answer arrives in the ACK.
+            None => (
+                sdp::offer(&self.settings.policy, &local, Direction::SendRecv),
+                MediaParams {
+                    codec: self.settings.policy.codecs[0],
+                    payload_type: self.settings.policy.codecs[0].payload_type(),
+                    telephone_event_pt: Some(self.settings.policy.telephone_event_pt),
+                    ptime_ms: packet_time(self.settings.policy.ptime_ms),
+                    remote: None,
+                    direction: Direction::SendRecv,
+                },
+            ),
+        };
+        if endpoint.accept(call, Bytes::from(body), now).is_err() {
+            return;
+        }
+        let session = MediaSession::new(
+            params,
+            self.settings.symmetric_rtp,
+            self.settings.media_timeout,
+            now,
+        );
+        self.workers.send(
+            call,
+            WorkerCommand::Start {
+                socket,
+                session: Box::new(session),
+            },
+        );
+        if let Some(greeting) = self.greeting() {
+            self.workers.send(call, WorkerCommand::Play(greeting));
+        }
+        self.calls.insert(
+            call,
+            Call {
+                call_id: incoming.call_id.clone(),
+                local,
+                hangup_reason: None,
+            },
+        );
+        self.limits
+            .push(Reverse((now + self.settings.max_duration, call)));
+        self.publish(CallEvent::Answered {
+            call_id: incoming.call_id,
+        });
+    }
+
+    fn greeting(&self) -> Option<Playlist> {
+        let items: Vec<PlayItem> = self
+            .settings
+            .greeting
+            .iter()
+            .filter_map(|name| self.prompts.get(name))
+            .map(|prompt| PlayItem::Prompt(prompt.clone()))
+            .collect();
+        (!items.is_empty()).then_some(Playlist {
+            items,
+            looping: self.settings.loop_greeting,
+            barge_in: true,
+        })
+    }
+
+    fn answer_reoffer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        call: CallHandle,
+        offer: Option<Bytes>,
+        now: Instant,
+    ) {
+        let Some(state) = self.calls.get_mut(&call) else {
+            let _ = endpoint.reject(call, 481, now);
+            return;
+        };
+        let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
+        state.local.session_version += 1;
+        let local = state.local;
+        let Some(offer) = offer else {
+            let body = sdp::offer(&self.settings.policy, &local, Direction::SendRecv);
+            let _ = endpoint.accept(call, Bytes::from(body), now);
+            return;
+        };
+        match sdp::parse_body(&offer)
+            .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
+        {
+            Ok((answer, negotiated)) => {
+                tracing::info!(direction = ?negotiated.direction, "media renegotiated");
+                let _ = endpoint.accept(call, Bytes::from(answer), now);
+                self.workers
+                    .send(call, WorkerCommand::Update(media_params(&negotiated)));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "re-offer not acceptable");
+                let _ = endpoint.reject(call, 488, now);
+            }
+        }
+    }
+
+    fn apply_answer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        call: CallHandle,
+        answer: &Bytes,
+        now: Instant,
+    ) {
+        match sdp::parse_body(answer)
+            .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy))
+        {
+            Ok(negotiated) => self
+                .workers
+                .send(call, WorkerCommand::Update(media_params(&negotiated))),
+            Err(e) => {
+                tracing::info!(call_id = %self.call_id(call), error = %e, "answer in ACK not usable, ending the call");
+                let _ = endpoint.hangup(call, now);
+            }
+        }
+    }
+}
+
+fn media_params(negotiated: &NegotiatedMedia) -> MediaParams {
+    MediaParams {
+        codec: negotiated.codec,
+        payload_type: negotiated.payload_type,
+        telephone_event_pt: negotiated.telephone_event_pt,
+        ptime_ms: packet_time(negotiated.ptime_ms),
+        remote: negotiated.remote_rtp,
+        direction: negotiated.direction,
+    }
+}
+
+/// The workers tick every 20 ms, so we send 20, 40 or 60 ms packets:
+/// the asked packet time rounded to one of those.
+fn packet_time(asked_ms: u32) -> u32 {
+    (asked_ms.div_ceil(20) * 20).clamp(20, 60)
+}

@@ -1,0 +1,370 @@
+//! One call's media, sans-IO: the RTP stream we send (sequence numbers,
+//! timestamps, SSRC, marker bit, prompt playback, RFC 4733 key presses)
+//! and what we receive (source and payload checks, symmetric RTP latching,
+//! DTMF by RFC 4733 or in-band tones, the media timeout).
+//!
+//! The worker calls [`MediaSession::on_datagram`] for every datagram that
+//! arrives on the call's RTP port and [`MediaSession::next_packet`] once
+//! per packet time; events come out of [`MediaSession::poll_event`]. The
+//! session never reads a clock or touches a socket.
+
+use super::g711;
+use super::inband::{InbandConfig, InbandDetector};
+use super::playback::{FrameStatus, Playback, Playlist};
+use super::rfc4733::{self, EventPacket, EventReceiver};
+use crate::sip::sdp::{Codec, Direction};
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Samples per millisecond at the G.711 clock rate.
+const SAMPLES_PER_MS: u32 = 8;
+/// Largest RTP packet we build: header plus 60 ms of G.711.
+pub const MAX_PACKET: usize = 12 + 480;
+/// How long a key press we send lasts.
+const SENT_PRESS_MS: u32 = 100;
+
+/// Where a key press was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    Rfc4733,
+    SipInfo,
+    Inband,
+}
+
+impl DtmfSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "sip_info",
+            DtmfSource::Inband => "inband",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    Dtmf {
+        digit: char,
+        source: DtmfSource,
+    },
+    /// The playlist ended, or was cut short by a key (barge-in).
+    PlaybackDone {
+        interrupted: bool,
+    },
+    /// No RTP arrived for the configured time while the caller was not
+    /// holding the call.
+    MediaTimeout,
+}
+
+/// What SDP negotiation decided for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaParams {
+    pub codec: Codec,
+    pub payload_type: u8,
+    /// The caller's telephone-event payload type; `None` turns on in-band
+    /// detection instead.
+    pub telephone_event_pt: Option<u8>,
+    pub ptime_ms: u32,
+    /// The address from SDP (`None` while on hold with c=0.0.0.0).
+    pub remote: Option<SocketAddr>,
+    /// Our direction: whether we may send and should expect to receive.
+    pub direction: Direction,
+}
+
+impl MediaParams {
+    fn may_send(&self) -> bool {
+        matches!(self.direction, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// The caller is expected to send unless it put the call on hold
+    /// (sendonly, recvonly or inactive: phones differ in what they still
+    /// send while holding, so any of them suspends the media timeout).
+    fn expects_media(&self) -> bool {
+        self.direction == Direction::SendRecv
+    }
+
+    fn samples_per_packet(&self) -> usize {
+        (self.ptime_ms * SAMPLES_PER_MS) as usize
+    }
+}
+
+/// Counters for metrics and the load tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// From an address other than the latched or signalled one.
+    pub dropped_source: u64,
+    /// With a payload type the call did not negotiate.
+    pub dropped_payload_type: u64,
+    /// Not RTP at all (too short, wrong version).
+    pub dropped_malformed: u64,
+    pub rtcp_received: u64,
+}
+
+pub struct MediaSession {
+    params: MediaParams,
+    symmetric: bool,
+    /// Where we send: the SDP address until the caller's first packet,
+    /// then (with symmetric RTP) wherever its packets come from.
+    target: Option<SocketAddr>,
+    latched: bool,
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    marker_next: bool,
+    playback: Option<Playback>,
+    presses: VecDeque<EventPacket>,
+    received_events: EventReceiver,
+    inband: Option<InbandDetector>,
+    decoded: Vec<i16>,
+    payload: Vec<u8>,
+    events: VecDeque<MediaEvent>,
+    last_received: Instant,
+    media_timeout: Duration,
+    stats: MediaStats,
+}
+
+impl MediaSession {
+    pub fn new(
+        params: MediaParams,
+        symmetric: bool,
+        media_timeout: Duration,
+        now: Instant,
+    ) -> MediaSession {
+        let mut session = MediaSession {
+            params,
+            symmetric,
+            target: params.remote,
+            latched: false,
+            ssrc: rand::random(),
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            marker_next: true,
+            playback: None,
+            presses: VecDeque::new(),
+            received_events: EventReceiver::new(),
+            inband: None,
+            decoded: Vec::with_capacity(480),
+            payload: vec![0; 480],
+            events: VecDeque::new(),
+            last_received: now,
+            media_timeout,
+            stats: MediaStats::default(),
+        };
+        session.apply_params(params);
+        session
+    }
+
+    fn apply_params(&mut self, params: MediaParams) {
+        self.params = params;
+        // In-band detection only when the call has no telephone-event, so
+        // that no key is counted twice.
+        self.inband = match (params.telephone_event_pt, self.inband.take()) {
+            (Some(_), _) => None,
+            (None, Some(existing)) => Some(existing),
+            (None, None) => Some(InbandDetector::new(InbandConfig::default())),
+        };
+        let len = params.samples_per_packet();
+        self.payload.resize(len, g711::silence(params.codec));
+    }
+
+    /// Applies a renegotiation (re-INVITE, UPDATE, the answer in an ACK).
+    pub fn update(&mut self, params: MediaParams, now: Instant) {
+        let moved = params.remote != self.params.remote;
+        self.apply_params(params);
+        if moved {
+            self.target = params.remote;
+            self.latched = false;
+        }
+        self.last_received = now;
+    }
+
+    pub fn params(&self) -> &MediaParams {
+        &self.params
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        self.stats
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Starts a playlist, replacing whatever was playing.
+    pub fn play(&mut self, playlist: Playlist) {
+        let samples = self.params.samples_per_packet();
+        self.playback = Some(Playback::new(playlist, self.params.codec, samples));
+    }
+
+    /// Stops playback; reports `PlaybackDone { interrupted: true }` if
+    /// something was playing.
+    pub fn stop(&mut self) {
+        if self.playback.take().is_some() {
+            self.events
+                .push_back(MediaEvent::PlaybackDone { interrupted: true });
+        }
+    }
+
+    /// Queues a key press to send as RFC 4733 events, if the call
+    /// negotiated telephone-event.
+    pub fn send_dtmf(&mut self, digit: char) -> bool {
+        let Some(_) = self.params.telephone_event_pt else {
+            return false;
+        };
+        match rfc4733::press_packets(digit, self.timestamp, SENT_PRESS_MS, self.params.ptime_ms) {
+            Some(packets) => {
+                self.presses.extend(packets);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A key read outside RTP (SIP INFO) enters the same path as the others.
+    pub fn key_from_signalling(&mut self, digit: char) {
+        self.key(digit, DtmfSource::SipInfo);
+    }
+
+    fn key(&mut self, digit: char, source: DtmfSource) {
+        self.events.push_back(MediaEvent::Dtmf { digit, source });
+        if self.playback.as_ref().is_some_and(Playback::barge_in) {
+            self.stop();
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Handles one datagram that arrived on the call's RTP port.
+    pub fn on_datagram(&mut self, datagram: &[u8], source: SocketAddr, now: Instant) {
+        // RTCP shares nothing with RTP but the version bits; its packet
+        // types 200-204 sit where RTP has marker + payload type.
+        if datagram.len() >= 2 && (200..=204).contains(&datagram[1]) {
+            self.stats.rtcp_received += 1;
+            return;
+        }
+        let Ok(packet) = RtpReader::new(datagram) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        if !self.accepts_source(source) {
+            self.stats.dropped_source += 1;
+            return;
+        }
+        let payload_type = packet.payload_type();
+        let is_event = Some(payload_type) == self.params.telephone_event_pt;
+        if payload_type != self.params.payload_type && !is_event && payload_type != 13 {
+            self.stats.dropped_payload_type += 1;
+            return;
+        }
+        self.stats.packets_received += 1;
+        self.last_received = now;
+        if self.symmetric && !self.latched {
+            self.target = Some(source);
+            self.latched = true;
+        }
+        if is_event {
+            let press = self.received_events.on_packet(
+                packet.ssrc(),
+                u16::from(packet.sequence_number()),
+                packet.timestamp(),
+                packet.mark(),
+                packet.payload(),
+            );
+            if let Some(press) = press {
+                self.key(press.digit, DtmfSource::Rfc4733);
+            }
+            return;
+        }
+        if payload_type == self.params.payload_type {
+            if let Some(detector) = self.inband.as_mut() {
+                g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
+                for digit in detector.push(&self.decoded) {
+                    self.key(digit, DtmfSource::Inband);
+                }
+            }
+        }
+    }
+
+    /// Before latching, packets must come from the SDP address (any port
+    /// if that is all NAT changed); after latching, from the latched one.
+    fn accepts_source(&self, source: SocketAddr) -> bool {
+        match (self.target, self.latched) {
+            (Some(target), true) => target == source,
+            (Some(target), false) if self.symmetric => {
+                target.ip() == source.ip() || target == source
+            }
+            (Some(target), false) => target.ip() == source.ip(),
+            (None, _) => self.symmetric,
+        }
+    }
+
+    /// True when the caller has sent nothing for the media timeout while
+    /// it should have been sending.
+    pub fn timed_out(&mut self, now: Instant) -> bool {
+        if !self.params.expects_media() || self.media_timeout.is_zero() {
+            self.last_received = now;
+            return false;
+        }
+        now.saturating_duration_since(self.last_received) >= self.media_timeout
+    }
+
+    /// Builds the packet for this packet time into `out` and returns its
+    /// length and destination, or `None` when nothing may be sent (hold,
+    /// no address). The RTP clock advances either way.
+    pub fn next_packet(&mut self, out: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        let samples = self.params.samples_per_packet() as u32;
+        let timestamp = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(samples);
+        let frame_status = self.fill_audio();
+        if frame_status == Some(FrameStatus::Finished) {
+            self.playback = None;
+            self.events
+                .push_back(MediaEvent::PlaybackDone { interrupted: false });
+        }
+        let target = self.target.filter(|_| self.params.may_send())?;
+        let built = match (self.presses.pop_front(), self.params.telephone_event_pt) {
+            (Some(event), Some(event_pt)) => RtpPacketBuilder::new()
+                .payload_type(event_pt)
+                .ssrc(self.ssrc)
+                .sequence(Seq::from(self.sequence))
+                .timestamp(event.timestamp)
+                .marked(event.marker)
+                .payload(&event.payload)
+                .build_into(out),
+            _ => RtpPacketBuilder::new()
+                .payload_type(self.params.payload_type)
+                .ssrc(self.ssrc)
+                .sequence(Seq::from(self.sequence))
+                .timestamp(timestamp)
+                .marked(self.marker_next)
+                .payload(&self.payload)
+                .build_into(out),
+        };
+        let len = built.ok()?;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.marker_next = false;
+        self.stats.packets_sent += 1;
+        Some((len, target))
+    }
+
+    /// Fills `self.payload` with the next frame of the playlist or silence.
+    fn fill_audio(&mut self) -> Option<FrameStatus> {
+        match self.playback.as_mut() {
+            Some(playback) => Some(playback.next_frame(&mut self.payload)),
+            None => {
+                self.payload.fill(g711::silence(self.params.codec));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,361 @@
+//! Media session behaviour, driven by datagrams and instants.
+
+use super::*;
+use crate::media::playback::PlayItem;
+use crate::media::prompt::Prompt;
+use std::sync::Arc;
+
+const CALLER: &str = "127.0.0.1:40000";
+
+fn params(telephone_event: Option<u8>) -> MediaParams {
+    MediaParams {
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        telephone_event_pt: telephone_event,
+        ptime_ms: 20,
+        remote: Some(CALLER.parse().unwrap()),
+        direction: Direction::SendRecv,
+    }
+}
+
+fn new_session(telephone_event: Option<u8>) -> (MediaSession, Instant) {
+    let now = Instant::now();
+    (
+        MediaSession::new(params(telephone_event), true, Duration::from_secs(5), now),
+        now,
+    )
+}
+
+fn rtp(payload_type: u8, sequence: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    RtpPacketBuilder::new()
+        .payload_type(payload_type)
+        .ssrc(0x1234_5678)
+        .sequence(Seq::from(sequence))
+        .timestamp(timestamp)
+        .marked(marker)
+        .payload(payload)
+        .build()
+        .unwrap()
+}
+
+fn sent(session: &mut MediaSession) -> (Vec<u8>, SocketAddr) {
+    let mut out = [0u8; MAX_PACKET];
+    let (len, to) = session.next_packet(&mut out).expect("a packet");
+    (out[..len].to_vec(), to)
+}
+
+fn events(session: &mut MediaSession) -> Vec<MediaEvent> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn tone(digit: char, ms: usize, amplitude: f64) -> Vec<i16> {
+    let (low, high) = match digit {
+        '1' => (697.0, 1209.0),
+        '5' => (770.0, 1336.0),
+        '9' => (852.0, 1477.0),
+        _ => (941.0, 1336.0),
+    };
+    (0..ms * 8)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            let v = amplitude
+                * ((2.0 * std::f64::consts::PI * low * t).sin()
+                    + (2.0 * std::f64::consts::PI * high * t).sin());
+            v as i16
+        })
+        .collect()
+}
+
+/// Sends PCM to the session as 20 ms µ-law packets.
+fn feed_pcm(
+    session: &mut MediaSession,
+    pcm: &[i16],
+    sequence: &mut u16,
+    timestamp: &mut u32,
+    now: Instant,
+) {
+    let mut encoded = Vec::new();
+    for chunk in pcm.chunks(160) {
+        g711::encode(Codec::Pcmu, chunk, &mut encoded);
+        session.on_datagram(
+            &rtp(0, *sequence, *timestamp, false, &encoded),
+            CALLER.parse().unwrap(),
+            now,
+        );
+        *sequence = sequence.wrapping_add(1);
+        *timestamp = timestamp.wrapping_add(160);
+    }
+}
+
+#[test]
+fn silence_packets_carry_consecutive_sequence_numbers_and_timestamps() {
+    let (mut session, _) = new_session(Some(101));
+    let packets: Vec<_> = (0..5).map(|_| sent(&mut session).0).collect();
+    for (i, packet) in packets.iter().enumerate() {
+        let reader = RtpReader::new(packet).unwrap();
+        let first = RtpReader::new(&packets[0]).unwrap();
+        assert_eq!(reader.payload_type(), 0);
+        assert_eq!(reader.mark(), i == 0, "marker on the first packet only");
+        assert_eq!(reader.ssrc(), first.ssrc());
+        assert_eq!(
+            u16::from(reader.sequence_number()),
+            u16::from(first.sequence_number()).wrapping_add(i as u16)
+        );
+        assert_eq!(
+            reader.timestamp(),
+            first.timestamp().wrapping_add(160 * i as u32)
+        );
+        assert!(reader.payload().iter().all(|&b| b == 0xFF));
+    }
+}
+
+#[test]
+fn a_prompt_is_sent_in_order_and_its_end_is_reported_once() {
+    let (mut session, _) = new_session(Some(101));
+    let samples: Vec<i16> = (0..400).map(|n| ((n % 50) * 300) as i16).collect();
+    let prompt = Arc::new(Prompt::from_samples("test", samples));
+    session.play(Playlist {
+        items: vec![PlayItem::Prompt(prompt.clone())],
+        looping: false,
+        barge_in: true,
+    });
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        let (packet, _) = sent(&mut session);
+        heard.extend_from_slice(RtpReader::new(&packet).unwrap().payload());
+    }
+    let expected = prompt.encoded(Codec::Pcmu);
+    assert_eq!(&heard[..400], &expected[..]);
+    assert!(
+        heard[400..].iter().all(|&b| b == 0xFF),
+        "padded with silence"
+    );
+    assert_eq!(
+        events(&mut session),
+        vec![MediaEvent::PlaybackDone { interrupted: false }]
+    );
+    sent(&mut session);
+    assert!(events(&mut session).is_empty());
+}
+
+#[test]
+fn symmetric_rtp_latches_on_the_first_packet_and_drops_other_sources() {
+    let (mut session, now) = new_session(Some(101));
+    let natted: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    session.on_datagram(&rtp(0, 1, 0, false, &[0xFF; 160]), natted, now);
+    assert_eq!(
+        sent(&mut session).1,
+        natted,
+        "we answer where the packets come from"
+    );
+    session.on_datagram(
+        &rtp(0, 2, 160, false, &[0xFF; 160]),
+        "127.0.0.1:50002".parse().unwrap(),
+        now,
+    );
+    session.on_datagram(
+        &rtp(0, 3, 320, false, &[0xFF; 160]),
+        "127.0.0.2:50000".parse().unwrap(),
+        now,
+    );
+    let stats = session.stats();
+    assert_eq!(stats.packets_received, 1);
+    assert_eq!(stats.dropped_source, 2);
+}
+
+#[test]
+fn without_symmetric_rtp_we_send_to_the_sdp_address() {
+    let now = Instant::now();
+    let mut session = MediaSession::new(params(Some(101)), false, Duration::ZERO, now);
+    session.on_datagram(
+        &rtp(0, 1, 0, false, &[0xFF; 160]),
+        "127.0.0.1:50000".parse().unwrap(),
+        now,
+    );
+    assert_eq!(sent(&mut session).1, CALLER.parse().unwrap());
+}
+
+#[test]
+fn wrong_payload_types_malformed_packets_and_rtcp_are_dropped_and_counted() {
+    let (mut session, now) = new_session(Some(101));
+    let caller = CALLER.parse().unwrap();
+    session.on_datagram(&rtp(8, 1, 0, false, &[0xD5; 160]), caller, now);
+    session.on_datagram(&[0x80, 0x00, 0x01], caller, now);
+    let receiver_report = [0x81, 201, 0x00, 0x07, 0, 0, 0, 1];
+    session.on_datagram(&receiver_report, caller, now);
+    let stats = session.stats();
+    assert_eq!(
+        (
+            stats.dropped_payload_type,
+            stats.dropped_malformed,
+            stats.rtcp_received
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(stats.packets_received, 0);
+}
+
+#[test]
+fn an_rfc4733_key_is_reported_once_and_stops_a_barge_in_prompt() {
+    let (mut session, now) = new_session(Some(101));
+    let prompt = Arc::new(Prompt::from_samples("long", vec![1000; 8000]));
+    session.play(Playlist {
+        items: vec![PlayItem::Prompt(prompt)],
+        looping: false,
+        barge_in: true,
+    });
+    sent(&mut session);
+    let caller = CALLER.parse().unwrap();
+    let packets = rfc4733::press_packets('5', 8000, 100, 20).unwrap();
+    for (i, packet) in packets.iter().enumerate() {
+        session.on_datagram(
+            &rtp(
+                101,
+                i as u16,
+                packet.timestamp,
+                packet.marker,
+                &packet.payload,
+            ),
+            caller,
+            now,
+        );
+    }
+    assert_eq!(
+        events(&mut session),
+        vec![
+            MediaEvent::Dtmf {
+                digit: '5',
+                source: DtmfSource::Rfc4733
+            },
+            MediaEvent::PlaybackDone { interrupted: true },
+        ]
+    );
+    let (packet, _) = sent(&mut session);
+    assert!(
+        RtpReader::new(&packet)
+            .unwrap()
+            .payload()
+            .iter()
+            .all(|&b| b == 0xFF),
+        "prompt stopped"
+    );
+}
+
+#[test]
+fn a_prompt_without_barge_in_keeps_playing_through_a_key() {
+    let (mut session, _) = new_session(None);
+    let prompt = Arc::new(Prompt::from_samples("p", vec![1000; 8000]));
+    session.play(Playlist {
+        items: vec![PlayItem::Prompt(prompt)],
+        looping: false,
+        barge_in: false,
+    });
+    session.key_from_signalling('9');
+    assert_eq!(
+        events(&mut session),
+        vec![MediaEvent::Dtmf {
+            digit: '9',
+            source: DtmfSource::SipInfo
+        }]
+    );
+}
+
+#[test]
+fn inband_tones_are_read_when_the_call_has_no_telephone_event() {
+    let (mut session, now) = new_session(None);
+    let (mut sequence, mut timestamp) = (0u16, 0u32);
+    let mut audio = Vec::new();
+    for digit in ['1', '5', '9'] {
+        audio.extend(tone(digit, 100, 6000.0));
+        audio.extend(vec![0i16; 800]);
+    }
+    feed_pcm(&mut session, &audio, &mut sequence, &mut timestamp, now);
+    let digits: Vec<char> = events(&mut session)
+        .into_iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf {
+                digit,
+                source: DtmfSource::Inband,
+            } => Some(digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, vec!['1', '5', '9']);
+}
+
+#[test]
+fn inband_detection_is_off_when_telephone_event_was_negotiated() {
+    let (mut session, now) = new_session(Some(101));
+    let (mut sequence, mut timestamp) = (0u16, 0u32);
+    feed_pcm(
+        &mut session,
+        &tone('5', 200, 6000.0),
+        &mut sequence,
+        &mut timestamp,
+        now,
+    );
+    assert!(
+        events(&mut session).is_empty(),
+        "a key must not count twice"
+    );
+}
+
+#[test]
+fn media_timeout_fires_only_while_the_caller_should_be_sending() {
+    let (mut session, t0) = new_session(Some(101));
+    assert!(!session.timed_out(t0 + Duration::from_secs(4)));
+    session.on_datagram(
+        &rtp(0, 1, 0, false, &[0xFF; 160]),
+        CALLER.parse().unwrap(),
+        t0 + Duration::from_secs(4),
+    );
+    assert!(!session.timed_out(t0 + Duration::from_secs(8)));
+    assert!(session.timed_out(t0 + Duration::from_secs(9)));
+    let mut hold = params(Some(101));
+    hold.direction = Direction::RecvOnly;
+    session.update(hold, t0 + Duration::from_secs(9));
+    assert!(
+        !session.timed_out(t0 + Duration::from_secs(60)),
+        "no timeout while the caller holds"
+    );
+}
+
+#[test]
+fn we_send_nothing_while_the_caller_has_us_on_hold() {
+    let (mut session, now) = new_session(Some(101));
+    let mut held = params(Some(101));
+    held.direction = Direction::Inactive;
+    session.update(held, now);
+    let mut out = [0u8; MAX_PACKET];
+    assert!(session.next_packet(&mut out).is_none());
+}
+
+#[test]
+fn a_key_we_send_goes_out_as_rfc4733_events_with_marker_and_three_end_packets() {
+    let (mut session, _) = new_session(Some(101));
+    sent(&mut session);
+    assert!(session.send_dtmf('7'));
+    let mut events_sent = Vec::new();
+    for _ in 0..10 {
+        let (packet, _) = sent(&mut session);
+        let reader = RtpReader::new(&packet).unwrap();
+        if reader.payload_type() == 101 {
+            events_sent.push((reader.mark(), reader.timestamp(), reader.payload().to_vec()));
+        }
+    }
+    assert!(events_sent.len() >= 4);
+    assert!(events_sent[0].0, "marker on the first event packet");
+    assert!(events_sent[1..].iter().all(|(marker, _, _)| !marker));
+    assert!(
+        events_sent.iter().all(|(_, ts, _)| *ts == events_sent[0].1),
+        "one timestamp per event"
+    );
+    assert_eq!(events_sent[0].2[0], 7);
+    let ends = events_sent
+        .iter()
+        .filter(|(_, _, p)| p[1] & 0x80 != 0)
+        .count();
+    assert_eq!(ends, 3);
+    let (mut plain, _) = new_session(None);
+    assert!(!plain.send_dtmf('7'), "no telephone-event negotiated");
+}

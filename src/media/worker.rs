@@ -1,0 +1,255 @@
+//! Media workers: a few OS threads, each serving many calls. Every packet
+//! time (20 ms) a worker drains each of its calls' RTP sockets, feeds what
+//! arrived to the call's [`MediaSession`], and sends that call's next
+//! packet — one timer per worker, not one per call, so that thousands of
+//! calls stay on time on two cores.
+//!
+//! Plain threads with non-blocking sockets rather than async tasks: the
+//! work is a fixed-rate loop over all calls, which needs a precise sleep
+//! and no per-socket wake-ups. Commands come in over a channel; events go
+//! out to the server's task.
+
+use super::playback::Playlist;
+use super::session::{MediaEvent, MediaParams, MediaSession, MAX_PACKET};
+use crate::sip::endpoint::CallHandle;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::UdpSocket;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The worker tick: the shortest packet time we send.
+pub const PACKET_TIME: Duration = Duration::from_millis(20);
+
+pub enum WorkerCommand {
+    Start {
+        socket: UdpSocket,
+        session: Box<MediaSession>,
+    },
+    Update(MediaParams),
+    Play(Playlist),
+    StopPlayback,
+    SendDtmf(char),
+    /// A key read from signalling (SIP INFO), for barge-in and the event.
+    KeyFromSignalling(char),
+    End,
+}
+
+/// An event of one call's media, for the server's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallMediaEvent {
+    pub call: CallHandle,
+    pub event: MediaEvent,
+}
+
+pub struct MediaWorkers {
+    senders: Vec<Sender<(CallHandle, WorkerCommand)>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl MediaWorkers {
+    /// Starts `count` workers (at least one).
+    pub fn start(
+        count: usize,
+        events: UnboundedSender<CallMediaEvent>,
+    ) -> std::io::Result<MediaWorkers> {
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        for index in 0..count.max(1) {
+            let (tx, rx) = mpsc::channel();
+            let events = events.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{index}"))
+                .spawn(move || Worker::new(rx, events).run())?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        Ok(MediaWorkers { senders, threads })
+    }
+
+    /// Sends a command to the worker that owns `call`.
+    pub fn send(&self, call: CallHandle, command: WorkerCommand) {
+        let index = (call.0 % self.senders.len() as u64) as usize;
+        if self.senders[index].send((call, command)).is_err() {
+            tracing::error!(worker = index, "media worker is gone");
+        }
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn shutdown(self) {
+        drop(self.senders);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Entry {
+    call: CallHandle,
+    socket: UdpSocket,
+    session: Box<MediaSession>,
+    /// Ticks per packet (ptime / 20 ms) and ticks left until the next one.
+    every: u32,
+    countdown: u32,
+    timeout_reported: bool,
+}
+
+struct Worker {
+    commands: Receiver<(CallHandle, WorkerCommand)>,
+    events: UnboundedSender<CallMediaEvent>,
+    entries: Vec<Entry>,
+    index: HashMap<CallHandle, usize>,
+    receive_buffer: Vec<u8>,
+    send_buffer: Vec<u8>,
+}
+
+impl Worker {
+    fn new(
+        commands: Receiver<(CallHandle, WorkerCommand)>,
+        events: UnboundedSender<CallMediaEvent>,
+    ) -> Worker {
+        Worker {
+            commands,
+            events,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            receive_buffer: vec![0; 2048],
+            send_buffer: vec![0; MAX_PACKET],
+        }
+    }
+
+    fn run(mut self) {
+        let mut next_tick = Instant::now();
+        loop {
+            if !self.take_commands() {
+                return;
+            }
+            let now = Instant::now();
+            self.tick(now);
+            next_tick += PACKET_TIME;
+            let after = Instant::now();
+            if after > next_tick + PACKET_TIME * 5 {
+                // Far behind (the machine stalled): start afresh rather
+                // than send a burst of stale packets.
+                tracing::warn!(
+                    behind_ms = (after - next_tick).as_millis() as u64,
+                    "media worker fell behind"
+                );
+                next_tick = after;
+            } else if next_tick > after {
+                std::thread::sleep(next_tick - after);
+            }
+        }
+    }
+
+    /// Applies pending commands; false when the workers are shutting down.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok((call, command)) => self.apply(call, command),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn apply(&mut self, call: CallHandle, command: WorkerCommand) {
+        if let WorkerCommand::Start { socket, session } = command {
+            let every = (session.params().ptime_ms / PACKET_TIME.as_millis() as u32).max(1);
+            self.index.insert(call, self.entries.len());
+            self.entries.push(Entry {
+                call,
+                socket,
+                session,
+                every,
+                countdown: 0,
+                timeout_reported: false,
+            });
+            return;
+        }
+        let Some(&position) = self.index.get(&call) else {
+            return;
+        };
+        let now = Instant::now();
+        let entry = &mut self.entries[position];
+        match command {
+            WorkerCommand::Start { .. } => {}
+            WorkerCommand::Update(params) => {
+                entry.every = (params.ptime_ms / PACKET_TIME.as_millis() as u32).max(1);
+                entry.session.update(params, now);
+            }
+            WorkerCommand::Play(playlist) => entry.session.play(playlist),
+            WorkerCommand::StopPlayback => entry.session.stop(),
+            WorkerCommand::SendDtmf(digit) => {
+                entry.session.send_dtmf(digit);
+            }
+            WorkerCommand::KeyFromSignalling(digit) => entry.session.key_from_signalling(digit),
+            WorkerCommand::End => {
+                let removed = self.entries.swap_remove(position);
+                self.index.remove(&call);
+                if let Some(moved) = self.entries.get(position) {
+                    self.index.insert(moved.call, position);
+                }
+                let stats = removed.session.stats();
+                tracing::debug!(
+                    call = call.0,
+                    sent = stats.packets_sent,
+                    received = stats.packets_received,
+                    dropped_source = stats.dropped_source,
+                    dropped_payload_type = stats.dropped_payload_type,
+                    "media ended"
+                );
+            }
+        }
+        self.forward_events(position);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for position in 0..self.entries.len() {
+            let entry = &mut self.entries[position];
+            loop {
+                match entry.socket.recv_from(&mut self.receive_buffer) {
+                    Ok((len, source)) => {
+                        entry
+                            .session
+                            .on_datagram(&self.receive_buffer[..len], source, now)
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // ICMP port unreachable from an earlier send, and the like.
+                    Err(_) => break,
+                }
+            }
+            if entry.countdown == 0 {
+                entry.countdown = entry.every;
+                if let Some((len, target)) = entry.session.next_packet(&mut self.send_buffer) {
+                    if let Err(e) = entry.socket.send_to(&self.send_buffer[..len], target) {
+                        tracing::trace!(%target, error = %e, "RTP send failed");
+                    }
+                }
+            }
+            entry.countdown -= 1;
+            if !entry.timeout_reported && entry.session.timed_out(now) {
+                entry.timeout_reported = true;
+                let _ = self.events.send(CallMediaEvent {
+                    call: entry.call,
+                    event: MediaEvent::MediaTimeout,
+                });
+            }
+            self.forward_events(position);
+        }
+    }
+
+    fn forward_events(&mut self, position: usize) {
+        let Some(entry) = self.entries.get_mut(position) else {
+            return;
+        };
+        while let Some(event) = entry.session.poll_event() {
+            let _ = self.events.send(CallMediaEvent {
+                call: entry.call,
+                event,
+            });
+        }
+    }
+}
