@@ -3,6 +3,7 @@
 //! `call` span carrying the SIP Call-ID, so every line of a call has it.
 
 use crate::config::LogConfig;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Errors if one is already installed.
@@ -11,9 +12,11 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         Ok(value) if !value.is_empty() => EnvFilter::try_new(value)?,
         _ => EnvFilter::try_new(&config.level)?,
     };
+    // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = if config.format == "json" {
         builder
             .json()

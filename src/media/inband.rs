@@ -951,7 +951,7 @@ mod tests {
                 ] {
                     for dev in devs {
                         let label = match which {
-                            "opposite" => format!("row {dev:+} %, column {:+} %", -dev),
+                            "opposite" => format!("row {dev:+} %, column {:+} %", 0.0 - dev),
                             "both" => format!("both tones {dev:+} %"),
                             _ => format!("{which} {dev:+} %"),
                         };
@@ -984,7 +984,7 @@ mod tests {
                         Expect::Either
                     };
                     add(
-                        format!("−10 dBm0 per tone, SNR {snr} dB"),
+                        format!("-10 dBm0 per tone, SNR {snr} dB"),
                         expect,
                         base,
                         Some(snr),
@@ -992,7 +992,7 @@ mod tests {
                 }
                 for snr in [20.0, 15.0] {
                     add(
-                        format!("−25 dBm0 per tone, SNR {snr} dB"),
+                        format!("-25 dBm0 per tone, SNR {snr} dB"),
                         Expect::Accept,
                         base.levels(-25.0, -25.0),
                         Some(snr),
@@ -1005,86 +1005,86 @@ mod tests {
                 let loud = base.levels(-3.0, -3.0);
                 for (label, expect, tone, snr) in [
                     (
-                        "−25 dBm0, both +1.5 %, 40 ms",
+                        "-25 dBm0, both +1.5 %, 40 ms",
                         Accept,
                         weak.devs(0.015, 0.015).ms(40.0),
                         None,
                     ),
                     (
-                        "−25 dBm0, row −1.5 % column +1.5 %, 40 ms",
+                        "-25 dBm0, row -1.5 % column +1.5 %, 40 ms",
                         Accept,
                         weak.devs(-0.015, 0.015).ms(40.0),
                         None,
                     ),
                     (
-                        "twist +8 dB (−17/−25 dBm0), +1.5 %, 40 ms",
+                        "twist +8 dB (-17/-25 dBm0), +1.5 %, 40 ms",
                         Accept,
                         base.levels(-17.0, -25.0).devs(0.015, 0.015).ms(40.0),
                         None,
                     ),
                     (
-                        "twist −4 dB (−25/−21 dBm0), −1.5 %, 40 ms",
+                        "twist -4 dB (-25/-21 dBm0), -1.5 %, 40 ms",
                         Accept,
                         base.levels(-25.0, -21.0).devs(-0.015, -0.015).ms(40.0),
                         None,
                     ),
                     (
-                        "−10 dBm0, ±1.5 %, 40 ms, SNR 15 dB",
+                        "-10 dBm0, ±1.5 %, 40 ms, SNR 15 dB",
                         Accept,
                         base.devs(0.015, -0.015).ms(40.0),
                         Some(15.0),
                     ),
                     (
-                        "twist +6 dB (−3/−9 dBm0), 40 ms, SNR 15 dB",
+                        "twist +6 dB (-3/-9 dBm0), 40 ms, SNR 15 dB",
                         Accept,
                         base.levels(-3.0, -9.0).ms(40.0),
                         Some(15.0),
                     ),
                     (
-                        "twist +8 dB (−3/−11 dBm0), 40 ms, SNR 20 dB",
+                        "twist +8 dB (-3/-11 dBm0), 40 ms, SNR 20 dB",
                         Accept,
                         base.levels(-3.0, -11.0).ms(40.0),
                         Some(20.0),
                     ),
                     (
-                        "twist +8 dB (−3/−11 dBm0), 40 ms, SNR 15 dB",
+                        "twist +8 dB (-3/-11 dBm0), 40 ms, SNR 15 dB",
                         Either,
                         base.levels(-3.0, -11.0).ms(40.0),
                         Some(15.0),
                     ),
                     (
-                        "twist −4 dB (−14/−10 dBm0), −1.5 %, 40 ms, SNR 15 dB",
+                        "twist -4 dB (-14/-10 dBm0), -1.5 %, 40 ms, SNR 15 dB",
                         Accept,
                         base.levels(-14.0, -10.0).devs(-0.015, -0.015).ms(40.0),
                         Some(15.0),
                     ),
-                    ("−3 dBm0, 30 ms", Reject, loud.ms(30.0), None),
+                    ("-3 dBm0, 30 ms", Reject, loud.ms(30.0), None),
                     (
-                        "−3 dBm0, column +3.5 %, SNR 30 dB",
+                        "-3 dBm0, column +3.5 %, SNR 30 dB",
                         Reject,
                         loud.devs(0.0, 0.035),
                         Some(30.0),
                     ),
                     (
-                        "−3 dBm0, row −3.5 %, 1 s",
+                        "-3 dBm0, row -3.5 %, 1 s",
                         Reject,
                         loud.devs(-0.035, 0.0).ms(1000.0),
                         None,
                     ),
                     (
-                        "twist +10 dB (−3/−13 dBm0), 1 s",
+                        "twist +10 dB (-3/-13 dBm0), 1 s",
                         Reject,
                         base.levels(-3.0, -13.0).ms(1000.0),
                         None,
                     ),
                     (
-                        "twist −8 dB (−14/−6 dBm0), 1 s",
+                        "twist -8 dB (-14/-6 dBm0), 1 s",
                         Reject,
                         base.levels(-14.0, -6.0).ms(1000.0),
                         None,
                     ),
                     (
-                        "−35 dBm0, 1 s",
+                        "-35 dBm0, 1 s",
                         Reject,
                         base.levels(-35.0, -35.0).ms(1000.0),
                         None,
@@ -1464,7 +1464,7 @@ mod tests {
         for (name, pcm) in &files {
             for (how, audio) in [
                 ("as is", pcm.clone()),
-                ("−10 dB", gain(pcm, -10.0)),
+                ("-10 dB", gain(pcm, -10.0)),
                 ("+6 dB, clipped", gain(pcm, 6.0)),
                 ("µ-law", ulaw(pcm)),
                 ("A-law", alaw(pcm)),
@@ -1643,7 +1643,7 @@ mod tests {
         }
         let _ = writeln!(
             out,
-            "\n### talk-off\n\n{} files × 5 (as is, −10 dB, +6 dB clipped, µ-law, A-law): {:.0} s\n",
+            "\n### talk-off\n\n{} files × 5 (as is, -10 dB, +6 dB clipped, µ-law, A-law): {:.0} s\n",
             files.len(),
             samples as f64 / 8000.0
         );
@@ -1675,7 +1675,7 @@ mod tests {
             out,
             "\n### keys over speech\n\nThe corpus as recorded has a mean power of \
              {speech_dbm0:.1} dBm0 (pauses included).\n\n\
-             | speech level | keys detected (−10 dBm0 per tone, 100 ms) | wrong |\n|---|---|---|"
+             | speech level | keys detected (-10 dBm0 per tone, 100 ms) | wrong |\n|---|---|---|"
         );
         for speech_db in [-30.0, -20.0, -15.0, -10.0, 0.0] {
             let (mut found, mut wrong, mut tries) = (0, 0, 0);
@@ -1731,7 +1731,7 @@ mod tests {
         twisted.tone(&Tone::new('5').levels(-5.0, -15.0).ms(60_000.0), &mut rng);
         for (what, pcm) in [
             ("silence", vec![0i16; 480_000]),
-            ("white noise, −20 dBm0", noise.to_pcm()),
+            ("white noise, -20 dBm0", noise.to_pcm()),
             ("speech corpus", speech_pcm),
             ("continuous DTMF tone (held key)", tone.to_pcm()),
             (
@@ -1746,7 +1746,10 @@ mod tests {
                 found += std::hint::black_box(detector.push(std::hint::black_box(packet))).len();
             }
             let per_packet = start.elapsed().as_nanos() as f64 / (pcm.len() / 160) as f64;
-            let _ = writeln!(out, "- {what}: {per_packet:.0} ns ({found} digits)");
+            let _ = writeln!(
+                out,
+                "- {what}: {per_packet:.0} ns per packet, {found} key(s) reported"
+            );
         }
         println!("{out}");
     }
