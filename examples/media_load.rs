@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Receive buffer asked for the RTP socket.
+const RECEIVE_BUFFER: usize = 64 << 20;
+
 struct Options {
     gateway: SocketAddr,
     calls: usize,
@@ -200,6 +203,15 @@ fn run(options: &Options) -> std::io::Result<()> {
     let sip = UdpSocket::bind("127.0.0.1:0")?;
     sip.set_read_timeout(Some(Duration::from_millis(50)))?;
     let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    // Thousands of calls' packets arrive in one burst per 20 ms: a small
+    // receive buffer would drop them here and count as loss.
+    socket2::SockRef::from(&rtp).set_recv_buffer_size(RECEIVE_BUFFER)?;
+    let granted = socket2::SockRef::from(&rtp).recv_buffer_size()?;
+    if granted < RECEIVE_BUFFER {
+        eprintln!(
+            "media_load: receive buffer is {granted} bytes (raise net.core.rmem_max to {RECEIVE_BUFFER} for large runs)"
+        );
+    }
     let (local, rtp_addr) = (sip.local_addr()?, rtp.local_addr()?);
     let streams: Arc<Mutex<HashMap<SocketAddr, Stream>>> = Arc::default();
     let measuring = Arc::new(AtomicBool::new(false));

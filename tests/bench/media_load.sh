@@ -21,6 +21,10 @@ HOLD=30
 if [ $# -ge 2 ]; then HOLD=$1; shift; fi
 [ $# -ge 1 ] || { echo "usage: $0 [HOLD_SECONDS] N [N ...]" >&2; exit 2; }
 TOOL=$ROOT/target/release/examples/media_load
+# The tool receives every call on one socket; let it have a big buffer.
+if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/net/core/rmem_max)" -lt 67108864 ]; then
+    sysctl -qw net.core.rmem_max=67108864
+fi
 
 for calls in "$@"; do
     port=$(free_port 127.0.0.1)
