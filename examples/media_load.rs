@@ -5,7 +5,8 @@
 //!         --rate 200 --hold 30 [--send-rtp] [--pid GATEWAY_PID]
 //!
 //! Every call's SDP points at one local RTP socket; packets are told apart
-//! by the gateway port they come from. For each call the tool tracks
+//! by the gateway port they come from, and stamped by the kernel on
+//! arrival. For each call the tool tracks
 //! sequence gaps (loss) and how late each packet is against the 20 ms
 //! clock anchored at the call's earliest packet, plus the RFC 3550
 //! interarrival jitter. With `--send-rtp` it also sends each call 20 ms
@@ -167,6 +168,76 @@ fn in_dialog(
     request
 }
 
+/// Asks the kernel to stamp each datagram with its arrival time, so that
+/// lateness is measured when the packet reached our socket, not when this
+/// tool got round to reading it.
+fn enable_kernel_timestamps(socket: &UdpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option value of the
+    // size passed.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// One datagram with its sender and kernel arrival time (seconds since the
+/// Unix epoch); `None` on timeout or for a non-IPv4 sender.
+fn receive_timestamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, f64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
+    let mut address: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut control = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below refers to a
+    // live buffer of the length given, for the duration of the call.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = (&mut address as *mut libc::sockaddr_in).cast();
+    header.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = control.len();
+    // SAFETY: see above.
+    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, 0) };
+    if len < 0 || address.sin_family != libc::AF_INET as libc::sa_family_t {
+        return None;
+    }
+    let mut arrival = None;
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled,
+    // bounded by msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let stamp: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                arrival = Some(stamp.tv_sec as f64 + stamp.tv_nsec as f64 * 1e-9);
+            }
+            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+        }
+    }
+    let from = SocketAddr::from((
+        std::net::Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)),
+        u16::from_be(address.sin_port),
+    ));
+    Some((len as usize, from, arrival?))
+}
+
 /// CPU seconds (user + system) of a process, from /proc.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -227,16 +298,16 @@ fn run(options: &Options) -> std::io::Result<()> {
             stop.clone(),
         );
         rtp.set_read_timeout(Some(Duration::from_millis(100)))?;
+        enable_kernel_timestamps(&rtp)?;
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                let Ok((len, from)) = rtp.recv_from(&mut buf) else {
+                let Some((len, from, arrival)) = receive_timestamped(&rtp, &mut buf) else {
                     continue;
                 };
                 if len < 12 || !measuring.load(Ordering::Relaxed) {
                     continue;
                 }
-                let arrival = start.elapsed().as_secs_f64();
                 let sequence = u16::from_be_bytes([buf[2], buf[3]]);
                 let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 if let Ok(mut streams) = streams.lock() {
