@@ -71,7 +71,11 @@ impl MediaWorkers {
 
     /// Sends a command to the worker that owns `call`.
     pub fn send(&self, call: CallHandle, command: WorkerCommand) {
-        let index = (call.0 % self.senders.len() as u64) as usize;
+        // Fibonacci hashing: call handles share their id space with
+        // transactions, so consecutive calls often differ by 2 and a plain
+        // modulo would put them all on one worker.
+        let index =
+            (call.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.senders.len();
         if self.senders[index].send((call, command)).is_err() {
             tracing::error!(worker = index, "media worker is gone");
         }
