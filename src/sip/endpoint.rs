@@ -699,12 +699,7 @@ impl Endpoint {
                     .header("Content-Type")
                     .unwrap_or_default()
                     .to_string();
-                let media_type = content_type
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
+                let media_type = super::message::media_type(&content_type);
                 let known =
                     ["application/dtmf-relay", "application/dtmf"].contains(&media_type.as_str());
                 if !request.body.is_empty() && !known {
@@ -1338,21 +1333,14 @@ type Refused = (u16, Vec<(&'static str, &'static str)>);
 fn check_session_body(request: &Message) -> Result<(), Refused> {
     if !request.body.is_empty() {
         let content_type = request.header("Content-Type").unwrap_or_default();
-        let media_type = content_type.split(';').next().unwrap_or_default().trim();
-        if !media_type.eq_ignore_ascii_case("application/sdp") {
+        if super::message::media_type(content_type) != "application/sdp" {
             return Err((415, vec![("Accept", "application/sdp")]));
         }
     }
     if request.has_header("Accept") {
         let accepts_sdp = request.header_values("Accept").any(|value| {
-            let media_type = value
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
             matches!(
-                media_type.as_str(),
+                super::message::media_type(value).as_str(),
                 "application/sdp" | "application/*" | "*/*"
             )
         });

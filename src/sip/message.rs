@@ -498,6 +498,17 @@ impl Message {
     }
 }
 
+/// The media type of a Content-Type or Accept value, without parameters,
+/// lower-cased: `Application/SDP; charset=x` → `application/sdp`.
+pub fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Splits a header value on commas that are outside quotes and angle
 /// brackets, trimming each element; empty elements are kept so that
 /// validation can reject them.
