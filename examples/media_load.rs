@@ -192,8 +192,9 @@ fn enable_kernel_timestamps(socket: &UdpSocket) -> std::io::Result<()> {
     }
 }
 
-/// One datagram with its sender and kernel arrival time (seconds since the
-/// Unix epoch); `None` on timeout or for a non-IPv4 sender.
+/// One waiting datagram with its sender and kernel arrival time (seconds
+/// since the Unix epoch); `None` when nothing is waiting or for a non-IPv4
+/// sender. Never blocks: see the receiver thread for why.
 fn receive_timestamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, f64)> {
     use std::os::fd::AsRawFd;
     // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
@@ -213,7 +214,7 @@ fn receive_timestamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, Soc
     header.msg_control = control.as_mut_ptr().cast();
     header.msg_controllen = control.len();
     // SAFETY: see above.
-    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, 0) };
+    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_DONTWAIT) };
     if len < 0 || address.sin_family != libc::AF_INET as libc::sa_family_t {
         return None;
     }
@@ -297,12 +298,16 @@ fn run(options: &Options) -> std::io::Result<()> {
             measuring.clone(),
             stop.clone(),
         );
-        rtp.set_read_timeout(Some(Duration::from_millis(100)))?;
         enable_kernel_timestamps(&rtp)?;
+        // The receiver drains the socket, then sleeps. It never waits on
+        // the socket itself: on loopback the sender pays for waking a
+        // waiting receiver, which would bill the gateway for the tool's
+        // wake-ups. Kernel timestamps keep the arrival times exact.
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 let Some((len, from, arrival)) = receive_timestamped(&rtp, &mut buf) else {
+                    std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
                 if len < 12 || !measuring.load(Ordering::Relaxed) {

@@ -24,6 +24,7 @@ pub struct Config {
     pub prompts: PromptsConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub tickets: TicketsConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -114,6 +115,20 @@ pub struct HttpConfig {
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (created on first run) or `postgres://…`.
     pub url: String,
+    /// Bring the schema up to date when `serve` starts.
+    pub migrate_on_start: bool,
+    /// Connections in the pool (reads on SQLite, everything on PostgreSQL).
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// The SLA rules (deadlines, business calendar). When this is the
+    /// default `sla.toml` and the file is absent, the built-in rules apply.
+    pub sla_file: PathBuf,
+    /// How often the SLA job looks for deadlines that passed.
+    pub breach_check_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,7 +207,31 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://data/hotline.db".to_string(),
+            migrate_on_start: true,
+            max_connections: 16,
         }
+    }
+}
+
+/// The default SLA file, which may be absent.
+pub const DEFAULT_SLA_FILE: &str = "sla.toml";
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        TicketsConfig {
+            sla_file: PathBuf::from(DEFAULT_SLA_FILE),
+            breach_check_secs: 30,
+        }
+    }
+}
+
+impl TicketsConfig {
+    /// Loads the SLA rules this configuration names.
+    pub fn sla_policy(&self) -> Result<crate::tickets::sla::SlaPolicy, crate::tickets::sla::SlaError> {
+        if self.sla_file == Path::new(DEFAULT_SLA_FILE) && !self.sla_file.exists() {
+            return Ok(crate::tickets::sla::SlaPolicy::builtin());
+        }
+        crate::tickets::sla::SlaPolicy::load(&self.sla_file)
     }
 }
 
@@ -371,6 +410,12 @@ impl Config {
             problems.push(format!(
                 "database.url: {url:?} must start with sqlite: or postgres://"
             ));
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections must be at least 1".to_string());
+        }
+        if self.tickets.breach_check_secs == 0 {
+            problems.push("tickets.breach_check_secs must be at least 1".to_string());
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             problems.push(format!(

@@ -4,9 +4,11 @@
 //! state machines; `server` and the transport shells own sockets, timers and
 //! tasks.
 
+pub mod admin;
 pub mod call;
 pub mod config;
 pub mod logging;
 pub mod media;
 pub mod server;
 pub mod sip;
+pub mod tickets;

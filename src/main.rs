@@ -1,10 +1,14 @@
 //! The `hotline` command line: `serve` runs the gateway; `check-config`
-//! prints the effective configuration or every problem in it.
+//! prints the effective configuration or every problem in it; `migrate`,
+//! `ticket …` and `customers import` administer the ticket store.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hotline::admin;
 use hotline::config::Config;
 use hotline::server::Server;
+use hotline::tickets::lifecycle::Action;
+use hotline::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,9 +30,115 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (SIP on UDP and TCP port 5060 by default).
-    Serve,
+    Serve {
+        /// Do not bring the database schema up to date first.
+        #[arg(long)]
+        no_migrate: bool,
+    },
     /// Validate the configuration and print the effective settings as TOML.
     CheckConfig,
+    /// Create or update the database schema.
+    Migrate,
+    /// Work tickets from the command line.
+    Ticket {
+        #[command(subcommand)]
+        command: TicketCommand,
+    },
+    /// Manage customers.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketCommand {
+    /// List tickets, newest first.
+    ///
+    /// Example: hotline ticket list --open --level group
+    List {
+        #[arg(long, value_parser = parse_code::<Status>)]
+        status: Option<Status>,
+        /// Only tickets that still need work.
+        #[arg(long)]
+        open: bool,
+        /// Contact phone number.
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long, value_parser = parse_code::<CustomerLevel>)]
+        level: Option<CustomerLevel>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, value_parser = parse_code::<Channel>)]
+        channel: Option<Channel>,
+        /// Only tickets with a breached SLA clock.
+        #[arg(long)]
+        breached: bool,
+        /// Text in the description.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show a ticket with its deadlines and history.
+    Show { number: String },
+    /// Create a ticket.
+    ///
+    /// Example: hotline ticket create --type fault_report --category bandwidth
+    /// --phone 13800138000 --description "专线中断"
+    Create {
+        #[arg(long = "type", value_parser = parse_code::<TicketType>)]
+        ticket_type: TicketType,
+        #[arg(long)]
+        category: String,
+        /// Contact phone number (the customer is looked up by it).
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        description: String,
+        /// The line or circuit concerned.
+        #[arg(long)]
+        service_number: Option<String>,
+        /// Overrides the customer's level (default: theirs, or local_c).
+        #[arg(long, value_parser = parse_code::<CustomerLevel>)]
+        level: Option<CustomerLevel>,
+        #[arg(long, value_parser = parse_code::<Language>)]
+        language: Option<Language>,
+        #[arg(long, default_value = "staff", value_parser = parse_code::<Channel>)]
+        channel: Channel,
+        /// Staff login recorded as the creator.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Apply a lifecycle action: dispatch, accept, start, resolve, confirm,
+    /// close, reopen or cancel.
+    Transition {
+        number: String,
+        #[arg(value_parser = parse_code::<Action>)]
+        action: Action,
+        /// Staff login recorded as the actor.
+        #[arg(long, default_value = "cli")]
+        by: String,
+        /// Refuse if the ticket is no longer at this version.
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Import customers from CSV (name,level,language,phones,products).
+    /// Every row is checked first; if any is bad, nothing is imported.
+    Import { file: PathBuf },
+}
+
+fn parse_code<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -41,8 +151,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve => serve(config),
+        Command::Serve { no_migrate } => {
+            let mut config = config;
+            config.database.migrate_on_start &= !no_migrate;
+            serve(config)
+        }
         Command::CheckConfig => check_config(&config),
+        Command::Migrate => run_admin(migrate(config)),
+        Command::Ticket { command } => run_admin(ticket(config, command)),
+        Command::Customers {
+            command: CustomersCommand::Import { file },
+        } => run_admin(import_customers(config, file)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +176,98 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
     let text = toml::to_string_pretty(config).context("cannot print the configuration")?;
     print!("{text}");
     Ok(())
+}
+
+/// Runs an administration command on a small runtime and prints its text.
+fn run_admin(command: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let text = runtime.block_on(command)?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn migrate(config: Config) -> anyhow::Result<String> {
+    let store = admin::open_store(&config).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(format!("database {} is up to date\n", config.database.url))
+}
+
+async fn ticket(config: Config, command: TicketCommand) -> anyhow::Result<String> {
+    let store = admin::open_store(&config).await?;
+    let text = match command {
+        TicketCommand::List {
+            status,
+            open,
+            phone,
+            level,
+            category,
+            channel,
+            breached,
+            text,
+            limit,
+        } => {
+            let filter = admin::ListFilter {
+                status,
+                open_only: open,
+                phone,
+                level,
+                category,
+                channel,
+                breached,
+                text,
+                limit,
+            };
+            admin::list(&store, filter).await
+        }
+        TicketCommand::Show { number } => admin::show(&store, &number).await,
+        TicketCommand::Create {
+            ticket_type,
+            category,
+            phone,
+            description,
+            service_number,
+            level,
+            language,
+            channel,
+            by,
+        } => {
+            let args = admin::CreateArgs {
+                ticket_type,
+                category,
+                phone,
+                description,
+                service_number,
+                level,
+                language,
+                channel,
+                by,
+            };
+            admin::create(&store, args).await
+        }
+        TicketCommand::Transition {
+            number,
+            action,
+            by,
+            version,
+            note,
+        } => admin::transition(&store, &number, action, by, version, note).await,
+    };
+    store.close().await;
+    Ok(text?)
+}
+
+async fn import_customers(config: Config, file: PathBuf) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let store = admin::open_store(&config).await?;
+    let result = store.import_customers(&text).await;
+    store.close().await;
+    let count = result.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(format!("imported {count} customer(s) from {}\n", file.display()))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

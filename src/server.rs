@@ -14,6 +14,7 @@ use crate::media::prompt::PromptLibrary;
 use crate::media::worker::{CallMediaEvent, MediaWorkers};
 use crate::sip::endpoint::{Endpoint, EndpointConfig};
 use crate::sip::transport::{Inbound, Transports};
+use crate::tickets::store::Store;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     events: broadcast::Sender<CallEvent>,
+    store: Store,
 }
 
 impl Server {
@@ -40,6 +42,10 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = config.media_policy().map_err(anyhow::Error::msg)?;
         let prompts = Arc::new(load_prompts(&config)?);
+        let store = crate::admin::open_store(&config).await?;
+        if config.database.migrate_on_start {
+            store.migrate().await.context("cannot migrate the database")?;
+        }
         let advertised = match config.sip.advertised_address.as_str() {
             "" => None,
             ip => Some(ip.parse::<IpAddr>().context("sip.advertised_address")?),
@@ -84,13 +90,25 @@ impl Server {
             calls,
             drain_timeout: Duration::from_secs(config.shutdown.drain_timeout_secs),
         };
-        let task = tokio::spawn(core.run(inbox, media_events, stopped));
+        let breach_job = tokio::spawn(crate::tickets::jobs::mark_breaches_every(
+            store.clone(),
+            Duration::from_secs(config.tickets.breach_check_secs),
+            stopped.clone(),
+        ));
+        let core_task = tokio::spawn(core.run(inbox, media_events, stopped));
+        let closing = store.clone();
+        let task = tokio::spawn(async move {
+            let _ = core_task.await;
+            let _ = breach_job.await;
+            closing.close().await;
+        });
         Ok(Server {
             udp_addrs,
             tcp_addrs,
             stop,
             task,
             events,
+            store,
         })
     }
 
@@ -108,6 +126,11 @@ impl Server {
     /// Waits until the server has stopped.
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+
+    /// The ticket store the gateway uses.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Call events from now on (key presses, playback, ends).

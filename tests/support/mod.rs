@@ -30,7 +30,19 @@ pub fn test_config() -> Config {
     config.media.rtp_port_max = 39998;
     // Silence unless a test asks for a prompt: calls tests check the stream.
     config.calls.greeting = Vec::new();
+    config.database.url = format!("sqlite://{}", temp_database().display());
     config
+}
+
+/// A fresh SQLite file for one gateway in this test process.
+pub fn temp_database() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "hotline-test-{}-{}.db",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 pub async fn start(config: Config) -> Server {

@@ -1,0 +1,203 @@
+//! Command-line administration of the store: `migrate`, `ticket …` and
+//! `customers import`. Each command opens the configured database, does one
+//! thing and prints a plain-text answer; the text is built here (and tested)
+//! so that `main` stays a thin parser.
+
+use crate::config::Config;
+use crate::tickets::lifecycle::{allowed_actions, Action};
+use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
+use crate::tickets::sla::SlaClock;
+use crate::tickets::store::{NewTicket, Store, StoreError, StoreOptions, Ticket, TicketEvent};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Opens the configured store (without migrating).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let sla = config
+        .tickets
+        .sla_policy()
+        .context("cannot load the SLA rules")?;
+    let mut options = StoreOptions::new(Arc::new(sla));
+    options.max_connections = config.database.max_connections;
+    Store::open(&config.database.url, options)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database.url))
+}
+
+/// Filters for `ticket list`.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub open_only: bool,
+    pub phone: Option<String>,
+    pub level: Option<CustomerLevel>,
+    pub category: Option<String>,
+    pub channel: Option<Channel>,
+    pub breached: bool,
+    pub text: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list(store: &Store, filter: ListFilter) -> Result<String, StoreError> {
+    let query = crate::tickets::store::TicketQuery {
+        status: filter.status,
+        open_only: filter.open_only,
+        level: filter.level,
+        category: filter.category,
+        channel: filter.channel,
+        contact_phone: filter.phone,
+        customer_id: None,
+        breached: filter.breached,
+        text: filter.text,
+        limit: Some(filter.limit),
+    };
+    let tickets = store.list_tickets(&query).await?;
+    Ok(ticket_table(&tickets))
+}
+
+/// One line per ticket, with a header.
+pub fn ticket_table(tickets: &[Ticket]) -> String {
+    let mut out = format!(
+        "{:<10}  {:<11}  {:<16}  {:<16}  {:<8}  {:<14}  {}\n",
+        "NUMBER", "STATUS", "TYPE", "CATEGORY", "LEVEL", "PHONE", "CREATED"
+    );
+    for t in tickets {
+        let _ = writeln!(
+            out,
+            "{:<10}  {:<11}  {:<16}  {:<16}  {:<8}  {:<14}  {}",
+            t.number,
+            t.status,
+            t.ticket_type,
+            t.category,
+            t.level,
+            t.contact_phone,
+            time(t.created_at)
+        );
+    }
+    let _ = writeln!(out, "({} ticket(s))", tickets.len());
+    out
+}
+
+pub async fn show(store: &Store, number: &str) -> Result<String, StoreError> {
+    let ticket = store
+        .ticket(number)
+        .await?
+        .ok_or_else(|| StoreError::TicketNotFound(number.to_string()))?;
+    let events = store.events(ticket.id).await?;
+    Ok(describe(&ticket, &events))
+}
+
+/// A ticket's fields, deadlines, allowed actions and history.
+pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "ticket {}  (version {})", ticket.number, ticket.version);
+    let field = |out: &mut String, name: &str, value: &str| {
+        let _ = writeln!(out, "  {name:<15} {value}");
+    };
+    field(&mut out, "status", &format!("{} ({})", ticket.status, ticket.status.chinese_name()));
+    field(
+        &mut out,
+        "type",
+        &format!("{} ({})", ticket.ticket_type, ticket.ticket_type.chinese_name()),
+    );
+    field(&mut out, "category", &ticket.category);
+    if let Some(service) = &ticket.service_number {
+        field(&mut out, "service number", service);
+    }
+    field(&mut out, "description", &ticket.description);
+    field(&mut out, "contact phone", &ticket.contact_phone);
+    if let Some(customer) = ticket.customer_id {
+        field(&mut out, "customer", &customer.to_string());
+    }
+    field(&mut out, "level", &format!("{} ({})", ticket.level, ticket.level.chinese_name()));
+    field(&mut out, "language", ticket.language.code());
+    field(&mut out, "channel", ticket.channel.code());
+    field(&mut out, "queue", &ticket.queue);
+    field(&mut out, "assignee", ticket.assignee.as_deref().unwrap_or("-"));
+    field(&mut out, "created", &time(ticket.created_at));
+    for clock in SlaClock::ALL {
+        if let (Some(due), met) = ticket.clock(*clock) {
+            let state = match met {
+                Some(met) if met <= due => format!("met {}", time(met)),
+                Some(met) => format!("met late {}", time(met)),
+                None => "running".to_string(),
+            };
+            field(&mut out, &format!("{clock} due"), &format!("{}  {state}", time(due)));
+        }
+    }
+    let actions: Vec<_> = allowed_actions(ticket.status).iter().map(|a| a.code()).collect();
+    field(
+        &mut out,
+        "next actions",
+        &if actions.is_empty() { "-".to_string() } else { actions.join(", ") },
+    );
+    let _ = writeln!(out, "history:");
+    for event in events {
+        let change = match (event.from_status, event.to_status) {
+            (Some(from), Some(to)) => format!(" {from} → {to}"),
+            (None, Some(to)) => format!(" → {to}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {:<10} {:<16}{change}  {}",
+            time(event.at),
+            event.kind,
+            event.actor.to_string(),
+            event.detail
+        );
+    }
+    out
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+/// What `ticket create` needs.
+#[derive(Debug)]
+pub struct CreateArgs {
+    pub ticket_type: TicketType,
+    pub category: String,
+    pub phone: String,
+    pub description: String,
+    pub service_number: Option<String>,
+    pub level: Option<CustomerLevel>,
+    pub language: Option<Language>,
+    pub channel: Channel,
+    pub by: String,
+}
+
+pub async fn create(store: &Store, args: CreateArgs) -> Result<String, StoreError> {
+    let mut new = NewTicket::new(
+        args.ticket_type,
+        args.category,
+        args.phone,
+        args.description,
+        args.channel,
+        Actor::staff(args.by),
+    );
+    new.service_number = args.service_number;
+    new.level = args.level;
+    new.language = args.language;
+    let ticket = store.create_ticket(new).await?;
+    let events = store.events(ticket.id).await?;
+    Ok(describe(&ticket, &events))
+}
+
+pub async fn transition(
+    store: &Store,
+    number: &str,
+    action: Action,
+    by: String,
+    version: Option<i64>,
+    note: Option<String>,
+) -> Result<String, StoreError> {
+    let ticket = store
+        .transition(number, action, Actor::staff(by), version, note)
+        .await?;
+    let events = store.events(ticket.id).await?;
+    Ok(describe(&ticket, &events))
+}

@@ -1,0 +1,11 @@
+//! Tickets (工单): what a call or a text becomes, what staff work, and what
+//! the customer asks about later. `model`, `number`, `lifecycle` and `sla`
+//! are pure; `store` owns the database.
+
+pub mod calendar;
+pub mod jobs;
+pub mod lifecycle;
+pub mod model;
+pub mod number;
+pub mod sla;
+pub mod store;

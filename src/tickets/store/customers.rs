@@ -1,0 +1,384 @@
+//! Customers (客户): who a phone number belongs to, their level and
+//! language, and the products they have. Includes the CSV import, which
+//! checks every row before it writes any.
+//!
+//! CSV columns (a header row is required, in any order):
+//! `name,level,language,phones,products`; `phones` separated by `;`;
+//! `products` as `category:service_number` pairs separated by `;`.
+
+use super::tickets::normalize_phone;
+use super::{parse_code, to_millis, Store, StoreError};
+use crate::tickets::model::{CustomerLevel, Language};
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+use std::collections::HashMap;
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub category: String,
+    pub service_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub id: i64,
+    pub name: String,
+    pub level: CustomerLevel,
+    pub language: Language,
+    pub phones: Vec<String>,
+    pub products: Vec<Product>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub name: String,
+    pub level: CustomerLevel,
+    pub language: Language,
+    pub phones: Vec<String>,
+    pub products: Vec<Product>,
+}
+
+/// Every bad row of an import, by line number; nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct CustomerImportError {
+    pub problems: Vec<(u64, String)>,
+}
+
+impl fmt::Display for CustomerImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} bad row(s); nothing was imported:",
+            self.problems.len()
+        )?;
+        for (line, reason) in &self.problems {
+            writeln!(f, "  line {line}: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+const COLUMNS: [&str; 5] = ["name", "level", "language", "phones", "products"];
+
+/// Parses and checks a customer CSV. `known_category` says whether a
+/// product category exists. Returns the customers with the line each came
+/// from, or every problem found.
+pub fn parse_customer_csv(
+    text: &str,
+    known_category: impl Fn(&str) -> bool,
+) -> Result<Vec<(u64, NewCustomer)>, CustomerImportError> {
+    let mut problems = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_ascii_lowercase).collect(),
+        Err(e) => {
+            return Err(CustomerImportError {
+                problems: vec![(1, format!("cannot read the header: {e}"))],
+            })
+        }
+    };
+    let position: HashMap<&str, usize> = COLUMNS
+        .iter()
+        .filter_map(|c| header.iter().position(|h| h == c).map(|i| (*c, i)))
+        .collect();
+    let missing: Vec<_> = COLUMNS
+        .iter()
+        .filter(|c| !position.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CustomerImportError {
+            problems: vec![(
+                1,
+                format!(
+                    "the header lacks column(s) {}; expected {}",
+                    missing.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+                    COLUMNS.join(",")
+                ),
+            )],
+        });
+    }
+    let mut customers = Vec::new();
+    let mut seen_phones: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                problems.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |name: &str| record.get(position[name]).unwrap_or("");
+        let mut row_problems = Vec::new();
+        let name = field("name").to_string();
+        if name.is_empty() {
+            row_problems.push("name is empty".to_string());
+        }
+        let level = field("level").parse::<CustomerLevel>();
+        if let Err(e) = &level {
+            row_problems.push(e.to_string());
+        }
+        let language = field("language").parse::<Language>();
+        if let Err(e) = &language {
+            row_problems.push(e.to_string());
+        }
+        let mut phones = Vec::new();
+        for phone in field("phones").split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let phone = normalize_phone(phone);
+            let digits = phone.strip_prefix('+').unwrap_or(&phone);
+            if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                row_problems.push(format!("{phone:?} is not a phone number"));
+            } else if let Some(first) = seen_phones.get(&phone) {
+                row_problems.push(format!("phone {phone} is also on line {first}"));
+            } else {
+                seen_phones.insert(phone.clone(), line);
+                phones.push(phone);
+            }
+        }
+        if field("phones").is_empty() {
+            row_problems.push("no phone number".to_string());
+        }
+        let mut products = Vec::new();
+        for item in field("products").split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            match item.split_once(':') {
+                Some((category, service)) if !service.trim().is_empty() => {
+                    let category = category.trim();
+                    if known_category(category) {
+                        products.push(Product {
+                            category: category.to_string(),
+                            service_number: service.trim().to_string(),
+                        });
+                    } else {
+                        row_problems.push(format!("unknown product category {category:?}"));
+                    }
+                }
+                _ => row_problems.push(format!(
+                    "product {item:?} is not category:service_number"
+                )),
+            }
+        }
+        match (level, language) {
+            (Ok(level), Ok(language)) if row_problems.is_empty() => customers.push((
+                line,
+                NewCustomer {
+                    name,
+                    level,
+                    language,
+                    phones,
+                    products,
+                },
+            )),
+            _ => problems.extend(row_problems.into_iter().map(|p| (line, p))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(customers)
+    } else {
+        Err(CustomerImportError { problems })
+    }
+}
+
+impl Store {
+    pub async fn create_customer(&self, customer: NewCustomer) -> Result<Customer, StoreError> {
+        let now = self.now();
+        self.write(move |conn| Box::pin(async move { insert_customer(conn, customer, now).await }))
+            .await
+    }
+
+    pub async fn customer(&self, id: i64) -> Result<Option<Customer>, StoreError> {
+        let row: Option<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, level, language, created_at FROM customers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some((id, name, level, language, created_at)) = row else {
+            return Ok(None);
+        };
+        let phones: Vec<String> = sqlx::query_scalar(
+            "SELECT phone FROM customer_phones WHERE customer_id = $1 ORDER BY phone",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?;
+        let products: Vec<(String, String)> = sqlx::query_as(
+            "SELECT category, service_number FROM customer_products WHERE customer_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(Some(Customer {
+            id,
+            name,
+            level: parse_code(&level)?,
+            language: parse_code(&language)?,
+            phones,
+            products: products
+                .into_iter()
+                .map(|(category, service_number)| Product {
+                    category,
+                    service_number,
+                })
+                .collect(),
+            created_at: super::from_millis(created_at)?,
+        }))
+    }
+
+    pub async fn customer_by_phone(&self, phone: &str) -> Result<Option<Customer>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT customer_id FROM customer_phones WHERE phone = $1")
+                .bind(normalize_phone(phone))
+                .fetch_optional(self.reader())
+                .await?;
+        match id {
+            Some(id) => self.customer(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Imports a customer CSV: every row is checked first (format, and
+    /// phones already on file), and if any is bad nothing is imported.
+    /// Returns how many customers were added.
+    pub async fn import_customers(&self, csv_text: &str) -> Result<usize, StoreError> {
+        let sla = self.inner.sla.clone();
+        let customers = parse_customer_csv(csv_text, |c| sla.has_category(c))?;
+        let now = self.now();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut problems = Vec::new();
+                for (line, customer) in &customers {
+                    for phone in &customer.phones {
+                        let owner: Option<i64> = sqlx::query_scalar(
+                            "SELECT customer_id FROM customer_phones WHERE phone = $1",
+                        )
+                        .bind(phone)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                        if let Some(owner) = owner {
+                            problems.push((
+                                *line,
+                                format!("phone {phone} already belongs to customer {owner}"),
+                            ));
+                        }
+                    }
+                }
+                if !problems.is_empty() {
+                    return Err(CustomerImportError { problems }.into());
+                }
+                let count = customers.len();
+                for (_, customer) in customers {
+                    insert_customer(conn, customer, now).await?;
+                }
+                Ok(count)
+            })
+        })
+        .await
+    }
+}
+
+async fn insert_customer(
+    conn: &mut AnyConnection,
+    customer: NewCustomer,
+    now: DateTime<Utc>,
+) -> Result<Customer, StoreError> {
+    if customer.name.trim().is_empty() || customer.phones.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "customer",
+            reason: "a customer needs a name and at least one phone number".into(),
+        });
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO customers (name, level, language, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(&customer.name)
+    .bind(customer.level.code())
+    .bind(customer.language.code())
+    .bind(to_millis(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut phones = Vec::new();
+    for phone in &customer.phones {
+        let phone = normalize_phone(phone);
+        sqlx::query("INSERT INTO customer_phones (phone, customer_id) VALUES ($1, $2)")
+            .bind(&phone)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        phones.push(phone);
+    }
+    for product in &customer.products {
+        sqlx::query(
+            "INSERT INTO customer_products (customer_id, category, service_number) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(&product.category)
+        .bind(&product.service_number)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Customer {
+        id,
+        name: customer.name,
+        level: customer.level,
+        language: customer.language,
+        phones,
+        products: customer.products,
+        created_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(category: &str) -> bool {
+        ["bandwidth", "virtual_network"].contains(&category)
+    }
+
+    #[test]
+    fn a_good_file_parses_with_line_numbers() {
+        let text = "name,level,language,phones,products\n\
+                    某某集团,集团级,zh,13800138000;010-12345678,bandwidth:MSTP-001\n\
+                    Acme,local_c,en,+8613900139000,\n";
+        let customers = parse_customer_csv(text, known).unwrap();
+        assert_eq!(customers.len(), 2);
+        assert_eq!(customers[0].0, 2);
+        assert_eq!(customers[0].1.level, CustomerLevel::Group);
+        assert_eq!(customers[0].1.phones, ["13800138000", "01012345678"]);
+        assert_eq!(customers[0].1.products[0].service_number, "MSTP-001");
+        assert_eq!(customers[1].1.language, Language::En);
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let text = "name,level,language,phones,products\n\
+                    ok,local_a,zh,13800138000,\n\
+                    ,vip,fr,13800138000,fibre:1\n\
+                    x,local_b,zh,abc,bandwidth\n";
+        let error = parse_customer_csv(text, known).unwrap_err();
+        let lines: Vec<u64> = error.problems.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [3, 3, 3, 3, 3, 4, 4]);
+        let text = error.to_string();
+        assert!(text.contains("line 3: name is empty"), "{text}");
+        assert!(text.contains("line 3: unknown customer level \"vip\""), "{text}");
+        assert!(text.contains("line 3: phone 13800138000 is also on line 2"), "{text}");
+        assert!(text.contains("line 3: unknown product category \"fibre\""), "{text}");
+        assert!(text.contains("line 4: \"abc\" is not a phone number"), "{text}");
+        assert!(text.contains("line 4: product \"bandwidth\" is not category:service_number"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_column_is_named() {
+        let error = parse_customer_csv("name,level\nx,local_a\n", known).unwrap_err();
+        assert!(error.to_string().contains("language, phones, products"), "{error}");
+    }
+}

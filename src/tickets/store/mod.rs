@@ -1,0 +1,317 @@
+//! The ticket store: the one database that voice, SMS and staff share.
+//!
+//! SQLite (the built-in default, one file, WAL) or PostgreSQL (chosen by a
+//! `postgres://` URL), through sqlx's `Any` driver so that every query is
+//! written once. Times are stored as milliseconds since the Unix epoch.
+//!
+//! Writes are transactions. On SQLite they all go through one writer task
+//! that commits whatever has queued up as one durable transaction (group
+//! commit), each write inside its own savepoint so that one failure does not
+//! undo its neighbours; nobody hears "done" before the commit. On PostgreSQL
+//! each write is its own transaction on a pool, and background jobs claim
+//! rows with `FOR UPDATE SKIP LOCKED` so several gateways can share it.
+
+mod customers;
+mod rows;
+mod sla_job;
+mod tickets;
+mod writer;
+
+pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use sla_job::Breach;
+pub use tickets::{NewTicket, Ticket, TicketEvent, TicketQuery};
+
+use super::lifecycle::TransitionError;
+use super::number::TicketNumberError;
+use super::sla::SlaPolicy;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Executor};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use thiserror::Error;
+use writer::Writer;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a SQLite connection waits for a lock before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// The most writes one SQLite commit carries.
+const MAX_BATCH: usize = 512;
+
+/// What can go wrong in the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    InvalidNumber(#[from] TicketNumberError),
+    #[error("no ticket {0}")]
+    TicketNotFound(String),
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
+    /// Somebody else changed the ticket since the caller read it.
+    #[error("ticket {number} was changed by someone else (version {expected} expected, it is now {actual}); reload and try again")]
+    Conflict {
+        number: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("the database holds a value this version does not understand: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("{0}")]
+    Import(#[from] CustomerImportError),
+}
+
+/// Which database the store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where "now" comes from: the wall clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Options for opening a store.
+pub struct StoreOptions {
+    pub sla: Arc<SlaPolicy>,
+    pub clock: Clock,
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(sla: Arc<SlaPolicy>) -> StoreOptions {
+        StoreOptions {
+            sla,
+            clock: Arc::new(Utc::now),
+            max_connections: 16,
+        }
+    }
+}
+
+/// The shared ticket store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    pool: AnyPool,
+    writer: Option<Writer>,
+    sla: Arc<SlaPolicy>,
+    clock: Clock,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`). A SQLite file
+    /// and its directory are created when missing. Does not migrate.
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = backend_of(url)?;
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url)?;
+                let connect = AnyConnectOptions::from_str(&url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+                    .connect_with(connect.clone())
+                    .await?;
+                let writer = Writer::start(connect, MAX_BATCH).await?;
+                (pool, Some(writer))
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                (pool, None)
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                writer,
+                sla: options.sla,
+                clock: options.clock,
+            }),
+        })
+    }
+
+    /// Brings the schema up to date. Safe to run on every start and from
+    /// several gateways at once (sqlx takes a lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.inner.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.inner.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    pub fn sla(&self) -> &SlaPolicy {
+        &self.inner.sla
+    }
+
+    /// The store's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
+        Ok(())
+    }
+
+    /// Finishes queued writes and closes every connection.
+    pub async fn close(&self) {
+        if let Some(writer) = &self.inner.writer {
+            writer.close().await;
+        }
+        self.inner.pool.close().await;
+    }
+
+    /// The pool for reads.
+    fn reader(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// Runs `op` in a transaction and returns its result once committed.
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+            )
+                -> futures_core::future::BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        match &self.inner.writer {
+            Some(writer) => writer.submit(op).await,
+            None => {
+                let mut transaction = self.inner.pool.begin().await?;
+                let value = op(&mut transaction).await?;
+                transaction.commit().await?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::Invalid {
+            field: "database url",
+            reason: format!("{url:?} must start with sqlite: or postgres://"),
+        })
+    }
+}
+
+/// Adds `mode=rwc` (create the file) and creates the file's directory.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Invalid {
+            field: "database url",
+            reason: "SQLite needs a file path (an in-memory database would lose every ticket)"
+                .into(),
+        });
+    }
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Invalid {
+            field: "database url",
+            reason: format!("cannot create directory {}: {e}", dir.display()),
+        })?;
+    }
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// WAL (readers never block the writer), full fsync on commit (a ticket
+/// the API confirmed survives power loss), a busy timeout, and foreign keys.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON;"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Milliseconds since the epoch, as stored.
+fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {millis}")))
+}
+
+fn parse_code<T: FromStr>(value: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert_eq!(backend_of("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(
+            backend_of("postgres://localhost/test").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(backend_of("mysql://x").is_err());
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_memory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/sub/x.db", dir.path().display());
+        assert_eq!(sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.path().join("sub").is_dir());
+        assert!(sqlite_url("sqlite::memory:").is_err());
+    }
+}

@@ -1,0 +1,727 @@
+//! Ticket operations: create, read, list, transition, assign and note.
+//! Each write is one transaction that changes the ticket and appends its
+//! event together.
+
+use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
+use super::sla_job::record_breach;
+use super::{to_millis, Store, StoreError};
+use crate::tickets::lifecycle::{self, Action};
+use crate::tickets::model::{
+    Actor, Channel, CustomerLevel, Language, Status, TicketType,
+};
+use crate::tickets::number::TicketNumber;
+use crate::tickets::sla::{SlaClock, SlaPolicy};
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+/// How many fresh numbers to try before giving up (a collision needs the
+/// same 9 random digits twice, so a second try is already rare).
+const NUMBER_ATTEMPTS: usize = 8;
+const MAX_DESCRIPTION: usize = 4_000;
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub id: i64,
+    pub number: TicketNumber,
+    pub ticket_type: TicketType,
+    /// A product category code from `sla.toml`.
+    pub category: String,
+    /// The line or circuit the ticket is about.
+    pub service_number: Option<String>,
+    pub description: String,
+    pub contact_phone: String,
+    pub customer_id: Option<i64>,
+    pub level: CustomerLevel,
+    pub language: Language,
+    pub channel: Channel,
+    pub queue: String,
+    pub assignee: Option<String>,
+    pub status: Status,
+    /// Bumped by every change; the optimistic-locking token.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub due: Deadlines,
+}
+
+/// The SLA deadlines, each set when its clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadlines {
+    pub dispatch: Option<DateTime<Utc>>,
+    pub accept: Option<DateTime<Utc>>,
+    pub feedback: Option<DateTime<Utc>>,
+    pub repair: Option<DateTime<Utc>>,
+    pub confirm: Option<DateTime<Utc>>,
+}
+
+impl Ticket {
+    /// The deadline of `clock` and when it was met, if it was.
+    pub fn clock(&self, clock: SlaClock) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        match clock {
+            SlaClock::Dispatch => (self.due.dispatch, self.dispatched_at),
+            SlaClock::Accept => (self.due.accept, self.accepted_at),
+            // Feedback is given when an engineer takes the ticket on.
+            SlaClock::Feedback => (self.due.feedback, self.accepted_at),
+            SlaClock::Repair => (self.due.repair, self.resolved_at),
+            SlaClock::Confirm => (self.due.confirm, self.confirmed_at),
+        }
+    }
+}
+
+/// One entry in a ticket's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketEvent {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// `created`, `transition`, `assigned`, `note` or `sla_breach`.
+    pub kind: String,
+    pub from_status: Option<Status>,
+    pub to_status: Option<Status>,
+    pub detail: String,
+}
+
+/// What a new ticket needs. The customer (and with it the level and
+/// language) is looked up by the contact phone when not given.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub ticket_type: TicketType,
+    pub category: String,
+    pub service_number: Option<String>,
+    pub description: String,
+    pub contact_phone: String,
+    pub customer_id: Option<i64>,
+    pub level: Option<CustomerLevel>,
+    pub language: Option<Language>,
+    pub channel: Channel,
+    /// Default: the ticket type's code.
+    pub queue: Option<String>,
+    pub actor: Actor,
+}
+
+impl NewTicket {
+    /// A ticket of `ticket_type` with the other fields at their defaults.
+    pub fn new(
+        ticket_type: TicketType,
+        category: impl Into<String>,
+        contact_phone: impl Into<String>,
+        description: impl Into<String>,
+        channel: Channel,
+        actor: Actor,
+    ) -> NewTicket {
+        NewTicket {
+            ticket_type,
+            category: category.into(),
+            service_number: None,
+            description: description.into(),
+            contact_phone: contact_phone.into(),
+            customer_id: None,
+            level: None,
+            language: None,
+            channel,
+            queue: None,
+            actor,
+        }
+    }
+}
+
+/// Filters for listing tickets; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct TicketQuery {
+    pub status: Option<Status>,
+    /// Only tickets that still need work (see `lifecycle::is_open`).
+    pub open_only: bool,
+    pub level: Option<CustomerLevel>,
+    pub category: Option<String>,
+    pub channel: Option<Channel>,
+    pub contact_phone: Option<String>,
+    pub customer_id: Option<i64>,
+    /// Only tickets with at least one recorded SLA breach.
+    pub breached: bool,
+    /// Text contained in the description.
+    pub text: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Whether the process clocks beyond dispatch and accept (feedback, repair,
+/// confirm) apply: they are the fault clocks of the after-sales rules.
+fn has_fault_clocks(ticket_type: TicketType) -> bool {
+    matches!(
+        ticket_type,
+        TicketType::FaultReport | TicketType::TerminalRepair
+    )
+}
+
+/// Removes spaces, hyphens, dots and brackets people put in phone numbers.
+pub fn normalize_phone(phone: &str) -> String {
+    phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect()
+}
+
+fn validate_phone(field: &'static str, phone: &str) -> Result<(), StoreError> {
+    let digits = phone.strip_prefix('+').unwrap_or(phone);
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::Invalid {
+            field,
+            reason: format!("{phone:?} is not a phone number (digits, optionally after +)"),
+        });
+    }
+    Ok(())
+}
+
+impl NewTicket {
+    fn validate(&mut self, sla: &SlaPolicy) -> Result<(), StoreError> {
+        self.contact_phone = normalize_phone(&self.contact_phone);
+        validate_phone("contact phone", &self.contact_phone)?;
+        if !sla.has_category(&self.category) {
+            return Err(StoreError::Invalid {
+                field: "category",
+                reason: format!(
+                    "unknown product category {:?} (known: {})",
+                    self.category,
+                    sla.categories().join(", ")
+                ),
+            });
+        }
+        if self.description.chars().count() > MAX_DESCRIPTION {
+            return Err(StoreError::Invalid {
+                field: "description",
+                reason: format!("longer than {MAX_DESCRIPTION} characters"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Creates a ticket with a fresh number, its SLA deadlines and its
+    /// `created` event, in one transaction.
+    pub async fn create_ticket(&self, mut new: NewTicket) -> Result<Ticket, StoreError> {
+        new.validate(self.sla())?;
+        let now = self.now();
+        let sla = self.inner.sla.clone();
+        self.write(move |conn| Box::pin(async move { insert_ticket(conn, &new, &sla, now).await }))
+            .await
+    }
+
+    /// The ticket with this number, if any. A number with a wrong check
+    /// digit is an error, not "not found".
+    pub async fn ticket(&self, number: &str) -> Result<Option<Ticket>, StoreError> {
+        let number: TicketNumber = number.parse()?;
+        let row: Option<TicketRow> = sqlx::query_as(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1"
+        ))
+        .bind(number.to_string())
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(Ticket::try_from).transpose()
+    }
+
+    /// Tickets matching `query`, newest first.
+    pub async fn list_tickets(&self, query: &TicketQuery) -> Result<Vec<Ticket>, StoreError> {
+        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut add = |sql: &mut String, condition: &str, value: Bind| {
+            binds.push(value);
+            sql.push_str(&condition.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(status) = query.status {
+            add(&mut sql, " AND status = ?", Bind::Text(status.code().into()));
+        }
+        if query.open_only {
+            sql.push_str(" AND status NOT IN ('resolved', 'confirmed', 'closed', 'cancelled')");
+        }
+        if let Some(level) = query.level {
+            add(&mut sql, " AND level = ?", Bind::Text(level.code().into()));
+        }
+        if let Some(category) = &query.category {
+            add(&mut sql, " AND category = ?", Bind::Text(category.clone()));
+        }
+        if let Some(channel) = query.channel {
+            add(&mut sql, " AND channel = ?", Bind::Text(channel.code().into()));
+        }
+        if let Some(phone) = &query.contact_phone {
+            add(
+                &mut sql,
+                " AND contact_phone = ?",
+                Bind::Text(normalize_phone(phone)),
+            );
+        }
+        if let Some(customer) = query.customer_id {
+            add(&mut sql, " AND customer_id = ?", Bind::Int(customer));
+        }
+        if query.breached {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM sla_breaches b WHERE b.ticket_id = tickets.id)");
+        }
+        if let Some(text) = &query.text {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            add(
+                &mut sql,
+                " AND description LIKE ? ESCAPE '\\'",
+                Bind::Text(format!("%{escaped}%")),
+            );
+        }
+        let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+        add(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Bind::Int(limit));
+        let mut select = sqlx::query_as::<_, TicketRow>(&sql);
+        for bind in binds {
+            select = match bind {
+                Bind::Text(text) => select.bind(text),
+                Bind::Int(value) => select.bind(value),
+            };
+        }
+        let rows = select.fetch_all(self.reader()).await?;
+        rows.into_iter().map(Ticket::try_from).collect()
+    }
+
+    /// The ticket's history, oldest first.
+    pub async fn events(&self, ticket_id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id = $1 ORDER BY id"
+        ))
+        .bind(ticket_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(TicketEvent::try_from).collect()
+    }
+
+    /// Applies a lifecycle action. With `expected_version`, the change is
+    /// refused with [`StoreError::Conflict`] if the ticket changed since
+    /// the caller read it; without, it applies to the current version.
+    pub async fn transition(
+        &self,
+        number: &str,
+        action: Action,
+        actor: Actor,
+        expected_version: Option<i64>,
+        note: Option<String>,
+    ) -> Result<Ticket, StoreError> {
+        let number: TicketNumber = number.parse()?;
+        let now = self.now();
+        let sla = self.inner.sla.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let ticket = load_for_change(conn, &number, expected_version).await?;
+                let status = lifecycle::apply(ticket.status, action)?;
+                let changed = apply_action(&ticket, action, status, &sla, now);
+                save_change(conn, &ticket, &changed).await?;
+                insert_event(
+                    conn,
+                    ticket.id,
+                    now,
+                    &actor,
+                    "transition",
+                    Some(ticket.status),
+                    Some(status),
+                    &note.unwrap_or_else(|| action.code().to_string()),
+                )
+                .await?;
+                for clock in clock_met_by(action) {
+                    if let (Some(due), Some(met)) = changed.clock(*clock) {
+                        if met > due {
+                            record_breach(conn, ticket.id, *clock, due, now).await?;
+                        }
+                    }
+                }
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
+    /// Assigns the ticket to a person and/or a queue.
+    pub async fn assign(
+        &self,
+        number: &str,
+        assignee: Option<String>,
+        queue: Option<String>,
+        actor: Actor,
+        expected_version: Option<i64>,
+    ) -> Result<Ticket, StoreError> {
+        let number: TicketNumber = number.parse()?;
+        let now = self.now();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let ticket = load_for_change(conn, &number, expected_version).await?;
+                let mut changed = ticket.clone();
+                if let Some(queue) = queue {
+                    changed.queue = queue;
+                }
+                changed.assignee = assignee.or(ticket.assignee.clone());
+                changed.version += 1;
+                changed.updated_at = now;
+                save_change(conn, &ticket, &changed).await?;
+                let detail = format!(
+                    "queue {}, assignee {}",
+                    changed.queue,
+                    changed.assignee.as_deref().unwrap_or("(none)")
+                );
+                insert_event(conn, ticket.id, now, &actor, "assigned", None, None, &detail)
+                    .await?;
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
+    /// Adds a note to the ticket's history (allowed in every status).
+    pub async fn add_note(
+        &self,
+        number: &str,
+        actor: Actor,
+        text: String,
+    ) -> Result<TicketEvent, StoreError> {
+        let number: TicketNumber = number.parse()?;
+        if text.trim().is_empty() || text.chars().count() > MAX_DESCRIPTION {
+            return Err(StoreError::Invalid {
+                field: "note",
+                reason: format!("must have 1 to {MAX_DESCRIPTION} characters"),
+            });
+        }
+        let now = self.now();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let ticket = load_for_change(conn, &number, None).await?;
+                let id = insert_event(conn, ticket.id, now, &actor, "note", None, None, &text)
+                    .await?;
+                Ok(TicketEvent {
+                    id,
+                    ticket_id: ticket.id,
+                    at: now,
+                    actor,
+                    kind: "note".into(),
+                    from_status: None,
+                    to_status: None,
+                    detail: text,
+                })
+            })
+        })
+        .await
+    }
+}
+
+/// A value bound to a dynamically built query.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The clocks an action stops.
+fn clock_met_by(action: Action) -> &'static [SlaClock] {
+    match action {
+        Action::Dispatch => &[SlaClock::Dispatch],
+        Action::Accept => &[SlaClock::Accept, SlaClock::Feedback],
+        Action::Resolve => &[SlaClock::Repair],
+        Action::Confirm => &[SlaClock::Confirm],
+        _ => &[],
+    }
+}
+
+/// The ticket after `action` took it to `status` at `now`: timestamps set,
+/// clocks started or cleared.
+fn apply_action(
+    ticket: &Ticket,
+    action: Action,
+    status: Status,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Ticket {
+    let mut changed = ticket.clone();
+    changed.status = status;
+    changed.version += 1;
+    changed.updated_at = now;
+    let fault = has_fault_clocks(ticket.ticket_type);
+    let deadline = |clock| sla.deadline(clock, now, &ticket.category, ticket.level);
+    match action {
+        Action::Dispatch => {
+            changed.dispatched_at = Some(now);
+            changed.due.accept = deadline(SlaClock::Accept);
+        }
+        Action::Accept => changed.accepted_at = Some(now),
+        Action::Start => {}
+        Action::Resolve => {
+            changed.resolved_at = Some(now);
+            if fault {
+                changed.due.confirm = deadline(SlaClock::Confirm);
+            }
+        }
+        Action::Confirm => changed.confirmed_at = Some(now),
+        Action::Close | Action::Cancel => changed.closed_at = Some(now),
+        Action::Reopen => {
+            changed.resolved_at = None;
+            changed.confirmed_at = None;
+            changed.due.confirm = None;
+        }
+    }
+    changed
+}
+
+async fn load_for_change(
+    conn: &mut AnyConnection,
+    number: &TicketNumber,
+    expected_version: Option<i64>,
+) -> Result<Ticket, StoreError> {
+    let row: Option<TicketRow> = sqlx::query_as(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1"
+    ))
+    .bind(number.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let ticket = row
+        .map(Ticket::try_from)
+        .transpose()?
+        .ok_or_else(|| StoreError::TicketNotFound(number.to_string()))?;
+    if let Some(expected) = expected_version {
+        if expected != ticket.version {
+            return Err(StoreError::Conflict {
+                number: number.to_string(),
+                expected,
+                actual: ticket.version,
+            });
+        }
+    }
+    Ok(ticket)
+}
+
+/// Writes `changed` over `before`, only if nobody changed it meanwhile.
+async fn save_change(
+    conn: &mut AnyConnection,
+    before: &Ticket,
+    changed: &Ticket,
+) -> Result<(), StoreError> {
+    let millis = |t: Option<DateTime<Utc>>| t.map(to_millis);
+    let result = sqlx::query(
+        "UPDATE tickets SET status = $1, version = $2, updated_at = $3, dispatched_at = $4, \
+         accepted_at = $5, resolved_at = $6, confirmed_at = $7, closed_at = $8, accept_due = $9, \
+         confirm_due = $10, queue = $11, assignee = $12 WHERE id = $13 AND version = $14",
+    )
+    .bind(changed.status.code())
+    .bind(changed.version)
+    .bind(to_millis(changed.updated_at))
+    .bind(millis(changed.dispatched_at))
+    .bind(millis(changed.accepted_at))
+    .bind(millis(changed.resolved_at))
+    .bind(millis(changed.confirmed_at))
+    .bind(millis(changed.closed_at))
+    .bind(millis(changed.due.accept))
+    .bind(millis(changed.due.confirm))
+    .bind(&changed.queue)
+    .bind(&changed.assignee)
+    .bind(before.id)
+    .bind(before.version)
+    .execute(&mut *conn)
+    .await?;
+    if result.rows_affected() == 0 {
+        let actual: i64 = sqlx::query_scalar("SELECT version FROM tickets WHERE id = $1")
+            .bind(before.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Err(StoreError::Conflict {
+            number: before.number.to_string(),
+            expected: before.version,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_event(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+    actor: &Actor,
+    kind: &str,
+    from_status: Option<Status>,
+    to_status: Option<Status>,
+    detail: &str,
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO ticket_events (ticket_id, at, actor_kind, actor_id, kind, from_status, \
+         to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(ticket_id)
+    .bind(to_millis(at))
+    .bind(actor.kind.code())
+    .bind(&actor.id)
+    .bind(kind)
+    .bind(from_status.map(|s| s.code()))
+    .bind(to_status.map(|s| s.code()))
+    .bind(detail)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// The customer on file for a phone number: id, level and language.
+pub(super) async fn customer_for_phone(
+    conn: &mut AnyConnection,
+    phone: &str,
+) -> Result<Option<(i64, String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.level, c.language FROM customer_phones p \
+         JOIN customers c ON c.id = p.customer_id WHERE p.phone = $1",
+    )
+    .bind(phone)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+async fn insert_ticket(
+    conn: &mut AnyConnection,
+    new: &NewTicket,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<Ticket, StoreError> {
+    let customer = match new.customer_id {
+        Some(id) => sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT id, level, language FROM customers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(Some)
+        .ok_or(StoreError::Invalid {
+            field: "customer",
+            reason: format!("no customer {id}"),
+        })?,
+        None => customer_for_phone(conn, &new.contact_phone).await?,
+    };
+    let (customer_id, level, language) = match customer {
+        Some((id, level, language)) => (
+            Some(id),
+            new.level.unwrap_or(super::parse_code(&level)?),
+            new.language.unwrap_or(super::parse_code(&language)?),
+        ),
+        None => (
+            None,
+            new.level.unwrap_or(CustomerLevel::LocalC),
+            new.language.unwrap_or(Language::Zh),
+        ),
+    };
+    let fault = has_fault_clocks(new.ticket_type);
+    let deadline = |clock| sla.deadline(clock, now, &new.category, level);
+    let due = Deadlines {
+        dispatch: deadline(SlaClock::Dispatch),
+        accept: None,
+        feedback: if fault { deadline(SlaClock::Feedback) } else { None },
+        repair: if fault { deadline(SlaClock::Repair) } else { None },
+        confirm: None,
+    };
+    let number = fresh_number(conn).await?;
+    let queue = new
+        .queue
+        .clone()
+        .unwrap_or_else(|| new.ticket_type.code().to_string());
+    let millis = |t: Option<DateTime<Utc>>| t.map(to_millis);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO tickets (number, ticket_type, category, service_number, description, \
+         contact_phone, customer_id, level, language, channel, queue, status, version, \
+         created_at, updated_at, dispatch_due, feedback_due, repair_due) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, $15, $16) \
+         RETURNING id",
+    )
+    .bind(number.to_string())
+    .bind(new.ticket_type.code())
+    .bind(&new.category)
+    .bind(&new.service_number)
+    .bind(&new.description)
+    .bind(&new.contact_phone)
+    .bind(customer_id)
+    .bind(level.code())
+    .bind(language.code())
+    .bind(new.channel.code())
+    .bind(&queue)
+    .bind(Status::New.code())
+    .bind(to_millis(now))
+    .bind(millis(due.dispatch))
+    .bind(millis(due.feedback))
+    .bind(millis(due.repair))
+    .fetch_one(&mut *conn)
+    .await?;
+    insert_event(
+        conn,
+        id,
+        now,
+        &new.actor,
+        "created",
+        None,
+        Some(Status::New),
+        &format!("{} via {}", new.ticket_type, new.channel),
+    )
+    .await?;
+    Ok(Ticket {
+        id,
+        number,
+        ticket_type: new.ticket_type,
+        category: new.category.clone(),
+        service_number: new.service_number.clone(),
+        description: new.description.clone(),
+        contact_phone: new.contact_phone.clone(),
+        customer_id,
+        level,
+        language,
+        channel: new.channel,
+        queue,
+        assignee: None,
+        status: Status::New,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        dispatched_at: None,
+        accepted_at: None,
+        resolved_at: None,
+        confirmed_at: None,
+        closed_at: None,
+        due,
+    })
+}
+
+/// A random number not yet in use. The unique key still guards the insert.
+async fn fresh_number(conn: &mut AnyConnection) -> Result<TicketNumber, StoreError> {
+    for _ in 0..NUMBER_ATTEMPTS {
+        let number = TicketNumber::generate(&mut rand::rng());
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
+            .bind(number.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if taken.is_none() {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::Invalid {
+        field: "ticket number",
+        reason: "no free number found; the number space is nearly full".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_lose_their_separators() {
+        assert_eq!(normalize_phone("+86 138-0013 (8000)"), "+8613800138000");
+        assert!(validate_phone("p", "+8613800138000").is_ok());
+        assert!(validate_phone("p", "138a").is_err());
+        assert!(validate_phone("p", "").is_err());
+    }
+
+    #[test]
+    fn only_faults_carry_repair_clocks() {
+        assert!(has_fault_clocks(TicketType::FaultReport));
+        assert!(!has_fault_clocks(TicketType::Complaint));
+    }
+}

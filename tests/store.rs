@@ -1,0 +1,633 @@
+//! The ticket store, one suite for both databases: every scenario runs on
+//! a fresh SQLite file, and on PostgreSQL when `DATABASE_URL` points at one
+//! (each run in its own schema, dropped afterwards). Without `DATABASE_URL`
+//! the PostgreSQL half says so and passes, so plain `cargo test` works on
+//! any machine; `.ci/run` sets it.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hotline::tickets::lifecycle::Action;
+use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
+use hotline::tickets::sla::{SlaClock, SlaPolicy};
+use hotline::tickets::store::{
+    Backend, NewCustomer, NewTicket, Product, Store, StoreError, StoreOptions, TicketQuery,
+};
+use sqlx::{Connection, Executor};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+struct Harness {
+    store: Store,
+    clock: TestClock,
+    url: String,
+    /// The PostgreSQL schema to drop afterwards.
+    schema: Option<String>,
+}
+
+/// Monday 2026-11-23 10:00 in Shanghai (02:00 UTC): inside working hours.
+fn monday_morning() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+async fn harness(backend: Backend) -> Option<Harness> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (url, schema) = match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!(
+                "hotline-store-{}-{n}.db",
+                std::process::id()
+            ));
+            (format!("sqlite://{}", path.display()), None)
+        }
+        Backend::Postgres => {
+            let Ok(base) = std::env::var("DATABASE_URL") else {
+                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
+                return None;
+            };
+            let schema = format!("hotline_test_{}_{n}", std::process::id());
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
+            conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str())
+                .await
+                .expect("create schema");
+            let separator = if base.contains('?') { '&' } else { '?' };
+            (
+                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+                Some(schema),
+            )
+        }
+    };
+    let clock = TestClock(Arc::new(Mutex::new(monday_morning())));
+    let mut options = StoreOptions::new(Arc::new(SlaPolicy::builtin()));
+    let handle = clock.clone();
+    options.clock = Arc::new(move || *handle.0.lock().unwrap());
+    let store = Store::open(&url, options).await.expect("store opens");
+    store.migrate().await.expect("migrations run");
+    Some(Harness {
+        store,
+        clock,
+        url,
+        schema,
+    })
+}
+
+impl Harness {
+    async fn finish(self) {
+        self.store.close().await;
+        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+                let _ = conn
+                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
+/// Runs `scenario` on SQLite and (when configured) PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::run(hotline::tickets::store::Backend::Sqlite, super::$name).await;
+            })+
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::run(hotline::tickets::store::Backend::Postgres, super::$name).await;
+            })+
+        }
+    };
+}
+
+async fn run<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(Store, TestClock, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(harness) = harness(backend).await else {
+        return;
+    };
+    scenario(harness.store.clone(), harness.clock.clone(), harness.url.clone()).await;
+    harness.finish().await;
+}
+
+on_both!(
+    a_new_ticket_has_a_valid_number_deadlines_and_its_first_event,
+    the_customer_is_found_by_phone_and_sets_level_and_language,
+    the_whole_lifecycle_is_recorded_in_order,
+    a_wrong_action_names_the_state_and_the_allowed_ones,
+    a_stale_version_is_a_conflict_and_changes_nothing,
+    concurrent_transitions_let_exactly_one_win,
+    concurrent_creations_all_commit_with_distinct_numbers,
+    breaches_are_marked_once_however_often_the_job_runs,
+    a_late_transition_records_its_breach,
+    lists_filter_by_phone_status_breach_and_text,
+    a_mistyped_number_is_an_error_not_a_miss,
+    events_are_append_only,
+    a_bad_customer_file_imports_nothing,
+    notes_and_assignment_are_recorded,
+);
+
+fn fault(phone: &str) -> NewTicket {
+    NewTicket::new(
+        TicketType::FaultReport,
+        "virtual_network",
+        phone,
+        "虚拟网短号无法呼通",
+        Channel::Voice,
+        Actor::customer(phone),
+    )
+}
+
+async fn a_new_ticket_has_a_valid_number_deadlines_and_its_first_event(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let ticket = store.create_ticket(fault("13800138000")).await.unwrap();
+    let now = monday_morning();
+    assert_eq!(ticket.status, Status::New);
+    assert_eq!(ticket.version, 1);
+    assert!(ticket.number.to_string().parse::<hotline::tickets::number::TicketNumber>().is_ok());
+    assert_eq!(ticket.level, CustomerLevel::LocalC);
+    assert_eq!(ticket.due.dispatch, Some(now + Duration::minutes(15)));
+    // virtual network, local C: 48 hours around the clock.
+    assert_eq!(ticket.due.repair, Some(now + Duration::hours(48)));
+    assert_eq!(ticket.due.accept, None);
+    let stored = store
+        .ticket(&ticket.number.to_string())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored, ticket);
+    let events = store.events(ticket.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "created");
+    assert_eq!(events[0].actor, Actor::customer("13800138000"));
+    assert_eq!(events[0].to_status, Some(Status::New));
+    assert_eq!(events[0].at, now);
+}
+
+async fn the_customer_is_found_by_phone_and_sets_level_and_language(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let customer = store
+        .create_customer(NewCustomer {
+            name: "某某集团".into(),
+            level: CustomerLevel::Group,
+            language: Language::En,
+            phones: vec!["010-8888 0000".into(), "13900139000".into()],
+            products: vec![Product {
+                category: "virtual_network".into(),
+                service_number: "VPN-0001".into(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(customer.phones, ["01088880000", "13900139000"]);
+    let found = store.customer_by_phone("139-0013-9000").await.unwrap().unwrap();
+    assert_eq!(found, customer);
+    let ticket = store.create_ticket(fault("13900139000")).await.unwrap();
+    assert_eq!(ticket.customer_id, Some(customer.id));
+    assert_eq!(ticket.level, CustomerLevel::Group);
+    assert_eq!(ticket.language, Language::En);
+    assert_eq!(ticket.due.repair, Some(monday_morning() + Duration::hours(20)));
+}
+
+async fn the_whole_lifecycle_is_recorded_in_order(store: Store, clock: TestClock, _url: String) {
+    let ticket = store.create_ticket(fault("13800138001")).await.unwrap();
+    let number = ticket.number.to_string();
+    let steps = [
+        (Action::Dispatch, Status::Dispatched),
+        (Action::Accept, Status::Accepted),
+        (Action::Start, Status::InProgress),
+        (Action::Resolve, Status::Resolved),
+        (Action::Reopen, Status::InProgress),
+        (Action::Resolve, Status::Resolved),
+        (Action::Confirm, Status::Confirmed),
+        (Action::Close, Status::Closed),
+    ];
+    for (action, status) in steps {
+        clock.advance(Duration::minutes(5));
+        let changed = store
+            .transition(&number, action, Actor::staff("wang"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(changed.status, status, "after {action}");
+    }
+    let ticket = store.ticket(&number).await.unwrap().unwrap();
+    assert_eq!(ticket.version, 9);
+    assert_eq!(ticket.dispatched_at, Some(monday_morning() + Duration::minutes(5)));
+    assert_eq!(
+        ticket.due.accept,
+        Some(monday_morning() + Duration::minutes(35))
+    );
+    assert_eq!(ticket.resolved_at, Some(monday_morning() + Duration::minutes(30)));
+    assert_eq!(
+        ticket.due.confirm,
+        Some(monday_morning() + Duration::minutes(45))
+    );
+    assert_eq!(ticket.closed_at, Some(monday_morning() + Duration::minutes(40)));
+    let events = store.events(ticket.id).await.unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.to_status))
+        .collect();
+    assert_eq!(kinds.len(), 9);
+    assert_eq!(kinds[0], ("created", Some(Status::New)));
+    assert_eq!(kinds[8], ("transition", Some(Status::Closed)));
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(events[1..].iter().all(|e| e.actor == Actor::staff("wang")));
+}
+
+async fn a_wrong_action_names_the_state_and_the_allowed_ones(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let ticket = store.create_ticket(fault("13800138002")).await.unwrap();
+    let error = store
+        .transition(
+            &ticket.number.to_string(),
+            Action::Resolve,
+            Actor::staff("li"),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot resolve a ticket that is new; from new the allowed actions are: dispatch, cancel"
+    );
+    let events = store.events(ticket.id).await.unwrap();
+    assert_eq!(events.len(), 1, "a refused action writes nothing");
+}
+
+async fn a_stale_version_is_a_conflict_and_changes_nothing(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let ticket = store.create_ticket(fault("13800138003")).await.unwrap();
+    let number = ticket.number.to_string();
+    store
+        .transition(&number, Action::Dispatch, Actor::staff("a"), Some(1), None)
+        .await
+        .unwrap();
+    let error = store
+        .transition(&number, Action::Cancel, Actor::staff("b"), Some(1), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict { expected: 1, actual: 2, .. }),
+        "{error}"
+    );
+    let ticket = store.ticket(&number).await.unwrap().unwrap();
+    assert_eq!(ticket.status, Status::Dispatched);
+    assert_eq!(store.events(ticket.id).await.unwrap().len(), 2);
+}
+
+async fn concurrent_transitions_let_exactly_one_win(store: Store, _clock: TestClock, _url: String) {
+    for round in 0..5 {
+        let ticket = store
+            .create_ticket(fault(&format!("1380013810{round}")))
+            .await
+            .unwrap();
+        let number = ticket.number.to_string();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, number) = (store.clone(), number.clone());
+                let action = if i % 2 == 0 { Action::Dispatch } else { Action::Cancel };
+                tokio::spawn(async move {
+                    store
+                        .transition(&number, action, Actor::staff(format!("s{i}")), Some(1), None)
+                        .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(wins, 1, "round {round}");
+        let ticket = store.ticket(&number).await.unwrap().unwrap();
+        assert_eq!(ticket.version, 2);
+        assert_eq!(store.events(ticket.id).await.unwrap().len(), 2);
+    }
+}
+
+async fn concurrent_creations_all_commit_with_distinct_numbers(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_ticket(fault(&format!("1370000{i:04}"))).await })
+        })
+        .collect();
+    let mut numbers = std::collections::HashSet::new();
+    for task in tasks {
+        let ticket = task.await.unwrap().unwrap();
+        assert!(numbers.insert(ticket.number));
+    }
+    let listed = store
+        .list_tickets(&TicketQuery {
+            limit: Some(1000),
+            ..TicketQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 200);
+}
+
+async fn breaches_are_marked_once_however_often_the_job_runs(
+    store: Store,
+    clock: TestClock,
+    _url: String,
+) {
+    let ticket = store.create_ticket(fault("13800138004")).await.unwrap();
+    assert!(store.mark_breaches(store.now()).await.unwrap().is_empty());
+    clock.advance(Duration::minutes(16));
+    // Several gateways running the job at once still record one breach.
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.mark_breaches(store.now()).await })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for run in runs {
+        recorded.extend(run.await.unwrap().unwrap());
+    }
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].clock, SlaClock::Dispatch);
+    assert_eq!(recorded[0].number, ticket.number.to_string());
+    assert!(store.mark_breaches(store.now()).await.unwrap().is_empty());
+    let breaches: Vec<_> = store
+        .events(ticket.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "sla_breach")
+        .collect();
+    assert_eq!(breaches.len(), 1);
+    assert_eq!(breaches[0].actor, Actor::system("sla"));
+    // Two days later the 48-hour repair clock has run out too.
+    clock.advance(Duration::hours(48));
+    let later = store.mark_breaches(store.now()).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].clock, SlaClock::Repair);
+}
+
+async fn a_late_transition_records_its_breach(store: Store, clock: TestClock, _url: String) {
+    let ticket = store.create_ticket(fault("13800138005")).await.unwrap();
+    clock.advance(Duration::minutes(20));
+    let number = ticket.number.to_string();
+    store
+        .transition(&number, Action::Dispatch, Actor::staff("z"), None, None)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = store
+        .events(ticket.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "transition", "sla_breach"]);
+    // The job does not mark the same clock again.
+    clock.advance(Duration::minutes(1));
+    let again = store.mark_breaches(store.now()).await.unwrap();
+    assert!(again.iter().all(|b| b.clock != SlaClock::Dispatch));
+}
+
+async fn lists_filter_by_phone_status_breach_and_text(
+    store: Store,
+    clock: TestClock,
+    _url: String,
+) {
+    let a = store.create_ticket(fault("13600000001")).await.unwrap();
+    let mut complaint = fault("13600000002");
+    complaint.ticket_type = TicketType::Complaint;
+    complaint.description = "100% 不满意_客服".into();
+    complaint.channel = Channel::Sms;
+    let b = store.create_ticket(complaint).await.unwrap();
+    store
+        .transition(&a.number.to_string(), Action::Cancel, Actor::customer("13600000001"), None, None)
+        .await
+        .unwrap();
+    let by_phone = store
+        .list_tickets(&TicketQuery {
+            contact_phone: Some("136-0000-0001".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_phone.iter().map(|t| t.id).collect::<Vec<_>>(), [a.id]);
+    let open = store
+        .list_tickets(&TicketQuery {
+            open_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.iter().map(|t| t.id).collect::<Vec<_>>(), [b.id]);
+    let text = store
+        .list_tickets(&TicketQuery {
+            text: Some("100%".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(text.iter().map(|t| t.id).collect::<Vec<_>>(), [b.id]);
+    let none = store
+        .list_tickets(&TicketQuery {
+            text: Some("0_不".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "_ is not a wildcard");
+    let sms = store
+        .list_tickets(&TicketQuery {
+            channel: Some(Channel::Sms),
+            status: Some(Status::New),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sms.len(), 1);
+    clock.advance(Duration::minutes(30));
+    store.mark_breaches(store.now()).await.unwrap();
+    let breached = store
+        .list_tickets(&TicketQuery {
+            breached: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        breached.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [b.id],
+        "the cancelled ticket's clocks stopped"
+    );
+}
+
+async fn a_mistyped_number_is_an_error_not_a_miss(store: Store, _clock: TestClock, _url: String) {
+    let ticket = store.create_ticket(fault("13800138006")).await.unwrap();
+    let number = ticket.number.to_string();
+    let mut digits: Vec<u8> = number.bytes().collect();
+    digits.swap(3, 4);
+    if digits[3] != digits[4] {
+        let swapped = String::from_utf8(digits).unwrap();
+        assert!(matches!(
+            store.ticket(&swapped).await,
+            Err(StoreError::InvalidNumber(_))
+        ));
+    }
+    // A well-formed number nobody was given is simply not found.
+    let other = std::iter::repeat_with(|| {
+        hotline::tickets::number::TicketNumber::generate(&mut rand::rng()).to_string()
+    })
+    .find(|candidate| *candidate != number)
+    .unwrap();
+    assert_eq!(store.ticket(&other).await.unwrap(), None);
+}
+
+async fn events_are_append_only(store: Store, _clock: TestClock, url: String) {
+    let ticket = store.create_ticket(fault("13800138007")).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let update = conn
+        .execute(format!("UPDATE ticket_events SET detail = 'x' WHERE ticket_id = {}", ticket.id).as_str())
+        .await;
+    assert!(update.is_err(), "an event was changed");
+    let delete = conn
+        .execute(format!("DELETE FROM ticket_events WHERE ticket_id = {}", ticket.id).as_str())
+        .await;
+    assert!(delete.is_err(), "an event was deleted");
+    assert_eq!(store.events(ticket.id).await.unwrap().len(), 1);
+}
+
+async fn a_bad_customer_file_imports_nothing(store: Store, _clock: TestClock, _url: String) {
+    store
+        .create_customer(NewCustomer {
+            name: "existing".into(),
+            level: CustomerLevel::LocalB,
+            language: Language::Zh,
+            phones: vec!["13500000000".into()],
+            products: vec![],
+        })
+        .await
+        .unwrap();
+    let clash = "name,level,language,phones,products\n\
+                 new one,local_a,zh,13500000001,\n\
+                 clash,local_a,zh,13500000000,\n";
+    let error = store.import_customers(clash).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("line 3: phone 13500000000 already belongs to customer"),
+        "{error}"
+    );
+    assert_eq!(store.customer_by_phone("13500000001").await.unwrap(), None);
+    let bad = "name,level,language,phones,products\nx,vip,zh,13500000002,\n";
+    assert!(store.import_customers(bad).await.is_err());
+    let good = "name,level,language,phones,products\n\
+                甲,省级,zh,13500000003;13500000004,virtual_network:V-1\n\
+                乙,local_c,en,13500000005,\n";
+    assert_eq!(store.import_customers(good).await.unwrap(), 2);
+    let customer = store.customer_by_phone("13500000004").await.unwrap().unwrap();
+    assert_eq!(customer.level, CustomerLevel::Provincial);
+    assert_eq!(customer.products.len(), 1);
+}
+
+async fn notes_and_assignment_are_recorded(store: Store, _clock: TestClock, _url: String) {
+    let ticket = store.create_ticket(fault("13800138008")).await.unwrap();
+    let number = ticket.number.to_string();
+    store
+        .add_note(&number, Actor::staff("zhao"), "客户要求下午上门".into())
+        .await
+        .unwrap();
+    let assigned = store
+        .assign(
+            &number,
+            Some("engineer-7".into()),
+            Some("network".into()),
+            Actor::staff("lead"),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(assigned.assignee.as_deref(), Some("engineer-7"));
+    assert_eq!(assigned.queue, "network");
+    assert_eq!(assigned.version, 2);
+    let events = store.events(ticket.id).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "note", "assigned"]);
+    assert_eq!(events[1].detail, "客户要求下午上门");
+    assert!(store
+        .add_note(&number, Actor::staff("zhao"), "  ".into())
+        .await
+        .is_err());
+}
+
+/// Both migrations produce the same tables with the same columns.
+#[tokio::test]
+async fn sqlite_and_postgres_schemas_match() {
+    let Some(sqlite) = harness(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(postgres) = harness(Backend::Postgres).await else {
+        sqlite.finish().await;
+        return;
+    };
+    let mut lite = sqlx::AnyConnection::connect(&sqlite.url).await.unwrap();
+    let mut sqlite_columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+         ORDER BY m.name, p.name",
+    )
+    .fetch_all(&mut lite)
+    .await
+    .unwrap();
+    let mut pg = sqlx::AnyConnection::connect(&postgres.url).await.unwrap();
+    let mut postgres_columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations' \
+         ORDER BY table_name, column_name",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    // Sorted here: the two databases collate '_' differently.
+    sqlite_columns.sort();
+    postgres_columns.sort();
+    assert!(sqlite_columns.len() > 50);
+    assert_eq!(sqlite_columns, postgres_columns);
+    sqlite.finish().await;
+    postgres.finish().await;
+}
