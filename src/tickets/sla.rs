@@ -1049,9 +1049,11 @@ mod raw {
     #[derive(Debug, Clone)]
     pub(super) enum Value {
         String(String),
-        Integer(i64),
-        Float(f64),
-        Boolean(bool),
+        // Only strings, arrays and tables are meaningful in sla.toml; other
+        // values are kept just to name them in errors.
+        Integer,
+        Float,
+        Boolean,
         /// A TOML date/time literal, as written (e.g. `2026-01-01`).
         Datetime(String),
         Array(Vec<Node>),
@@ -1063,9 +1065,9 @@ mod raw {
         pub(super) fn kind(&self) -> &'static str {
             match self {
                 Value::String(_) => "a string",
-                Value::Integer(_) => "an integer",
-                Value::Float(_) => "a float",
-                Value::Boolean(_) => "a boolean",
+                Value::Integer => "an integer",
+                Value::Float => "a float",
+                Value::Boolean => "a boolean",
                 Value::Datetime(_) => "a date/time",
                 Value::Array(_) => "an array",
                 Value::Table(_) => "a table",
@@ -1113,22 +1115,20 @@ mod raw {
             f.write_str("a TOML value")
         }
 
-        fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-            Ok(bare(Value::Boolean(v)))
+        fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+            Ok(bare(Value::Boolean))
         }
 
-        fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-            Ok(bare(Value::Integer(v)))
+        fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+            Ok(bare(Value::Integer))
         }
 
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-            i64::try_from(v)
-                .map(|v| bare(Value::Integer(v)))
-                .map_err(|_| E::custom("integer out of range"))
+        fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+            Ok(bare(Value::Integer))
         }
 
-        fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
-            Ok(bare(Value::Float(v)))
+        fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+            Ok(bare(Value::Float))
         }
 
         fn visit_str<E>(self, v: &str) -> Result<Node, E> {

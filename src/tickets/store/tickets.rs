@@ -620,37 +620,51 @@ async fn insert_ticket(
         repair: if fault { deadline(SlaClock::Repair) } else { None },
         confirm: None,
     };
-    let number = fresh_number(conn).await?;
     let queue = new
         .queue
         .clone()
         .unwrap_or_else(|| new.ticket_type.code().to_string());
     let millis = |t: Option<DateTime<Utc>>| t.map(to_millis);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO tickets (number, ticket_type, category, service_number, description, \
-         contact_phone, customer_id, level, language, channel, queue, status, version, \
-         created_at, updated_at, dispatch_due, feedback_due, repair_due) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, $15, $16) \
-         RETURNING id",
-    )
-    .bind(number.to_string())
-    .bind(new.ticket_type.code())
-    .bind(&new.category)
-    .bind(&new.service_number)
-    .bind(&new.description)
-    .bind(&new.contact_phone)
-    .bind(customer_id)
-    .bind(level.code())
-    .bind(language.code())
-    .bind(new.channel.code())
-    .bind(&queue)
-    .bind(Status::New.code())
-    .bind(to_millis(now))
-    .bind(millis(due.dispatch))
-    .bind(millis(due.feedback))
-    .bind(millis(due.repair))
-    .fetch_one(&mut *conn)
-    .await?;
+    // A fresh random number; on the rare collision the insert adds nothing
+    // (rather than failing, which would abort a PostgreSQL transaction) and
+    // another number is tried.
+    let mut inserted = None;
+    for _ in 0..NUMBER_ATTEMPTS {
+        let number = TicketNumber::generate(&mut rand::rng());
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tickets (number, ticket_type, category, service_number, description, \
+             contact_phone, customer_id, level, language, channel, queue, status, version, \
+             created_at, updated_at, dispatch_due, feedback_due, repair_due) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, $15, $16) \
+             ON CONFLICT (number) DO NOTHING RETURNING id",
+        )
+        .bind(number.to_string())
+        .bind(new.ticket_type.code())
+        .bind(&new.category)
+        .bind(&new.service_number)
+        .bind(&new.description)
+        .bind(&new.contact_phone)
+        .bind(customer_id)
+        .bind(level.code())
+        .bind(language.code())
+        .bind(new.channel.code())
+        .bind(&queue)
+        .bind(Status::New.code())
+        .bind(to_millis(now))
+        .bind(millis(due.dispatch))
+        .bind(millis(due.feedback))
+        .bind(millis(due.repair))
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = id {
+            inserted = Some((id, number));
+            break;
+        }
+    }
+    let (id, number) = inserted.ok_or(StoreError::Invalid {
+        field: "ticket number",
+        reason: "no free number found; the number space is nearly full".into(),
+    })?;
     insert_event(
         conn,
         id,
@@ -686,24 +700,6 @@ async fn insert_ticket(
         confirmed_at: None,
         closed_at: None,
         due,
-    })
-}
-
-/// A random number not yet in use. The unique key still guards the insert.
-async fn fresh_number(conn: &mut AnyConnection) -> Result<TicketNumber, StoreError> {
-    for _ in 0..NUMBER_ATTEMPTS {
-        let number = TicketNumber::generate(&mut rand::rng());
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
-            .bind(number.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if taken.is_none() {
-            return Ok(number);
-        }
-    }
-    Err(StoreError::Invalid {
-        field: "ticket number",
-        reason: "no free number found; the number space is nearly full".into(),
     })
 }
 
