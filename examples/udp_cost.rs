@@ -52,7 +52,8 @@ fn main() -> std::io::Result<()> {
     let packet = [0x80u8; 172];
     let mut buffer = [0u8; 2048];
 
-    let (mut send_cpu, mut recv_cpu, mut empty_cpu) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut send_cpu, mut recv_cpu, mut empty_cpu) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut sent, mut received, mut empty) = (0u64, 0u64, 0u64);
     for _ in 0..rounds {
         let start = thread_cpu();

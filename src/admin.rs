@@ -92,15 +92,27 @@ pub async fn show(store: &Store, number: &str) -> Result<String, StoreError> {
 /// A ticket's fields, deadlines, allowed actions and history.
 pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "ticket {}  (version {})", ticket.number, ticket.version);
+    let _ = writeln!(
+        out,
+        "ticket {}  (version {})",
+        ticket.number, ticket.version
+    );
     let field = |out: &mut String, name: &str, value: &str| {
         let _ = writeln!(out, "  {name:<15} {value}");
     };
-    field(&mut out, "status", &format!("{} ({})", ticket.status, ticket.status.chinese_name()));
+    field(
+        &mut out,
+        "status",
+        &format!("{} ({})", ticket.status, ticket.status.chinese_name()),
+    );
     field(
         &mut out,
         "type",
-        &format!("{} ({})", ticket.ticket_type, ticket.ticket_type.chinese_name()),
+        &format!(
+            "{} ({})",
+            ticket.ticket_type,
+            ticket.ticket_type.chinese_name()
+        ),
     );
     field(&mut out, "category", &ticket.category);
     if let Some(service) = &ticket.service_number {
@@ -111,11 +123,19 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
     if let Some(customer) = ticket.customer_id {
         field(&mut out, "customer", &customer.to_string());
     }
-    field(&mut out, "level", &format!("{} ({})", ticket.level, ticket.level.chinese_name()));
+    field(
+        &mut out,
+        "level",
+        &format!("{} ({})", ticket.level, ticket.level.chinese_name()),
+    );
     field(&mut out, "language", ticket.language.code());
     field(&mut out, "channel", ticket.channel.code());
     field(&mut out, "queue", &ticket.queue);
-    field(&mut out, "assignee", ticket.assignee.as_deref().unwrap_or("-"));
+    field(
+        &mut out,
+        "assignee",
+        ticket.assignee.as_deref().unwrap_or("-"),
+    );
     field(&mut out, "created", &time(ticket.created_at));
     for clock in SlaClock::ALL {
         if let (Some(due), met) = ticket.clock(*clock) {
@@ -124,14 +144,25 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
                 Some(met) => format!("met late {}", time(met)),
                 None => "running".to_string(),
             };
-            field(&mut out, &format!("{clock} due"), &format!("{}  {state}", time(due)));
+            field(
+                &mut out,
+                &format!("{clock} due"),
+                &format!("{}  {state}", time(due)),
+            );
         }
     }
-    let actions: Vec<_> = allowed_actions(ticket.status).iter().map(|a| a.code()).collect();
+    let actions: Vec<_> = allowed_actions(ticket.status)
+        .iter()
+        .map(|a| a.code())
+        .collect();
     field(
         &mut out,
         "next actions",
-        &if actions.is_empty() { "-".to_string() } else { actions.join(", ") },
+        &if actions.is_empty() {
+            "-".to_string()
+        } else {
+            actions.join(", ")
+        },
     );
     let _ = writeln!(out, "history:");
     for event in events {

@@ -227,7 +227,9 @@ impl Default for TicketsConfig {
 
 impl TicketsConfig {
     /// Loads the SLA rules this configuration names.
-    pub fn sla_policy(&self) -> Result<crate::tickets::sla::SlaPolicy, crate::tickets::sla::SlaError> {
+    pub fn sla_policy(
+        &self,
+    ) -> Result<crate::tickets::sla::SlaPolicy, crate::tickets::sla::SlaError> {
         if self.sla_file == Path::new(DEFAULT_SLA_FILE) && !self.sla_file.exists() {
             return Ok(crate::tickets::sla::SlaPolicy::builtin());
         }

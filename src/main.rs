@@ -179,7 +179,9 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Runs an administration command on a small runtime and prints its text.
-fn run_admin(command: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<()> {
+fn run_admin(
+    command: impl std::future::Future<Output = anyhow::Result<String>>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -267,7 +269,10 @@ async fn import_customers(config: Config, file: PathBuf) -> anyhow::Result<Strin
     let result = store.import_customers(&text).await;
     store.close().await;
     let count = result.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    Ok(format!("imported {count} customer(s) from {}\n", file.display()))
+    Ok(format!(
+        "imported {count} customer(s) from {}\n",
+        file.display()
+    ))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -44,7 +44,10 @@ impl Server {
         let prompts = Arc::new(load_prompts(&config)?);
         let store = crate::admin::open_store(&config).await?;
         if config.database.migrate_on_start {
-            store.migrate().await.context("cannot migrate the database")?;
+            store
+                .migrate()
+                .await
+                .context("cannot migrate the database")?;
         }
         let advertised = match config.sip.advertised_address.as_str() {
             "" => None,

@@ -45,10 +45,8 @@ async fn harness(backend: Backend) -> Option<Harness> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let (url, schema) = match backend {
         Backend::Sqlite => {
-            let path = std::env::temp_dir().join(format!(
-                "hotline-store-{}-{n}.db",
-                std::process::id()
-            ));
+            let path =
+                std::env::temp_dir().join(format!("hotline-store-{}-{n}.db", std::process::id()));
             (format!("sqlite://{}", path.display()), None)
         }
         Backend::Postgres => {
@@ -59,9 +57,11 @@ async fn harness(backend: Backend) -> Option<Harness> {
             let schema = format!("hotline_test_{}_{n}", std::process::id());
             sqlx::any::install_default_drivers();
             let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str())
-                .await
-                .expect("create schema");
+            conn.execute(
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
+            )
+            .await
+            .expect("create schema");
             let separator = if base.contains('?') { '&' } else { '?' };
             (
                 format!("{base}{separator}options=-c%20search_path%3D{schema}"),
@@ -122,7 +122,12 @@ where
     let Some(harness) = harness(backend).await else {
         return;
     };
-    scenario(harness.store.clone(), harness.clock.clone(), harness.url.clone()).await;
+    scenario(
+        harness.store.clone(),
+        harness.clock.clone(),
+        harness.url.clone(),
+    )
+    .await;
     harness.finish().await;
 }
 
@@ -163,7 +168,11 @@ async fn a_new_ticket_has_a_valid_number_deadlines_and_its_first_event(
     let now = monday_morning();
     assert_eq!(ticket.status, Status::New);
     assert_eq!(ticket.version, 1);
-    assert!(ticket.number.to_string().parse::<hotline::tickets::number::TicketNumber>().is_ok());
+    assert!(ticket
+        .number
+        .to_string()
+        .parse::<hotline::tickets::number::TicketNumber>()
+        .is_ok());
     assert_eq!(ticket.level, CustomerLevel::LocalC);
     assert_eq!(ticket.due.dispatch, Some(now + Duration::minutes(15)));
     // virtual network, local C: 48 hours around the clock.
@@ -202,13 +211,20 @@ async fn the_customer_is_found_by_phone_and_sets_level_and_language(
         .await
         .unwrap();
     assert_eq!(customer.phones, ["01088880000", "13900139000"]);
-    let found = store.customer_by_phone("139-0013-9000").await.unwrap().unwrap();
+    let found = store
+        .customer_by_phone("139-0013-9000")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, customer);
     let ticket = store.create_ticket(fault("13900139000")).await.unwrap();
     assert_eq!(ticket.customer_id, Some(customer.id));
     assert_eq!(ticket.level, CustomerLevel::Group);
     assert_eq!(ticket.language, Language::En);
-    assert_eq!(ticket.due.repair, Some(monday_morning() + Duration::hours(20)));
+    assert_eq!(
+        ticket.due.repair,
+        Some(monday_morning() + Duration::hours(20))
+    );
 }
 
 async fn the_whole_lifecycle_is_recorded_in_order(store: Store, clock: TestClock, _url: String) {
@@ -234,17 +250,26 @@ async fn the_whole_lifecycle_is_recorded_in_order(store: Store, clock: TestClock
     }
     let ticket = store.ticket(&number).await.unwrap().unwrap();
     assert_eq!(ticket.version, 9);
-    assert_eq!(ticket.dispatched_at, Some(monday_morning() + Duration::minutes(5)));
+    assert_eq!(
+        ticket.dispatched_at,
+        Some(monday_morning() + Duration::minutes(5))
+    );
     assert_eq!(
         ticket.due.accept,
         Some(monday_morning() + Duration::minutes(35))
     );
-    assert_eq!(ticket.resolved_at, Some(monday_morning() + Duration::minutes(30)));
+    assert_eq!(
+        ticket.resolved_at,
+        Some(monday_morning() + Duration::minutes(30))
+    );
     assert_eq!(
         ticket.due.confirm,
         Some(monday_morning() + Duration::minutes(45))
     );
-    assert_eq!(ticket.closed_at, Some(monday_morning() + Duration::minutes(40)));
+    assert_eq!(
+        ticket.closed_at,
+        Some(monday_morning() + Duration::minutes(40))
+    );
     let events = store.events(ticket.id).await.unwrap();
     let kinds: Vec<_> = events
         .iter()
@@ -297,7 +322,14 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing(
         .await
         .unwrap_err();
     assert!(
-        matches!(error, StoreError::Conflict { expected: 1, actual: 2, .. }),
+        matches!(
+            error,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
         "{error}"
     );
     let ticket = store.ticket(&number).await.unwrap().unwrap();
@@ -315,10 +347,20 @@ async fn concurrent_transitions_let_exactly_one_win(store: Store, _clock: TestCl
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let (store, number) = (store.clone(), number.clone());
-                let action = if i % 2 == 0 { Action::Dispatch } else { Action::Cancel };
+                let action = if i % 2 == 0 {
+                    Action::Dispatch
+                } else {
+                    Action::Cancel
+                };
                 tokio::spawn(async move {
                     store
-                        .transition(&number, action, Actor::staff(format!("s{i}")), Some(1), None)
+                        .transition(
+                            &number,
+                            action,
+                            Actor::staff(format!("s{i}")),
+                            Some(1),
+                            None,
+                        )
                         .await
                 })
             })
@@ -437,7 +479,13 @@ async fn lists_filter_by_phone_status_breach_and_text(
     complaint.channel = Channel::Sms;
     let b = store.create_ticket(complaint).await.unwrap();
     store
-        .transition(&a.number.to_string(), Action::Cancel, Actor::customer("13600000001"), None, None)
+        .transition(
+            &a.number.to_string(),
+            Action::Cancel,
+            Actor::customer("13600000001"),
+            None,
+            None,
+        )
         .await
         .unwrap();
     let by_phone = store
@@ -522,7 +570,13 @@ async fn events_are_append_only(store: Store, _clock: TestClock, url: String) {
     let ticket = store.create_ticket(fault("13800138007")).await.unwrap();
     let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
     let update = conn
-        .execute(format!("UPDATE ticket_events SET detail = 'x' WHERE ticket_id = {}", ticket.id).as_str())
+        .execute(
+            format!(
+                "UPDATE ticket_events SET detail = 'x' WHERE ticket_id = {}",
+                ticket.id
+            )
+            .as_str(),
+        )
         .await;
     assert!(update.is_err(), "an event was changed");
     let delete = conn
@@ -560,7 +614,11 @@ async fn a_bad_customer_file_imports_nothing(store: Store, _clock: TestClock, _u
                 甲,省级,zh,13500000003;13500000004,virtual_network:V-1\n\
                 乙,local_c,en,13500000005,\n";
     assert_eq!(store.import_customers(good).await.unwrap(), 2);
-    let customer = store.customer_by_phone("13500000004").await.unwrap().unwrap();
+    let customer = store
+        .customer_by_phone("13500000004")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(customer.level, CustomerLevel::Provincial);
     assert_eq!(customer.products.len(), 1);
 }

@@ -160,9 +160,11 @@ async fn postgres_loses_nothing_confirmed_when_killed() {
     sqlx::any::install_default_drivers();
     let schema = format!("hotline_crash_{}", std::process::id());
     let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-    conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str())
-        .await
-        .expect("schema");
+    conn.execute(
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
+    )
+    .await
+    .expect("schema");
     let separator = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
     crash_rounds(&url).await;

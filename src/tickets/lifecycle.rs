@@ -108,7 +108,10 @@ fn allowed_text(status: &Status) -> String {
         format!("{status} is final")
     } else {
         let names: Vec<_> = allowed.iter().map(|a| a.code()).collect();
-        format!("from {status} the allowed actions are: {}", names.join(", "))
+        format!(
+            "from {status} the allowed actions are: {}",
+            names.join(", ")
+        )
     }
 }
 

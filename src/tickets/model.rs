@@ -182,7 +182,10 @@ mod tests {
 
     #[test]
     fn codes_and_chinese_names_both_parse() {
-        assert_eq!("local_a".parse::<CustomerLevel>(), Ok(CustomerLevel::LocalA));
+        assert_eq!(
+            "local_a".parse::<CustomerLevel>(),
+            Ok(CustomerLevel::LocalA)
+        );
         assert_eq!("集团级".parse::<CustomerLevel>(), Ok(CustomerLevel::Group));
         assert_eq!("投诉".parse::<TicketType>(), Ok(TicketType::Complaint));
         for status in Status::ALL {

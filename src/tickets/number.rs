@@ -134,7 +134,10 @@ mod tests {
     fn separators_are_allowed_and_other_characters_are_not() {
         let number = TicketNumber::generate(&mut rand::rng()).to_string();
         let spaced = format!("{}-{} {}", &number[..3], &number[3..7], &number[7..]);
-        assert_eq!(spaced.parse::<TicketNumber>().map(|n| n.to_string()), Ok(number.clone()));
+        assert_eq!(
+            spaced.parse::<TicketNumber>().map(|n| n.to_string()),
+            Ok(number.clone())
+        );
         assert_eq!(
             format!("{}x", &number[..9]).parse::<TicketNumber>(),
             Err(TicketNumberError::NotDigits)
@@ -154,6 +157,9 @@ mod tests {
         let number = TicketNumber::generate(&mut rand::rng()).to_string();
         let last = number.as_bytes()[LENGTH - 1] - b'0';
         let wrong = format!("{}{}", &number[..9], (last + 1) % 10);
-        assert_eq!(wrong.parse::<TicketNumber>(), Err(TicketNumberError::CheckDigit));
+        assert_eq!(
+            wrong.parse::<TicketNumber>(),
+            Err(TicketNumberError::CheckDigit)
+        );
     }
 }

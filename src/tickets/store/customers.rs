@@ -97,7 +97,11 @@ pub fn parse_customer_csv(
                 1,
                 format!(
                     "the header lacks column(s) {}; expected {}",
-                    missing.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+                    missing
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     COLUMNS.join(",")
                 ),
             )],
@@ -130,7 +134,11 @@ pub fn parse_customer_csv(
             row_problems.push(e.to_string());
         }
         let mut phones = Vec::new();
-        for phone in field("phones").split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for phone in field("phones")
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let phone = normalize_phone(phone);
             let digits = phone.strip_prefix('+').unwrap_or(&phone);
             if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
@@ -147,7 +155,11 @@ pub fn parse_customer_csv(
             row_problems.push("no phone number".to_string());
         }
         let mut products = Vec::new();
-        for item in field("products").split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for item in field("products")
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             match item.split_once(':') {
                 Some((category, service)) if !service.trim().is_empty() => {
                     let category = category.trim();
@@ -160,9 +172,7 @@ pub fn parse_customer_csv(
                         row_problems.push(format!("unknown product category {category:?}"));
                     }
                 }
-                _ => row_problems.push(format!(
-                    "product {item:?} is not category:service_number"
-                )),
+                _ => row_problems.push(format!("product {item:?} is not category:service_number")),
             }
         }
         match (level, language) {
@@ -369,16 +379,34 @@ mod tests {
         assert_eq!(lines, [3, 3, 3, 3, 3, 4, 4]);
         let text = error.to_string();
         assert!(text.contains("line 3: name is empty"), "{text}");
-        assert!(text.contains("line 3: unknown customer level \"vip\""), "{text}");
-        assert!(text.contains("line 3: phone 13800138000 is also on line 2"), "{text}");
-        assert!(text.contains("line 3: unknown product category \"fibre\""), "{text}");
-        assert!(text.contains("line 4: \"abc\" is not a phone number"), "{text}");
-        assert!(text.contains("line 4: product \"bandwidth\" is not category:service_number"), "{text}");
+        assert!(
+            text.contains("line 3: unknown customer level \"vip\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 3: phone 13800138000 is also on line 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 3: unknown product category \"fibre\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 4: \"abc\" is not a phone number"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 4: product \"bandwidth\" is not category:service_number"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_missing_column_is_named() {
         let error = parse_customer_csv("name,level\nx,local_a\n", known).unwrap_err();
-        assert!(error.to_string().contains("language, phones, products"), "{error}");
+        assert!(
+            error.to_string().contains("language, phones, products"),
+            "{error}"
+        );
     }
 }

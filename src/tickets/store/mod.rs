@@ -243,7 +243,10 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
                 .into(),
         });
     }
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Invalid {
             field: "database url",
             reason: format!("cannot create directory {}: {e}", dir.display()),

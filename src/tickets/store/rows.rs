@@ -43,9 +43,7 @@ pub(super) struct TicketRow {
     confirm_due: Option<i64>,
 }
 
-fn optional_time(
-    millis: Option<i64>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+fn optional_time(millis: Option<i64>) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
     millis.map(from_millis).transpose()
 }
 

@@ -6,9 +6,7 @@ use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
 use super::{to_millis, Store, StoreError};
 use crate::tickets::lifecycle::{self, Action};
-use crate::tickets::model::{
-    Actor, Channel, CustomerLevel, Language, Status, TicketType,
-};
+use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use crate::tickets::number::TicketNumber;
 use crate::tickets::sla::{SlaClock, SlaPolicy};
 use chrono::{DateTime, Utc};
@@ -207,10 +205,21 @@ impl Store {
     /// `created` event, in one transaction.
     pub async fn create_ticket(&self, mut new: NewTicket) -> Result<Ticket, StoreError> {
         new.validate(self.sla())?;
-        let now = self.now();
-        let sla = self.inner.sla.clone();
-        self.write(move |conn| Box::pin(async move { insert_ticket(conn, &new, &sla, now).await }))
-            .await
+        let customer = customer_of(self.reader(), &new).await?;
+        let prepared = prepare_ticket(new, customer, self.sla(), self.now())?;
+        match &self.inner.writer {
+            Some(writer) => writer.create(prepared).await,
+            None => {
+                self.write(move |conn| {
+                    Box::pin(async move {
+                        let mut created =
+                            insert_tickets(conn, std::slice::from_ref(&prepared)).await?;
+                        created.pop().ok_or(StoreError::Closed)
+                    })
+                })
+                .await
+            }
+        }
     }
 
     /// The ticket with this number, if any. A number with a wrong check
@@ -235,7 +244,11 @@ impl Store {
             sql.push_str(&condition.replace('?', &format!("${}", binds.len())));
         };
         if let Some(status) = query.status {
-            add(&mut sql, " AND status = ?", Bind::Text(status.code().into()));
+            add(
+                &mut sql,
+                " AND status = ?",
+                Bind::Text(status.code().into()),
+            );
         }
         if query.open_only {
             sql.push_str(" AND status NOT IN ('resolved', 'confirmed', 'closed', 'cancelled')");
@@ -247,7 +260,11 @@ impl Store {
             add(&mut sql, " AND category = ?", Bind::Text(category.clone()));
         }
         if let Some(channel) = query.channel {
-            add(&mut sql, " AND channel = ?", Bind::Text(channel.code().into()));
+            add(
+                &mut sql,
+                " AND channel = ?",
+                Bind::Text(channel.code().into()),
+            );
         }
         if let Some(phone) = &query.contact_phone {
             add(
@@ -260,7 +277,9 @@ impl Store {
             add(&mut sql, " AND customer_id = ?", Bind::Int(customer));
         }
         if query.breached {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM sla_breaches b WHERE b.ticket_id = tickets.id)");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM sla_breaches b WHERE b.ticket_id = tickets.id)",
+            );
         }
         if let Some(text) = &query.text {
             let escaped = text
@@ -274,7 +293,11 @@ impl Store {
             );
         }
         let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-        add(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Bind::Int(limit));
+        add(
+            &mut sql,
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            Bind::Int(limit),
+        );
         let mut select = sqlx::query_as::<_, TicketRow>(&sql);
         for bind in binds {
             select = match bind {
@@ -368,8 +391,10 @@ impl Store {
                     changed.queue,
                     changed.assignee.as_deref().unwrap_or("(none)")
                 );
-                insert_event(conn, ticket.id, now, &actor, "assigned", None, None, &detail)
-                    .await?;
+                insert_event(
+                    conn, ticket.id, now, &actor, "assigned", None, None, &detail,
+                )
+                .await?;
                 Ok(changed)
             })
         })
@@ -394,8 +419,8 @@ impl Store {
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, None).await?;
-                let id = insert_event(conn, ticket.id, now, &actor, "note", None, None, &text)
-                    .await?;
+                let id =
+                    insert_event(conn, ticket.id, now, &actor, "note", None, None, &text).await?;
                 Ok(TicketEvent {
                     id,
                     ticket_id: ticket.id,
@@ -565,40 +590,53 @@ pub(super) async fn insert_event(
     Ok(id)
 }
 
-/// The customer on file for a phone number: id, level and language.
-pub(super) async fn customer_for_phone(
-    conn: &mut AnyConnection,
-    phone: &str,
-) -> Result<Option<(i64, String, String)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT c.id, c.level, c.language FROM customer_phones p \
-         JOIN customers c ON c.id = p.customer_id WHERE p.phone = $1",
-    )
-    .bind(phone)
-    .fetch_optional(&mut *conn)
-    .await?)
-}
-
-async fn insert_ticket(
-    conn: &mut AnyConnection,
+/// The customer a new ticket belongs to: the one named, or the one on
+/// file for the contact phone. Read outside the write transaction (from
+/// the read pool) so that the single SQLite writer does less per ticket; a
+/// customer edited at the same moment is the only thing this can miss.
+async fn customer_of(
+    reader: &sqlx::AnyPool,
     new: &NewTicket,
-    sla: &SlaPolicy,
-    now: DateTime<Utc>,
-) -> Result<Ticket, StoreError> {
-    let customer = match new.customer_id {
+) -> Result<Option<(i64, String, String)>, StoreError> {
+    match new.customer_id {
         Some(id) => sqlx::query_as::<_, (i64, String, String)>(
             "SELECT id, level, language FROM customers WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(reader)
         .await?
         .map(Some)
         .ok_or(StoreError::Invalid {
             field: "customer",
             reason: format!("no customer {id}"),
-        })?,
-        None => customer_for_phone(conn, &new.contact_phone).await?,
-    };
+        }),
+        None => Ok(sqlx::query_as(
+            "SELECT c.id, c.level, c.language FROM customer_phones p \
+             JOIN customers c ON c.id = p.customer_id WHERE p.phone = $1",
+        )
+        .bind(&new.contact_phone)
+        .fetch_optional(reader)
+        .await?),
+    }
+}
+
+/// A new ticket with everything decided but its number and id.
+pub(super) struct PreparedTicket {
+    new: NewTicket,
+    customer_id: Option<i64>,
+    level: CustomerLevel,
+    language: Language,
+    queue: String,
+    due: Deadlines,
+    now: DateTime<Utc>,
+}
+
+fn prepare_ticket(
+    new: NewTicket,
+    customer: Option<(i64, String, String)>,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<PreparedTicket, StoreError> {
     let (customer_id, level, language) = match customer {
         Some((id, level, language)) => (
             Some(id),
@@ -616,91 +654,172 @@ async fn insert_ticket(
     let due = Deadlines {
         dispatch: deadline(SlaClock::Dispatch),
         accept: None,
-        feedback: if fault { deadline(SlaClock::Feedback) } else { None },
-        repair: if fault { deadline(SlaClock::Repair) } else { None },
+        feedback: if fault {
+            deadline(SlaClock::Feedback)
+        } else {
+            None
+        },
+        repair: if fault {
+            deadline(SlaClock::Repair)
+        } else {
+            None
+        },
         confirm: None,
     };
     let queue = new
         .queue
         .clone()
         .unwrap_or_else(|| new.ticket_type.code().to_string());
-    let millis = |t: Option<DateTime<Utc>>| t.map(to_millis);
-    // A fresh random number; on the rare collision the insert adds nothing
-    // (rather than failing, which would abort a PostgreSQL transaction) and
-    // another number is tried.
-    let mut inserted = None;
-    for _ in 0..NUMBER_ATTEMPTS {
-        let number = TicketNumber::generate(&mut rand::rng());
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tickets (number, ticket_type, category, service_number, description, \
-             contact_phone, customer_id, level, language, channel, queue, status, version, \
-             created_at, updated_at, dispatch_due, feedback_due, repair_due) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, $15, $16) \
-             ON CONFLICT (number) DO NOTHING RETURNING id",
-        )
-        .bind(number.to_string())
-        .bind(new.ticket_type.code())
-        .bind(&new.category)
-        .bind(&new.service_number)
-        .bind(&new.description)
-        .bind(&new.contact_phone)
-        .bind(customer_id)
-        .bind(level.code())
-        .bind(language.code())
-        .bind(new.channel.code())
-        .bind(&queue)
-        .bind(Status::New.code())
-        .bind(to_millis(now))
-        .bind(millis(due.dispatch))
-        .bind(millis(due.feedback))
-        .bind(millis(due.repair))
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(id) = id {
-            inserted = Some((id, number));
-            break;
-        }
-    }
-    let (id, number) = inserted.ok_or(StoreError::Invalid {
-        field: "ticket number",
-        reason: "no free number found; the number space is nearly full".into(),
-    })?;
-    insert_event(
-        conn,
-        id,
-        now,
-        &new.actor,
-        "created",
-        None,
-        Some(Status::New),
-        &format!("{} via {}", new.ticket_type, new.channel),
-    )
-    .await?;
-    Ok(Ticket {
-        id,
-        number,
-        ticket_type: new.ticket_type,
-        category: new.category.clone(),
-        service_number: new.service_number.clone(),
-        description: new.description.clone(),
-        contact_phone: new.contact_phone.clone(),
+    Ok(PreparedTicket {
+        new,
         customer_id,
         level,
         language,
-        channel: new.channel,
         queue,
-        assignee: None,
-        status: Status::New,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        dispatched_at: None,
-        accepted_at: None,
-        resolved_at: None,
-        confirmed_at: None,
-        closed_at: None,
         due,
+        now,
     })
+}
+
+const TICKET_INSERT_COLUMNS: &str = "number, ticket_type, category, service_number, description, \
+    contact_phone, customer_id, level, language, channel, queue, status, version, created_at, \
+    updated_at, dispatch_due, feedback_due, repair_due";
+const TICKET_INSERT_PARAMS: usize = 18;
+const EVENT_INSERT_PARAMS: usize = 8;
+
+/// "($1, …, $n), ($n+1, …)" for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("${}", row * columns + column + 1));
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// Inserts the tickets and their `created` events with two multi-row
+/// statements (whatever the count, which is what lets one SQLite commit
+/// carry hundreds of tickets cheaply). Each gets a fresh random number; the
+/// rare collision inserts nothing (rather than failing, which would abort
+/// a PostgreSQL transaction) and is retried with another number.
+pub(super) async fn insert_tickets(
+    conn: &mut AnyConnection,
+    prepared: &[PreparedTicket],
+) -> Result<Vec<Ticket>, StoreError> {
+    let mut numbers: Vec<Option<(i64, TicketNumber)>> = vec![None; prepared.len()];
+    for _ in 0..NUMBER_ATTEMPTS {
+        let pending: Vec<usize> = (0..prepared.len())
+            .filter(|&i| numbers[i].is_none())
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let candidates: Vec<TicketNumber> = {
+            let mut rng = rand::rng();
+            pending
+                .iter()
+                .map(|_| TicketNumber::generate(&mut rng))
+                .collect()
+        };
+        let sql = format!(
+            "INSERT INTO tickets ({TICKET_INSERT_COLUMNS}) VALUES {} \
+             ON CONFLICT (number) DO NOTHING RETURNING id, number",
+            placeholders(pending.len(), TICKET_INSERT_PARAMS)
+        );
+        let mut insert = sqlx::query_as::<_, (i64, String)>(&sql);
+        for (&index, number) in pending.iter().zip(&candidates) {
+            let p = &prepared[index];
+            let millis = |t: Option<DateTime<Utc>>| t.map(to_millis);
+            insert = insert
+                .bind(number.to_string())
+                .bind(p.new.ticket_type.code())
+                .bind(p.new.category.clone())
+                .bind(p.new.service_number.clone())
+                .bind(p.new.description.clone())
+                .bind(p.new.contact_phone.clone())
+                .bind(p.customer_id)
+                .bind(p.level.code())
+                .bind(p.language.code())
+                .bind(p.new.channel.code())
+                .bind(p.queue.clone())
+                .bind(Status::New.code())
+                .bind(1_i64)
+                .bind(to_millis(p.now))
+                .bind(to_millis(p.now))
+                .bind(millis(p.due.dispatch))
+                .bind(millis(p.due.feedback))
+                .bind(millis(p.due.repair));
+        }
+        // RETURNING order is not guaranteed: match rows by number. A number
+        // drawn twice in one statement is inserted once; the other retries.
+        for (id, number) in insert.fetch_all(&mut *conn).await? {
+            if let Some(position) = candidates.iter().position(|c| c.to_string() == number) {
+                let index = pending[position];
+                numbers[index] = Some((id, candidates[position]));
+            }
+        }
+    }
+    let numbers: Vec<(i64, TicketNumber)> =
+        numbers
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or(StoreError::Invalid {
+                field: "ticket number",
+                reason: "no free number found; the number space is nearly full".into(),
+            })?;
+    let sql = format!(
+        "INSERT INTO ticket_events (ticket_id, at, actor_kind, actor_id, kind, from_status, \
+         to_status, detail) VALUES {}",
+        placeholders(prepared.len(), EVENT_INSERT_PARAMS)
+    );
+    let mut events = sqlx::query(&sql);
+    for (p, (id, _)) in prepared.iter().zip(&numbers) {
+        events = events
+            .bind(*id)
+            .bind(to_millis(p.now))
+            .bind(p.new.actor.kind.code())
+            .bind(p.new.actor.id.clone())
+            .bind("created")
+            .bind(None::<String>)
+            .bind(Status::New.code())
+            .bind(format!("{} via {}", p.new.ticket_type, p.new.channel));
+    }
+    events.execute(&mut *conn).await?;
+    Ok(prepared
+        .iter()
+        .zip(numbers)
+        .map(|(p, (id, number))| Ticket {
+            id,
+            number,
+            ticket_type: p.new.ticket_type,
+            category: p.new.category.clone(),
+            service_number: p.new.service_number.clone(),
+            description: p.new.description.clone(),
+            contact_phone: p.new.contact_phone.clone(),
+            customer_id: p.customer_id,
+            level: p.level,
+            language: p.language,
+            channel: p.new.channel,
+            queue: p.queue.clone(),
+            assignee: None,
+            status: Status::New,
+            version: 1,
+            created_at: p.now,
+            updated_at: p.now,
+            dispatched_at: None,
+            accepted_at: None,
+            resolved_at: None,
+            confirmed_at: None,
+            closed_at: None,
+            due: p.due,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -713,6 +832,11 @@ mod tests {
         assert!(validate_phone("p", "+8613800138000").is_ok());
         assert!(validate_phone("p", "138a").is_err());
         assert!(validate_phone("p", "").is_err());
+    }
+
+    #[test]
+    fn placeholders_number_every_parameter_once() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! (up to a limit), runs each inside a savepoint of one transaction, commits
 //! once, and only then tells each caller its result. Under load one fsync
 //! carries hundreds of tickets; alone, a write commits at once.
+//!
+//! Ticket creations, the hot path, are batched further: all creations in a
+//! batch go in with two multi-row statements. If that fails, each is
+//! retried alone in its own savepoint, so one bad ticket fails alone.
 
+use super::tickets::{insert_tickets, PreparedTicket, Ticket};
 use super::{sqlite_pragmas, StoreError};
 use futures_core::future::BoxFuture;
 use sqlx::any::AnyConnectOptions;
@@ -51,18 +56,45 @@ where
         let result = match (self.result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (Some(Ok(_)), Err(reason)) => Err(StoreError::Database(sqlx::Error::Protocol(
-                format!("commit failed: {reason}"),
-            ))),
+            (Some(Ok(_)), Err(reason)) => Err(commit_failed(&reason)),
             (None, _) => Err(StoreError::Closed),
         };
         let _ = self.reply.send(result);
     }
 }
 
+type CreateReply = oneshot::Sender<Result<Ticket, StoreError>>;
+
 enum Message {
     Job(Box<dyn Job>),
+    Create(Box<PreparedTicket>, CreateReply),
     Close(oneshot::Sender<()>),
+}
+
+/// What one commit carries.
+#[derive(Default)]
+struct Batch {
+    creates: Vec<PreparedTicket>,
+    create_replies: Vec<CreateReply>,
+    jobs: Vec<Box<dyn Job>>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.creates.len() + self.jobs.len()
+    }
+
+    fn add(&mut self, message: Message) -> Option<oneshot::Sender<()>> {
+        match message {
+            Message::Job(job) => self.jobs.push(job),
+            Message::Create(ticket, reply) => {
+                self.creates.push(*ticket);
+                self.create_replies.push(reply);
+            }
+            Message::Close(done) => return Some(done),
+        }
+        None
+    }
 }
 
 /// The handle the store submits writes through.
@@ -102,6 +134,15 @@ impl Writer {
         result.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Creates a ticket in the next batch.
+    pub(super) async fn create(&self, ticket: PreparedTicket) -> Result<Ticket, StoreError> {
+        let (reply, result) = oneshot::channel();
+        self.sender
+            .send(Message::Create(Box::new(ticket), reply))
+            .map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Lets queued writes finish, then closes the connection.
     pub(super) async fn close(&self) {
         let (done, finished) = oneshot::channel();
@@ -116,33 +157,39 @@ async fn run(
     mut receiver: mpsc::UnboundedReceiver<Message>,
     max_batch: usize,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     let mut closing = None;
     while closing.is_none() {
         let Some(first) = receiver.recv().await else {
             break;
         };
-        match first {
-            Message::Job(job) => batch.push(job),
-            Message::Close(done) => closing = Some(done),
-        }
+        let mut batch = Batch::default();
+        closing = batch.add(first);
         while batch.len() < max_batch && closing.is_none() {
             match receiver.try_recv() {
-                Ok(Message::Job(job)) => batch.push(job),
-                Ok(Message::Close(done)) => closing = Some(done),
+                Ok(message) => closing = batch.add(message),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            let commit = commit_batch(&mut conn, &mut batch)
-                .await
-                .map_err(|e| e.to_string());
-            if let Err(reason) = &commit {
-                tracing::error!(%reason, writes = batch.len(), "ticket store commit failed");
-            }
-            for job in batch.drain(..) {
-                job.finish(commit.clone());
-            }
+        if batch.len() == 0 {
+            continue;
+        }
+        let mut created = Vec::new();
+        let commit = commit_batch(&mut conn, &mut batch, &mut created)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(reason) = &commit {
+            tracing::error!(%reason, writes = batch.len(), "ticket store commit failed");
+        }
+        for (reply, result) in batch.create_replies.into_iter().zip(created) {
+            let result = match (&commit, result) {
+                (Ok(()), result) => result,
+                (Err(_), Err(e)) => Err(e),
+                (Err(reason), Ok(_)) => Err(commit_failed(reason)),
+            };
+            let _ = reply.send(result);
+        }
+        for job in batch.jobs {
+            job.finish(commit.clone());
         }
     }
     let _ = conn.close().await;
@@ -151,30 +198,61 @@ async fn run(
     }
 }
 
-/// Runs every job in one transaction, each in its own savepoint.
+fn commit_failed(reason: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {reason}")))
+}
+
+/// Runs the batch in one transaction: creations together (or one by one
+/// if together fails), then each job in its own savepoint. `created` gets
+/// one result per creation, in order.
 async fn commit_batch(
     conn: &mut AnyConnection,
-    batch: &mut [Box<dyn Job>],
+    batch: &mut Batch,
+    created: &mut Vec<Result<Ticket, StoreError>>,
+) -> Result<(), sqlx::Error> {
+    let result = run_batch(conn, batch, created).await;
+    if result.is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    // Every creation gets an answer, even when the batch stopped early.
+    while created.len() < batch.creates.len() {
+        created.push(Err(StoreError::Closed));
+    }
+    result
+}
+
+async fn run_batch(
+    conn: &mut AnyConnection,
+    batch: &mut Batch,
+    created: &mut Vec<Result<Ticket, StoreError>>,
 ) -> Result<(), sqlx::Error> {
     conn.execute("BEGIN IMMEDIATE").await?;
-    for job in batch.iter_mut() {
-        if let Err(e) = conn.execute("SAVEPOINT write").await {
-            let _ = conn.execute("ROLLBACK").await;
-            return Err(e);
+    if !batch.creates.is_empty() {
+        conn.execute("SAVEPOINT write").await?;
+        match insert_tickets(conn, &batch.creates).await {
+            Ok(tickets) => created.extend(tickets.into_iter().map(Ok)),
+            Err(_) => {
+                conn.execute("ROLLBACK TO write").await?;
+                for ticket in &batch.creates {
+                    conn.execute("SAVEPOINT write").await?;
+                    let result = insert_tickets(conn, std::slice::from_ref(ticket)).await;
+                    if result.is_err() {
+                        conn.execute("ROLLBACK TO write").await?;
+                    }
+                    created.push(result.and_then(|mut one| one.pop().ok_or(StoreError::Closed)));
+                }
+            }
         }
+    }
+    for job in batch.jobs.iter_mut() {
+        conn.execute("SAVEPOINT write").await?;
         // A kept savepoint is left open rather than released: the COMMIT
         // keeps them all, and one statement less per write is measurable.
         // ROLLBACK TO names the innermost savepoint, which is this job's.
         if !job.run(conn).await {
-            if let Err(e) = conn.execute("ROLLBACK TO write").await {
-                let _ = conn.execute("ROLLBACK").await;
-                return Err(e);
-            }
+            conn.execute("ROLLBACK TO write").await?;
         }
     }
-    if let Err(e) = conn.execute("COMMIT").await {
-        let _ = conn.execute("ROLLBACK").await;
-        return Err(e);
-    }
+    conn.execute("COMMIT").await?;
     Ok(())
 }
