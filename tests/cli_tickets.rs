@@ -1,0 +1,117 @@
+//! The ticket command line, run as the real binary against a fresh SQLite
+//! file: migrate, import customers (a bad file imports nothing), create,
+//! list, show and transition.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn hotline(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(args)
+        .env("HOTLINE_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env_remove("HOTLINE_TICKETS_SLA_FILE")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("hotline runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn tickets_can_be_worked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let migrated = hotline(&db, &["migrate"]);
+    assert!(migrated.status.success(), "{}", text(&migrated));
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "name,level,language,phones,products\n甲,group,zh,13800000001,\n乙,vip,zh,1380000000x,\n",
+    )
+    .unwrap();
+    let refused = hotline(&db, &["customers", "import", bad.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    assert!(message.contains("line 3: unknown customer level \"vip\""), "{message}");
+    assert!(message.contains("line 3: \"1380000000x\" is not a phone number"), "{message}");
+    assert!(message.contains("nothing was imported"), "{message}");
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "name,level,language,phones,products\n甲,group,zh,13800000001,virtual_network:V-9\n",
+    )
+    .unwrap();
+    let imported = hotline(&db, &["customers", "import", good.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", text(&imported));
+    assert!(text(&imported).contains("imported 1 customer(s)"));
+
+    let created = hotline(
+        &db,
+        &[
+            "ticket",
+            "create",
+            "--type",
+            "fault_report",
+            "--category",
+            "virtual_network",
+            "--phone",
+            "13800000001",
+            "--description",
+            "短号拨不通",
+        ],
+    );
+    let shown = text(&created);
+    assert!(created.status.success(), "{shown}");
+    assert!(shown.contains("level           group (集团级)"), "{shown}");
+    assert!(shown.contains("next actions    dispatch, cancel"), "{shown}");
+    let number = shown
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .expect("ticket number on the first line")
+        .to_string();
+
+    let listed = hotline(&db, &["ticket", "list", "--open", "--level", "group"]);
+    assert!(text(&listed).contains(&number), "{}", text(&listed));
+    assert!(text(&listed).contains("(1 ticket(s))"));
+
+    let wrong = hotline(&db, &["ticket", "transition", &number, "resolve"]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("cannot resolve a ticket that is new"),
+        "{}",
+        text(&wrong)
+    );
+    let stale = hotline(
+        &db,
+        &["ticket", "transition", &number, "dispatch", "--version", "7"],
+    );
+    assert!(text(&stale).contains("changed by someone else"), "{}", text(&stale));
+    let dispatched = hotline(
+        &db,
+        &["ticket", "transition", &number, "dispatch", "--by", "wang", "--version", "1"],
+    );
+    assert!(dispatched.status.success(), "{}", text(&dispatched));
+
+    let show = hotline(&db, &["ticket", "show", &number]);
+    let history = text(&show);
+    assert!(history.contains("status          dispatched"), "{history}");
+    assert!(history.contains("staff:wang"), "{history}");
+    assert!(history.contains("accept due"), "{history}");
+
+    let mut mistyped = number.clone().into_bytes();
+    mistyped.swap(0, 1);
+    if mistyped[0] != mistyped[1] {
+        let mistyped = String::from_utf8(mistyped).unwrap();
+        let refused = hotline(&db, &["ticket", "show", &mistyped]);
+        assert!(text(&refused).contains("looks mistyped"), "{}", text(&refused));
+    }
+}
