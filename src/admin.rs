@@ -50,6 +50,7 @@ pub async fn list(store: &Store, filter: ListFilter) -> Result<String, StoreErro
         contact_phone: filter.phone,
         customer_id: None,
         breached: filter.breached,
+        due_before: None,
         text: filter.text,
         limit: Some(filter.limit),
     };

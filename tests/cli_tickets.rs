@@ -39,8 +39,14 @@ fn tickets_can_be_worked_from_the_command_line() {
     let refused = hotline(&db, &["customers", "import", bad.to_str().unwrap()]);
     assert!(!refused.status.success());
     let message = text(&refused);
-    assert!(message.contains("line 3: unknown customer level \"vip\""), "{message}");
-    assert!(message.contains("line 3: \"1380000000x\" is not a phone number"), "{message}");
+    assert!(
+        message.contains("line 3: unknown customer level \"vip\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("line 3: \"1380000000x\" is not a phone number"),
+        "{message}"
+    );
     assert!(message.contains("nothing was imported"), "{message}");
 
     let good = dir.path().join("good.csv");
@@ -71,7 +77,10 @@ fn tickets_can_be_worked_from_the_command_line() {
     let shown = text(&created);
     assert!(created.status.success(), "{shown}");
     assert!(shown.contains("level           group (集团级)"), "{shown}");
-    assert!(shown.contains("next actions    dispatch, cancel"), "{shown}");
+    assert!(
+        shown.contains("next actions    dispatch, cancel"),
+        "{shown}"
+    );
     let number = shown
         .lines()
         .next()
@@ -92,12 +101,32 @@ fn tickets_can_be_worked_from_the_command_line() {
     );
     let stale = hotline(
         &db,
-        &["ticket", "transition", &number, "dispatch", "--version", "7"],
+        &[
+            "ticket",
+            "transition",
+            &number,
+            "dispatch",
+            "--version",
+            "7",
+        ],
     );
-    assert!(text(&stale).contains("changed by someone else"), "{}", text(&stale));
+    assert!(
+        text(&stale).contains("changed by someone else"),
+        "{}",
+        text(&stale)
+    );
     let dispatched = hotline(
         &db,
-        &["ticket", "transition", &number, "dispatch", "--by", "wang", "--version", "1"],
+        &[
+            "ticket",
+            "transition",
+            &number,
+            "dispatch",
+            "--by",
+            "wang",
+            "--version",
+            "1",
+        ],
     );
     assert!(dispatched.status.success(), "{}", text(&dispatched));
 
@@ -112,6 +141,10 @@ fn tickets_can_be_worked_from_the_command_line() {
     if mistyped[0] != mistyped[1] {
         let mistyped = String::from_utf8(mistyped).unwrap();
         let refused = hotline(&db, &["ticket", "show", &mistyped]);
-        assert!(text(&refused).contains("looks mistyped"), "{}", text(&refused));
+        assert!(
+            text(&refused).contains("looks mistyped"),
+            "{}",
+            text(&refused)
+        );
     }
 }

@@ -529,6 +529,13 @@ async fn lists_filter_by_phone_status_breach_and_text(
         .await
         .unwrap();
     assert_eq!(sms.len(), 1);
+    let due_soon = |minutes| TicketQuery {
+        due_before: Some(monday_morning() + Duration::minutes(minutes)),
+        ..Default::default()
+    };
+    assert!(store.list_tickets(&due_soon(10)).await.unwrap().is_empty());
+    let urgent = store.list_tickets(&due_soon(20)).await.unwrap();
+    assert_eq!(urgent.iter().map(|t| t.id).collect::<Vec<_>>(), [b.id]);
     clock.advance(Duration::minutes(30));
     store.mark_breaches(store.now()).await.unwrap();
     let breached = store

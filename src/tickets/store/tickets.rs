@@ -143,6 +143,9 @@ pub struct TicketQuery {
     pub customer_id: Option<i64>,
     /// Only tickets with at least one recorded SLA breach.
     pub breached: bool,
+    /// Only tickets with a clock still running whose deadline is before
+    /// this time (the work queue ordered by urgency).
+    pub due_before: Option<DateTime<Utc>>,
     /// Text contained in the description.
     pub text: Option<String>,
     pub limit: Option<i64>,
@@ -279,6 +282,19 @@ impl Store {
         if query.breached {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM sla_breaches b WHERE b.ticket_id = tickets.id)",
+            );
+        }
+        if let Some(due) = query.due_before {
+            let due = to_millis(due);
+            add(
+                &mut sql,
+                " AND status NOT IN ('closed', 'cancelled') AND (\
+                 (dispatched_at IS NULL AND dispatch_due < ?) OR \
+                 (accepted_at IS NULL AND accept_due < ?) OR \
+                 (accepted_at IS NULL AND feedback_due < ?) OR \
+                 (resolved_at IS NULL AND repair_due < ?) OR \
+                 (confirmed_at IS NULL AND status = 'resolved' AND confirm_due < ?))",
+                Bind::Int(due),
             );
         }
         if let Some(text) = &query.text {
