@@ -49,6 +49,12 @@ impl Server {
                 .await
                 .context("cannot migrate the database")?;
         }
+        // The URL is not logged: a PostgreSQL URL may carry a password.
+        tracing::info!(
+            backend = ?store.backend(),
+            migrated = config.database.migrate_on_start,
+            "ticket store ready"
+        );
         let advertised = match config.sip.advertised_address.as_str() {
             "" => None,
             ip => Some(ip.parse::<IpAddr>().context("sip.advertised_address")?),
