@@ -66,6 +66,14 @@ macro_rules! vocabulary {
                 f.write_str(self.code())
             }
         }
+
+        /// Read from files (dialplans, config) by code or Chinese name.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 

@@ -1,0 +1,847 @@
+//! The IVR engine: one call's walk through a dialplan, as a pure state
+//! machine. Inputs (the call started, a key, playback finished, a timer
+//! fired, the store answered, a transfer failed) go in with the current
+//! time; outputs (play, stop playback, start a timer, a store request,
+//! transfer, hang up) come out of `poll_output`. No sockets, clocks or
+//! database: the call glue does those, and `dialplan simulate` drives the
+//! same engine with a test store.
+//!
+//! Keys are never lost or counted twice: every key goes into the type-ahead
+//! queue, and only menus, collects and confirmations take keys out of it.
+//! A key pressed during a barge-in prompt stops the prompt and is then
+//! consumed by the menu or collect that follows; keys pressed during other
+//! prompts or between nodes wait for the next menu or collect.
+
+use super::dialplan::{
+    Case, Collect, Confirm, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
+};
+use super::speech::{self, render, Utterance};
+use crate::tickets::calendar::BusinessCalendar;
+use crate::tickets::model::{CustomerLevel, Language, TicketType};
+use crate::tickets::number::TicketNumber;
+use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Nodes entered in a row without waiting for anything, before the engine
+/// decides the plan loops (the checker refuses such plans; this is the
+/// backstop).
+const MAX_STEPS: usize = 1_000;
+
+pub type TimerId = u64;
+
+/// What the engine is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Start,
+    Key(char),
+    PlaybackDone,
+    Timer(TimerId),
+    Store(StoreReply),
+    TransferFailed,
+}
+
+/// What the engine asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Play {
+        items: Vec<Utterance>,
+        barge_in: bool,
+    },
+    StopPlayback,
+    StartTimer {
+        id: TimerId,
+        after: Duration,
+    },
+    Store(StoreRequest),
+    Transfer {
+        target: String,
+    },
+    Hangup {
+        reason: String,
+    },
+}
+
+/// A request to the ticket store; the answer comes back as `Input::Store`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreRequest {
+    CreateTicket {
+        ticket_type: TicketType,
+        category: String,
+        service_number: Option<String>,
+        description: String,
+        contact_phone: String,
+    },
+    LookupNumber(String),
+    /// The caller's open tickets, latest first.
+    LookupCaller(String),
+    AddNote {
+        number: String,
+        text: String,
+    },
+}
+
+/// The facts about a ticket that a dialplan can say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketFacts {
+    pub number: String,
+    pub status: String,
+    pub ticket_type: String,
+    pub category: String,
+    pub created_at: DateTime<Utc>,
+    pub repair_due: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreReply {
+    /// A ticket created, found or noted; with the count of the caller's
+    /// open tickets for a caller lookup.
+    Ticket {
+        ticket: TicketFacts,
+        open_count: usize,
+    },
+    NotFound,
+    Failed(String),
+}
+
+/// Who is calling, known before the first node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallInfo {
+    pub caller: String,
+    pub dialled: String,
+    /// Name and level of the customer on file for the caller's number.
+    pub customer: Option<(String, CustomerLevel)>,
+}
+
+/// One step of the call's path, for its call record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathStep {
+    pub at: DateTime<Utc>,
+    pub node: String,
+    pub event: String,
+}
+
+/// What happens when the current prompt finishes.
+#[derive(Debug, Clone, PartialEq)]
+enum After {
+    Goto(String),
+    WaitMenu,
+    WaitCollect,
+    WaitConfirm,
+    Hangup,
+    Transfer(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stage {
+    Idle,
+    Playing { after: After, barge_in: bool },
+    WaitingMenu,
+    Collecting,
+    WaitingConfirm,
+    WaitingStore,
+    WaitingTransfer,
+    Finished,
+}
+
+pub struct Engine {
+    plan: Arc<Dialplan>,
+    calendar: Arc<BusinessCalendar>,
+    info: CallInfo,
+    language: Language,
+    variables: BTreeMap<String, String>,
+    node: String,
+    stage: Stage,
+    typeahead: VecDeque<char>,
+    attempts: u32,
+    digits: String,
+    timer: Option<TimerId>,
+    next_timer: TimerId,
+    outputs: VecDeque<Output>,
+    path: Vec<PathStep>,
+    now: DateTime<Utc>,
+}
+
+impl Engine {
+    /// An engine for a call entering `plan` at `entry` (a node name).
+    pub fn new(
+        plan: Arc<Dialplan>,
+        entry: &str,
+        info: CallInfo,
+        calendar: Arc<BusinessCalendar>,
+    ) -> Engine {
+        let mut variables = BTreeMap::new();
+        variables.insert("caller".to_string(), info.caller.clone());
+        variables.insert("dialled".to_string(), info.dialled.clone());
+        if let Some((name, level)) = &info.customer {
+            variables.insert("customer.name".to_string(), name.clone());
+            variables.insert("customer.level".to_string(), level.code().to_string());
+        }
+        let language = plan.language;
+        variables.insert("language".to_string(), language.code().to_string());
+        Engine {
+            plan,
+            calendar,
+            info,
+            language,
+            variables,
+            node: entry.to_string(),
+            stage: Stage::Idle,
+            typeahead: VecDeque::new(),
+            attempts: 0,
+            digits: String::new(),
+            timer: None,
+            next_timer: 1,
+            outputs: VecDeque::new(),
+            path: Vec::new(),
+            now: DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Nodes visited, keys and outcome, in order.
+    pub fn path(&self) -> &[PathStep] {
+        &self.path
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.stage == Stage::Finished
+    }
+
+    pub fn variables(&self) -> &BTreeMap<String, String> {
+        &self.variables
+    }
+
+    pub fn handle(&mut self, input: Input, now: DateTime<Utc>) {
+        self.now = now;
+        if self.stage == Stage::Finished {
+            return;
+        }
+        match input {
+            Input::Start => {
+                let node = self.node.clone();
+                self.enter(node);
+            }
+            Input::Key(key) => self.on_key(key),
+            Input::PlaybackDone => {
+                if let Stage::Playing { after, .. } = self.stage.clone() {
+                    self.stage = Stage::Idle;
+                    self.after_playback(after);
+                }
+            }
+            Input::Timer(id) => {
+                if self.timer == Some(id) {
+                    self.timer = None;
+                    self.on_timeout();
+                }
+            }
+            Input::Store(reply) => {
+                if self.stage == Stage::WaitingStore {
+                    self.stage = Stage::Idle;
+                    self.on_store(reply);
+                }
+            }
+            Input::TransferFailed => {
+                if self.stage == Stage::WaitingTransfer {
+                    self.stage = Stage::Idle;
+                    self.record("transfer failed");
+                    if let Some(NodeKind::Transfer(node)) = self.current() {
+                        let target = node.on_failure.clone();
+                        self.enter(target);
+                    }
+                }
+            }
+        }
+    }
+
+    fn current(&self) -> Option<&NodeKind> {
+        self.plan.nodes.get(&self.node).map(|n| &n.kind)
+    }
+
+    fn record(&mut self, event: impl Into<String>) {
+        self.path.push(PathStep {
+            at: self.now,
+            node: self.node.clone(),
+            event: event.into(),
+        });
+    }
+
+    fn finish(&mut self, reason: &str) {
+        self.record(format!("hangup: {reason}"));
+        self.stage = Stage::Finished;
+        self.outputs.push_back(Output::Hangup {
+            reason: reason.to_string(),
+        });
+    }
+
+    fn start_timer(&mut self, seconds: u32) {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        self.timer = Some(id);
+        self.outputs.push_back(Output::StartTimer {
+            id,
+            after: Duration::from_secs(u64::from(seconds)),
+        });
+    }
+
+    /// Plays `items`, then does `after`. An empty list goes on at once.
+    fn play(&mut self, items: &[Speech], barge_in: bool, after: After) {
+        match speech::utterances(
+            items,
+            self.language,
+            &self.variables,
+            self.calendar.timezone(),
+        ) {
+            Ok(utterances) if !utterances.is_empty() => {
+                if barge_in && !self.typeahead.is_empty() && after != After::Hangup {
+                    // The caller already answered: skip the prompt.
+                    self.after_playback(after);
+                    return;
+                }
+                self.stage = Stage::Playing { after, barge_in };
+                self.outputs.push_back(Output::Play {
+                    items: utterances,
+                    barge_in,
+                });
+            }
+            Ok(_) => self.after_playback(after),
+            Err(e) => {
+                self.record(format!("cannot speak: {e}"));
+                self.after_playback(after);
+            }
+        }
+    }
+
+    fn after_playback(&mut self, after: After) {
+        match after {
+            After::Goto(node) => self.enter(node),
+            After::WaitMenu => {
+                self.stage = Stage::WaitingMenu;
+                if !self.take_menu_key() {
+                    if let Some(NodeKind::Menu(menu)) = self.current() {
+                        let timeout = menu.timeout_secs;
+                        self.start_timer(timeout);
+                    }
+                }
+            }
+            After::WaitCollect => {
+                self.stage = Stage::Collecting;
+                if !self.take_collect_keys() {
+                    if let Some(NodeKind::Collect(collect)) = self.current() {
+                        let timeout = if self.digits.is_empty() {
+                            collect.first_digit_timeout_secs
+                        } else {
+                            collect.inter_digit_timeout_secs
+                        };
+                        self.start_timer(timeout);
+                    }
+                }
+            }
+            After::WaitConfirm => {
+                self.stage = Stage::WaitingConfirm;
+                if !self.take_confirm_key() {
+                    if let Some(NodeKind::Collect(collect)) = self.current() {
+                        let timeout = collect.first_digit_timeout_secs;
+                        self.start_timer(timeout);
+                    }
+                }
+            }
+            After::Hangup => self.finish("dialplan"),
+            After::Transfer(target) => {
+                self.record(format!("transfer to {target}"));
+                self.stage = Stage::WaitingTransfer;
+                self.outputs.push_back(Output::Transfer { target });
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: char) {
+        self.typeahead.push_back(key);
+        match self.stage.clone() {
+            Stage::Playing {
+                after,
+                barge_in: true,
+            } => {
+                self.outputs.push_back(Output::StopPlayback);
+                self.stage = Stage::Idle;
+                self.after_playback(after);
+            }
+            Stage::WaitingMenu => {
+                self.take_menu_key();
+            }
+            Stage::Collecting => {
+                self.take_collect_keys();
+            }
+            Stage::WaitingConfirm => {
+                self.take_confirm_key();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        match self.stage {
+            Stage::WaitingMenu => {
+                self.record("no input");
+                self.retry_menu(true);
+            }
+            Stage::Collecting => {
+                let Some(NodeKind::Collect(collect)) = self.current().cloned() else {
+                    return;
+                };
+                if self.digits.is_empty() {
+                    self.record("no input");
+                    self.retry_collect(&collect, true);
+                } else {
+                    self.complete_collect(&collect);
+                }
+            }
+            Stage::WaitingConfirm => {
+                self.record("no confirmation");
+                let Some(NodeKind::Collect(collect)) = self.current().cloned() else {
+                    return;
+                };
+                self.retry_collect(&collect, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Enters `node` and runs through nodes that do not wait, until one
+    /// plays, waits for input or the store, or the call ends.
+    fn enter(&mut self, node: String) {
+        let mut next = Some(node);
+        let mut steps = 0;
+        while let Some(name) = next.take() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                self.finish("dialplan loops without waiting");
+                return;
+            }
+            self.node = name;
+            self.attempts = 0;
+            self.timer = None;
+            self.record("enter");
+            let Some(kind) = self.current().cloned() else {
+                let missing = self.node.clone();
+                self.finish(&format!("node {missing} does not exist"));
+                return;
+            };
+            next = self.run(&kind);
+        }
+    }
+
+    /// Starts one node; returns the node to go to at once, if any.
+    fn run(&mut self, kind: &NodeKind) -> Option<String> {
+        match kind {
+            NodeKind::Play(play) => {
+                self.play(&play.say, play.barge_in, After::Goto(play.next.clone()));
+                None
+            }
+            NodeKind::Menu(menu) => {
+                self.prompt_menu(menu, &[]);
+                None
+            }
+            NodeKind::Collect(collect) => {
+                self.digits.clear();
+                self.prompt_collect(collect, &[]);
+                None
+            }
+            NodeKind::Branch(branch) => {
+                let chosen = branch
+                    .cases
+                    .iter()
+                    .find(|case| self.holds(case))
+                    .map(|case| case.goto.clone())
+                    .unwrap_or_else(|| branch.otherwise.clone());
+                Some(chosen)
+            }
+            NodeKind::SetLanguage(node) => {
+                self.language = node.language;
+                self.variables
+                    .insert("language".into(), node.language.code().into());
+                Some(node.next.clone())
+            }
+            NodeKind::Set(node) => match render(&node.value, &self.variables) {
+                Ok(value) => {
+                    self.variables.insert(node.variable.clone(), value);
+                    Some(node.next.clone())
+                }
+                Err(e) => {
+                    self.record(format!("cannot set {}: {e}", node.variable));
+                    Some(node.next.clone())
+                }
+            },
+            NodeKind::TicketCreate(node) => {
+                let fields = (
+                    render(&node.category, &self.variables),
+                    // Optional: a variable never set (a known caller who
+                    // was not asked) leaves it empty.
+                    match node
+                        .service_number
+                        .as_ref()
+                        .map(|t| render(t, &self.variables))
+                    {
+                        Some(Err(speech::SpeechError::Unset(_))) | None => Ok(None),
+                        Some(result) => result.map(Some),
+                    },
+                    render(&node.description, &self.variables),
+                );
+                match fields {
+                    (Ok(category), Ok(service_number), Ok(description)) => {
+                        self.request(StoreRequest::CreateTicket {
+                            ticket_type: node.ticket_type,
+                            category,
+                            service_number,
+                            description,
+                            contact_phone: self.info.caller.clone(),
+                        });
+                        None
+                    }
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        self.record(format!("cannot create ticket: {e}"));
+                        Some(node.on_error.clone())
+                    }
+                }
+            }
+            NodeKind::TicketLookup(node) => {
+                let request = match (&node.by, &node.number) {
+                    (LookupBy::Caller, _) => {
+                        Ok(StoreRequest::LookupCaller(self.info.caller.clone()))
+                    }
+                    (LookupBy::Number, Some(template)) => {
+                        render(template, &self.variables).map(StoreRequest::LookupNumber)
+                    }
+                    (LookupBy::Number, None) => Err(speech::SpeechError::Unset("number".into())),
+                };
+                match request {
+                    Ok(request) => {
+                        self.request(request);
+                        None
+                    }
+                    Err(e) => {
+                        self.record(format!("cannot look up: {e}"));
+                        Some(node.on_error.clone())
+                    }
+                }
+            }
+            NodeKind::TicketNote(node) => {
+                let number = self.variables.get("ticket.number").cloned();
+                match (number, render(&node.text, &self.variables)) {
+                    (Some(number), Ok(text)) => {
+                        self.request(StoreRequest::AddNote { number, text });
+                        None
+                    }
+                    _ => {
+                        self.record("no ticket to note");
+                        Some(node.on_error.clone())
+                    }
+                }
+            }
+            NodeKind::Transfer(node) => {
+                self.play(&node.say, false, After::Transfer(node.target.clone()));
+                None
+            }
+            NodeKind::Hangup(node) => {
+                self.play(&node.say, false, After::Hangup);
+                None
+            }
+            NodeKind::Goto(node) => Some(node.next.clone()),
+        }
+    }
+
+    fn request(&mut self, request: StoreRequest) {
+        self.stage = Stage::WaitingStore;
+        self.outputs.push_back(Output::Store(request));
+    }
+
+    fn on_store(&mut self, reply: StoreReply) {
+        let Some(kind) = self.current().cloned() else {
+            return;
+        };
+        let (ok, missing, failed) = match &kind {
+            NodeKind::TicketCreate(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
+            NodeKind::TicketLookup(n) => (n.found.clone(), n.not_found.clone(), n.on_error.clone()),
+            NodeKind::TicketNote(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
+            _ => return,
+        };
+        match reply {
+            StoreReply::Ticket { ticket, open_count } => {
+                self.record(format!("ticket {}", ticket.number));
+                let v = &mut self.variables;
+                v.insert("ticket.number".into(), ticket.number);
+                v.insert("ticket.status".into(), ticket.status);
+                v.insert("ticket.type".into(), ticket.ticket_type);
+                v.insert("ticket.category".into(), ticket.category);
+                v.insert("ticket.created_at".into(), ticket.created_at.to_rfc3339());
+                match ticket.repair_due {
+                    Some(due) => v.insert("ticket.repair_due".into(), due.to_rfc3339()),
+                    None => v.remove("ticket.repair_due"),
+                };
+                v.insert("tickets.open_count".into(), open_count.to_string());
+                self.enter(ok);
+            }
+            StoreReply::NotFound => {
+                self.record("not found");
+                self.enter(missing);
+            }
+            StoreReply::Failed(reason) => {
+                self.record(format!("store failed: {reason}"));
+                self.enter(failed);
+            }
+        }
+    }
+
+    fn holds(&self, case: &Case) -> bool {
+        let zone = self.calendar.timezone();
+        let local = self.now.with_timezone(&zone);
+        if let Some(known) = case.caller_known {
+            return self.info.customer.is_some() == known;
+        }
+        if let Some(levels) = &case.level {
+            let level = self
+                .info
+                .customer
+                .as_ref()
+                .map_or(CustomerLevel::LocalC, |(_, level)| *level);
+            return levels.contains(&level);
+        }
+        if let Some(open) = case.business_hours {
+            return self.calendar.is_working_time(self.now) == open;
+        }
+        if let Some(day) = &case.day {
+            let date = local.date_naive();
+            let spec = self.calendar.spec();
+            let kind = if self.calendar.is_working_day(date) {
+                "working"
+            } else if spec.holidays.contains(&date) {
+                "holiday"
+            } else {
+                "weekend"
+            };
+            return day == kind;
+        }
+        if let Some(range) = &case.time {
+            let Some((from, to)) = parse_time_range(range) else {
+                return false;
+            };
+            let now = NaiveTime::from_hms_opt(local.hour(), local.minute(), 0).unwrap_or_default();
+            return if from <= to {
+                from <= now && now < to
+            } else {
+                now >= from || now < to
+            };
+        }
+        if let Some(variable) = &case.variable {
+            let value = self.variables.get(variable);
+            if let Some(expected) = &case.equals {
+                return value == Some(expected);
+            }
+            if let Some(set) = case.is_set {
+                return value.is_some() == set;
+            }
+        }
+        false
+    }
+
+    // --- menus ---
+
+    fn prompt_menu(&mut self, menu: &Menu, before: &[Speech]) {
+        let mut items = before.to_vec();
+        items.extend(menu.say.iter().cloned());
+        self.play(&items, true, After::WaitMenu);
+    }
+
+    /// Takes one key for the menu; true if it did.
+    fn take_menu_key(&mut self) -> bool {
+        let Some(key) = self.typeahead.pop_front() else {
+            return false;
+        };
+        self.timer = None;
+        let Some(NodeKind::Menu(menu)) = self.current().cloned() else {
+            return true;
+        };
+        match menu.keys.get(&key.to_string()) {
+            Some(target) => {
+                self.record(format!("key {key}"));
+                self.enter(target.clone());
+            }
+            None => {
+                self.record(format!("invalid key {key}"));
+                self.retry_menu(false);
+            }
+        }
+        true
+    }
+
+    fn retry_menu(&mut self, timed_out: bool) {
+        let Some(NodeKind::Menu(menu)) = self.current().cloned() else {
+            return;
+        };
+        self.attempts += 1;
+        if self.attempts > menu.retries {
+            self.record("retries exhausted");
+            self.enter(menu.on_failure.clone());
+            return;
+        }
+        let before = if timed_out {
+            &menu.no_input
+        } else {
+            &menu.invalid
+        };
+        self.prompt_menu(&menu, before);
+    }
+
+    // --- collect ---
+
+    fn prompt_collect(&mut self, collect: &Collect, before: &[Speech]) {
+        if !self.typeahead.is_empty() {
+            // Digits typed ahead: skip the prompt and take them.
+            self.stage = Stage::Collecting;
+            self.take_collect_keys();
+            return;
+        }
+        let mut items = before.to_vec();
+        items.extend(collect.say.iter().cloned());
+        self.play(&items, true, After::WaitCollect);
+    }
+
+    /// Takes keys for the collect until it completes or the queue is empty;
+    /// true if the collect completed (and moved on).
+    fn take_collect_keys(&mut self) -> bool {
+        let Some(NodeKind::Collect(collect)) = self.current().cloned() else {
+            return false;
+        };
+        let mut took = false;
+        while let Some(key) = self.typeahead.pop_front() {
+            took = true;
+            self.timer = None;
+            if collect.terminator.as_deref() == Some(key.to_string().as_str()) {
+                self.record(format!("key {key}"));
+                self.complete_collect(&collect);
+                return true;
+            }
+            if key.is_ascii_digit() {
+                self.digits.push(key);
+                if self.digits.len() >= collect.max_digits as usize {
+                    self.record(format!("keys {}", self.digits));
+                    self.complete_collect(&collect);
+                    return true;
+                }
+            } else {
+                self.record(format!("ignored key {key}"));
+            }
+        }
+        if took {
+            self.start_timer(collect.inter_digit_timeout_secs);
+        }
+        false
+    }
+
+    fn complete_collect(&mut self, collect: &Collect) {
+        self.timer = None;
+        let digits = std::mem::take(&mut self.digits);
+        if !valid_input(collect, &digits) {
+            self.record(format!("invalid input {digits}"));
+            self.retry_collect(collect, false);
+            return;
+        }
+        self.record(format!("collected {digits}"));
+        self.variables
+            .insert(collect.variable.clone(), digits.clone());
+        match &collect.confirm {
+            Some(confirm) => self.prompt_confirm(confirm, &digits),
+            None => self.enter(collect.next.clone()),
+        }
+    }
+
+    fn retry_collect(&mut self, collect: &Collect, timed_out: bool) {
+        self.attempts += 1;
+        self.digits.clear();
+        if self.attempts > collect.retries {
+            self.record("retries exhausted");
+            self.enter(collect.on_failure.clone());
+            return;
+        }
+        let before = if timed_out {
+            &collect.no_input
+        } else {
+            &collect.invalid
+        };
+        self.prompt_collect(collect, before);
+    }
+
+    fn prompt_confirm(&mut self, confirm: &Confirm, digits: &str) {
+        let mut items = confirm.before.clone();
+        items.push(Speech::Say(super::dialplan::SayItem::Digits(
+            digits.to_string(),
+        )));
+        items.extend(confirm.after.iter().cloned());
+        self.play(&items, true, After::WaitConfirm);
+    }
+
+    fn take_confirm_key(&mut self) -> bool {
+        let Some(key) = self.typeahead.pop_front() else {
+            return false;
+        };
+        self.timer = None;
+        let Some(NodeKind::Collect(collect)) = self.current().cloned() else {
+            return true;
+        };
+        let Some(confirm) = &collect.confirm else {
+            return true;
+        };
+        let key_text = key.to_string();
+        if key_text == confirm.yes {
+            self.record(format!("confirmed with {key}"));
+            self.enter(collect.next.clone());
+        } else if key_text == confirm.no {
+            self.record(format!("re-enter with {key}"));
+            self.variables.remove(&collect.variable);
+            self.retry_collect(&collect, false);
+        } else {
+            self.record(format!("invalid key {key}"));
+            let value = self
+                .variables
+                .get(&collect.variable)
+                .cloned()
+                .unwrap_or_default();
+            self.prompt_confirm(confirm, &value);
+        }
+        true
+    }
+}
+
+fn valid_input(collect: &Collect, digits: &str) -> bool {
+    let length = digits.len() as u32;
+    if length < collect.min_digits || length > collect.max_digits {
+        return false;
+    }
+    if !collect.prefixes.is_empty()
+        && !collect
+            .prefixes
+            .iter()
+            .any(|p| digits.starts_with(p.as_str()))
+    {
+        return false;
+    }
+    match collect.validate {
+        Validation::None => true,
+        Validation::TicketNumber => digits.parse::<TicketNumber>().is_ok(),
+    }
+}
+
+/// "HH:MM-HH:MM" as two times.
+pub fn parse_time_range(text: &str) -> Option<(NaiveTime, NaiveTime)> {
+    let (from, to) = text.split_once('-')?;
+    let parse = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+    Some((parse(from)?, parse(to)?))
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

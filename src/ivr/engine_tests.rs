@@ -1,0 +1,482 @@
+//! The engine driven by events: what callers hear, keys typed ahead, retries,
+//! timeouts, confirmation, store round trips and branches.
+
+use super::*;
+use crate::tickets::model::Status;
+use chrono::TimeZone;
+
+const PLAN: &str = r##"
+[dialplan]
+name = "test"
+entries = { "10000" = "welcome" }
+languages = ["zh", "en"]
+
+[nodes.welcome]
+kind = "play"
+say = ["welcome"]
+barge_in = true
+next = "main"
+
+[nodes.main]
+kind = "menu"
+say = ["main_menu"]
+keys = { "1" = "status", "9" = "known", "*" = "english" }
+retries = 2
+invalid = ["invalid"]
+no_input = ["no_input"]
+on_failure = "bye"
+
+[nodes.english]
+kind = "set_language"
+language = "en"
+next = "main"
+
+[nodes.known]
+kind = "branch"
+cases = [{ level = ["group", "provincial"], goto = "vip" }, { caller_known = true, goto = "create" }]
+else = "service"
+
+[nodes.vip]
+kind = "play"
+say = ["vip"]
+next = "create"
+
+[nodes.service]
+kind = "collect"
+say = ["enter_service"]
+variable = "service_number"
+min_digits = 5
+max_digits = 12
+terminator = "#"
+confirm = { before = ["you_entered"], after = ["confirm_or_retry"] }
+retries = 1
+invalid = ["invalid"]
+no_input = ["no_input"]
+next = "create"
+on_failure = "bye"
+
+[nodes.create]
+kind = "ticket_create"
+type = "fault_report"
+category = "virtual_network"
+service_number = "${service_number}"
+description = "IVR fault report"
+next = "read_back"
+on_error = "bye"
+
+[nodes.read_back]
+kind = "play"
+say = ["your_ticket", { digits = "${ticket.number}" }]
+next = "bye"
+
+[nodes.status]
+kind = "collect"
+say = ["enter_ticket"]
+variable = "ticket_input"
+min_digits = 10
+max_digits = 10
+validate = "ticket_number"
+invalid = ["mistyped"]
+next = "lookup"
+on_failure = "bye"
+
+[nodes.lookup]
+kind = "ticket_lookup"
+by = "number"
+number = "${ticket_input}"
+found = "state"
+not_found = "no_such"
+on_error = "bye"
+
+[nodes.state]
+kind = "hangup"
+say = ["status_is", "status/${ticket.status}"]
+
+[nodes.no_such]
+kind = "hangup"
+say = ["no_such_ticket"]
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+"##;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
+}
+
+fn engine_for(customer: Option<(String, CustomerLevel)>) -> Engine {
+    let plan = Arc::new(Dialplan::parse(PLAN, "test.toml").expect("test plan parses"));
+    let info = CallInfo {
+        caller: "13800138000".into(),
+        dialled: "10000".into(),
+        customer,
+    };
+    let mut engine = Engine::new(plan, "welcome", info, Arc::new(BusinessCalendar::default()));
+    engine.handle(Input::Start, now());
+    engine
+}
+
+/// Drains the outputs.
+fn outputs(engine: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| engine.poll_output()).collect()
+}
+
+fn prompt_names(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Play { items, .. } => Some(items),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|u| match u {
+            Utterance::Prompt(name) => Some(name.clone()),
+            Utterance::Silence(_) => None,
+        })
+        .collect()
+}
+
+fn last_timer(outputs: &[Output]) -> Option<TimerId> {
+    outputs.iter().rev().find_map(|o| match o {
+        Output::StartTimer { id, .. } => Some(*id),
+        _ => None,
+    })
+}
+
+fn key(engine: &mut Engine, keys: &str) {
+    for k in keys.chars() {
+        engine.handle(Input::Key(k), now());
+    }
+}
+
+fn done(engine: &mut Engine) {
+    engine.handle(Input::PlaybackDone, now());
+}
+
+fn ticket(number: &str) -> StoreReply {
+    StoreReply::Ticket {
+        ticket: TicketFacts {
+            number: number.into(),
+            status: Status::Dispatched.code().into(),
+            ticket_type: "fault_report".into(),
+            category: "virtual_network".into(),
+            created_at: now(),
+            repair_due: None,
+        },
+        open_count: 1,
+    }
+}
+
+fn valid_ticket_number() -> String {
+    TicketNumber::generate(&mut rand::rng()).to_string()
+}
+
+#[test]
+fn the_greeting_plays_then_the_menu_waits_for_a_key() {
+    let mut engine = engine_for(None);
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/welcome"]);
+    assert!(matches!(out[0], Output::Play { barge_in: true, .. }));
+    done(&mut engine);
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/main_menu"]);
+    done(&mut engine);
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out,
+        [Output::StartTimer {
+            id: 1,
+            after: Duration::from_secs(5)
+        }]
+    );
+}
+
+#[test]
+fn a_caller_who_types_ahead_skips_the_prompts_and_loses_no_key() {
+    let mut engine = engine_for(None);
+    outputs(&mut engine);
+    // During the greeting: 9 for fault report, then the service number.
+    key(&mut engine, "9");
+    let out = outputs(&mut engine);
+    assert_eq!(out[0], Output::StopPlayback);
+    key(&mut engine, "55512345#");
+    let out = outputs(&mut engine);
+    // No menu prompt and no "enter your service number": straight to the
+    // read-back of what was keyed.
+    let heard = prompt_names(&out);
+    assert_eq!(heard[0], "zh/you_entered");
+    assert_eq!(
+        &heard[1..9],
+        [
+            "zh/digits/5",
+            "zh/digits/5",
+            "zh/digits/5",
+            "zh/digits/1",
+            "zh/digits/2",
+            "zh/digits/3",
+            "zh/digits/4",
+            "zh/digits/5"
+        ]
+    );
+    assert_eq!(heard[9], "zh/confirm_or_retry");
+    key(&mut engine, "1");
+    let out = outputs(&mut engine);
+    assert!(out.contains(&Output::StopPlayback));
+    let Some(Output::Store(StoreRequest::CreateTicket {
+        service_number,
+        contact_phone,
+        ..
+    })) = out.iter().find(|o| matches!(o, Output::Store(_)))
+    else {
+        panic!("no ticket created: {out:?}");
+    };
+    assert_eq!(service_number.as_deref(), Some("55512345"));
+    assert_eq!(contact_phone, "13800138000");
+    let keys: Vec<_> = engine
+        .path()
+        .iter()
+        .map(|s| s.event.as_str())
+        .filter(|e| e.starts_with("key") || e.starts_with("confirmed"))
+        .collect();
+    assert_eq!(keys, ["key 9", "key #", "confirmed with 1"]);
+}
+
+#[test]
+fn an_invalid_key_gets_the_invalid_prompt_and_retries_run_out() {
+    let mut engine = engine_for(None);
+    done(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    key(&mut engine, "5");
+    let heard = prompt_names(&outputs(&mut engine));
+    assert_eq!(heard, ["zh/invalid", "zh/main_menu"]);
+    done(&mut engine);
+    key(&mut engine, "7");
+    assert_eq!(
+        prompt_names(&outputs(&mut engine)),
+        ["zh/invalid", "zh/main_menu"]
+    );
+    done(&mut engine);
+    key(&mut engine, "8");
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/goodbye"]);
+    done(&mut engine);
+    assert_eq!(
+        outputs(&mut engine),
+        [Output::Hangup {
+            reason: "dialplan".into()
+        }]
+    );
+    assert!(engine.is_finished());
+}
+
+#[test]
+fn silence_gets_the_no_input_prompt_and_stale_timers_are_ignored() {
+    let mut engine = engine_for(None);
+    done(&mut engine);
+    done(&mut engine);
+    let first = last_timer(&outputs(&mut engine)).unwrap();
+    engine.handle(Input::Timer(first), now());
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/no_input", "zh/main_menu"]);
+    // The first timer firing again changes nothing.
+    engine.handle(Input::Timer(first), now());
+    assert!(outputs(&mut engine).is_empty());
+}
+
+#[test]
+fn star_switches_to_english_prompts() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "*");
+    let heard = prompt_names(&outputs(&mut engine));
+    assert_eq!(heard, ["zh/welcome", "en/main_menu"]);
+}
+
+#[test]
+fn re_entering_after_confirmation_asks_again_and_keeps_counting_attempts() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    done(&mut engine); // "enter your service number" finished
+    key(&mut engine, "123456#");
+    outputs(&mut engine);
+    key(&mut engine, "2");
+    let heard = prompt_names(&outputs(&mut engine));
+    assert_eq!(heard, ["zh/invalid", "zh/enter_service"]);
+    done(&mut engine);
+    key(&mut engine, "654321#");
+    outputs(&mut engine);
+    key(&mut engine, "2");
+    // One retry allowed: the second re-entry ends the attempts.
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
+}
+
+#[test]
+fn too_few_digits_before_the_timeout_is_invalid_but_enough_digits_complete() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    done(&mut engine);
+    key(&mut engine, "12");
+    let timer = last_timer(&outputs(&mut engine)).unwrap();
+    engine.handle(Input::Timer(timer), now());
+    assert_eq!(
+        prompt_names(&outputs(&mut engine)),
+        ["zh/invalid", "zh/enter_service"]
+    );
+    done(&mut engine);
+    key(&mut engine, "123456");
+    let timer = last_timer(&outputs(&mut engine)).unwrap();
+    engine.handle(Input::Timer(timer), now());
+    assert_eq!(prompt_names(&outputs(&mut engine))[0], "zh/you_entered");
+}
+
+#[test]
+fn a_mistyped_ticket_number_is_refused_before_any_lookup() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "1");
+    outputs(&mut engine);
+    let good = valid_ticket_number();
+    let mut digits: Vec<char> = good.chars().collect();
+    let last = digits[9].to_digit(10).unwrap();
+    digits[9] = char::from_digit((last + 1) % 10, 10).unwrap();
+    let wrong: String = digits.into_iter().collect();
+    key(&mut engine, &wrong);
+    let out = outputs(&mut engine);
+    assert!(!out.iter().any(|o| matches!(o, Output::Store(_))));
+    assert_eq!(prompt_names(&out), ["zh/mistyped", "zh/enter_ticket"]);
+    key(&mut engine, &good);
+    let out = outputs(&mut engine);
+    assert!(out.contains(&Output::Store(StoreRequest::LookupNumber(good.clone()))));
+    engine.handle(Input::Store(ticket(&good)), now());
+    assert_eq!(
+        prompt_names(&outputs(&mut engine)),
+        ["zh/status_is", "zh/status/dispatched"]
+    );
+}
+
+#[test]
+fn a_ticket_number_nobody_has_goes_to_not_found() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "1");
+    key(&mut engine, &valid_ticket_number());
+    outputs(&mut engine);
+    engine.handle(Input::Store(StoreReply::NotFound), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/no_such_ticket"]);
+}
+
+#[test]
+fn known_callers_skip_the_service_number_and_top_levels_hear_the_vip_prompt() {
+    let mut engine = engine_for(Some(("甲".into(), CustomerLevel::LocalB)));
+    key(&mut engine, "9");
+    let out = outputs(&mut engine);
+    assert!(matches!(
+        out.last(),
+        Some(Output::Store(StoreRequest::CreateTicket { .. }))
+    ));
+    let mut engine = engine_for(Some(("乙".into(), CustomerLevel::Group)));
+    key(&mut engine, "9");
+    assert_eq!(
+        prompt_names(&outputs(&mut engine)),
+        ["zh/welcome", "zh/vip"]
+    );
+}
+
+#[test]
+fn the_created_ticket_number_is_read_back_digit_by_digit() {
+    let mut engine = engine_for(Some(("甲".into(), CustomerLevel::LocalB)));
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    engine.handle(Input::Store(ticket("1234567890")), now());
+    let heard = prompt_names(&outputs(&mut engine));
+    assert_eq!(heard[0], "zh/your_ticket");
+    let digits: Vec<String> = "1234567890"
+        .chars()
+        .map(|c| format!("zh/digits/{c}"))
+        .collect();
+    assert_eq!(heard[1..], digits[..]);
+    assert_eq!(engine.variables()["ticket.number"], "1234567890");
+}
+
+#[test]
+fn a_store_failure_takes_the_error_path() {
+    let mut engine = engine_for(Some(("甲".into(), CustomerLevel::LocalB)));
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    engine.handle(Input::Store(StoreReply::Failed("disk full".into())), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
+    assert!(engine
+        .path()
+        .iter()
+        .any(|s| s.event == "store failed: disk full"));
+}
+
+#[test]
+fn keys_during_a_prompt_without_barge_in_wait_for_the_next_menu() {
+    let text = r#"
+[dialplan]
+name = "t"
+entries = { "1" = "intro" }
+[nodes.intro]
+kind = "play"
+say = ["legal_notice"]
+next = "menu"
+[nodes.menu]
+kind = "menu"
+say = ["menu"]
+keys = { "2" = "end" }
+on_failure = "end"
+[nodes.end]
+kind = "hangup"
+"#;
+    let plan = Arc::new(Dialplan::parse(text, "t.toml").unwrap());
+    let info = CallInfo {
+        caller: "1".into(),
+        dialled: "1".into(),
+        customer: None,
+    };
+    let mut engine = Engine::new(plan, "intro", info, Arc::new(BusinessCalendar::default()));
+    engine.handle(Input::Start, now());
+    outputs(&mut engine);
+    key(&mut engine, "2");
+    assert!(outputs(&mut engine).is_empty(), "the notice keeps playing");
+    done(&mut engine);
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out,
+        [Output::Hangup {
+            reason: "dialplan".into()
+        }],
+        "the kept key chose the menu item without its prompt"
+    );
+}
+
+#[test]
+fn a_plan_that_loops_without_waiting_is_stopped() {
+    let text = r#"
+[dialplan]
+name = "t"
+entries = { "1" = "a" }
+[nodes.a]
+kind = "goto"
+next = "b"
+[nodes.b]
+kind = "goto"
+next = "a"
+"#;
+    let plan = Arc::new(Dialplan::parse(text, "t.toml").unwrap());
+    let info = CallInfo {
+        caller: "1".into(),
+        dialled: "1".into(),
+        customer: None,
+    };
+    let mut engine = Engine::new(plan, "a", info, Arc::new(BusinessCalendar::default()));
+    engine.handle(Input::Start, now());
+    assert_eq!(
+        outputs(&mut engine),
+        [Output::Hangup {
+            reason: "dialplan loops without waiting".into()
+        }]
+    );
+}
