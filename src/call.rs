@@ -1,12 +1,14 @@
-//! Per-call glue between the SIP endpoint and media: negotiates SDP,
+//! Per-call glue between the SIP endpoint, media and the IVR: picks the
+//! dialplan by dialled number (404 when none matches), negotiates SDP,
 //! gives each answered call an RTP port and a media session on a worker,
-//! plays the greeting, turns key presses from RTP, INFO and in-band tones
-//! into call events, and ends calls on media timeout or at their time
-//! limit.
+//! runs the call's IVR engine (or, with no dialplans loaded, plays the
+//! greeting), turns key presses from RTP, INFO and in-band tones into call
+//! events, and ends calls on media timeout or at their time limit.
 //!
 //! It makes no network calls itself: it tells the endpoint what to answer
 //! and the media workers what to do, and publishes [`CallEvent`]s.
 
+use crate::ivr::runner::{CallAction, Dialplans, IvrCalls, IvrMessage};
 use crate::media::dtmf_info;
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::ports::RtpPortPool;
@@ -65,6 +67,8 @@ struct Call {
 
 pub struct Calls {
     settings: CallSettings,
+    dialplans: Arc<Dialplans>,
+    ivr: IvrCalls,
     prompts: Arc<PromptLibrary>,
     ports: RtpPortPool,
     workers: MediaWorkers,
@@ -77,6 +81,8 @@ pub struct Calls {
 impl Calls {
     pub fn new(
         settings: CallSettings,
+        dialplans: Arc<Dialplans>,
+        ivr: IvrCalls,
         prompts: Arc<PromptLibrary>,
         ports: RtpPortPool,
         workers: MediaWorkers,
@@ -84,6 +90,8 @@ impl Calls {
     ) -> Calls {
         Calls {
             settings,
+            dialplans,
+            ivr,
             prompts,
             ports,
             workers,
@@ -109,11 +117,46 @@ impl Calls {
 
     /// The next instant at which `enforce_limits` has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.limits.peek().map(|Reverse((at, _))| *at)
+        let limit = self.limits.peek().map(|Reverse((at, _))| *at);
+        [limit, self.ivr.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Ends answered calls that reached the configured maximum duration.
+    /// An answer from the IVR's background work (customer lookup, store).
+    pub fn on_ivr_message(&mut self, endpoint: &mut Endpoint, message: IvrMessage, now: Instant) {
+        let actions = self.ivr.on_message(message, now);
+        self.apply(endpoint, actions, now);
+    }
+
+    fn apply(
+        &mut self,
+        endpoint: &mut Endpoint,
+        actions: Vec<(CallHandle, CallAction)>,
+        now: Instant,
+    ) {
+        for (call, action) in actions {
+            match action {
+                CallAction::Play(playlist) => {
+                    self.workers.send(call, WorkerCommand::Play(playlist))
+                }
+                CallAction::StopPlayback => self.workers.send(call, WorkerCommand::StopPlayback),
+                CallAction::Hangup => {
+                    if let Some(state) = self.calls.get_mut(&call) {
+                        state.hangup_reason = Some("ivr");
+                    }
+                    let _ = endpoint.hangup(call, now);
+                }
+            }
+        }
+    }
+
+    /// Fires IVR timers and ends answered calls that reached the configured
+    /// maximum duration.
     pub fn enforce_limits(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        let actions = self.ivr.on_timers(now);
+        self.apply(endpoint, actions, now);
         while let Some(Reverse((at, call))) = self.limits.peek().copied() {
             if at > now {
                 return;
@@ -167,6 +210,8 @@ impl Calls {
                     digit,
                     source,
                 });
+                let actions = self.ivr.on_key(call, digit, now);
+                self.apply(endpoint, actions, now);
             }
             MediaEvent::PlaybackDone { interrupted } => {
                 tracing::debug!(interrupted, "playback done");
@@ -174,6 +219,12 @@ impl Calls {
                     call_id,
                     interrupted,
                 });
+                // An interrupted prompt was stopped by a key, which the
+                // engine has already acted on.
+                if !interrupted {
+                    let actions = self.ivr.on_playback_done(call, now);
+                    self.apply(endpoint, actions, now);
+                }
             }
             MediaEvent::MediaTimeout => {
                 tracing::info!(
@@ -196,6 +247,7 @@ impl Calls {
             };
             tracing::info!(call_id = %state.call_id, reason, "call ended");
             self.workers.send(call, WorkerCommand::End);
+            self.ivr.end(call, reason);
             self.publish(CallEvent::Ended {
                 call_id: state.call_id,
                 reason: reason.to_string(),
@@ -214,6 +266,19 @@ impl Calls {
             "incoming call"
         );
         let call = incoming.call;
+        let dialled = incoming.dialled.clone().unwrap_or_default();
+        let entry = if self.dialplans.is_empty() {
+            None
+        } else {
+            match self.dialplans.entry(&dialled) {
+                Some(entry) => Some(entry),
+                None => {
+                    tracing::info!(%dialled, "no dialplan for this number");
+                    let _ = endpoint.reject(call, 404, now);
+                    return;
+                }
+            }
+        };
         // Media in the family of the signalling: an IPv6 caller gets IPv6 RTP.
         let ipv6 = incoming.flow.local.is_ipv6();
         let socket = match self.ports.allocate(ipv6) {
@@ -281,8 +346,19 @@ impl Calls {
                 session: Box::new(session),
             },
         );
-        if let Some(greeting) = self.greeting() {
-            self.workers.send(call, WorkerCommand::Play(greeting));
+        match entry {
+            Some(entry) => self.ivr.start(
+                call,
+                incoming.call_id.clone(),
+                incoming.caller.clone().unwrap_or_default(),
+                dialled,
+                entry,
+            ),
+            None => {
+                if let Some(greeting) = self.greeting() {
+                    self.workers.send(call, WorkerCommand::Play(greeting));
+                }
+            }
         }
         self.calls.insert(
             call,

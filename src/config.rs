@@ -25,6 +25,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub tickets: TicketsConfig,
+    pub ivr: IvrConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -209,6 +210,23 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/hotline.db".to_string(),
             migrate_on_start: true,
             max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvrConfig {
+    /// Every `*.toml` here is a dialplan; their `entries` map dialled
+    /// numbers to menus, and other numbers get 404. With none (or no such
+    /// directory) every call just hears `calls.greeting`.
+    pub dialplans_dir: PathBuf,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        IvrConfig {
+            dialplans_dir: PathBuf::from("dialplans"),
         }
     }
 }

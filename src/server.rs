@@ -9,6 +9,8 @@
 
 use crate::call::{CallEvent, CallSettings, Calls};
 use crate::config::Config;
+use crate::ivr::dialplan::{DialplanError, Problem};
+use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
 use crate::media::worker::{CallMediaEvent, MediaWorkers};
@@ -70,6 +72,14 @@ impl Server {
         let workers = MediaWorkers::start(config.media.workers, media_tx)
             .context("cannot start media workers")?;
         let (events, _) = broadcast::channel(1024);
+        let dialplans = Arc::new(load_dialplans(&config)?);
+        if dialplans.is_empty() {
+            tracing::info!(dir = %config.ivr.dialplans_dir.display(), "no dialplans: every call hears the greeting");
+        } else {
+            tracing::info!(numbers = ?dialplans.numbers().collect::<Vec<_>>(), "dialplans loaded");
+        }
+        let (ivr_tx, ivr_messages) = mpsc::unbounded_channel();
+        let ivr = IvrCalls::new(store.clone(), prompts.clone(), ivr_tx);
         let calls = Calls::new(
             CallSettings {
                 policy,
@@ -80,6 +90,8 @@ impl Server {
                 greeting: config.calls.greeting.clone(),
                 loop_greeting: config.calls.loop_greeting,
             },
+            dialplans,
+            ivr,
             prompts,
             RtpPortPool::new(
                 config.media.rtp_bind,
@@ -104,7 +116,7 @@ impl Server {
             Duration::from_secs(config.tickets.breach_check_secs),
             stopped.clone(),
         ));
-        let core_task = tokio::spawn(core.run(inbox, media_events, stopped));
+        let core_task = tokio::spawn(core.run(inbox, media_events, ivr_messages, stopped));
         let closing = store.clone();
         let task = tokio::spawn(async move {
             let _ = core_task.await;
@@ -148,6 +160,33 @@ impl Server {
     }
 }
 
+/// Loads every dialplan in the configured directory (none if it does not
+/// exist); refuses to start with any problem, naming every one.
+fn load_dialplans(config: &Config) -> anyhow::Result<Dialplans> {
+    let dir = &config.ivr.dialplans_dir;
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return Ok(Dialplans::default());
+    };
+    let mut files: Vec<_> = listing
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut plans = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    for file in files {
+        match crate::ivr::dialplan::Dialplan::load(&file) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => problems.extend(e.problems),
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("bad dialplans:\n{}", DialplanError { problems });
+    }
+    Ok(Dialplans::new(plans))
+}
+
 /// Loads every prompt and checks that the greeting's prompts exist;
 /// reports every problem at once.
 fn load_prompts(config: &Config) -> anyhow::Result<PromptLibrary> {
@@ -185,6 +224,7 @@ impl Core {
         mut self,
         mut inbox: mpsc::Receiver<Inbound>,
         mut media: mpsc::UnboundedReceiver<CallMediaEvent>,
+        mut ivr: mpsc::UnboundedReceiver<IvrMessage>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut batch = Vec::with_capacity(BATCH);
@@ -216,6 +256,9 @@ impl Core {
                     for event in media_batch.drain(..received) {
                         self.calls.on_media_event(&mut self.endpoint, event, now);
                     }
+                }
+                Some(message) = ivr.recv() => {
+                    self.calls.on_ivr_message(&mut self.endpoint, message, Instant::now());
                 }
                 _ = sleep_until(wake) => {}
                 // A dropped `Server` handle stops the gateway too.

@@ -7,7 +7,6 @@ mod support;
 use bytes::Bytes;
 use hotline::call::CallEvent;
 use hotline::media::g711;
-use hotline::media::rfc4733;
 use hotline::media::session::DtmfSource;
 use hotline::sip::sdp::{self, Codec};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
@@ -178,23 +177,9 @@ async fn rfc4733_keys_are_each_reported_once() {
 
     let keys = "913800138000#";
     let (mut sequence, mut timestamp) = (1000u16, 50_000u32);
-    for key in keys.chars() {
-        for packet in rfc4733::press_packets(key, timestamp, 100, 20).unwrap() {
-            let bytes = RtpPacketBuilder::new()
-                .payload_type(101)
-                .ssrc(0xCAFE)
-                .sequence(Seq::from(sequence))
-                .timestamp(packet.timestamp)
-                .marked(packet.marker)
-                .payload(&packet.payload)
-                .build()
-                .unwrap();
-            client.rtp.send_to(&bytes, gateway).await.unwrap();
-            sequence = sequence.wrapping_add(1);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        timestamp = timestamp.wrapping_add(1600);
-    }
+    client
+        .send_keys(gateway, keys, &mut sequence, &mut timestamp)
+        .await;
     let seen = presses(&mut events, keys.len()).await;
     let digits: String = seen.iter().map(|(d, _)| *d).collect();
     assert_eq!(digits, keys);

@@ -922,6 +922,14 @@ fn test_config() -> Config {
     config.sip.udp = vec!["127.0.0.1:0".parse().unwrap()];
     config.sip.tcp = vec!["127.0.0.1:0".parse().unwrap()];
     config.media.rtp_bind = "127.0.0.1".parse().unwrap();
+    // These messages dial all sorts of users: no dialplans, so none is
+    // refused with 404; and a scratch database.
+    config.ivr.dialplans_dir = "/nonexistent/hotline-dialplans".into();
+    config.database.url = format!(
+        "sqlite://{}/hotline-rfc4475-{}.db",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
     config
 }
 

@@ -1,6 +1,9 @@
 //! The IVR: what callers hear and press. `say` turns values (digits,
 //! numbers, money, dates, times, durations) into sequences of prompt names.
+pub mod check;
 pub mod dialplan;
 pub mod engine;
+pub mod runner;
 pub mod say;
 pub mod speech;
+pub mod store_bridge;

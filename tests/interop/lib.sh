@@ -64,6 +64,7 @@ start_gateway() {
         HOTLINE_HTTP_LISTEN="127.0.0.1:$http_port" \
         HOTLINE_DATABASE_URL="sqlite://$WORK/hotline.db" \
         HOTLINE_PROMPTS_DIR="$ROOT/prompts" \
+        HOTLINE_IVR_DIALPLANS_DIR="${HOTLINE_IVR_DIALPLANS_DIR:-$WORK/no-dialplans}" \
         HOTLINE_LOG_LEVEL="${HOTLINE_LOG_LEVEL:-info}" \
         "$@" \
         "$HOTLINE_BIN" serve >"$WORK/gateway.log" 2>&1 &

@@ -31,6 +31,8 @@ pub fn test_config() -> Config {
     // Silence unless a test asks for a prompt: calls tests check the stream.
     config.calls.greeting = Vec::new();
     config.database.url = format!("sqlite://{}", temp_database().display());
+    // No dialplans: calls hear the (empty) greeting unless a test loads some.
+    config.ivr.dialplans_dir = std::path::PathBuf::from("/nonexistent/hotline-dialplans");
     config
 }
 
@@ -334,6 +336,36 @@ impl Client {
             response.push_header(name, request.header(name).unwrap_or_default());
         }
         self.send(&response).await;
+    }
+
+    /// Sends `keys` to `gateway` as RFC 4733 events (payload type 101,
+    /// 100 ms each, 5 ms between packets), continuing `sequence` and
+    /// `timestamp`.
+    pub async fn send_keys(
+        &self,
+        gateway: SocketAddr,
+        keys: &str,
+        sequence: &mut u16,
+        timestamp: &mut u32,
+    ) {
+        for key in keys.chars() {
+            for packet in hotline::media::rfc4733::press_packets(key, *timestamp, 100, 20).unwrap()
+            {
+                let bytes = rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(101)
+                    .ssrc(0xCAFE)
+                    .sequence(rtp_rs::Seq::from(*sequence))
+                    .timestamp(packet.timestamp)
+                    .marked(packet.marker)
+                    .payload(&packet.payload)
+                    .build()
+                    .unwrap();
+                self.rtp.send_to(&bytes, gateway).await.unwrap();
+                *sequence = sequence.wrapping_add(1);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            *timestamp = timestamp.wrapping_add(1600);
+        }
     }
 
     /// Counts RTP packets arriving within `window` and returns them.

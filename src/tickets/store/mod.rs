@@ -11,12 +11,14 @@
 //! each write is its own transaction on a pool, and background jobs claim
 //! rows with `FOR UPDATE SKIP LOCKED` so several gateways can share it.
 
+mod calls;
 mod customers;
 mod rows;
 mod sla_job;
 mod tickets;
 mod writer;
 
+pub use calls::CallRecord;
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
 pub use sla_job::Breach;
 pub use tickets::{NewTicket, Ticket, TicketEvent, TicketQuery};

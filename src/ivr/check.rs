@@ -1,0 +1,848 @@
+//! The dialplan checker: looks at parsed plans as a whole, after
+//! `Dialplan::parse` has checked each node's schema, and reports every
+//! problem it finds with the file and the node's line.
+//!
+//! What is checked:
+//!
+//! 1. every node a node goes to, and every entry's start node, exists
+//!    (with a did-you-mean for near misses);
+//! 2. every node is reachable from some entry;
+//! 3. every prompt exists in every language of the plan, and so do the
+//!    prompts the say functions need for each kind of value read out
+//!    (digits, numbers, money, dates, times, durations);
+//! 4. menu keys are single keys (0-9, * or #), and a menu has at least one;
+//! 5. no loop runs without ever waiting for the caller (only menus and
+//!    collects wait);
+//! 6. collect and menu settings can be satisfied (digit limits, terminator,
+//!    prefixes, ticket-number validation, confirm keys, timeouts, retries);
+//! 7. variable names are well formed, and every `${name}` refers to a
+//!    built-in variable ([`BUILTIN_VARIABLES`]) or one some collect or set
+//!    node of the same plan sets;
+//! 8. each branch case has exactly one well-formed condition;
+//! 9. no dialled number is an entry of two plans, and no plan is without
+//!    entries;
+//! 10. a ticket lookup by number has a number, one by caller has none.
+//!
+//! Prompt names with templates: a prompt whose only variable is
+//! `${ticket.status}` (e.g. `status/${ticket.status}`) is checked for every
+//! ticket status code; any other templated prompt name is not checked for
+//! existence (its variables still are), as its values are not known here.
+//!
+//! Not checked: whether a variable is set on every path before it is used
+//! (only that something in the plan sets it), transfer targets (they belong
+//! to the transfer configuration), ticket categories (sla.toml) and the
+//! entries' dialled-number format.
+
+use super::dialplan::{
+    Branch, Case, Collect, Dialplan, DialplanError, LookupBy, Menu, Node, NodeKind, Problem,
+    SayItem, Speech, Validation,
+};
+use super::say::required_prompts;
+use crate::tickets::model::{Language, Status};
+use crate::tickets::number::LENGTH as TICKET_NUMBER_LENGTH;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+
+/// The variables every call has (some only once a customer or ticket is
+/// known), usable as `${name}` in any template.
+pub const BUILTIN_VARIABLES: &[&str] = &[
+    "caller",
+    "dialled",
+    "language",
+    "customer.name",
+    "customer.level",
+    "ticket.number",
+    "ticket.status",
+    "ticket.type",
+    "ticket.category",
+    "ticket.repair_due",
+    "ticket.created_at",
+    "tickets.open_count",
+];
+
+/// The most digits a collect may take.
+pub const MAX_DIGITS: u32 = 64;
+/// The most retries a menu or collect may have.
+pub const MAX_RETRIES: u32 = 10;
+/// The keys of a telephone keypad.
+const KEYS: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"];
+/// How many missing say prompts one message lists before "and N more".
+const LISTED: usize = 10;
+
+/// Loads every `*.toml` in `dir` (sorted by name), parses each, and checks
+/// them together. `Err` lists every problem in every file: parse errors of
+/// the files that do not parse, and the checker's problems for the rest.
+/// A directory without dialplans gives `Ok` with no plans.
+pub fn load_dir(
+    dir: &Path,
+    prompt_exists: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Dialplan>, DialplanError> {
+    let unreadable = |e: std::io::Error| DialplanError {
+        problems: vec![Problem {
+            file: dir.display().to_string(),
+            line: None,
+            message: format!("cannot read the dialplan directory: {e}"),
+        }],
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    for path in &paths {
+        match Dialplan::load(path) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => problems.extend(e.problems),
+        }
+    }
+    problems.extend(check(&plans, prompt_exists));
+    if problems.is_empty() {
+        Ok(plans)
+    } else {
+        sort(&mut problems);
+        Err(DialplanError { problems })
+    }
+}
+
+/// Checks parsed plans; returns every problem, sorted by file and line
+/// (empty = good). `prompt_exists("zh/welcome")` says whether a prompt is
+/// available.
+pub fn check(plans: &[Dialplan], prompt_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for plan in plans {
+        let mut checker = Checker {
+            plan,
+            prompt_exists,
+            problems: &mut problems,
+        };
+        checker.run();
+    }
+    // 9: a dialled number belongs to one plan.
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for plan in plans {
+        for number in plan.entries.keys() {
+            match owners.get(number.as_str()) {
+                Some(first) => problems.push(Problem {
+                    file: plan.file.clone(),
+                    line: None,
+                    message: format!("entry \"{number}\" is in both {first} and {}", plan.file),
+                }),
+                None => {
+                    owners.insert(number, &plan.file);
+                }
+            }
+        }
+    }
+    sort(&mut problems);
+    problems
+}
+
+/// By file, then line (problems without a line first); stable otherwise.
+fn sort(problems: &mut [Problem]) {
+    problems.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
+}
+
+struct Checker<'a, 'p> {
+    plan: &'a Dialplan,
+    prompt_exists: &'a dyn Fn(&str) -> bool,
+    problems: &'p mut Vec<Problem>,
+}
+
+impl<'a> Checker<'a, '_> {
+    fn run(&mut self) {
+        self.targets();
+        self.reachability();
+        self.prompts();
+        self.loops();
+        self.variables();
+        for node in self.plan.nodes.values() {
+            match &node.kind {
+                NodeKind::Menu(menu) => self.menu(node, menu),
+                NodeKind::Collect(collect) => self.collect(node, collect),
+                NodeKind::Branch(branch) => self.branch(node, branch),
+                NodeKind::TicketLookup(lookup) => match (&lookup.by, &lookup.number) {
+                    (LookupBy::Number, None) => self.at(
+                        node,
+                        "by = \"number\" needs a number (e.g. \"${ticket_no}\")",
+                    ),
+                    (LookupBy::Caller, Some(_)) => self.at(
+                        node,
+                        "by = \"caller\" takes no number: it finds the caller's own tickets",
+                    ),
+                    _ => {}
+                },
+                NodeKind::SetLanguage(set) if !self.plan.languages.contains(&set.language) => self
+                    .at(
+                        node,
+                        format!(
+                            "switches to {}, which is not in the plan's languages, so its \
+                             prompts are not checked",
+                            set.language.code()
+                        ),
+                    ),
+                _ => {}
+            }
+        }
+        if self.plan.entries.is_empty() {
+            self.add(
+                None,
+                "[dialplan] has no entries, so no call ever starts here; add one such as \
+                 entries = { \"10000\" = \"welcome\" }",
+            );
+        }
+    }
+
+    fn add(&mut self, line: Option<usize>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.plan.file.clone(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// A problem with one node, prefixed with its name.
+    fn at(&mut self, node: &Node, message: impl std::fmt::Display) {
+        self.add(
+            Some(node.line),
+            format!("node \"{}\": {message}", node.name),
+        );
+    }
+
+    fn node_names(&self) -> impl Iterator<Item = &'a str> {
+        self.plan.nodes.keys().map(String::as_str)
+    }
+
+    /// Nodes in file order.
+    fn nodes_by_line(&self) -> Vec<&'a Node> {
+        let mut nodes: Vec<&Node> = self.plan.nodes.values().collect();
+        nodes.sort_by_key(|n| (n.line, n.name.as_str()));
+        nodes
+    }
+
+    // 1: targets and entries exist.
+    fn targets(&mut self) {
+        let plan = self.plan;
+        for (number, start) in &plan.entries {
+            if !plan.nodes.contains_key(start) {
+                let hint = did_you_mean(start, self.node_names());
+                self.add(
+                    None,
+                    format!("entry \"{number}\" goes to \"{start}\", which does not exist{hint}"),
+                );
+            }
+        }
+        for node in plan.nodes.values() {
+            let mut seen = BTreeSet::new();
+            for (_, target) in node.kind.targets() {
+                if !plan.nodes.contains_key(target) && seen.insert(target) {
+                    let hint = did_you_mean(target, self.node_names());
+                    self.add(
+                        Some(node.line),
+                        format!(
+                            "node \"{}\" goes to \"{target}\", which does not exist{hint}",
+                            node.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // 2: every node is reached from some entry.
+    fn reachability(&mut self) {
+        let nodes = &self.plan.nodes;
+        let mut stack: Vec<&str> = self
+            .plan
+            .entries
+            .values()
+            .map(String::as_str)
+            .filter(|start| nodes.contains_key(*start))
+            .collect();
+        if stack.is_empty() {
+            // No usable entry: already reported; every node would be noise.
+            return;
+        }
+        let mut reached = BTreeSet::new();
+        while let Some(name) = stack.pop() {
+            if reached.insert(name) {
+                for (_, target) in nodes[name].kind.targets() {
+                    if nodes.contains_key(target) && !reached.contains(target) {
+                        stack.push(target);
+                    }
+                }
+            }
+        }
+        for node in self.nodes_by_line() {
+            if !reached.contains(node.name.as_str()) {
+                self.add(
+                    Some(node.line),
+                    format!("node \"{}\" is never reached from any entry", node.name),
+                );
+            }
+        }
+    }
+
+    // 3: prompts exist in every language.
+    fn prompts(&mut self) {
+        let languages = self.plan.languages.clone();
+        // Say prompts already reported missing, so that a prompt shared by
+        // several kinds (numbers/1 for numbers and money) is listed once.
+        let mut reported: BTreeSet<String> = BTreeSet::new();
+        let mut kinds_done: BTreeSet<&str> = BTreeSet::new();
+        for node in self.nodes_by_line() {
+            let mut seen = BTreeSet::new();
+            for speech in node.kind.speech() {
+                match speech {
+                    Speech::Prompt(name) => {
+                        if !seen.insert(name.as_str()) {
+                            continue;
+                        }
+                        let Some(expanded) = expand_prompt(name) else {
+                            continue;
+                        };
+                        for lang in &languages {
+                            for concrete in &expanded {
+                                let full = format!("{}/{concrete}", lang.code());
+                                if (self.prompt_exists)(&full) {
+                                    continue;
+                                }
+                                let from = if concrete == name {
+                                    String::new()
+                                } else {
+                                    format!(" (for \"{name}\")")
+                                };
+                                self.at(
+                                    node,
+                                    format!(
+                                        "prompt \"{concrete}\"{from} is missing in {} \
+                                         (prompts/{full}.wav)",
+                                        lang.code()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Speech::Say(item) => {
+                        let Some((kind, categories)) = say_kind(item) else {
+                            continue;
+                        };
+                        if !kinds_done.insert(kind) {
+                            continue;
+                        }
+                        for lang in &languages {
+                            let missing: Vec<String> = required_prompts(*lang)
+                                .into_iter()
+                                .filter(|p| in_categories(p, categories))
+                                .filter(|p| !(self.prompt_exists)(p))
+                                .filter(|p| reported.insert(p.clone()))
+                                .collect();
+                            if !missing.is_empty() {
+                                let message = missing_say_prompts(kind, *lang, &missing);
+                                self.at(node, message);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // 4 and 6: menus.
+    fn menu(&mut self, node: &Node, menu: &Menu) {
+        if menu.keys.is_empty() {
+            self.at(node, "menu has no keys");
+        }
+        for key in menu.keys.keys() {
+            if !is_key(key) {
+                self.at(
+                    node,
+                    format!("menu key \"{key}\" is not a key; use one of 0-9, * or #"),
+                );
+            }
+        }
+        if menu.timeout_secs == 0 {
+            self.at(
+                node,
+                "timeout_secs is 0; the caller needs at least 1 second",
+            );
+        }
+        self.retries(node, menu.retries);
+    }
+
+    fn retries(&mut self, node: &Node, retries: u32) {
+        if retries > MAX_RETRIES {
+            self.at(
+                node,
+                format!("retries is {retries}, more than {MAX_RETRIES}"),
+            );
+        }
+    }
+
+    // 6: collects that can be satisfied.
+    fn collect(&mut self, node: &Node, c: &Collect) {
+        let (min, max) = (c.min_digits, c.max_digits);
+        if min == 0 {
+            self.at(node, "min_digits is 0; a collect needs at least 1 digit");
+        }
+        if min > max {
+            self.at(
+                node,
+                format!("min_digits {min} is more than max_digits {max}"),
+            );
+        }
+        if max > MAX_DIGITS {
+            self.at(node, format!("max_digits {max} is more than {MAX_DIGITS}"));
+        }
+        if let Some(terminator) = &c.terminator {
+            if terminator.len() == 1 && terminator.bytes().all(|b| b.is_ascii_digit()) {
+                self.at(
+                    node,
+                    format!(
+                        "terminator \"{terminator}\" is a digit, so it could never be entered \
+                         as part of the input; use \"#\" or \"*\""
+                    ),
+                );
+            } else if terminator != "#" && terminator != "*" {
+                self.at(
+                    node,
+                    format!("terminator \"{terminator}\" is not \"#\" or \"*\""),
+                );
+            }
+        }
+        for prefix in &c.prefixes {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+                self.at(
+                    node,
+                    format!("prefix \"{prefix}\" must be one or more digits"),
+                );
+            } else if prefix.len() > max as usize {
+                self.at(
+                    node,
+                    format!("prefix \"{prefix}\" is longer than max_digits {max}"),
+                );
+            }
+        }
+        if c.validate == Validation::TicketNumber
+            && !(min as usize..=max as usize).contains(&TICKET_NUMBER_LENGTH)
+        {
+            self.at(
+                node,
+                format!(
+                    "validate = \"ticket_number\" needs {TICKET_NUMBER_LENGTH} digits, but \
+                     min_digits {min} and max_digits {max} exclude them"
+                ),
+            );
+        }
+        if let Some(confirm) = &c.confirm {
+            for (field, key) in [("yes", &confirm.yes), ("no", &confirm.no)] {
+                if !is_key(key) {
+                    self.at(
+                        node,
+                        format!("confirm.{field} \"{key}\" is not a key; use one of 0-9, * or #"),
+                    );
+                }
+            }
+            if confirm.yes == confirm.no {
+                self.at(
+                    node,
+                    format!("confirm.yes and confirm.no are both \"{}\"", confirm.yes),
+                );
+            }
+        }
+        for (field, secs) in [
+            ("first_digit_timeout_secs", c.first_digit_timeout_secs),
+            ("inter_digit_timeout_secs", c.inter_digit_timeout_secs),
+        ] {
+            if secs == 0 {
+                self.at(
+                    node,
+                    format!("{field} is 0; the caller needs at least 1 second"),
+                );
+            }
+        }
+        self.retries(node, c.retries);
+    }
+
+    // 5: loops that never wait for the caller.
+    fn loops(&mut self) {
+        let nodes = &self.plan.nodes;
+        // The graph of the nodes that do not wait, with edges between them.
+        let quiet: BTreeMap<&str, BTreeSet<&str>> = nodes
+            .values()
+            .filter(|n| !n.kind.waits_for_input())
+            .map(|n| {
+                let next = n
+                    .kind
+                    .targets()
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .filter(|t| nodes.get(*t).is_some_and(|t| !t.kind.waits_for_input()))
+                    .collect();
+                (n.name.as_str(), next)
+            })
+            .collect();
+        // What each quiet node reaches in one or more steps (plans are small).
+        let reach: BTreeMap<&str, BTreeSet<&str>> = quiet
+            .keys()
+            .map(|&from| {
+                let mut seen = BTreeSet::new();
+                let mut stack: Vec<&str> = quiet[from].iter().copied().collect();
+                while let Some(n) = stack.pop() {
+                    if seen.insert(n) {
+                        stack.extend(quiet[n].iter().copied());
+                    }
+                }
+                (from, seen)
+            })
+            .collect();
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        for node in self.nodes_by_line() {
+            let name = node.name.as_str();
+            if done.contains(name) || !reach.get(name).is_some_and(|r| r.contains(name)) {
+                continue;
+            }
+            // The strongly connected part: nodes on some loop through `name`;
+            // nodes by line, so `name` is its first node in the file.
+            let part: BTreeSet<&str> = reach[name]
+                .iter()
+                .copied()
+                .filter(|other| reach[other].contains(name))
+                .collect();
+            done.extend(&part);
+            let cycle = shortest_cycle(name, &quiet, &part);
+            let message = if cycle.len() == 2 {
+                format!("node \"{name}\" goes to itself without ever waiting for the caller")
+            } else {
+                let path: Vec<String> = cycle.iter().map(|n| format!("\"{n}\"")).collect();
+                format!(
+                    "nodes {} loop without ever waiting for the caller",
+                    path.join(" → ")
+                )
+            };
+            self.add(Some(node.line), message);
+        }
+    }
+
+    // 7: variable names and templates.
+    fn variables(&mut self) {
+        let mut known: BTreeSet<&str> = BUILTIN_VARIABLES.iter().copied().collect();
+        for node in self.plan.nodes.values() {
+            let variable = match &node.kind {
+                NodeKind::Collect(c) => &c.variable,
+                NodeKind::Set(s) => &s.variable,
+                _ => continue,
+            };
+            if is_variable_name(variable) {
+                known.insert(variable);
+            } else {
+                self.at(
+                    node,
+                    format!("variable \"{variable}\" must be lowercase letters, digits and _ only"),
+                );
+            }
+        }
+        for node in self.plan.nodes.values() {
+            for (field, template) in templates(&node.kind) {
+                let (names, unterminated) = references(template);
+                for name in names {
+                    if !known.contains(name) {
+                        let hint = did_you_mean(name, known.iter().copied());
+                        self.at(
+                            node,
+                            format!(
+                                "{field} uses ${{{name}}}, which is not a built-in variable \
+                                 nor set by any collect or set node{hint}"
+                            ),
+                        );
+                    }
+                }
+                if unterminated {
+                    self.at(
+                        node,
+                        format!("{field} has an unterminated \"${{\" in \"{template}\""),
+                    );
+                }
+            }
+            if let NodeKind::Branch(branch) = &node.kind {
+                for (i, case) in branch.cases.iter().enumerate() {
+                    if let Some(variable) = &case.variable {
+                        if !known.contains(variable.as_str()) {
+                            let hint = did_you_mean(variable, known.iter().copied());
+                            self.at(
+                                node,
+                                format!(
+                                    "case {} tests variable \"{variable}\", which is not \
+                                     built in nor set by any collect or set node{hint}",
+                                    i + 1
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // 8: branch cases.
+    fn branch(&mut self, node: &Node, branch: &Branch) {
+        if branch.cases.is_empty() {
+            self.at(node, "branch has no cases; use a goto node instead");
+        }
+        for (i, case) in branch.cases.iter().enumerate() {
+            let n = i + 1;
+            for message in case_problems(case) {
+                self.at(node, format!("case {n}: {message}"));
+            }
+        }
+    }
+}
+
+/// What is wrong with one branch case (variable names are checked with the
+/// other variables).
+fn case_problems(case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    let set: Vec<&str> = [
+        ("caller_known", case.caller_known.is_some()),
+        ("level", case.level.is_some()),
+        ("business_hours", case.business_hours.is_some()),
+        ("day", case.day.is_some()),
+        ("time", case.time.is_some()),
+        ("variable", case.variable.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, is_set)| *is_set)
+    .map(|(field, _)| field)
+    .collect();
+    match set.len() {
+        0 => problems.push(
+            "has no condition; set one of caller_known, level, business_hours, day, time or \
+             variable"
+                .to_string(),
+        ),
+        1 => {}
+        _ => problems.push(format!(
+            "sets {}; a case has exactly one condition (use another branch for more)",
+            set.join(", ")
+        )),
+    }
+    if case.level.as_ref().is_some_and(Vec::is_empty) {
+        problems.push("level lists no levels, so it never holds".to_string());
+    }
+    if let Some(day) = &case.day {
+        if !["working", "weekend", "holiday"].contains(&day.as_str()) {
+            problems.push(format!(
+                "day \"{day}\" is not \"working\", \"weekend\" or \"holiday\""
+            ));
+        }
+    }
+    if let Some(time) = &case.time {
+        match super::engine::parse_time_range(time) {
+            None => problems.push(format!("time \"{time}\" is not HH:MM-HH:MM")),
+            Some((from, to)) if from == to => problems.push(format!(
+                "time \"{time}\" is an empty range, so it never holds"
+            )),
+            Some(_) => {}
+        }
+    }
+    match (&case.variable, &case.equals, case.is_set) {
+        (Some(variable), None, None) => {
+            problems.push(format!("variable \"{variable}\" needs equals or is_set"))
+        }
+        (Some(variable), Some(_), Some(_)) => problems.push(format!(
+            "variable \"{variable}\" has both equals and is_set; use one"
+        )),
+        (None, Some(_), _) => problems.push("equals is only for a variable".to_string()),
+        (None, None, Some(_)) => problems.push("is_set is only for a variable".to_string()),
+        _ => {}
+    }
+    problems
+}
+
+/// Every template of a node, with the field it is in.
+fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    for speech in kind.speech() {
+        match speech {
+            Speech::Prompt(name) => out.push(("prompt", name.as_str())),
+            Speech::Say(item) => out.extend(say_text(item).map(|t| ("say", t))),
+        }
+    }
+    match kind {
+        NodeKind::Set(n) => out.push(("value", n.value.as_str())),
+        NodeKind::TicketCreate(n) => {
+            out.push(("category", n.category.as_str()));
+            out.extend(n.service_number.as_deref().map(|t| ("service_number", t)));
+            out.push(("description", n.description.as_str()));
+        }
+        NodeKind::TicketLookup(n) => out.extend(n.number.as_deref().map(|t| ("number", t))),
+        NodeKind::TicketNote(n) => out.push(("text", n.text.as_str())),
+        _ => {}
+    }
+    out
+}
+
+/// The variable names a template refers to, and whether it has a `${`
+/// without its `}` (as `speech::render` reads it).
+fn references(template: &str) -> (Vec<&str>, bool) {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return (names, true);
+        };
+        names.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    (names, false)
+}
+
+/// The concrete prompt names a dialplan prompt name stands for, or `None`
+/// when they cannot be known here: a name whose only variable is
+/// `${ticket.status}` stands for one name per status code.
+fn expand_prompt(name: &str) -> Option<Vec<String>> {
+    let (names, unterminated) = references(name);
+    if unterminated {
+        return None;
+    }
+    if names.is_empty() {
+        return Some(vec![name.to_string()]);
+    }
+    if names.iter().all(|n| *n == "ticket.status") {
+        return Some(
+            Status::ALL
+                .iter()
+                .map(|s| name.replace("${ticket.status}", s.code()))
+                .collect(),
+        );
+    }
+    None
+}
+
+/// The text of a say item, if it has one.
+fn say_text(item: &SayItem) -> Option<&str> {
+    match item {
+        SayItem::Digits(t)
+        | SayItem::Number(t)
+        | SayItem::Money(t)
+        | SayItem::Date(t)
+        | SayItem::Time(t)
+        | SayItem::Duration(t) => Some(t),
+        SayItem::SilenceMs(_) => None,
+    }
+}
+
+/// What a say item reads out, and the prompt categories (under the
+/// language) the say functions use for it; none for a pause.
+fn say_kind(item: &SayItem) -> Option<(&'static str, &'static [&'static str])> {
+    Some(match item {
+        SayItem::Digits(_) => ("digits", &["digits"]),
+        SayItem::Number(_) => ("numbers", &["numbers"]),
+        SayItem::Money(_) => ("money", &["numbers", "money"]),
+        SayItem::Date(_) => ("dates", &["numbers", "date", "months", "ordinals"]),
+        SayItem::Time(_) => ("times", &["numbers", "time"]),
+        SayItem::Duration(_) => ("durations", &["numbers", "duration"]),
+        SayItem::SilenceMs(_) => return None,
+    })
+}
+
+/// Whether a full prompt name ("en/numbers/1") is in one of `categories`.
+fn in_categories(prompt: &str, categories: &[&str]) -> bool {
+    let mut parts = prompt.splitn(3, '/');
+    let _language = parts.next();
+    parts.next().is_some_and(|c| categories.contains(&c))
+}
+
+fn missing_say_prompts(kind: &str, lang: Language, missing: &[String]) -> String {
+    let code = lang.code();
+    let prefix = format!("{code}/");
+    let mut listed: Vec<&str> = missing
+        .iter()
+        .take(LISTED)
+        .map(|p| p.strip_prefix(&prefix).unwrap_or(p))
+        .collect();
+    let more;
+    if missing.len() > LISTED {
+        more = format!("and {} more", missing.len() - LISTED);
+        listed.push(&more);
+    }
+    format!(
+        "reading {kind} in {code} needs prompts missing from prompts/{code}/: {}",
+        listed.join(", ")
+    )
+}
+
+/// The shortest loop from `start` back to itself inside `part`, as node
+/// names with `start` at both ends.
+fn shortest_cycle<'n>(
+    start: &'n str,
+    graph: &BTreeMap<&'n str, BTreeSet<&'n str>>,
+    part: &BTreeSet<&'n str>,
+) -> Vec<&'n str> {
+    let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(at) = queue.pop_front() {
+        for &next in &graph[at] {
+            if next == start {
+                // Walk back from `at` to `start`, then turn the walk around.
+                let mut back = vec![start];
+                let mut n = at;
+                while n != start {
+                    back.push(n);
+                    n = parent[n];
+                }
+                back.push(start);
+                back.reverse();
+                return back;
+            }
+            if part.contains(next) && next != start && !parent.contains_key(next) {
+                parent.insert(next, at);
+                queue.push_back(next);
+            }
+        }
+    }
+    vec![start, start]
+}
+
+fn is_key(key: &str) -> bool {
+    KEYS.contains(&key)
+}
+
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `; did you mean "x"?` for the candidate closest to `word`, if close
+/// enough (one edit for short words, two otherwise); else nothing.
+fn did_you_mean<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> String {
+    let limit = if word.chars().count() <= 3 { 1 } else { 2 };
+    candidates
+        .filter(|c| *c != word)
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| format!("; did you mean \"{c}\"?"))
+        .unwrap_or_default()
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

@@ -1,0 +1,106 @@
+//! Carries out the engine's store requests against the ticket store, and
+//! turns the results into the facts a dialplan can say. Used by the call
+//! glue and by `dialplan simulate` alike.
+
+use super::engine::{StoreReply, StoreRequest, TicketFacts};
+use crate::tickets::model::{Actor, Channel};
+use crate::tickets::store::{NewTicket, Store, StoreError, Ticket, TicketQuery};
+
+/// How many open tickets a caller lookup counts at most.
+const OPEN_TICKETS_LIMIT: i64 = 20;
+
+pub fn facts(ticket: &Ticket) -> TicketFacts {
+    TicketFacts {
+        number: ticket.number.to_string(),
+        status: ticket.status.code().to_string(),
+        ticket_type: ticket.ticket_type.code().to_string(),
+        category: ticket.category.clone(),
+        created_at: ticket.created_at,
+        repair_due: ticket.due.repair,
+    }
+}
+
+/// Runs one request. Failures become `StoreReply::Failed` with the reason,
+/// which the dialplan's `on_error` path handles.
+pub async fn execute(store: &Store, request: StoreRequest) -> StoreReply {
+    match run(store, request).await {
+        Ok(reply) => reply,
+        Err(e) => StoreReply::Failed(e.to_string()),
+    }
+}
+
+async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreError> {
+    match request {
+        StoreRequest::CreateTicket {
+            ticket_type,
+            category,
+            service_number,
+            description,
+            contact_phone,
+        } => {
+            let mut new = NewTicket::new(
+                ticket_type,
+                category,
+                &contact_phone,
+                description,
+                Channel::Voice,
+                Actor::customer(&contact_phone),
+            );
+            new.service_number = service_number;
+            let ticket = store.create_ticket(new).await?;
+            let open = open_count(store, &contact_phone).await?;
+            Ok(StoreReply::Ticket {
+                ticket: facts(&ticket),
+                open_count: open,
+            })
+        }
+        StoreRequest::LookupNumber(number) => match store.ticket(&number).await {
+            Ok(Some(ticket)) => {
+                let open = open_count(store, &ticket.contact_phone).await?;
+                Ok(StoreReply::Ticket {
+                    ticket: facts(&ticket),
+                    open_count: open,
+                })
+            }
+            Ok(None) | Err(StoreError::InvalidNumber(_)) => Ok(StoreReply::NotFound),
+            Err(e) => Err(e),
+        },
+        StoreRequest::LookupCaller(phone) => {
+            let open = open_tickets(store, &phone).await?;
+            Ok(match open.first() {
+                Some(latest) => StoreReply::Ticket {
+                    ticket: facts(latest),
+                    open_count: open.len(),
+                },
+                None => StoreReply::NotFound,
+            })
+        }
+        StoreRequest::AddNote { number, text } => {
+            let event = store.add_note(&number, Actor::system("ivr"), text).await?;
+            let ticket = store
+                .ticket(&number)
+                .await?
+                .filter(|t| t.id == event.ticket_id)
+                .ok_or(StoreError::TicketNotFound(number))?;
+            Ok(StoreReply::Ticket {
+                ticket: facts(&ticket),
+                open_count: 0,
+            })
+        }
+    }
+}
+
+async fn open_tickets(store: &Store, phone: &str) -> Result<Vec<Ticket>, StoreError> {
+    store
+        .list_tickets(&TicketQuery {
+            contact_phone: Some(phone.to_string()),
+            open_only: true,
+            limit: Some(OPEN_TICKETS_LIMIT),
+            ..TicketQuery::default()
+        })
+        .await
+}
+
+async fn open_count(store: &Store, phone: &str) -> Result<usize, StoreError> {
+    Ok(open_tickets(store, phone).await?.len())
+}
