@@ -9,7 +9,6 @@
 
 use crate::call::{CallEvent, CallSettings, Calls};
 use crate::config::Config;
-use crate::ivr::dialplan::{DialplanError, Problem};
 use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
@@ -72,7 +71,7 @@ impl Server {
         let workers = MediaWorkers::start(config.media.workers, media_tx)
             .context("cannot start media workers")?;
         let (events, _) = broadcast::channel(1024);
-        let dialplans = Arc::new(load_dialplans(&config)?);
+        let dialplans = Arc::new(load_dialplans(&config, &prompts)?);
         if dialplans.is_empty() {
             tracing::info!(dir = %config.ivr.dialplans_dir.display(), "no dialplans: every call hears the greeting");
         } else {
@@ -160,30 +159,15 @@ impl Server {
     }
 }
 
-/// Loads every dialplan in the configured directory (none if it does not
-/// exist); refuses to start with any problem, naming every one.
-fn load_dialplans(config: &Config) -> anyhow::Result<Dialplans> {
+/// Loads and checks every dialplan in the configured directory (none if
+/// it does not exist); refuses to start with any problem, naming every one.
+fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Dialplans> {
     let dir = &config.ivr.dialplans_dir;
-    let Ok(listing) = std::fs::read_dir(dir) else {
+    if !dir.is_dir() {
         return Ok(Dialplans::default());
-    };
-    let mut files: Vec<_> = listing
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    let mut plans = Vec::new();
-    let mut problems: Vec<Problem> = Vec::new();
-    for file in files {
-        match crate::ivr::dialplan::Dialplan::load(&file) {
-            Ok(plan) => plans.push(plan),
-            Err(e) => problems.extend(e.problems),
-        }
     }
-    if !problems.is_empty() {
-        anyhow::bail!("bad dialplans:\n{}", DialplanError { problems });
-    }
+    let plans = crate::ivr::check::load_dir(dir, &|name| prompts.get(name).is_some())
+        .map_err(|e| anyhow::anyhow!("bad dialplans:\n{e}"))?;
     Ok(Dialplans::new(plans))
 }
 

@@ -223,3 +223,19 @@ async fn a_number_without_a_dialplan_gets_404() {
     assert_eq!(response.status(), Some(404));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refuses_to_start_with_a_bad_dialplan_and_names_every_problem() {
+    let plans = tempfile::tempdir().unwrap();
+    let bad = PLAN
+        .replace("next = \"read_back\"", "next = \"read_bak\"")
+        .replace("say = [\"welcome\"]\nkeys", "say = [\"welcom\"]\nkeys");
+    std::fs::write(plans.path().join("e2e.toml"), bad).unwrap();
+    let Err(error) = hotline::server::Server::start(ivr_config(plans.path())).await else {
+        panic!("a bad dialplan was accepted");
+    };
+    let message = format!("{error:#}");
+    assert!(message.contains("e2e.toml line"), "{message}");
+    assert!(message.contains("\"read_bak\""), "{message}");
+    assert!(message.contains("\"welcom\""), "{message}");
+}
