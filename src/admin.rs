@@ -1,5 +1,5 @@
-//! Command-line administration of the store: `migrate`, `ticket …` and
-//! `customers import`. Each command opens the configured database, does one
+//! Command-line administration: `migrate`, `ticket …`, `customers import`
+//! and `dialplan check|simulate`. Each command opens the configured database, does one
 //! thing and prints a plain-text answer; the text is built here (and tested)
 //! so that `main` stays a thin parser.
 
@@ -232,4 +232,89 @@ pub async fn transition(
         .await?;
     let events = store.events(ticket.id).await?;
     Ok(describe(&ticket, &events))
+}
+
+fn prompt_library(config: &Config) -> anyhow::Result<crate::media::prompt::PromptLibrary> {
+    crate::media::prompt::PromptLibrary::load_dir(&config.prompts.dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("bad prompts:\n  - {}", list.join("\n  - "))
+    })
+}
+
+/// `dialplan check`: every problem, or a summary of what is good.
+pub fn check_dialplans(config: &Config, dir: &std::path::Path) -> anyhow::Result<String> {
+    let prompts = prompt_library(config)?;
+    let plans = crate::ivr::check::load_dir(dir, &|name| prompts.get(name).is_some())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = String::new();
+    for plan in &plans {
+        let numbers: Vec<&str> = plan.entries.keys().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "{}: \"{}\", {} nodes, answers {}: ok",
+            plan.file,
+            plan.name,
+            plan.nodes.len(),
+            numbers.join(", ")
+        );
+    }
+    if plans.is_empty() {
+        let _ = writeln!(out, "no dialplans in {}", dir.display());
+    }
+    Ok(out)
+}
+
+/// `dialplan simulate`: the transcript of one simulated call, against a
+/// scratch SQLite store that is removed afterwards.
+pub async fn simulate_dialplan(
+    config: Config,
+    file: std::path::PathBuf,
+    keys: String,
+    dialled: Option<String>,
+    caller: String,
+) -> anyhow::Result<String> {
+    let prompts = prompt_library(&config)?;
+    let plan = crate::ivr::dialplan::Dialplan::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let problems = crate::ivr::check::check(std::slice::from_ref(&plan), &|name| {
+        prompts.get(name).is_some()
+    });
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}", list.join("\n"));
+    }
+    let dialled = dialled
+        .or_else(|| plan.entries.keys().next().cloned())
+        .unwrap_or_default();
+    let entry = plan
+        .entries
+        .get(&dialled)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{} does not answer {dialled}", file.display()))?;
+    let sla = Arc::new(config.tickets.sla_policy()?);
+    let scratch = std::env::temp_dir().join(format!("hotline-simulate-{}.db", std::process::id()));
+    let store = Store::open(
+        &format!("sqlite://{}", scratch.display()),
+        StoreOptions::new(sla.clone()),
+    )
+    .await?;
+    store.migrate().await?;
+    let script = crate::ivr::simulate::Script {
+        caller,
+        dialled,
+        keys: keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        now: Utc::now(),
+    };
+    let calendar = Arc::new(sla.calendar().clone());
+    let lines =
+        crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar).await;
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+    }
+    Ok(lines.join("\n") + "\n")
 }

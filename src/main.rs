@@ -49,6 +49,34 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Check or simulate dialplans.
+    Dialplan {
+        #[command(subcommand)]
+        command: DialplanCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DialplanCommand {
+    /// Check every dialplan in the directory (default: ivr.dialplans_dir)
+    /// against each other and the prompts; prints every problem.
+    Check { dir: Option<PathBuf> },
+    /// Run a dialplan without SIP, against a scratch ticket store, and print
+    /// what the caller hears, in order, and the outcome.
+    ///
+    /// Example: hotline dialplan simulate dialplans/10000.toml --keys "9,13800138000#,1"
+    Simulate {
+        file: PathBuf,
+        /// Key groups, comma-separated; each is pressed when the plan next
+        /// waits for the caller. With none left, the caller stays silent.
+        #[arg(long, default_value = "")]
+        keys: String,
+        /// The dialled number (default: the plan's first entry).
+        #[arg(long)]
+        dialled: Option<String>,
+        #[arg(long, default_value = "13800138000")]
+        caller: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +190,23 @@ fn main() -> ExitCode {
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => run_admin(import_customers(config, file)),
+        Command::Dialplan {
+            command: DialplanCommand::Check { dir },
+        } => run_admin(async move {
+            let dir = dir.unwrap_or_else(|| config.ivr.dialplans_dir.clone());
+            admin::check_dialplans(&config, &dir)
+        }),
+        Command::Dialplan {
+            command:
+                DialplanCommand::Simulate {
+                    file,
+                    keys,
+                    dialled,
+                    caller,
+                },
+        } => run_admin(admin::simulate_dialplan(
+            config, file, keys, dialled, caller,
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

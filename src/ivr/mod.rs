@@ -5,5 +5,6 @@ pub mod dialplan;
 pub mod engine;
 pub mod runner;
 pub mod say;
+pub mod simulate;
 pub mod speech;
 pub mod store_bridge;
