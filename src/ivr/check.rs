@@ -846,3 +846,643 @@ fn levenshtein(a: &str, b: &str) -> usize {
     }
     previous[b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r##"
+[dialplan]
+name = "good"
+entries = { "10000" = "hours" }
+languages = ["zh", "en"]
+
+[nodes.hours]
+kind = "branch"
+cases = [
+    { business_hours = true, goto = "welcome" },
+    { day = "holiday", goto = "closed" },
+    { time = "22:00-06:00", goto = "closed" },
+    { variable = "language", equals = "en", goto = "welcome" },
+]
+else = "closed"
+
+[nodes.welcome]
+kind = "play"
+say = ["welcome", { silence_ms = 300 }]
+barge_in = true
+next = "main"
+
+[nodes.main]
+kind = "menu"
+say = ["main_menu"]
+keys = { "1" = "ask_number", "0" = "goodbye", "#" = "main" }
+on_failure = "goodbye"
+
+[nodes.ask_number]
+kind = "collect"
+say = ["enter_number"]
+variable = "ticket_no"
+min_digits = 10
+max_digits = 10
+terminator = "#"
+validate = "ticket_number"
+confirm = { before = ["you_entered"], after = ["confirm_or_retry"] }
+next = "lookup"
+on_failure = "goodbye"
+
+[nodes.lookup]
+kind = "ticket_lookup"
+by = "number"
+number = "${ticket_no}"
+found = "status"
+not_found = "main"
+on_error = "goodbye"
+
+[nodes.status]
+kind = "play"
+say = ["your_ticket", { digits = "${ticket.number}" }, "status/${ticket.status}"]
+next = "goodbye"
+
+[nodes.closed]
+kind = "hangup"
+say = ["closed"]
+
+[nodes.goodbye]
+kind = "hangup"
+say = ["goodbye"]
+"##;
+
+    /// Every prompt GOOD needs, in both languages.
+    fn all_prompts() -> BTreeSet<String> {
+        let mut all = BTreeSet::new();
+        for lang in [Language::Zh, Language::En] {
+            all.extend(required_prompts(lang));
+            let named = [
+                "welcome",
+                "main_menu",
+                "enter_number",
+                "you_entered",
+                "confirm_or_retry",
+                "your_ticket",
+                "closed",
+                "goodbye",
+            ];
+            let statuses = Status::ALL.iter().map(|s| format!("status/{}", s.code()));
+            for name in named.into_iter().map(String::from).chain(statuses) {
+                all.insert(format!("{}/{name}", lang.code()));
+            }
+        }
+        all
+    }
+
+    fn parse(text: &str, file: &str) -> Dialplan {
+        Dialplan::parse(text, file).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The problems' messages for one plan, with every prompt available.
+    fn messages(text: &str) -> Vec<String> {
+        check(&[parse(text, "t.toml")], &|_| true)
+            .into_iter()
+            .map(|p| p.message)
+            .collect()
+    }
+
+    /// GOOD with one piece of text replaced (which must be there).
+    fn good_with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    }
+
+    /// A plan of the given nodes, starting at "start".
+    fn plan(nodes: &str) -> String {
+        format!("[dialplan]\nname = \"t\"\nentries = {{ \"10000\" = \"start\" }}\n{nodes}")
+    }
+
+    #[test]
+    fn a_good_plan_has_no_problems() {
+        let prompts = all_prompts();
+        let problems = check(&[parse(GOOD, "good.toml")], &|p| prompts.contains(p));
+        assert_eq!(problems, []);
+    }
+
+    #[test]
+    fn a_missing_target_is_reported_with_a_suggestion() {
+        let text = good_with("on_failure = \"goodbye\"", "on_failure = \"goodbey\"");
+        let problems = check(&[parse(&text, "t.toml")], &|_| true);
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "t.toml line 24: node \"main\" goes to \"goodbey\", which does not exist; \
+              did you mean \"goodbye\"?"
+            ]
+        );
+        // Nothing close enough: no suggestion.
+        let text = good_with("next = \"main\"", "next = \"menu_root\"");
+        assert_eq!(
+            messages(&text)[0],
+            "node \"welcome\" goes to \"menu_root\", which does not exist"
+        );
+    }
+
+    #[test]
+    fn a_missing_entry_node_is_reported_without_a_line() {
+        let text = good_with("\"10000\" = \"hours\"", "\"10000\" = \"hour\"");
+        let problems = check(&[parse(&text, "t.toml")], &|_| true);
+        assert_eq!(
+            problems,
+            [Problem {
+                file: "t.toml".into(),
+                line: None,
+                message: "entry \"10000\" goes to \"hour\", which does not exist; \
+                          did you mean \"hours\"?"
+                    .into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn unreachable_nodes_are_reported() {
+        let text = format!("{GOOD}\n[nodes.orphan]\nkind = \"goto\"\nnext = \"main\"\n");
+        assert_eq!(
+            messages(&text),
+            ["node \"orphan\" is never reached from any entry"]
+        );
+    }
+
+    #[test]
+    fn missing_prompts_are_reported_per_language() {
+        let mut prompts = all_prompts();
+        prompts.remove("en/main_menu");
+        prompts.remove("zh/status/closed");
+        prompts.remove("en/digits/star");
+        prompts.remove("en/digits/pound");
+        let problems = check(&[parse(GOOD, "t.toml")], &|p| prompts.contains(p));
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "node \"main\": prompt \"main_menu\" is missing in en (prompts/en/main_menu.wav)",
+                "node \"status\": reading digits in en needs prompts missing from \
+                 prompts/en/: digits/pound, digits/star",
+                "node \"status\": prompt \"status/closed\" (for \"status/${ticket.status}\") \
+                 is missing in zh (prompts/zh/status/closed.wav)",
+            ]
+        );
+    }
+
+    #[test]
+    fn say_prompts_are_listed_once_and_cut_short() {
+        let text = good_with(
+            "{ digits = \"${ticket.number}\" }",
+            "{ number = \"${tickets.open_count}\" }, { money = \"${tickets.open_count}\" }",
+        );
+        let prompts = all_prompts();
+        let problems = check(&[parse(&text, "t.toml")], &|p| {
+            prompts.contains(p) && !p.starts_with("en/numbers/") && p != "en/money/fen"
+        });
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "node \"status\": reading numbers in en needs prompts missing from \
+                 prompts/en/: numbers/0, numbers/1, numbers/10, numbers/11, numbers/12, \
+                 numbers/13, numbers/14, numbers/15, numbers/16, numbers/17, and 22 more",
+                "node \"status\": reading money in en needs prompts missing from \
+                 prompts/en/: money/fen",
+            ]
+        );
+    }
+
+    #[test]
+    fn templated_prompts_other_than_status_are_not_checked() {
+        let text = good_with("\"status/${ticket.status}\"", "\"type/${ticket.type}\"");
+        let prompts = all_prompts();
+        let problems = check(&[parse(&text, "t.toml")], &|p| prompts.contains(p));
+        assert_eq!(problems, []);
+    }
+
+    #[test]
+    fn menu_keys_must_be_single_keys() {
+        let text = good_with("\"#\" = \"main\"", "\"10\" = \"main\", \"a\" = \"main\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"main\": menu key \"10\" is not a key; use one of 0-9, * or #",
+                "node \"main\": menu key \"a\" is not a key; use one of 0-9, * or #",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_menu_without_keys_is_reported() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "menu"
+say = ["main_menu"]
+keys = {}
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##,
+        );
+        assert_eq!(messages(&text), ["node \"start\": menu has no keys"]);
+    }
+
+    #[test]
+    fn loops_that_never_wait_are_reported() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "goto"
+next = "b"
+
+[nodes.b]
+kind = "goto"
+next = "start"
+"##,
+        );
+        assert_eq!(
+            messages(&text),
+            ["nodes \"start\" → \"b\" → \"start\" loop without ever waiting for the caller"]
+        );
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "play"
+say = ["welcome"]
+barge_in = true
+next = "again"
+
+[nodes.again]
+kind = "play"
+say = ["welcome"]
+next = "more"
+
+[nodes.more]
+kind = "play"
+say = ["welcome"]
+next = "again"
+"##,
+        );
+        assert_eq!(
+            messages(&text),
+            ["nodes \"again\" → \"more\" → \"again\" loop without ever waiting for the caller"]
+        );
+        let text = plan("[nodes.start]\nkind = \"goto\"\nnext = \"start\"\n");
+        assert_eq!(
+            messages(&text),
+            ["node \"start\" goes to itself without ever waiting for the caller"]
+        );
+    }
+
+    #[test]
+    fn collects_that_cannot_be_satisfied_are_reported() {
+        let cases = [
+            (
+                "min_digits = 10",
+                "min_digits = 0",
+                vec!["min_digits is 0; a collect needs at least 1 digit"],
+            ),
+            (
+                "min_digits = 10",
+                "min_digits = 11",
+                vec![
+                    "min_digits 11 is more than max_digits 10",
+                    "validate = \"ticket_number\" needs 10 digits, but min_digits 11 and \
+                     max_digits 10 exclude them",
+                ],
+            ),
+            (
+                "max_digits = 10",
+                "max_digits = 65",
+                vec!["max_digits 65 is more than 64"],
+            ),
+            (
+                "max_digits = 10",
+                "max_digits = 12\nmin_digits = 11",
+                vec![],
+            ),
+            (
+                "terminator = \"#\"",
+                "terminator = \"1\"",
+                vec![
+                    "terminator \"1\" is a digit, so it could never be entered as part of \
+                     the input; use \"#\" or \"*\"",
+                ],
+            ),
+            (
+                "terminator = \"#\"",
+                "terminator = \"##\"",
+                vec!["terminator \"##\" is not \"#\" or \"*\""],
+            ),
+            (
+                "terminator = \"#\"",
+                "prefixes = [\"12345678901\", \"1a\", \"9\"]",
+                vec![
+                    "prefix \"12345678901\" is longer than max_digits 10",
+                    "prefix \"1a\" must be one or more digits",
+                ],
+            ),
+            (
+                "after = [\"confirm_or_retry\"] }",
+                "after = [\"confirm_or_retry\"], yes = \"2\" }",
+                vec!["confirm.yes and confirm.no are both \"2\""],
+            ),
+            (
+                "after = [\"confirm_or_retry\"] }",
+                "after = [\"confirm_or_retry\"], no = \"22\" }",
+                vec!["confirm.no \"22\" is not a key; use one of 0-9, * or #"],
+            ),
+            (
+                "terminator = \"#\"",
+                "first_digit_timeout_secs = 0\ninter_digit_timeout_secs = 0\nretries = 11",
+                vec![
+                    "first_digit_timeout_secs is 0; the caller needs at least 1 second",
+                    "inter_digit_timeout_secs is 0; the caller needs at least 1 second",
+                    "retries is 11, more than 10",
+                ],
+            ),
+        ];
+        for (from, to, expected) in cases {
+            // The mistakes are all in ask_number: the first min_digits of GOOD.
+            let text = good_with(from, to);
+            let text = text.replace(
+                "min_digits = 10\nmax_digits = 12\nmin_digits = 11",
+                "max_digits = 12\nmin_digits = 11",
+            );
+            let expected: Vec<String> = expected
+                .iter()
+                .map(|m| format!("node \"ask_number\": {m}"))
+                .collect();
+            assert_eq!(messages(&text), expected, "{to}");
+        }
+    }
+
+    #[test]
+    fn menu_timeouts_and_retries_are_checked() {
+        let text = good_with(
+            "on_failure = \"goodbye\"",
+            "on_failure = \"goodbye\"\ntimeout_secs = 0\nretries = 99",
+        );
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"main\": timeout_secs is 0; the caller needs at least 1 second",
+                "node \"main\": retries is 99, more than 10",
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_must_be_well_named_and_known() {
+        let text = good_with("variable = \"ticket_no\"", "variable = \"Ticket-No\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"ask_number\": variable \"Ticket-No\" must be lowercase letters, \
+                 digits and _ only",
+                "node \"lookup\": number uses ${ticket_no}, which is not a built-in \
+                 variable nor set by any collect or set node",
+            ]
+        );
+        let text = good_with("\"${ticket_no}\"", "\"${tiket_no}\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"lookup\": number uses ${tiket_no}, which is not a built-in variable \
+              nor set by any collect or set node; did you mean \"ticket_no\"?"
+            ]
+        );
+        let text = good_with(
+            "{ digits = \"${ticket.number}\" }",
+            "{ digits = \"${ticket.nmber\" }",
+        );
+        assert_eq!(
+            messages(&text),
+            ["node \"status\": say has an unterminated \"${\" in \"${ticket.nmber\""]
+        );
+        let text = good_with("\"status/${ticket.status}\"", "\"status/${ticket.state}\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"status\": prompt uses ${ticket.state}, which is not a built-in \
+              variable nor set by any collect or set node; did you mean \"ticket.status\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_set_by_set_nodes_are_known() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "set"
+variable = "greeting"
+value = "hello ${customer.name}"
+next = "note"
+
+[nodes.note]
+kind = "ticket_note"
+text = "${greeting} from ${caller}, ${custmer.level}"
+next = "bye"
+on_error = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##,
+        );
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"note\": text uses ${custmer.level}, which is not a built-in variable \
+              nor set by any collect or set node; did you mean \"customer.level\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn branch_cases_are_checked() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "branch"
+cases = [
+    { goto = "bye" },
+    { day = "working", time = "09:00-18:00", goto = "bye" },
+    { day = "weekday", goto = "bye" },
+    { time = "9am-6pm", goto = "bye" },
+    { time = "09:00-09:00", goto = "bye" },
+    { equals = "1", goto = "bye" },
+    { caller_known = true, is_set = true, goto = "bye" },
+    { variable = "caller", goto = "bye" },
+    { variable = "caler", is_set = true, goto = "bye" },
+    { level = [], goto = "bye" },
+]
+else = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##,
+        );
+        let expected = [
+            "case 9 tests variable \"caler\", which is not built in nor set by any collect \
+             or set node; did you mean \"caller\"?",
+            "case 1: has no condition; set one of caller_known, level, business_hours, day, \
+             time or variable",
+            "case 2: sets day, time; a case has exactly one condition (use another branch \
+             for more)",
+            "case 3: day \"weekday\" is not \"working\", \"weekend\" or \"holiday\"",
+            "case 4: time \"9am-6pm\" is not HH:MM-HH:MM",
+            "case 5: time \"09:00-09:00\" is an empty range, so it never holds",
+            "case 6: has no condition; set one of caller_known, level, business_hours, day, \
+             time or variable",
+            "case 6: equals is only for a variable",
+            "case 7: is_set is only for a variable",
+            "case 8: variable \"caller\" needs equals or is_set",
+            "case 10: level lists no levels, so it never holds",
+        ];
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|m| format!("node \"start\": {m}"))
+            .collect();
+        assert_eq!(messages(&text), expected);
+    }
+
+    #[test]
+    fn entries_are_checked_across_plans() {
+        let a = parse(GOOD, "a.toml");
+        let b = parse(&good_with("name = \"good\"", "name = \"copy\""), "b.toml");
+        let problems = check(&[a, b], &|_| true);
+        assert_eq!(
+            problems,
+            [Problem {
+                file: "b.toml".into(),
+                line: None,
+                message: "entry \"10000\" is in both a.toml and b.toml".into(),
+            }]
+        );
+        let text = good_with("entries = { \"10000\" = \"hours\" }", "entries = {}");
+        assert_eq!(
+            messages(&text),
+            [
+                "[dialplan] has no entries, so no call ever starts here; add one such as \
+              entries = { \"10000\" = \"welcome\" }"
+            ]
+        );
+    }
+
+    #[test]
+    fn ticket_lookups_need_a_number_only_by_number() {
+        let text = good_with("number = \"${ticket_no}\"\n", "");
+        assert_eq!(
+            messages(&text),
+            ["node \"lookup\": by = \"number\" needs a number (e.g. \"${ticket_no}\")"]
+        );
+        let text = good_with("by = \"number\"", "by = \"caller\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"lookup\": by = \"caller\" takes no number: it finds the caller's own \
+              tickets"
+            ]
+        );
+    }
+
+    #[test]
+    fn switching_to_an_unlisted_language_is_reported() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "set_language"
+language = "en"
+next = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##,
+        );
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"start\": switches to en, which is not in the plan's languages, so its \
+              prompts are not checked"
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_are_sorted_by_file_and_line() {
+        let text = good_with("on_failure = \"goodbye\"", "on_failure = \"nowhere\"")
+            .replace("next = \"main\"", "next = \"elsewhere\"");
+        let problems = check(&[parse(&text, "t.toml")], &|_| true);
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [Some(22), Some(24)]);
+    }
+
+    #[test]
+    fn load_dir_checks_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10000.toml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a plan").unwrap();
+        let prompts = all_prompts();
+        let exists = |p: &str| prompts.contains(p);
+        let plans = load_dir(dir.path(), &exists).unwrap();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].name, "good");
+
+        let bad = good_with("\"10000\" = \"hours\"", "\"10001\" = \"hours\"")
+            .replace("next = \"main\"", "next = \"mian\"");
+        std::fs::write(dir.path().join("10001.toml"), bad).unwrap();
+        std::fs::write(dir.path().join("broken.toml"), "[dialplan\n").unwrap();
+        let error = load_dir(dir.path(), &exists).unwrap_err();
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        let lines: Vec<String> = error.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            format!(
+                "{} line 22: node \"welcome\" goes to \"mian\", which does not exist; \
+                 did you mean \"main\"?",
+                file("10001.toml")
+            )
+        );
+        assert!(
+            lines[1].starts_with(&format!("{} line 1: ", file("broken.toml"))),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn load_dir_reports_a_missing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let error = load_dir(&missing, &|_| true).unwrap_err();
+        assert_eq!(error.problems.len(), 1);
+        assert_eq!(error.problems[0].file, missing.display().to_string());
+        assert!(error.problems[0]
+            .message
+            .starts_with("cannot read the dialplan directory: "));
+    }
+
+    #[test]
+    fn suggestions_use_edit_distance() {
+        assert_eq!(levenshtein("confrim", "confirm"), 2);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        let names = ["confirm", "conform", "main"];
+        assert_eq!(
+            did_you_mean("confrim", names.into_iter()),
+            "; did you mean \"confirm\"?"
+        );
+        assert_eq!(
+            did_you_mean("mian", names.into_iter()),
+            "; did you mean \"main\"?"
+        );
+        assert_eq!(did_you_mean("xyz", names.into_iter()), "");
+    }
+}
