@@ -974,7 +974,7 @@ say = ["goodbye"]
         assert_eq!(
             lines,
             [
-                "t.toml line 24: node \"main\" goes to \"goodbey\", which does not exist; \
+                "t.toml line 23: node \"main\" goes to \"goodbey\", which does not exist; \
               did you mean \"goodbye\"?"
             ]
         );
@@ -1048,7 +1048,7 @@ say = ["goodbye"]
             [
                 "node \"status\": reading numbers in en needs prompts missing from \
                  prompts/en/: numbers/0, numbers/1, numbers/10, numbers/11, numbers/12, \
-                 numbers/13, numbers/14, numbers/15, numbers/16, numbers/17, and 22 more",
+                 numbers/13, numbers/14, numbers/15, numbers/16, numbers/17, and 23 more",
                 "node \"status\": reading money in en needs prompts missing from \
                  prompts/en/: money/fen",
             ]
@@ -1162,11 +1162,6 @@ next = "again"
                 vec!["max_digits 65 is more than 64"],
             ),
             (
-                "max_digits = 10",
-                "max_digits = 12\nmin_digits = 11",
-                vec![],
-            ),
-            (
                 "terminator = \"#\"",
                 "terminator = \"1\"",
                 vec![
@@ -1208,12 +1203,8 @@ next = "again"
             ),
         ];
         for (from, to, expected) in cases {
-            // The mistakes are all in ask_number: the first min_digits of GOOD.
+            // Every mistake is in ask_number, the only collect of GOOD.
             let text = good_with(from, to);
-            let text = text.replace(
-                "min_digits = 10\nmax_digits = 12\nmin_digits = 11",
-                "max_digits = 12\nmin_digits = 11",
-            );
             let expected: Vec<String> = expected
                 .iter()
                 .map(|m| format!("node \"ask_number\": {m}"))
@@ -1416,11 +1407,12 @@ kind = "hangup"
 
     #[test]
     fn problems_are_sorted_by_file_and_line() {
+        // Found in node order (lookup before main), reported in line order.
         let text = good_with("on_failure = \"goodbye\"", "on_failure = \"nowhere\"")
-            .replace("next = \"main\"", "next = \"elsewhere\"");
+            .replace("not_found = \"main\"", "not_found = \"elsewhere\"");
         let problems = check(&[parse(&text, "t.toml")], &|_| true);
         let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
-        assert_eq!(lines, [Some(22), Some(24)]);
+        assert_eq!(lines, [Some(23), Some(41)]);
     }
 
     #[test]
@@ -1434,8 +1426,11 @@ kind = "hangup"
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].name, "good");
 
-        let bad = good_with("\"10000\" = \"hours\"", "\"10001\" = \"hours\"")
-            .replace("next = \"main\"", "next = \"mian\"");
+        let bad = good_with("\"10000\" = \"hours\"", "\"10001\" = \"hours\"").replacen(
+            "on_failure = \"goodbye\"",
+            "on_failure = \"goodbey\"",
+            1,
+        );
         std::fs::write(dir.path().join("10001.toml"), bad).unwrap();
         std::fs::write(dir.path().join("broken.toml"), "[dialplan\n").unwrap();
         let error = load_dir(dir.path(), &exists).unwrap_err();
@@ -1445,8 +1440,8 @@ kind = "hangup"
         assert_eq!(
             lines[0],
             format!(
-                "{} line 22: node \"welcome\" goes to \"mian\", which does not exist; \
-                 did you mean \"main\"?",
+                "{} line 23: node \"main\" goes to \"goodbey\", which does not exist; \
+                 did you mean \"goodbye\"?",
                 file("10001.toml")
             )
         );
