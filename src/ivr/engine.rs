@@ -290,30 +290,29 @@ impl Engine {
 
     /// Plays `items`, then does `after`. An empty list goes on at once.
     fn play(&mut self, items: &[Speech], barge_in: bool, after: After) {
-        match speech::utterances(
+        let spoken = speech::utterances(
             items,
             self.language,
             &self.variables,
             self.calendar.timezone(),
-        ) {
-            Ok(utterances) if !utterances.is_empty() => {
-                if barge_in && !self.typeahead.is_empty() && after != After::Hangup {
-                    // The caller already answered: skip the prompt.
-                    self.after_playback(after);
-                    return;
-                }
-                self.stage = Stage::Playing { after, barge_in };
-                self.outputs.push_back(Output::Play {
-                    items: utterances,
-                    barge_in,
-                });
-            }
-            Ok(_) => self.after_playback(after),
-            Err(e) => {
-                self.record(format!("cannot speak: {e}"));
-                self.after_playback(after);
-            }
+        );
+        for skipped in &spoken.skipped {
+            self.record(format!("cannot speak: {skipped}"));
         }
+        if spoken.utterances.is_empty() {
+            self.after_playback(after);
+            return;
+        }
+        if barge_in && !self.typeahead.is_empty() && after != After::Hangup {
+            // The caller already answered: skip the prompt.
+            self.after_playback(after);
+            return;
+        }
+        self.stage = Stage::Playing { after, barge_in };
+        self.outputs.push_back(Output::Play {
+            items: spoken.utterances,
+            barge_in,
+        });
     }
 
     fn after_playback(&mut self, after: After) {
@@ -805,12 +804,18 @@ impl Engine {
             self.retry_collect(&collect, false);
         } else {
             self.record(format!("invalid key {key}"));
-            let value = self
-                .variables
-                .get(&collect.variable)
-                .cloned()
-                .unwrap_or_default();
-            self.prompt_confirm(confirm, &value);
+            self.attempts += 1;
+            if self.attempts > collect.retries {
+                self.record("retries exhausted");
+                self.enter(collect.on_failure.clone());
+            } else {
+                let value = self
+                    .variables
+                    .get(&collect.variable)
+                    .cloned()
+                    .unwrap_or_default();
+                self.prompt_confirm(confirm, &value);
+            }
         }
         true
     }

@@ -480,3 +480,18 @@ next = "a"
         }]
     );
 }
+
+#[test]
+fn wrong_keys_at_the_confirmation_use_up_the_retries() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    done(&mut engine);
+    key(&mut engine, "123456#");
+    outputs(&mut engine);
+    key(&mut engine, "7");
+    assert_eq!(prompt_names(&outputs(&mut engine))[0], "zh/you_entered");
+    // One retry allowed: the second wrong key ends the attempts.
+    key(&mut engine, "7");
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
+}

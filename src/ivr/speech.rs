@@ -54,31 +54,38 @@ pub fn render(template: &str, variables: &BTreeMap<String, String>) -> Result<St
     Ok(out)
 }
 
+/// What a `say` list comes to: the utterances, and the items that could
+/// not be spoken (skipped, so one unset value does not silence the rest).
+#[derive(Debug, Default)]
+pub struct Spoken {
+    pub utterances: Vec<Utterance>,
+    pub skipped: Vec<SpeechError>,
+}
+
 /// The utterances of a `say` list in `language`. Times are read in `zone`.
 pub fn utterances(
     items: &[Speech],
     language: Language,
     variables: &BTreeMap<String, String>,
     zone: Tz,
-) -> Result<Vec<Utterance>, SpeechError> {
-    let mut out = Vec::new();
+) -> Spoken {
+    let mut spoken = Spoken::default();
     for item in items {
-        match item {
-            Speech::Prompt(name) => out.push(Utterance::Prompt(format!(
-                "{}/{}",
-                language.code(),
-                render(name, variables)?
-            ))),
-            Speech::Say(SayItem::SilenceMs(ms)) => {
-                out.push(Utterance::Silence(Duration::from_millis(u64::from(*ms))))
-            }
-            Speech::Say(item) => {
-                let names = say_value(item, language, variables, zone)?;
-                out.extend(names.into_iter().map(Utterance::Prompt));
-            }
+        let said = match item {
+            Speech::Prompt(name) => render(name, variables)
+                .map(|name| vec![Utterance::Prompt(format!("{}/{name}", language.code()))]),
+            Speech::Say(SayItem::SilenceMs(ms)) => Ok(vec![Utterance::Silence(
+                Duration::from_millis(u64::from(*ms)),
+            )]),
+            Speech::Say(item) => say_value(item, language, variables, zone)
+                .map(|names| names.into_iter().map(Utterance::Prompt).collect()),
+        };
+        match said {
+            Ok(utterances) => spoken.utterances.extend(utterances),
+            Err(e) => spoken.skipped.push(e),
         }
     }
-    Ok(out)
+    spoken
 }
 
 fn say_value(
@@ -181,7 +188,9 @@ mod tests {
             Speech::Say(SayItem::SilenceMs(250)),
             Speech::Say(SayItem::Time("${due}".into())),
         ];
-        let said = utterances(&items, Language::Zh, &v, chrono_tz::Asia::Shanghai).unwrap();
+        let spoken = utterances(&items, Language::Zh, &v, chrono_tz::Asia::Shanghai);
+        assert!(spoken.skipped.is_empty());
+        let said = spoken.utterances;
         assert_eq!(said[0], Utterance::Prompt("zh/your_number".into()));
         assert_eq!(said[1], Utterance::Prompt("zh/digits/1".into()));
         assert_eq!(said[5], Utterance::Silence(Duration::from_millis(250)));
@@ -199,18 +208,33 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_value_names_itself() {
+    fn a_bad_value_is_skipped_and_named_and_the_rest_is_spoken() {
         let v = vars(&[("n", "abc")]);
-        let error = utterances(
-            &[Speech::Say(SayItem::Number("${n}".into()))],
+        let spoken = utterances(
+            &[
+                Speech::Prompt("before".into()),
+                Speech::Say(SayItem::Number("${n}".into())),
+                Speech::Say(SayItem::Date("${unset}".into())),
+                Speech::Prompt("after".into()),
+            ],
             Language::En,
             &v,
             chrono_tz::UTC,
-        )
-        .unwrap_err();
+        );
         assert_eq!(
-            error.to_string(),
-            "cannot say a number \"abc\": not a whole number"
+            spoken.utterances,
+            [
+                Utterance::Prompt("en/before".into()),
+                Utterance::Prompt("en/after".into())
+            ]
+        );
+        let reasons: Vec<String> = spoken.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            reasons,
+            [
+                "cannot say a number \"abc\": not a whole number",
+                "variable \"unset\" is not set"
+            ]
         );
     }
 }
