@@ -124,6 +124,14 @@ impl Calls {
             .min()
     }
 
+    /// Loaded and checked dialplans and prompts for new calls. Calls in
+    /// progress keep the dialplan they started with (their engine holds it).
+    pub fn reload(&mut self, dialplans: Arc<Dialplans>, prompts: Arc<PromptLibrary>) {
+        self.dialplans = dialplans;
+        self.ivr.replace_prompts(prompts.clone());
+        self.prompts = prompts;
+    }
+
     /// An answer from the IVR's background work (customer lookup, store).
     pub fn on_ivr_message(&mut self, endpoint: &mut Endpoint, message: IvrMessage, now: Instant) {
         let actions = self.ivr.on_message(message, now);

@@ -334,6 +334,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!("stop signal received");
             let _ = stopper.send(true);
         });
+        let reloader = server.reloader();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading dialplans and prompts");
+                if let Err(e) = reloader.reload().await {
+                    tracing::error!("reload refused, keeping what runs: {e:#}");
+                }
+            }
+        });
         server.wait().await;
         Ok(())
     })

@@ -36,6 +36,48 @@ pub struct Server {
     task: JoinHandle<()>,
     events: broadcast::Sender<CallEvent>,
     store: Store,
+    reloader: Reloader,
+}
+
+/// Reloads dialplans and prompts into a running gateway (for SIGHUP).
+#[derive(Clone)]
+pub struct Reloader {
+    config: Config,
+    reloads: mpsc::UnboundedSender<Reload>,
+}
+
+impl Reloader {
+    /// Loads and checks the dialplans and prompts again, and swaps them in
+    /// for new calls; calls in progress keep what they started with. With
+    /// any problem nothing changes and every problem is returned.
+    pub async fn reload(&self) -> anyhow::Result<String> {
+        let config = self.config.clone();
+        let (dialplans, prompts) = tokio::task::spawn_blocking(move || {
+            let prompts = load_prompts(&config)?;
+            let dialplans = load_dialplans(&config, &prompts)?;
+            anyhow::Ok((dialplans, prompts))
+        })
+        .await??;
+        let summary = format!(
+            "reloaded: {} prompts; dialplans answer {:?}",
+            prompts.len(),
+            dialplans.numbers().collect::<Vec<_>>()
+        );
+        self.reloads
+            .send(Reload {
+                dialplans: Arc::new(dialplans),
+                prompts: Arc::new(prompts),
+            })
+            .map_err(|_| anyhow::anyhow!("the gateway is stopping"))?;
+        tracing::info!("{summary}");
+        Ok(summary)
+    }
+}
+
+/// New dialplans and prompts, checked, for the server's task to swap in.
+struct Reload {
+    dialplans: Arc<Dialplans>,
+    prompts: Arc<PromptLibrary>,
 }
 
 impl Server {
@@ -115,7 +157,9 @@ impl Server {
             Duration::from_secs(config.tickets.breach_check_secs),
             stopped.clone(),
         ));
-        let core_task = tokio::spawn(core.run(inbox, media_events, ivr_messages, stopped));
+        let (reloads, reload_requests) = mpsc::unbounded_channel();
+        let core_task =
+            tokio::spawn(core.run(inbox, media_events, ivr_messages, reload_requests, stopped));
         let closing = store.clone();
         let task = tokio::spawn(async move {
             let _ = core_task.await;
@@ -129,6 +173,7 @@ impl Server {
             task,
             events,
             store,
+            reloader: Reloader { config, reloads },
         })
     }
 
@@ -146,6 +191,16 @@ impl Server {
     /// Waits until the server has stopped.
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+
+    /// See [`Reloader::reload`].
+    pub async fn reload(&self) -> anyhow::Result<String> {
+        self.reloader.reload().await
+    }
+
+    /// A handle that reloads dialplans and prompts (for signal handlers).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The ticket store the gateway uses.
@@ -209,6 +264,7 @@ impl Core {
         mut inbox: mpsc::Receiver<Inbound>,
         mut media: mpsc::UnboundedReceiver<CallMediaEvent>,
         mut ivr: mpsc::UnboundedReceiver<IvrMessage>,
+        mut reloads: mpsc::UnboundedReceiver<Reload>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut batch = Vec::with_capacity(BATCH);
@@ -240,6 +296,9 @@ impl Core {
                     for event in media_batch.drain(..received) {
                         self.calls.on_media_event(&mut self.endpoint, event, now);
                     }
+                }
+                Some(reload) = reloads.recv() => {
+                    self.calls.reload(reload.dialplans, reload.prompts);
                 }
                 Some(message) = ivr.recv() => {
                     self.calls.on_ivr_message(&mut self.endpoint, message, Instant::now());

@@ -239,3 +239,95 @@ async fn the_gateway_refuses_to_start_with_a_bad_dialplan_and_names_every_proble
     assert!(message.contains("\"read_bak\""), "{message}");
     assert!(message.contains("\"welcom\""), "{message}");
 }
+
+/// Dials 10000, keys `keys` over the prompts and returns the client, its
+/// dialog and the gateway's RTP address.
+async fn dial_and_key(
+    server: &hotline::server::Server,
+    keys: &str,
+) -> (Client, support::Dialog, SocketAddr) {
+    let mut client = Client::udp(server.udp_addrs[0]).await;
+    let offer = client.g711_offer();
+    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    client.ack(&mut dialog).await;
+    let gateway = gateway_rtp(&response.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut sequence, mut timestamp) = (100u16, 8_000u32);
+    client
+        .send_keys(gateway, keys, &mut sequence, &mut timestamp)
+        .await;
+    (client, dialog, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_new_calls_only_and_a_broken_plan_changes_nothing() {
+    let plans = tempfile::tempdir().unwrap();
+    let file = plans.path().join("e2e.toml");
+    std::fs::write(&file, PLAN).unwrap();
+    let server = start(ivr_config(plans.path())).await;
+
+    // A call in progress on version 1: in the main menu.
+    let mut old_call = Client::udp(server.udp_addrs[0]).await;
+    let offer = old_call.g711_offer();
+    let (response, mut old_dialog) = old_call.invite("10000", Some(offer)).await;
+    old_call.ack(&mut old_dialog).await;
+    let old_gateway = gateway_rtp(&response.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Version 2: key 9 now hangs up.
+    let v2 = PLAN.replace(
+        "keys = { \"9\" = \"service\" }",
+        "keys = { \"9\" = \"bye\" }",
+    );
+    assert_ne!(v2, PLAN);
+    std::fs::write(&file, &v2).unwrap();
+    let summary = server.reload().await.expect("version 2 loads");
+    assert!(summary.contains("10000"), "{summary}");
+
+    // The old call still runs version 1: 9 leads to fault reporting.
+    let (mut sequence, mut timestamp) = (100u16, 8_000u32);
+    old_call
+        .send_keys(old_gateway, "955512345#", &mut sequence, &mut timestamp)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    old_call
+        .send_keys(old_gateway, "1", &mut sequence, &mut timestamp)
+        .await;
+    listen_until_bye(&mut old_call, Duration::from_secs(30)).await;
+    let tickets = server
+        .store()
+        .list_tickets(&TicketQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        tickets.len(),
+        1,
+        "the call that started on version 1 kept it"
+    );
+
+    // A new call runs version 2: 9 hangs up at once, no ticket.
+    let (mut new_call, _, _) = dial_and_key(&server, "9").await;
+    assert!(new_call.answer_bye(Duration::from_secs(5)).await.is_some());
+
+    // A broken version 3 is refused with its problems; version 2 stays.
+    std::fs::write(
+        &file,
+        v2.replace("next = \"read_back\"", "next = \"nowhere\""),
+    )
+    .unwrap();
+    let error = server.reload().await.expect_err("a broken plan is refused");
+    assert!(format!("{error:#}").contains("\"nowhere\""), "{error:#}");
+    let (mut third_call, _, _) = dial_and_key(&server, "9").await;
+    assert!(third_call
+        .answer_bye(Duration::from_secs(5))
+        .await
+        .is_some());
+    let tickets = server
+        .store()
+        .list_tickets(&TicketQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(tickets.len(), 1);
+    server.shutdown().await;
+}

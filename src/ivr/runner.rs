@@ -151,6 +151,12 @@ impl IvrCalls {
         });
     }
 
+    /// New calls use these prompts from now on (calls in progress keep the
+    /// prompts they are playing).
+    pub fn replace_prompts(&mut self, prompts: Arc<PromptLibrary>) {
+        self.prompts = prompts;
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
