@@ -20,7 +20,7 @@ use super::dialog::{Dialog, DialogId};
 use super::headers::{CSeq, NameAddr, Uri, Via};
 use super::message::{Message, Method, ParseError};
 use super::transaction::{
-    ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TxStep, TxTimer,
+    ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TuNotice, TxStep, TxTimer,
 };
 use super::validate;
 use bytes::Bytes;
@@ -1199,6 +1199,11 @@ impl Endpoint {
             return;
         };
         let flow = tx.flow;
+        if let (Some(TuNotice::Timeout), TxKey::Client { method, .. }) = (step.notice, &tx.key) {
+            // Our request (a BYE, usually) was never answered: worth knowing
+            // when a peer drops signalling under load.
+            tracing::info!(%method, peer = %flow.remote, "request got no answer (timer F)");
+        }
         if let Some(bytes) = step.send {
             self.transmit(flow, bytes);
         }
