@@ -26,17 +26,38 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the database {}", config.database.url))
 }
 
+/// Parses a vocabulary code for the command line.
+pub fn parse_code<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| e.to_string())
+}
+
 /// Filters for `ticket list`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct ListFilter {
+    #[arg(long, value_parser = parse_code::<Status>)]
     pub status: Option<Status>,
+    /// Only tickets that still need work.
+    #[arg(long = "open")]
     pub open_only: bool,
+    /// Contact phone number.
+    #[arg(long)]
     pub phone: Option<String>,
+    #[arg(long, value_parser = parse_code::<CustomerLevel>)]
     pub level: Option<CustomerLevel>,
+    #[arg(long)]
     pub category: Option<String>,
+    #[arg(long, value_parser = parse_code::<Channel>)]
     pub channel: Option<Channel>,
+    /// Only tickets with a breached SLA clock.
+    #[arg(long)]
     pub breached: bool,
+    /// Text in the description.
+    #[arg(long)]
     pub text: Option<String>,
+    #[arg(long, default_value_t = 50)]
     pub limit: i64,
 }
 
@@ -189,16 +210,29 @@ fn time(at: DateTime<Utc>) -> String {
 }
 
 /// What `ticket create` needs.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct CreateArgs {
+    #[arg(long = "type", value_parser = parse_code::<TicketType>)]
     pub ticket_type: TicketType,
+    #[arg(long)]
     pub category: String,
+    /// Contact phone number (the customer is looked up by it).
+    #[arg(long)]
     pub phone: String,
+    #[arg(long)]
     pub description: String,
+    /// The line or circuit concerned.
+    #[arg(long)]
     pub service_number: Option<String>,
+    /// Overrides the customer's level (default: theirs, or local_c).
+    #[arg(long, value_parser = parse_code::<CustomerLevel>)]
     pub level: Option<CustomerLevel>,
+    #[arg(long, value_parser = parse_code::<Language>)]
     pub language: Option<Language>,
+    #[arg(long, default_value = "staff", value_parser = parse_code::<Channel>)]
     pub channel: Channel,
+    /// Staff login recorded as the creator.
+    #[arg(long, default_value = "cli")]
     pub by: String,
 }
 

@@ -8,7 +8,6 @@ use hotline::admin;
 use hotline::config::Config;
 use hotline::server::Server;
 use hotline::tickets::lifecycle::Action;
-use hotline::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,65 +83,19 @@ enum TicketCommand {
     /// List tickets, newest first.
     ///
     /// Example: hotline ticket list --open --level group
-    List {
-        #[arg(long, value_parser = parse_code::<Status>)]
-        status: Option<Status>,
-        /// Only tickets that still need work.
-        #[arg(long)]
-        open: bool,
-        /// Contact phone number.
-        #[arg(long)]
-        phone: Option<String>,
-        #[arg(long, value_parser = parse_code::<CustomerLevel>)]
-        level: Option<CustomerLevel>,
-        #[arg(long)]
-        category: Option<String>,
-        #[arg(long, value_parser = parse_code::<Channel>)]
-        channel: Option<Channel>,
-        /// Only tickets with a breached SLA clock.
-        #[arg(long)]
-        breached: bool,
-        /// Text in the description.
-        #[arg(long)]
-        text: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-    },
+    List(admin::ListFilter),
     /// Show a ticket with its deadlines and history.
     Show { number: String },
     /// Create a ticket.
     ///
     /// Example: hotline ticket create --type fault_report --category bandwidth
     /// --phone 13800138000 --description "专线中断"
-    Create {
-        #[arg(long = "type", value_parser = parse_code::<TicketType>)]
-        ticket_type: TicketType,
-        #[arg(long)]
-        category: String,
-        /// Contact phone number (the customer is looked up by it).
-        #[arg(long)]
-        phone: String,
-        #[arg(long)]
-        description: String,
-        /// The line or circuit concerned.
-        #[arg(long)]
-        service_number: Option<String>,
-        /// Overrides the customer's level (default: theirs, or local_c).
-        #[arg(long, value_parser = parse_code::<CustomerLevel>)]
-        level: Option<CustomerLevel>,
-        #[arg(long, value_parser = parse_code::<Language>)]
-        language: Option<Language>,
-        #[arg(long, default_value = "staff", value_parser = parse_code::<Channel>)]
-        channel: Channel,
-        /// Staff login recorded as the creator.
-        #[arg(long, default_value = "cli")]
-        by: String,
-    },
+    Create(admin::CreateArgs),
     /// Apply a lifecycle action: dispatch, accept, start, resolve, confirm,
     /// close, reopen or cancel.
     Transition {
         number: String,
-        #[arg(value_parser = parse_code::<Action>)]
+        #[arg(value_parser = admin::parse_code::<Action>)]
         action: Action,
         /// Staff login recorded as the actor.
         #[arg(long, default_value = "cli")]
@@ -160,13 +113,6 @@ enum CustomersCommand {
     /// Import customers from CSV (name,level,language,phones,products).
     /// Every row is checked first; if any is bad, nothing is imported.
     Import { file: PathBuf },
-}
-
-fn parse_code<T: std::str::FromStr>(text: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e: T::Err| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -246,55 +192,9 @@ async fn migrate(config: Config) -> anyhow::Result<String> {
 async fn ticket(config: Config, command: TicketCommand) -> anyhow::Result<String> {
     let store = admin::open_store(&config).await?;
     let text = match command {
-        TicketCommand::List {
-            status,
-            open,
-            phone,
-            level,
-            category,
-            channel,
-            breached,
-            text,
-            limit,
-        } => {
-            let filter = admin::ListFilter {
-                status,
-                open_only: open,
-                phone,
-                level,
-                category,
-                channel,
-                breached,
-                text,
-                limit,
-            };
-            admin::list(&store, filter).await
-        }
+        TicketCommand::List(filter) => admin::list(&store, filter).await,
         TicketCommand::Show { number } => admin::show(&store, &number).await,
-        TicketCommand::Create {
-            ticket_type,
-            category,
-            phone,
-            description,
-            service_number,
-            level,
-            language,
-            channel,
-            by,
-        } => {
-            let args = admin::CreateArgs {
-                ticket_type,
-                category,
-                phone,
-                description,
-                service_number,
-                level,
-                language,
-                channel,
-                by,
-            };
-            admin::create(&store, args).await
-        }
+        TicketCommand::Create(args) => admin::create(&store, args).await,
         TicketCommand::Transition {
             number,
             action,

@@ -160,6 +160,8 @@ pub struct Engine {
     next_timer: TimerId,
     outputs: VecDeque<Output>,
     path: Vec<PathStep>,
+    /// Numbers of the tickets this call created or read, for its record.
+    tickets: Vec<String>,
     now: DateTime<Utc>,
 }
 
@@ -195,6 +197,7 @@ impl Engine {
             next_timer: 1,
             outputs: VecDeque::new(),
             path: Vec::new(),
+            tickets: Vec::new(),
             now: DateTime::<Utc>::MIN_UTC,
         }
     }
@@ -206,6 +209,11 @@ impl Engine {
     /// Nodes visited, keys and outcome, in order.
     pub fn path(&self) -> &[PathStep] {
         &self.path
+    }
+
+    /// The tickets this call created or read, each once, in order.
+    pub fn tickets(&self) -> &[String] {
+        &self.tickets
     }
 
     pub fn is_finished(&self) -> bool {
@@ -571,6 +579,9 @@ impl Engine {
         match reply {
             StoreReply::Ticket { ticket, open_count } => {
                 self.record(format!("ticket {}", ticket.number));
+                if !self.tickets.contains(&ticket.number) {
+                    self.tickets.push(ticket.number.clone());
+                }
                 let v = &mut self.variables;
                 v.insert("ticket.number".into(), ticket.number);
                 v.insert("ticket.status".into(), ticket.status);

@@ -105,16 +105,21 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
 }
 
-fn engine_for(customer: Option<(String, CustomerLevel)>) -> Engine {
-    let plan = Arc::new(Dialplan::parse(PLAN, "test.toml").expect("test plan parses"));
+/// An engine started at `entry` of the plan `text`.
+fn start(text: &str, entry: &str, customer: Option<(String, CustomerLevel)>) -> Engine {
+    let plan = Arc::new(Dialplan::parse(text, "test.toml").expect("test plan parses"));
     let info = CallInfo {
         caller: "13800138000".into(),
         dialled: "10000".into(),
         customer,
     };
-    let mut engine = Engine::new(plan, "welcome", info, Arc::new(BusinessCalendar::default()));
+    let mut engine = Engine::new(plan, entry, info, Arc::new(BusinessCalendar::default()));
     engine.handle(Input::Start, now());
     engine
+}
+
+fn engine_for(customer: Option<(String, CustomerLevel)>) -> Engine {
+    start(PLAN, "welcome", customer)
 }
 
 /// Drains the outputs.
@@ -397,6 +402,7 @@ fn the_created_ticket_number_is_read_back_digit_by_digit() {
         .collect();
     assert_eq!(heard[1..], digits[..]);
     assert_eq!(engine.variables()["ticket.number"], "1234567890");
+    assert_eq!(engine.tickets(), ["1234567890"]);
 }
 
 #[test]
@@ -430,14 +436,7 @@ on_failure = "end"
 [nodes.end]
 kind = "hangup"
 "#;
-    let plan = Arc::new(Dialplan::parse(text, "t.toml").unwrap());
-    let info = CallInfo {
-        caller: "1".into(),
-        dialled: "1".into(),
-        customer: None,
-    };
-    let mut engine = Engine::new(plan, "intro", info, Arc::new(BusinessCalendar::default()));
-    engine.handle(Input::Start, now());
+    let mut engine = start(text, "intro", None);
     outputs(&mut engine);
     key(&mut engine, "2");
     assert!(outputs(&mut engine).is_empty(), "the notice keeps playing");
@@ -465,14 +464,7 @@ next = "b"
 kind = "goto"
 next = "a"
 "#;
-    let plan = Arc::new(Dialplan::parse(text, "t.toml").unwrap());
-    let info = CallInfo {
-        caller: "1".into(),
-        dialled: "1".into(),
-        customer: None,
-    };
-    let mut engine = Engine::new(plan, "a", info, Arc::new(BusinessCalendar::default()));
-    engine.handle(Input::Start, now());
+    let mut engine = start(text, "a", None);
     assert_eq!(
         outputs(&mut engine),
         [Output::Hangup {

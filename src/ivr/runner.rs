@@ -221,15 +221,11 @@ impl IvrCalls {
         let Some(live) = self.calls.remove(&call) else {
             return;
         };
-        let path: Vec<PathStep> = live
+        let (path, tickets): (Vec<PathStep>, Vec<String>) = live
             .engine
             .as_ref()
-            .map(|e| e.path().to_vec())
+            .map(|e| (e.path().to_vec(), e.tickets().to_vec()))
             .unwrap_or_default();
-        let tickets: Vec<String> = path
-            .iter()
-            .filter_map(|s| s.event.strip_prefix("ticket ").map(str::to_string))
-            .collect();
         let record = CallRecord {
             sip_call_id: live.call_id,
             caller: live.caller,
