@@ -3,11 +3,14 @@
 //! including wrong keys and silence.
 
 use chrono::Utc;
-use hotline::ivr::dialplan::Dialplan;
+use hotline::ivr::dialplan::{Dialplan, NodeKind};
 use hotline::ivr::simulate::{simulate, Script};
-use hotline::tickets::model::{CustomerLevel, Language};
+use hotline::tickets::lifecycle::Action;
+use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, TicketType};
+use hotline::tickets::number::damm_digit;
 use hotline::tickets::sla::SlaPolicy;
-use hotline::tickets::store::{NewCustomer, Store, StoreOptions};
+use hotline::tickets::store::{NewCustomer, NewTicket, Store, StoreOptions};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const PLAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dialplans/10000.toml");
@@ -29,21 +32,29 @@ async fn caller() -> Caller {
 
 impl Caller {
     async fn dial(&self, dialled: &str, keys: &str) -> Vec<String> {
-        let plan = Dialplan::load(PLAN.as_ref()).unwrap();
-        let entry = plan.entries[dialled].clone();
-        let script = Script {
-            caller: "13800138000".into(),
-            dialled: dialled.into(),
-            keys: keys
-                .split(',')
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-                .collect(),
-            now: Utc::now(),
-        };
-        let calendar = Arc::new(self.store.sla().calendar().clone());
-        simulate(Arc::new(plan), &entry, script, &self.store, calendar).await
+        self.walk("13800138000", dialled, keys).await
     }
+
+    async fn walk(&self, from: &str, dialled: &str, keys: &str) -> Vec<String> {
+        simulate_call(&self.store, from, dialled, keys).await
+    }
+}
+
+async fn simulate_call(store: &Store, from: &str, dialled: &str, keys: &str) -> Vec<String> {
+    let plan = Dialplan::load(PLAN.as_ref()).unwrap();
+    let entry = plan.entries[dialled].clone();
+    let script = Script {
+        caller: from.into(),
+        dialled: dialled.into(),
+        keys: keys
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        now: Utc::now(),
+    };
+    let calendar = Arc::new(store.sla().calendar().clone());
+    simulate(Arc::new(plan), &entry, script, store, calendar).await
 }
 
 /// The "hears:" lines with digit, number and date prompts left out.
@@ -123,14 +134,60 @@ async fn a_known_caller_goes_straight_to_the_category() {
 }
 
 #[tokio::test]
-async fn status_reads_the_callers_latest_ticket_then_another_by_number() {
+async fn status_reads_the_callers_open_tickets_latest_first_then_says_there_are_no_more() {
     let c = caller().await;
-    c.dial("10000", "3").await; // a consultation ticket for this caller
-    let t = c.dial("10000", "1").await;
+    c.dial("10000", "3").await; // a consultation ticket: no repair clock
+    c.dial("10000", "9,55512345#,1,1").await; // a fault ticket: repair by a deadline
+    let t = c.dial("10000", "1,3,3").await;
     let h = heard(&t);
-    assert!(h[2].starts_with("zh/your_latest_ticket"), "{h:?}");
-    assert!(h[2].contains("zh/status_is zh/status/new"), "{h:?}");
-    ends_with_hangup(&t);
+    assert_eq!(h[2], "zh/you_have zh/open_tickets", "{h:?}");
+    assert!(
+        h[3].starts_with("zh/ticket zh/status_is zh/status/new zh/repair_due_is"),
+        "the latest (the fault) with its deadline: {h:?}"
+    );
+    assert!(h[3].ends_with("zh/status_options_next"), "{h:?}");
+    assert_eq!(
+        h[4], "zh/ticket zh/status_is zh/status/new zh/status_options_next",
+        "then the consultation, which has no deadline"
+    );
+    assert_eq!(h[5], "zh/no_more_tickets");
+    let tickets = c.store.list_tickets(&Default::default()).await.unwrap();
+    let numbers: Vec<String> = t
+        .iter()
+        .filter_map(|l| l.strip_prefix("store: "))
+        .filter(|l| l.contains("position: Some"))
+        .map(|l| l.split("number: \"").nth(1).unwrap()[..10].to_string())
+        .collect();
+    assert_eq!(
+        numbers,
+        [tickets[0].number.to_string(), tickets[1].number.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn status_by_number_reads_a_finished_ticket_without_a_deadline() {
+    let c = caller().await;
+    c.dial("10000", "9,55512345#,1,1").await;
+    let number = c.store.list_tickets(&Default::default()).await.unwrap()[0]
+        .number
+        .to_string();
+    let t = c.walk("13700000000", "10000", &format!("1,{number}")).await;
+    let h = heard(&t);
+    assert!(
+        h[3].starts_with("zh/ticket zh/status_is zh/status/new zh/repair_due_is"),
+        "{h:?}"
+    );
+    for action in [Action::Dispatch, Action::Accept, Action::Resolve] {
+        c.store
+            .transition(&number, action, Actor::staff("t"), None, None)
+            .await
+            .unwrap();
+    }
+    let h = heard(&c.walk("13700000000", "10000", &format!("1,{number}")).await);
+    assert_eq!(
+        h[3], "zh/ticket zh/status_is zh/status/resolved zh/status_options",
+        "{h:?}"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +195,7 @@ async fn a_mistyped_ticket_number_is_asked_again() {
     let c = caller().await;
     // No open tickets: the caller is asked for a number, first with a
     // wrong check digit, then right (but nobody has that ticket).
-    let check = hotline::tickets::number::damm_digit([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    let check = damm_digit([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let keys = format!("1,123456789{},123456789{check}", (check + 1) % 10);
     let t = c.dial("10000", &keys).await;
     let h = heard(&t);
@@ -230,4 +287,272 @@ async fn a_silent_caller_at_the_service_number_is_sent_to_an_agent() {
         "{t:#?}"
     );
     assert_eq!(heard(&t).last().unwrap(), "zh/agents_busy zh/goodbye");
+}
+
+/// What a path step says happened, without its details: `invalid key 5`
+/// and `invalid key 7` are one outcome.
+fn outcome(event: &str) -> String {
+    for prefix in [
+        "invalid key",
+        "invalid input",
+        "collected",
+        "confirmed",
+        "re-enter",
+        "store failed",
+        "transfer to",
+        "hangup",
+    ] {
+        if event.starts_with(prefix) {
+            return prefix.to_string();
+        }
+    }
+    if event.starts_with("ticket ") {
+        return "ticket".to_string();
+    }
+    event.to_string()
+}
+
+/// Every (node, outcome) the transcript's path went through.
+fn walked(transcript: &[String]) -> BTreeSet<(String, String)> {
+    let path = transcript
+        .iter()
+        .find_map(|l| l.strip_prefix("path: "))
+        .expect("a path line");
+    path.split(" | ")
+        .map(|step| {
+            let (node, event) = step.split_once(": ").expect("node: event");
+            (node.to_string(), outcome(event))
+        })
+        .collect()
+}
+
+/// Every (node, outcome) a caller can cause in `plan`: each menu key, wrong
+/// key, silence and running out of retries; each collect's good, bad and
+/// missing input (and its confirmation's answers); each branch case and its
+/// else; each store result; each transfer's failure.
+fn possible(plan: &Dialplan) -> BTreeSet<(String, String)> {
+    let mut all = BTreeSet::new();
+    for node in plan.nodes.values() {
+        let mut add = |outcome: &str| all.insert((node.name.clone(), outcome.to_string()));
+        add("enter");
+        match &node.kind {
+            NodeKind::Menu(menu) => {
+                for key in menu.keys.keys() {
+                    add(&format!("key {key}"));
+                }
+                for outcome in ["invalid key", "no input", "retries exhausted"] {
+                    add(outcome);
+                }
+            }
+            NodeKind::Collect(collect) => {
+                for outcome in [
+                    "collected",
+                    "invalid input",
+                    "no input",
+                    "retries exhausted",
+                ] {
+                    add(outcome);
+                }
+                if collect.confirm.is_some() {
+                    for outcome in ["confirmed", "re-enter", "invalid key", "no confirmation"] {
+                        add(outcome);
+                    }
+                }
+            }
+            NodeKind::Branch(branch) => {
+                for case in 1..=branch.cases.len() {
+                    add(&format!("case {case}"));
+                }
+                add("else");
+            }
+            NodeKind::TicketCreate(_) | NodeKind::TicketNote(_) => {
+                add("ticket");
+                add("store failed");
+            }
+            NodeKind::TicketLookup(_) => {
+                for outcome in ["ticket", "not found", "store failed"] {
+                    add(outcome);
+                }
+            }
+            NodeKind::Transfer(_) => {
+                add("transfer to");
+                add("transfer failed");
+            }
+            NodeKind::Hangup(_) => {
+                add("hangup");
+            }
+            _ => {}
+        }
+    }
+    all
+}
+
+/// Store failures these lookups cannot meet in a simulation: the store is
+/// either up for the whole call or down from its start, and a call only
+/// reaches them after `status_by_caller` has used the store. Their
+/// `on_error` is the same `system_error` that every other store node's
+/// failure walks.
+const NOT_DRIVEN: &[(&str, &str)] = &[
+    ("status_next", "store failed"),
+    ("status_by_number", "store failed"),
+];
+
+#[tokio::test]
+async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_is_walked() {
+    const UNKNOWN: &str = "13800138000";
+    const GROUP: &str = "13900000001";
+    const STRANGER: &str = "13700000000";
+    let c = caller().await;
+    c.store
+        .create_customer(NewCustomer {
+            name: "某某集团".into(),
+            level: CustomerLevel::Group,
+            language: Language::Zh,
+            phones: vec![GROUP.into()],
+            products: vec![],
+        })
+        .await
+        .unwrap();
+    let mut transcripts = Vec::new();
+    let mut run = |t: Vec<String>| {
+        assert!(
+            t.iter().any(|l| l.starts_with("hangs up")),
+            "every call ends: {t:#?}"
+        );
+        transcripts.push(t);
+    };
+
+    // Main menu, language switch, tiered agents.
+    for keys in ["5,5,5,5", "", "*,*,0"] {
+        run(c.walk(UNKNOWN, "10000", keys).await);
+    }
+    run(c.walk(GROUP, "10000", "0").await);
+    // Status by number, before this caller has tickets: silence, and
+    // three mistyped numbers.
+    let check = damm_digit([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    let mistyped = format!("123456789{}", (check + 1) % 10);
+    run(c.walk(UNKNOWN, "10000", "1").await);
+    run(c
+        .walk(
+            UNKNOWN,
+            "10000",
+            &format!("1,{mistyped},{mistyped},{mistyped}"),
+        )
+        .await);
+    run(c
+        .walk(UNKNOWN, "10000", &format!("1,123456789{check}"))
+        .await);
+    // Complaint, consultation, self-help.
+    for keys in ["2,1,5", "3,1,5", "4,1,2,3,4,5,9,*,4,0", "4"] {
+        run(c.walk(UNKNOWN, "10000", keys).await);
+    }
+    // Fault report: the service number with every answer at its
+    // confirmation, every category, silence everywhere.
+    for (dialled, keys) in [
+        ("10000", "9,123#,55512345#,7,2,55512345#,1,8,1,1,5"),
+        ("100009", "55512345#"),
+    ] {
+        run(c.walk(UNKNOWN, dialled, keys).await);
+    }
+    for keys in ["2", "3", "4", "5", "0", ""] {
+        run(c.walk(GROUP, "100009", keys).await);
+    }
+    // The group caller now has open fault tickets; a complaint last makes
+    // the latest one a ticket without a deadline.
+    run(c.walk(GROUP, "10000", "2").await);
+    for keys in [
+        "1,1,5",
+        "1,2",
+        "1,*",
+        "1,3,1,5",
+        "1,3,2",
+        "1,3,*",
+        "1,3,3,3,3,3,3",
+    ] {
+        run(c.walk(GROUP, "10000", keys).await);
+    }
+    // Status by number in every state the read-back tells apart.
+    let mut numbers = Vec::new();
+    for (ticket_type, actions) in [
+        (TicketType::FaultReport, &[][..]),
+        (TicketType::Complaint, &[][..]),
+        (
+            TicketType::FaultReport,
+            &[Action::Dispatch, Action::Accept, Action::Resolve][..],
+        ),
+        (
+            TicketType::FaultReport,
+            &[
+                Action::Dispatch,
+                Action::Accept,
+                Action::Resolve,
+                Action::Confirm,
+            ][..],
+        ),
+        (
+            TicketType::FaultReport,
+            &[
+                Action::Dispatch,
+                Action::Accept,
+                Action::Resolve,
+                Action::Confirm,
+                Action::Close,
+            ][..],
+        ),
+        (TicketType::FaultReport, &[Action::Cancel][..]),
+    ] {
+        let ticket = c
+            .store
+            .create_ticket(NewTicket::new(
+                ticket_type,
+                "virtual_network",
+                "13600000000",
+                "simulated",
+                Channel::Staff,
+                Actor::staff("t"),
+            ))
+            .await
+            .unwrap();
+        let number = ticket.number.to_string();
+        for action in actions {
+            c.store
+                .transition(&number, *action, Actor::staff("t"), None, None)
+                .await
+                .unwrap();
+        }
+        numbers.push(number);
+    }
+    for number in &numbers {
+        run(c.walk(STRANGER, "10000", &format!("1,{number},1,5")).await);
+    }
+    for number in &numbers[..2] {
+        for then in ["2", "*"] {
+            run(c
+                .walk(STRANGER, "10000", &format!("1,{number},{then}"))
+                .await);
+        }
+    }
+    // A store that is down: every store node takes its error path.
+    let down = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/never-migrated.db", down.path().display());
+    let broken = Store::open(&url, StoreOptions::new(Arc::new(SlaPolicy::builtin())))
+        .await
+        .unwrap();
+    for (dialled, keys) in [
+        ("10000", "1"),
+        ("10000", "2"),
+        ("10000", "3"),
+        ("100009", "55512345#,1,1"),
+    ] {
+        run(simulate_call(&broken, UNKNOWN, dialled, keys).await);
+    }
+
+    let plan = Dialplan::load(PLAN.as_ref()).unwrap();
+    let seen: BTreeSet<(String, String)> = transcripts.iter().flat_map(|t| walked(t)).collect();
+    let possible = possible(&plan);
+    let missing: Vec<&(String, String)> = possible
+        .difference(&seen)
+        .filter(|(node, outcome)| !NOT_DRIVEN.contains(&(node.as_str(), outcome.as_str())))
+        .collect();
+    assert!(missing.is_empty(), "never walked: {missing:#?}");
 }

@@ -58,6 +58,7 @@ pub const BUILTIN_VARIABLES: &[&str] = &[
     "ticket.repair_due",
     "ticket.created_at",
     "tickets.open_count",
+    "tickets.position",
 ];
 
 /// The most digits a collect may take.
@@ -170,9 +171,10 @@ impl<'a> Checker<'a, '_> {
                         node,
                         "by = \"number\" needs a number (e.g. \"${ticket_no}\")",
                     ),
-                    (LookupBy::Caller, Some(_)) => self.at(
+                    (LookupBy::Caller | LookupBy::CallerNext, Some(_)) => self.at(
                         node,
-                        "by = \"caller\" takes no number: it finds the caller's own tickets",
+                        "by = \"caller\" and \"caller_next\" take no number: they find the \
+                         caller's own tickets",
                     ),
                     _ => {}
                 },
@@ -1373,14 +1375,16 @@ kind = "hangup"
             messages(&text),
             ["node \"lookup\": by = \"number\" needs a number (e.g. \"${ticket_no}\")"]
         );
-        let text = good_with("by = \"number\"", "by = \"caller\"");
-        assert_eq!(
-            messages(&text),
-            [
-                "node \"lookup\": by = \"caller\" takes no number: it finds the caller's own \
-              tickets"
-            ]
-        );
+        for by in ["caller", "caller_next"] {
+            let text = good_with("by = \"number\"", &format!("by = \"{by}\""));
+            assert_eq!(
+                messages(&text),
+                [
+                    "node \"lookup\": by = \"caller\" and \"caller_next\" take no number: \
+                     they find the caller's own tickets"
+                ]
+            );
+        }
     }
 
     #[test]

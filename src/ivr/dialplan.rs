@@ -288,8 +288,11 @@ pub struct TicketCreate {
 pub enum LookupBy {
     /// The number in `number` (a template).
     Number,
-    /// The caller's open tickets, latest first.
+    /// The caller's latest open ticket.
     Caller,
+    /// The caller's open ticket after the one a `caller` or `caller_next`
+    /// lookup found last (`not_found` after the oldest).
+    CallerNext,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -645,5 +648,13 @@ say = ["goodbye"]
             message.starts_with("small.toml line 13: node \"main\": missing field `on_failure`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_key_used_twice_in_a_menu_is_reported_with_its_line() {
+        let text = SMALL.replace(r#""9" = "bye""#, r#""1" = "main""#);
+        let error = Dialplan::parse(&text, "small.toml").unwrap_err();
+        let lines: Vec<String> = error.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(lines, ["small.toml line 16: duplicate key `1`"]);
     }
 }

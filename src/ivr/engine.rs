@@ -74,8 +74,11 @@ pub enum StoreRequest {
         contact_phone: String,
     },
     LookupNumber(String),
-    /// The caller's open tickets, latest first.
-    LookupCaller(String),
+    /// The caller's open ticket at `position` (0 = the latest).
+    LookupCaller {
+        phone: String,
+        position: usize,
+    },
     AddNote {
         number: String,
         text: String,
@@ -95,11 +98,13 @@ pub struct TicketFacts {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreReply {
-    /// A ticket created, found or noted; with the count of the caller's
-    /// open tickets for a caller lookup.
+    /// A ticket created, found or noted, with the count of its contact's
+    /// open tickets, and for a caller lookup its position among them
+    /// (1 = the latest).
     Ticket {
         ticket: TicketFacts,
         open_count: usize,
+        position: Option<usize>,
     },
     NotFound,
     Failed(String),
@@ -459,13 +464,19 @@ impl Engine {
                 None
             }
             NodeKind::Branch(branch) => {
-                let chosen = branch
-                    .cases
-                    .iter()
-                    .find(|case| self.holds(case))
-                    .map(|case| case.goto.clone())
-                    .unwrap_or_else(|| branch.otherwise.clone());
-                Some(chosen)
+                let chosen = branch.cases.iter().position(|case| self.holds(case));
+                // Which case held goes into the call's path, so a record
+                // (and a coverage test) tells cases with one target apart.
+                Some(match chosen {
+                    Some(index) => {
+                        self.record(format!("case {}", index + 1));
+                        branch.cases[index].goto.clone()
+                    }
+                    None => {
+                        self.record("else");
+                        branch.otherwise.clone()
+                    }
+                })
             }
             NodeKind::SetLanguage(node) => {
                 self.language = node.language;
@@ -517,9 +528,18 @@ impl Engine {
             }
             NodeKind::TicketLookup(node) => {
                 let request = match (&node.by, &node.number) {
-                    (LookupBy::Caller, _) => {
-                        Ok(StoreRequest::LookupCaller(self.info.caller.clone()))
-                    }
+                    (LookupBy::Caller, _) => Ok(StoreRequest::LookupCaller {
+                        phone: self.info.caller.clone(),
+                        position: 0,
+                    }),
+                    (LookupBy::CallerNext, _) => Ok(StoreRequest::LookupCaller {
+                        phone: self.info.caller.clone(),
+                        position: self
+                            .variables
+                            .get("tickets.position")
+                            .and_then(|p| p.parse().ok())
+                            .unwrap_or(0),
+                    }),
                     (LookupBy::Number, Some(template)) => {
                         render(template, &self.variables).map(StoreRequest::LookupNumber)
                     }
@@ -577,7 +597,11 @@ impl Engine {
             _ => return,
         };
         match reply {
-            StoreReply::Ticket { ticket, open_count } => {
+            StoreReply::Ticket {
+                ticket,
+                open_count,
+                position,
+            } => {
                 self.record(format!("ticket {}", ticket.number));
                 if !self.tickets.contains(&ticket.number) {
                     self.tickets.push(ticket.number.clone());
@@ -593,6 +617,9 @@ impl Engine {
                     None => v.remove("ticket.repair_due"),
                 };
                 v.insert("tickets.open_count".into(), open_count.to_string());
+                if let Some(position) = position {
+                    v.insert("tickets.position".into(), position.to_string());
+                }
                 self.enter(ok);
             }
             StoreReply::NotFound => {
@@ -810,9 +837,13 @@ impl Engine {
             self.record(format!("confirmed with {key}"));
             self.enter(collect.next.clone());
         } else if key_text == confirm.no {
+            // Asking to re-enter is not a failed try: the caller hears the
+            // question again and is never sent to `on_failure` for
+            // correcting themselves.
             self.record(format!("re-enter with {key}"));
             self.variables.remove(&collect.variable);
-            self.retry_collect(&collect, false);
+            self.digits.clear();
+            self.prompt_collect(&collect, &[]);
         } else {
             self.record(format!("invalid key {key}"));
             self.attempts += 1;

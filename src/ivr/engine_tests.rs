@@ -170,6 +170,7 @@ fn ticket(number: &str) -> StoreReply {
             repair_due: None,
         },
         open_count: 1,
+        position: None,
     }
 }
 
@@ -299,21 +300,47 @@ fn star_switches_to_english_prompts() {
 }
 
 #[test]
-fn re_entering_after_confirmation_asks_again_and_keeps_counting_attempts() {
+fn re_entering_after_confirmation_asks_again_without_using_up_attempts() {
     let mut engine = engine_for(None);
     key(&mut engine, "9");
     outputs(&mut engine);
     done(&mut engine); // "enter your service number" finished
+                       // Three corrections in a row, with one retry allowed: each is the
+                       // question again, never the way out.
+    for entry in ["123456#", "654321#", "111111#"] {
+        key(&mut engine, entry);
+        outputs(&mut engine);
+        key(&mut engine, "2");
+        assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/enter_service"]);
+        done(&mut engine);
+    }
+    key(&mut engine, "222222#");
+    outputs(&mut engine);
+    key(&mut engine, "1");
+    let out = outputs(&mut engine);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Store(StoreRequest::CreateTicket { service_number: Some(n), .. }) if n == "222222")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn wrong_keys_at_the_confirmation_use_up_attempts() {
+    let mut engine = engine_for(None);
+    key(&mut engine, "9");
+    outputs(&mut engine);
+    done(&mut engine);
     key(&mut engine, "123456#");
     outputs(&mut engine);
-    key(&mut engine, "2");
-    let heard = prompt_names(&outputs(&mut engine));
-    assert_eq!(heard, ["zh/invalid", "zh/enter_service"]);
+    key(&mut engine, "7");
+    assert_eq!(
+        prompt_names(&outputs(&mut engine))[0],
+        "zh/you_entered",
+        "a wrong key reads the number back again"
+    );
     done(&mut engine);
-    key(&mut engine, "654321#");
-    outputs(&mut engine);
-    key(&mut engine, "2");
-    // One retry allowed: the second re-entry ends the attempts.
+    key(&mut engine, "7");
+    // One retry allowed: the second wrong key ends the attempts.
     assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
 }
 

@@ -52,6 +52,7 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             Ok(StoreReply::Ticket {
                 ticket: facts(&ticket),
                 open_count: open,
+                position: None,
             })
         }
         StoreRequest::LookupNumber(number) => match store.ticket(&number).await {
@@ -60,17 +61,19 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
                 Ok(StoreReply::Ticket {
                     ticket: facts(&ticket),
                     open_count: open,
+                    position: None,
                 })
             }
             Ok(None) | Err(StoreError::InvalidNumber(_)) => Ok(StoreReply::NotFound),
             Err(e) => Err(e),
         },
-        StoreRequest::LookupCaller(phone) => {
+        StoreRequest::LookupCaller { phone, position } => {
             let open = open_tickets(store, &phone).await?;
-            Ok(match open.first() {
-                Some(latest) => StoreReply::Ticket {
-                    ticket: facts(latest),
+            Ok(match open.get(position) {
+                Some(ticket) => StoreReply::Ticket {
+                    ticket: facts(ticket),
                     open_count: open.len(),
+                    position: Some(position + 1),
                 },
                 None => StoreReply::NotFound,
             })
@@ -85,6 +88,7 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             Ok(StoreReply::Ticket {
                 ticket: facts(&ticket),
                 open_count: 0,
+                position: None,
             })
         }
     }

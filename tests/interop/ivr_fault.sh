@@ -7,8 +7,8 @@
 #            `hotline ticket list` must show exactly one new fault ticket
 #            for that phone with that service number.
 #   status   the same caller dials 10000 and presses 1; the recording must
-#            contain the read-back of that ticket (your_latest_ticket, its
-#            ten digit prompts, status_is, status/new), built from the
+#            contain the read-back of that ticket (ticket, its ten digit
+#            prompts, status_is, status/new), built from the
 #            prompt WAVs with sox, scored by ../shared/tools/wav-similarity
 #            at 0.9 or more.
 #
@@ -64,7 +64,7 @@ fi
 if [ -n "${NUMBER:-}" ]; then
     log "status: sipp-ivr-call dials 10000 and presses 1"
     P=$ROOT/prompts/zh
-    parts=("$P/your_latest_ticket.wav")
+    parts=("$P/ticket.wav")
     for digit in $(grep -o . <<<"$NUMBER"); do parts+=("$P/digits/$digit.wav"); done
     # The plan pauses 200 ms between the number and its status.
     sox -n -r 8000 -c 1 -b 16 "$WORK/pause.wav" trim 0 0.2
