@@ -146,6 +146,7 @@ on_both!(
     events_are_append_only,
     a_bad_customer_file_imports_nothing,
     notes_and_assignment_are_recorded,
+    a_new_ticket_queues_its_text_in_the_same_commit,
 );
 
 fn fault(phone: &str) -> NewTicket {
@@ -656,6 +657,53 @@ async fn notes_and_assignment_are_recorded(store: Store, _clock: TestClock, _url
         .add_note(&number, Actor::staff("zhao"), "  ".into())
         .await
         .is_err());
+}
+
+async fn a_new_ticket_queues_its_text_in_the_same_commit(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let mut english = fault("+86 138-0013-8000");
+    english.language = Some(Language::En);
+    let mobile = store.create_ticket(english).await.unwrap();
+    let queued = store.notifications(mobile.id).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let number = mobile.number.to_string();
+    assert_eq!(queued[0].kind, "ticket_created");
+    assert_eq!(queued[0].dedup_key, format!("ticket_created:{number}"));
+    assert_eq!(queued[0].recipient, "+8613800138000");
+    assert_eq!(queued[0].attempts, 0);
+    assert_eq!(queued[0].sent_at, None);
+    assert!(
+        queued[0].body.starts_with(&format!(
+            "10000: your fault report ticket {number} is open. Repair promised by "
+        )),
+        "{}",
+        queued[0].body
+    );
+    let landline = store.create_ticket(fault("010-12345678")).await.unwrap();
+    assert!(store.notifications(landline.id).await.unwrap().is_empty());
+
+    // Many at once (one SQLite group commit carries them): one text each.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_ticket(fault(&format!("1390000{i:04}"))).await })
+        })
+        .collect();
+    for task in tasks {
+        let ticket = task.await.unwrap().unwrap();
+        let queued = store.notifications(ticket.id).await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].recipient, ticket.contact_phone);
+        assert!(queued[0].body.contains(&ticket.number.to_string()));
+        assert!(
+            queued[0].body.starts_with("【10000】"),
+            "{}",
+            queued[0].body
+        );
+    }
 }
 
 /// Both migrations produce the same tables with the same columns.

@@ -72,6 +72,8 @@ pub enum StoreRequest {
         service_number: Option<String>,
         description: String,
         contact_phone: String,
+        /// The call's language, which the customer's texts follow.
+        language: Language,
     },
     LookupNumber(String),
     /// The caller's open ticket at `position` (0 = the latest).
@@ -517,6 +519,7 @@ impl Engine {
                             service_number,
                             description,
                             contact_phone: self.info.caller.clone(),
+                            language: self.language,
                         });
                         None
                     }

@@ -37,6 +37,7 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             service_number,
             description,
             contact_phone,
+            language,
         } => {
             let mut new = NewTicket::new(
                 ticket_type,
@@ -47,6 +48,7 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
                 Actor::customer(&contact_phone),
             );
             new.service_number = service_number;
+            new.language = Some(language);
             let ticket = store.create_ticket(new).await?;
             let open = open_count(store, &contact_phone).await?;
             Ok(StoreReply::Ticket {

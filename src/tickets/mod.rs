@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod jobs;
 pub mod lifecycle;
 pub mod model;
+pub mod notifications;
 pub mod number;
 pub mod sla;
 pub mod store;

@@ -13,6 +13,7 @@
 
 mod calls;
 mod customers;
+mod outbox;
 mod rows;
 mod sla_job;
 mod tickets;
@@ -20,6 +21,7 @@ mod writer;
 
 pub use calls::CallRecord;
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use outbox::Notification;
 pub use sla_job::Breach;
 pub use tickets::{NewTicket, Ticket, TicketEvent, TicketQuery};
 

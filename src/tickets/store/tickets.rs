@@ -7,6 +7,7 @@ use super::sla_job::record_breach;
 use super::{to_millis, Store, StoreError};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
+use crate::tickets::notifications;
 use crate::tickets::number::TicketNumber;
 use crate::tickets::sla::{SlaClock, SlaPolicy};
 use chrono::{DateTime, Utc};
@@ -645,6 +646,8 @@ pub(super) struct PreparedTicket {
     queue: String,
     due: Deadlines,
     now: DateTime<Utc>,
+    /// The SLA calendar's zone, for times in the customer's notification.
+    zone: chrono_tz::Tz,
 }
 
 fn prepare_ticket(
@@ -694,6 +697,7 @@ fn prepare_ticket(
         queue,
         due,
         now,
+        zone: sla.calendar().timezone(),
     })
 }
 
@@ -702,6 +706,7 @@ const TICKET_INSERT_COLUMNS: &str = "number, ticket_type, category, service_numb
     updated_at, dispatch_due, feedback_due, repair_due";
 const TICKET_INSERT_PARAMS: usize = 18;
 const EVENT_INSERT_PARAMS: usize = 8;
+const OUTBOX_INSERT_PARAMS: usize = 8;
 
 /// "($1, …, $n), ($n+1, …)" for `rows` rows of `columns` parameters.
 fn placeholders(rows: usize, columns: usize) -> String {
@@ -807,6 +812,7 @@ pub(super) async fn insert_tickets(
             .bind(format!("{} via {}", p.new.ticket_type, p.new.channel));
     }
     events.execute(&mut *conn).await?;
+    insert_created_notifications(conn, prepared, &numbers).await?;
     Ok(prepared
         .iter()
         .zip(numbers)
@@ -836,6 +842,50 @@ pub(super) async fn insert_tickets(
             due: p.due,
         })
         .collect())
+}
+
+/// Queues "your ticket is open" for every new ticket whose contact can
+/// receive a text, in the transaction that creates it, so that a ticket is
+/// never without its notification nor a notification without its ticket.
+async fn insert_created_notifications(
+    conn: &mut AnyConnection,
+    prepared: &[PreparedTicket],
+    numbers: &[(i64, TicketNumber)],
+) -> Result<(), StoreError> {
+    let notices: Vec<(&PreparedTicket, &(i64, TicketNumber))> = prepared
+        .iter()
+        .zip(numbers)
+        .filter(|(p, _)| notifications::can_receive_sms(&p.new.contact_phone))
+        .collect();
+    if notices.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO outbox (dedup_key, kind, recipient, body, ticket_id, created_at, \
+         next_attempt_at, attempts) VALUES {}",
+        placeholders(notices.len(), OUTBOX_INSERT_PARAMS)
+    );
+    let mut insert = sqlx::query(&sql);
+    for (p, (id, number)) in notices {
+        let body = notifications::ticket_created(
+            p.language,
+            number,
+            p.new.ticket_type,
+            p.due.repair,
+            p.zone,
+        );
+        insert = insert
+            .bind(format!("ticket_created:{number}"))
+            .bind("ticket_created")
+            .bind(p.new.contact_phone.clone())
+            .bind(body)
+            .bind(*id)
+            .bind(to_millis(p.now))
+            .bind(to_millis(p.now))
+            .bind(0_i64);
+    }
+    insert.execute(&mut *conn).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,220 @@
+//! The shipped 10000 hotline end to end, over real sockets: the test client
+//! reports a fault through 10000 + 9 (service number, confirmation,
+//! category) and through 100009, each ticket exists with its fields and SLA
+//! deadline and its SMS confirmation queued, the caller hears its number as
+//! the digit prompts byte for byte, and the status branch reads both
+//! tickets back, latest first.
+
+mod support;
+
+use hotline::media::prompt::PromptLibrary;
+use hotline::sip::sdp::{self, Codec};
+use hotline::tickets::model::{Channel, CustomerLevel, Status, TicketType};
+use hotline::tickets::sla::SlaClock;
+use hotline::tickets::store::{Ticket, TicketQuery};
+use rtp_rs::RtpReader;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use support::{start, test_config, Client};
+
+const CALLER: &str = "13800138000";
+
+fn repo(dir: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
+}
+
+/// A call in progress: the client, its dialog, where the gateway's RTP
+/// goes, and the RFC 4733 counters of the keys sent so far.
+struct Call {
+    client: Client,
+    dialog: support::Dialog,
+    gateway: SocketAddr,
+    sequence: u16,
+    timestamp: u32,
+}
+
+impl Call {
+    async fn dial(server: &hotline::server::Server, number: &str) -> Call {
+        let mut client = Client::udp(server.udp_addrs[0]).await;
+        let offer = client.g711_offer();
+        let (response, mut dialog) = client.invite(number, Some(offer)).await;
+        assert_eq!(response.status(), Some(200), "{response:?}");
+        client.ack(&mut dialog).await;
+        let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
+        Call {
+            client,
+            dialog,
+            gateway: SocketAddr::new(audio.connection.unwrap(), audio.port),
+            sequence: 100,
+            timestamp: 8_000,
+        }
+    }
+
+    async fn press(&mut self, keys: &str) {
+        self.client
+            .send_keys(self.gateway, keys, &mut self.sequence, &mut self.timestamp)
+            .await;
+    }
+
+    /// Listens until the PCMU audio heard contains `expected`; false if it
+    /// did not within `limit`.
+    async fn hears(&mut self, expected: &[u8], limit: Duration) -> bool {
+        let mut heard: Vec<u8> = Vec::new();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut buf = [0u8; 2048];
+        while tokio::time::Instant::now() < deadline {
+            let Ok(Ok((len, _))) =
+                tokio::time::timeout(Duration::from_secs(2), self.client.rtp.recv_from(&mut buf))
+                    .await
+            else {
+                return false;
+            };
+            if let Ok(reader) = RtpReader::new(&buf[..len]) {
+                if reader.payload_type() == 0 {
+                    heard.extend_from_slice(reader.payload());
+                    if heard.len() >= expected.len()
+                        && heard[heard.len().saturating_sub(expected.len() + 160)..]
+                            .windows(expected.len())
+                            .any(|w| w == expected)
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    async fn hang_up(mut self) {
+        assert_eq!(self.client.bye(&mut self.dialog).await, 200);
+    }
+}
+
+/// The PCMU bytes of these prompts, one after the other.
+fn prompts(library: &PromptLibrary, names: &[String]) -> Vec<u8> {
+    names
+        .iter()
+        .flat_map(|name| {
+            library
+                .get(name)
+                .unwrap_or_else(|| panic!("no prompt {name}"))
+                .encoded(Codec::Pcmu)
+                .to_vec()
+        })
+        .collect()
+}
+
+fn digit_prompts(ticket: &Ticket) -> Vec<String> {
+    ticket
+        .number
+        .to_string()
+        .chars()
+        .map(|d| format!("zh/digits/{d}"))
+        .collect()
+}
+
+/// The caller's tickets, newest first, once there are `count` of them.
+async fn tickets(server: &hotline::server::Server, count: usize) -> Vec<Ticket> {
+    let mut tickets = Vec::new();
+    for _ in 0..100 {
+        tickets = server
+            .store()
+            .list_tickets(&TicketQuery {
+                contact_phone: Some(CALLER.into()),
+                ..TicketQuery::default()
+            })
+            .await
+            .unwrap();
+        if tickets.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tickets.len(), count, "one ticket per fault call");
+    tickets
+}
+
+fn assert_fault_ticket(ticket: &Ticket, category: &str) {
+    assert_eq!(ticket.ticket_type, TicketType::FaultReport);
+    assert_eq!(ticket.category, category);
+    assert_eq!(ticket.service_number.as_deref(), Some("55512345"));
+    assert_eq!(ticket.channel, Channel::Voice);
+    assert_eq!(ticket.status, Status::New);
+    assert_eq!(ticket.level, CustomerLevel::LocalC);
+    let sla = hotline::tickets::sla::SlaPolicy::builtin();
+    for clock in [SlaClock::Dispatch, SlaClock::Repair] {
+        let expected = sla.deadline(clock, ticket.created_at, category, CustomerLevel::LocalC);
+        let actual = match clock {
+            SlaClock::Dispatch => ticket.due.dispatch,
+            _ => ticket.due.repair,
+        };
+        assert_eq!(actual, expected, "{clock:?} deadline");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_hotline_takes_fault_reports_and_reads_their_status_back() {
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = repo("dialplans");
+    let server = start(config).await;
+    let library = PromptLibrary::load_dir(&repo("prompts")).unwrap();
+    let limit = Duration::from_secs(40);
+
+    // 10000, 9, the service number and # over the greeting, 1 to confirm,
+    // then 2 (toll-free) at the category menu.
+    let mut call = Call::dial(&server, "10000").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("955512345#1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("2").await;
+    let first = tickets(&server, 1).await.remove(0);
+    assert_fault_ticket(&first, "toll_free");
+    let texts = server.store().notifications(first.id).await.unwrap();
+    assert_eq!(texts.len(), 1, "the SMS confirmation is queued");
+    assert_eq!(texts[0].recipient, CALLER);
+    assert!(texts[0].body.contains(&first.number.to_string()));
+    let mut read_back = vec!["zh/your_ticket_number_is".to_string()];
+    read_back.extend(digit_prompts(&first));
+    assert!(
+        call.hears(&prompts(&library, &read_back), limit).await,
+        "the fault call reads the ticket number back"
+    );
+    call.hang_up().await;
+
+    // 100009: straight to the service number; 5 (bandwidth).
+    let mut call = Call::dial(&server, "100009").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("55512345#1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("5").await;
+    let second = tickets(&server, 2).await.remove(0);
+    assert_fault_ticket(&second, "bandwidth");
+    let mut read_back = vec!["zh/your_ticket_number_is".to_string()];
+    read_back.extend(digit_prompts(&second));
+    assert!(call.hears(&prompts(&library, &read_back), limit).await);
+    call.hang_up().await;
+
+    // Status: 1 reads the latest ticket (the 100009 one), 3 the next.
+    let mut call = Call::dial(&server, "10000").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("1").await;
+    let mut latest = vec!["zh/ticket".to_string()];
+    latest.extend(digit_prompts(&second));
+    assert!(
+        call.hears(&prompts(&library, &latest), limit).await,
+        "status reads the latest ticket's number"
+    );
+    let state = ["zh/status_is".to_string(), "zh/status/new".to_string()];
+    assert!(call.hears(&prompts(&library, &state), limit).await);
+    call.press("3").await;
+    let mut next = vec!["zh/ticket".to_string()];
+    next.extend(digit_prompts(&first));
+    assert!(
+        call.hears(&prompts(&library, &next), limit).await,
+        "3 reads the caller's next open ticket"
+    );
+    call.hang_up().await;
+    server.shutdown().await;
+}
