@@ -6,3 +6,4 @@
 //! texts live elsewhere and call these functions.
 
 pub mod signature;
+pub mod text;
