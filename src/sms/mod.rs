@@ -5,5 +5,6 @@
 //! clock, no database and no reply wording: the HTTP handlers and the reply
 //! texts live elsewhere and call these functions.
 
+pub mod command;
 pub mod signature;
 pub mod text;
