@@ -6,5 +6,6 @@
 //! texts live elsewhere and call these functions.
 
 pub mod command;
+pub mod segments;
 pub mod signature;
 pub mod text;
