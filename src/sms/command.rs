@@ -249,10 +249,10 @@ fn first_digit_run(chars: &[char]) -> Option<String> {
 /// without leading punctuation.
 fn description_after(text: &str, keyword_last: &FoldedChar) -> String {
     let rest = text::tidy(&text[keyword_last.origin.end..]);
-    rest.trim_start_matches(|c: char| {
-        c == ' ' || c.is_ascii_punctuation() || text::is_chinese(c) && !c.is_alphabetic()
-    })
-    .to_string()
+    let is_punctuation =
+        |c: char| c.is_ascii_punctuation() || (text::is_chinese(c) && !c.is_alphabetic());
+    rest.trim_start_matches(|c: char| c == ' ' || is_punctuation(c))
+        .to_string()
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub enum Encoding {
 pub fn encoding(text: &str) -> Encoding {
     if text
         .chars()
-        .all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
+        .all(|c| is_gsm7_basic(c) || GSM7_EXTENSION.contains(c))
     {
         Encoding::Gsm7
     } else {
@@ -83,7 +83,14 @@ pub fn fit(text: &str, max_segments: usize) -> String {
     if max_segments == 0 {
         return String::new();
     }
-    let ends: Vec<usize> = text.char_indices().map(|(start, _)| start).collect();
+    // Every character takes at least one septet or unit, so no prefix longer
+    // than this can fit, however long the text.
+    let longest = max_segments.saturating_mul(GSM7_SINGLE);
+    let ends: Vec<usize> = text
+        .char_indices()
+        .map(|(start, _)| start)
+        .take(longest.saturating_add(1))
+        .collect();
     let cut_with = |mark: &str| {
         let candidate = |kept: usize| format!("{}{mark}", text[..ends[kept]].trim_end());
         // Every prefix is cut from a text that doesn't fit; the empty prefix
@@ -108,9 +115,14 @@ pub fn fit(text: &str, max_segments: usize) -> String {
     }
 }
 
+fn is_gsm7_basic(c: char) -> bool {
+    // Letters, digits and the space are most of any text: skip the search.
+    c.is_ascii_alphanumeric() || c == ' ' || GSM7_BASIC.contains(c)
+}
+
 fn cost(c: char, encoding: Encoding) -> usize {
     match encoding {
-        Encoding::Gsm7 if GSM7_EXTENSION.contains(c) => 2,
+        Encoding::Gsm7 if !is_gsm7_basic(c) => 2,
         Encoding::Gsm7 => 1,
         Encoding::Ucs2 => c.len_utf16(),
     }
