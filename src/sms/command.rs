@@ -80,8 +80,10 @@ pub enum TicketRef {
     /// A number whose check digit is right: worth looking up.
     Valid(TicketNumber),
     /// Ten digits whose check digit is wrong: a typo, not an unknown ticket.
+    /// The digits as read (ASCII, separators dropped).
     Mistyped(String),
-    /// Digits, but not ten of them.
+    /// Digits, but not ten of them. The digits as read (ASCII, separators
+    /// dropped).
     Malformed(String),
 }
 
