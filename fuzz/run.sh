@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a bounded time: fuzz/run.sh TARGET [SECONDS]
-# (targets: sip_endpoint, sdp_parse). Needs the nightly toolchain and
+# (targets: sip_endpoint, sdp_parse, sms_command). Needs the nightly toolchain and
 # cargo-fuzz (`cargo install cargo-fuzz`). New corpus entries go to
 # fuzz/corpus/TARGET (not committed); fuzz/seeds/TARGET is read only.
 set -euo pipefail

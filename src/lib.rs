@@ -12,4 +12,5 @@ pub mod logging;
 pub mod media;
 pub mod server;
 pub mod sip;
+pub mod sms;
 pub mod tickets;
