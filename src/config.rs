@@ -23,6 +23,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub prompts: PromptsConfig,
     pub http: HttpConfig,
+    pub sms: SmsConfig,
     pub database: DatabaseConfig,
     pub tickets: TicketsConfig,
     pub ivr: IvrConfig,
@@ -109,6 +110,50 @@ impl Default for PromptsConfig {
 pub struct HttpConfig {
     /// Webhooks, staff API, console and metrics.
     pub listen: SocketAddr,
+}
+
+/// The inbound SMS webhooks (`docs/sms.md`). Each endpoint is off until
+/// its secret is set; the outbound side has its own `[sms_outbox]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The Twilio account's auth token, which signs `X-Twilio-Signature`.
+    /// Empty: `POST /sms/twilio` is off (404).
+    pub twilio_auth_token: String,
+    /// The public base URL the provider calls, as configured there
+    /// (`https://gw.example.com:8443`): the signed URL is this, then the
+    /// request's path and query. Needed with `twilio_auth_token`.
+    pub public_url: String,
+    /// The generic JSON provider's shared secret (HMAC-SHA256). Empty:
+    /// `POST /sms/generic` is off (404).
+    pub generic_secret: String,
+    /// How far a generic webhook's timestamp may be from now, either way.
+    pub replay_window_secs: u64,
+    /// Larger webhook bodies get 413.
+    pub max_body_bytes: usize,
+    /// Texts one sender may send per minute; more get 429 (0: no limit).
+    pub max_per_sender_per_minute: u32,
+    /// Tickets one sender may open by SMS per hour; more get 429 (0: no
+    /// limit).
+    pub max_new_tickets_per_sender_per_hour: u32,
+    /// Our SMS number, the `from` of replies (empty: the number the
+    /// sender texted).
+    pub sender_number: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            twilio_auth_token: String::new(),
+            public_url: String::new(),
+            generic_secret: String::new(),
+            replay_window_secs: 300,
+            max_body_bytes: 16 * 1024,
+            max_per_sender_per_minute: 10,
+            max_new_tickets_per_sender_per_hour: 5,
+            sender_number: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -431,6 +476,32 @@ impl Config {
                 "database.url: {url:?} must start with sqlite: or postgres://"
             ));
         }
+        let sms = &self.sms;
+        if !sms.twilio_auth_token.is_empty() {
+            let url = sms.public_url.as_str();
+            if url.is_empty() {
+                problems.push(
+                    "sms.public_url must be set with sms.twilio_auth_token (Twilio signs the public URL)"
+                        .to_string(),
+                );
+            } else if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains('?')
+                || url.contains('#')
+            {
+                problems.push(format!(
+                    "sms.public_url: {url:?} must be an http:// or https:// base URL without query"
+                ));
+            }
+        }
+        if sms.replay_window_secs == 0 {
+            problems.push("sms.replay_window_secs must be at least 1".to_string());
+        }
+        if sms.max_body_bytes < 1024 {
+            problems.push(format!(
+                "sms.max_body_bytes ({}) must be at least 1024",
+                sms.max_body_bytes
+            ));
+        }
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_string());
         }
@@ -578,6 +649,34 @@ mod tests {
         assert_eq!(config.database.url, "postgres://localhost/test");
         assert_eq!(config.sip.invites_per_second_per_source, 7);
         assert_eq!(config.sip.udp.len(), 2);
+    }
+
+    #[test]
+    fn sms_secrets_come_from_the_environment() {
+        let config = Config::load_from(
+            missing_default_file(),
+            &env(&[
+                ("HOTLINE_SMS_TWILIO_AUTH_TOKEN", "tok"),
+                ("HOTLINE_SMS_PUBLIC_URL", "https://gw.example.com:8443"),
+                ("HOTLINE_SMS_MAX_PER_SENDER_PER_MINUTE", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sms.twilio_auth_token, "tok");
+        assert_eq!(config.sms.public_url, "https://gw.example.com:8443");
+        assert_eq!(config.sms.max_per_sender_per_minute, 3);
+        assert_eq!(config.sms.generic_secret, "");
+    }
+
+    #[test]
+    fn a_twilio_token_needs_a_public_url() {
+        let mut config = Config::default();
+        config.sms.twilio_auth_token = "tok".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("sms.public_url must be set"), "{error}");
+        config.sms.public_url = "gw.example.com/?x=1".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("without query"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod call;
 pub mod config;
+pub mod http;
 pub mod ivr;
 pub mod logging;
 pub mod media;

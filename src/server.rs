@@ -1,6 +1,7 @@
 //! The running gateway: binds the transports, owns the SIP endpoint in one
-//! task, and glues calls to media. This file and `sip/transport.rs` hold
-//! every network `await` of the signalling path.
+//! task, glues calls to media, and starts the HTTP side (`http`). This
+//! file and `sip/transport.rs` hold every network `await` of the
+//! signalling path.
 //!
 //! Shutdown is designed in: [`Server::shutdown`] (or SIGTERM in `main`)
 //! makes new calls get 503, lets live calls run up to the drain timeout,
@@ -32,6 +33,8 @@ const BYE_GRACE: Duration = Duration::from_secs(2);
 pub struct Server {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Where the HTTP side (webhooks) listens.
+    pub http_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     events: broadcast::Sender<CallEvent>,
@@ -146,6 +149,16 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let (udp_addrs, tcp_addrs) = (transports.udp_addrs.clone(), transports.tcp_addrs.clone());
         tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SIP listening");
+        let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
+        let http_addr = http_listener.local_addr()?;
+        tracing::info!(http = %http_addr, "HTTP listening");
+        let http = tokio::spawn(crate::http::serve(
+            http_listener,
+            crate::http::router(&config, store.clone()),
+            stopped.clone(),
+        ));
         let core = Core {
             endpoint,
             transports,
@@ -164,11 +177,13 @@ impl Server {
         let task = tokio::spawn(async move {
             let _ = core_task.await;
             let _ = breach_job.await;
+            let _ = http.await;
             closing.close().await;
         });
         Ok(Server {
             udp_addrs,
             tcp_addrs,
+            http_addr,
             stop,
             task,
             events,

@@ -925,6 +925,7 @@ fn test_config() -> Config {
     // These messages dial all sorts of users: no dialplans, so none is
     // refused with 404; and a scratch database.
     config.ivr.dialplans_dir = "/nonexistent/hotline-dialplans".into();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.database.url = format!(
         "sqlite://{}/hotline-rfc4475-{}.db",
         std::env::temp_dir().display(),

@@ -1,11 +1,18 @@
-//! The SMS channel's pure core: checking that a webhook really comes from
-//! the SMS provider (`signature`), folding what people type so width, case,
-//! spacing and Chinese punctuation don't matter (`text`), reading a text as
-//! a command (`command`), and SMS length rules (`segments`). No I/O, no
-//! clock, no database and no reply wording: the HTTP handlers and the reply
-//! texts live elsewhere and call these functions.
+//! The SMS channel. Its pure core: checking that a webhook really comes
+//! from the SMS provider (`signature`), folding what people type so width,
+//! case, spacing and Chinese punctuation don't matter (`text`), reading a
+//! text as a command (`command`), SMS length rules (`segments`), the
+//! sender's phone number in one normal form (`phone`), per-sender rate
+//! limits (`limits`) and the reply wording (`reply`); none of these does
+//! I/O. Around it: handling one inbound text against the store
+//! (`inbound`) and the HTTP webhooks (`webhook`).
 
 pub mod command;
+pub mod inbound;
+pub mod limits;
+pub mod phone;
+pub mod reply;
 pub mod segments;
 pub mod signature;
 pub mod text;
+pub mod webhook;

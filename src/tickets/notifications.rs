@@ -56,7 +56,8 @@ pub fn ticket_created(
     }
 }
 
-fn english_name(ticket_type: TicketType) -> &'static str {
+/// The name of a ticket type in English texts.
+pub fn english_name(ticket_type: TicketType) -> &'static str {
     match ticket_type {
         TicketType::FaultReport => "fault report",
         TicketType::Complaint => "complaint",

@@ -33,6 +33,7 @@ pub fn test_config() -> Config {
     config.database.url = format!("sqlite://{}", temp_database().display());
     // No dialplans: calls hear the (empty) greeting unless a test loads some.
     config.ivr.dialplans_dir = std::path::PathBuf::from("/nonexistent/hotline-dialplans");
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
     config
 }
 

@@ -16,6 +16,7 @@ mod customers;
 mod outbox;
 mod rows;
 mod sla_job;
+mod sms;
 mod tickets;
 mod writer;
 
@@ -23,7 +24,8 @@ pub use calls::CallRecord;
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
 pub use outbox::Notification;
 pub use sla_job::Breach;
-pub use tickets::{NewTicket, Ticket, TicketEvent, TicketQuery};
+pub use sms::{AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts};
+pub use tickets::{normalize_phone, NewTicket, Ticket, TicketEvent, TicketQuery};
 
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;

@@ -181,7 +181,7 @@ fn validate_phone(field: &'static str, phone: &str) -> Result<(), StoreError> {
 }
 
 impl NewTicket {
-    fn validate(&mut self, sla: &SlaPolicy) -> Result<(), StoreError> {
+    pub(super) fn validate(&mut self, sla: &SlaPolicy) -> Result<(), StoreError> {
         self.contact_phone = normalize_phone(&self.contact_phone);
         validate_phone("contact phone", &self.contact_phone)?;
         if !sla.has_category(&self.category) {
@@ -354,28 +354,7 @@ impl Store {
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, expected_version).await?;
-                let status = lifecycle::apply(ticket.status, action)?;
-                let changed = apply_action(&ticket, action, status, &sla, now);
-                save_change(conn, &ticket, &changed).await?;
-                insert_event(
-                    conn,
-                    ticket.id,
-                    now,
-                    &actor,
-                    "transition",
-                    Some(ticket.status),
-                    Some(status),
-                    &note.unwrap_or_else(|| action.code().to_string()),
-                )
-                .await?;
-                for clock in clock_met_by(action) {
-                    if let (Some(due), Some(met)) = changed.clock(*clock) {
-                        if met > due {
-                            record_breach(conn, ticket.id, *clock, due, now).await?;
-                        }
-                    }
-                }
-                Ok(changed)
+                apply_transition(conn, &ticket, action, &actor, note, &sla, now).await
             })
         })
         .await
@@ -469,6 +448,42 @@ fn clock_met_by(action: Action) -> &'static [SlaClock] {
         Action::Confirm => &[SlaClock::Confirm],
         _ => &[],
     }
+}
+
+/// Applies `action` to `ticket` (as just read in this transaction): the
+/// change, its event, and any clock it met late, in the caller's
+/// transaction.
+pub(super) async fn apply_transition(
+    conn: &mut AnyConnection,
+    ticket: &Ticket,
+    action: Action,
+    actor: &Actor,
+    note: Option<String>,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<Ticket, StoreError> {
+    let status = lifecycle::apply(ticket.status, action)?;
+    let changed = apply_action(ticket, action, status, sla, now);
+    save_change(conn, ticket, &changed).await?;
+    insert_event(
+        conn,
+        ticket.id,
+        now,
+        actor,
+        "transition",
+        Some(ticket.status),
+        Some(status),
+        &note.unwrap_or_else(|| action.code().to_string()),
+    )
+    .await?;
+    for clock in clock_met_by(action) {
+        if let (Some(due), Some(met)) = changed.clock(*clock) {
+            if met > due {
+                record_breach(conn, ticket.id, *clock, due, now).await?;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// The ticket after `action` took it to `status` at `now`: timestamps set,
@@ -650,7 +665,7 @@ pub(super) struct PreparedTicket {
     zone: chrono_tz::Tz,
 }
 
-fn prepare_ticket(
+pub(super) fn prepare_ticket(
     new: NewTicket,
     customer: Option<(i64, String, String)>,
     sla: &SlaPolicy,

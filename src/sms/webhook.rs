@@ -1,0 +1,412 @@
+//! The inbound SMS webhooks: `POST /sms/twilio` (Twilio-compatible, form
+//! or JSON, answered with TwiML) and `POST /sms/generic` (JSON signed with
+//! HMAC-SHA256, answered with JSON). Thin: each handler checks the content
+//! type and size, reads the body, verifies the signature
+//! (`sms::signature`), picks out the fields, and hands the text to
+//! `sms::inbound`. Every refusal is a 4xx with its reason in the body and
+//! stores nothing; a store failure is a 503 the provider retries.
+
+use crate::config::SmsConfig;
+use crate::sms::inbound::{InboundError, SmsInbound, Text};
+use crate::sms::{segments, signature};
+use crate::tickets::store::{SmsOutcome, Store};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use std::sync::Arc;
+use tracing::Instrument;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+/// The SMS webhook routes.
+pub fn router(config: &SmsConfig, store: Store) -> Router {
+    let state = Arc::new(Webhooks {
+        config: config.clone(),
+        inbound: SmsInbound::new(store, config),
+    });
+    Router::new()
+        .route("/sms/twilio", post(twilio))
+        .route("/sms/generic", post(generic))
+        .with_state(state)
+}
+
+struct Webhooks {
+    config: SmsConfig,
+    inbound: SmsInbound,
+}
+
+/// A refusal: the status and the reason, sent as plain text.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, reason = %self.reason, "webhook failed");
+        } else {
+            tracing::info!(status = %self.status, reason = %self.reason, "webhook refused");
+        }
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.reason),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<InboundError> for Refusal {
+    fn from(error: InboundError) -> Refusal {
+        match error {
+            InboundError::Invalid(reason) => Refusal::new(StatusCode::BAD_REQUEST, reason),
+            InboundError::RateLimited {
+                reason,
+                retry_after,
+            } => Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                reason: format!("{reason}; try again later"),
+                retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            },
+            InboundError::Store(error) => Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ticket store failed, retry later: {error}"),
+            ),
+        }
+    }
+}
+
+impl From<signature::SignatureError> for Refusal {
+    fn from(error: signature::SignatureError) -> Refusal {
+        let status = if error.is_missing() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        Refusal::new(status, error.to_string())
+    }
+}
+
+async fn twilio(State(webhooks): State<Arc<Webhooks>>, request: Request) -> Response {
+    let span = tracing::info_span!(
+        "sms_webhook",
+        provider = "twilio",
+        message_id = tracing::field::Empty
+    );
+    async move {
+        match handle_twilio(&webhooks, request).await {
+            Ok(response) => response,
+            Err(refusal) => refusal.into_response(),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle_twilio(webhooks: &Webhooks, request: Request) -> Result<Response, Refusal> {
+    let config = &webhooks.config;
+    if config.twilio_auth_token.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "the Twilio SMS endpoint is off: sms.twilio_auth_token is not set",
+        ));
+    }
+    let (parts, body) = request.into_parts();
+    let kind = media_type(&parts.headers, &[FORM, JSON])?;
+    let body = read_body(&parts.headers, body, config.max_body_bytes).await?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_string(), ToString::to_string);
+    let url = format!("{}{path_and_query}", config.public_url.trim_end_matches('/'));
+    let header = parts
+        .headers
+        .get(signature::TWILIO_SIGNATURE_HEADER)
+        .map(|value| value.to_str().unwrap_or("\u{FFFD}"));
+    let fields: Vec<(String, String)> = if kind == FORM {
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        signature::verify_twilio_form(&config.twilio_auth_token, &url, &params, header)?;
+        params
+    } else {
+        signature::verify_twilio_json(&config.twilio_auth_token, &url, &body, header)?;
+        json_strings(&body)?
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the field {name} is missing"),
+                )
+            })
+    };
+    let text = Text {
+        provider: "twilio",
+        message_id: non_empty("MessageSid", field("MessageSid")?)?,
+        from: non_empty("From", field("From")?)?,
+        to: field("To")?,
+        body: field("Body")?,
+    };
+    tracing::Span::current().record("message_id", text.message_id.as_str());
+    let outcome = webhooks.inbound.receive(text).await?;
+    log_outcome(&outcome);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        twiml(&outcome.reply),
+    )
+        .into_response())
+}
+
+/// The generic provider's webhook body.
+#[derive(Debug, Deserialize)]
+struct GenericText {
+    id: String,
+    from: String,
+    to: String,
+    text: String,
+    /// RFC 3339; checked when present, for the logs.
+    received_at: Option<String>,
+}
+
+async fn generic(State(webhooks): State<Arc<Webhooks>>, request: Request) -> Response {
+    let span = tracing::info_span!(
+        "sms_webhook",
+        provider = "generic",
+        message_id = tracing::field::Empty
+    );
+    async move {
+        match handle_generic(&webhooks, request).await {
+            Ok(response) => response,
+            Err(refusal) => refusal.into_response(),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle_generic(webhooks: &Webhooks, request: Request) -> Result<Response, Refusal> {
+    let config = &webhooks.config;
+    if config.generic_secret.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "the generic SMS endpoint is off: sms.generic_secret is not set",
+        ));
+    }
+    let (parts, body) = request.into_parts();
+    media_type(&parts.headers, &[JSON])?;
+    let body = read_body(&parts.headers, body, config.max_body_bytes).await?;
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|value| value.to_str().unwrap_or("\u{FFFD}"))
+    };
+    signature::verify_generic(
+        config.generic_secret.as_bytes(),
+        header(signature::TIMESTAMP_HEADER),
+        header(signature::SIGNATURE_HEADER),
+        &body,
+        chrono::Utc::now().timestamp(),
+        i64::try_from(config.replay_window_secs).unwrap_or(i64::MAX),
+    )?;
+    let message: GenericText = serde_json::from_slice(&body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not the expected JSON object: {e}"),
+        )
+    })?;
+    tracing::Span::current().record("message_id", message.id.as_str());
+    if let Some(at) = &message.received_at {
+        chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("received_at {at:?} is not an RFC 3339 time: {e}"),
+            )
+        })?;
+    }
+    let reply_from = if config.sender_number.is_empty() {
+        message.to.clone()
+    } else {
+        config.sender_number.clone()
+    };
+    let text = Text {
+        provider: "generic",
+        message_id: non_empty("id", message.id.clone())?,
+        from: non_empty("from", message.from.clone())?,
+        to: message.to,
+        body: message.text,
+    };
+    let outcome = webhooks.inbound.receive(text).await?;
+    log_outcome(&outcome);
+    let reply = serde_json::json!({
+        "id": message.id,
+        "reply": {
+            "from": reply_from,
+            "to": message.from,
+            "text": outcome.reply,
+            "segments": segments::segments(&outcome.reply),
+        },
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, JSON)],
+        reply.to_string(),
+    )
+        .into_response())
+}
+
+fn log_outcome(outcome: &SmsOutcome) {
+    tracing::info!(
+        repeated = outcome.repeated,
+        segments = segments::segments(&outcome.reply),
+        "answered"
+    );
+}
+
+/// The request's media type if it is one of `accepted`; 415 otherwise.
+fn media_type(headers: &HeaderMap, accepted: &[&'static str]) -> Result<&'static str, Refusal> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = given.split(';').next().unwrap_or("").trim();
+    accepted
+        .iter()
+        .find(|kind| essence.eq_ignore_ascii_case(kind))
+        .copied()
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "the content type is {:?}; expected {}",
+                    given,
+                    accepted.join(" or ")
+                ),
+            )
+        })
+}
+
+/// The whole body, at most `limit` bytes (413 beyond).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    // Past the limit, or a body broken off: either way nothing to read.
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// The string fields of a JSON object (Twilio's JSON webhooks).
+fn json_strings(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a JSON object: {e}"),
+            )
+        })?;
+    Ok(object
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            serde_json::Value::String(text) => Some((key, text)),
+            _ => None,
+        })
+        .collect())
+}
+
+fn non_empty(name: &str, value: String) -> Result<String, Refusal> {
+    if value.trim().is_empty() {
+        Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the field {name} is empty"),
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A TwiML response that sends `reply` back to the sender.
+fn twiml(reply: &str) -> String {
+    let mut escaped = String::with_capacity(reply.len());
+    for c in reply.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            _ => escaped.push(c),
+        }
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{escaped}</Message></Response>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twiml_escapes_markup() {
+        assert_eq!(
+            twiml("a <b> & 'c'"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
+             a &lt;b&gt; &amp; &apos;c&apos;</Message></Response>"
+        );
+    }
+
+    #[test]
+    fn media_types_ignore_parameters_and_case() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+        );
+        assert_eq!(media_type(&headers, &[FORM, JSON]).ok(), Some(FORM));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let refusal = media_type(&headers, &[FORM, JSON]).err();
+        assert_eq!(
+            refusal.map(|r| r.status),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+    }
+}

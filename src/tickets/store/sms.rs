@@ -1,0 +1,400 @@
+//! Inbound texts, exactly once: recording a text, carrying out what it asks
+//! (read a ticket, list the sender's open ones, open a ticket, cancel one,
+//! answer a restoration question) and recording the reply happen in one
+//! transaction, keyed by the provider's message id.
+//!
+//! The inbound row is inserted first with `ON CONFLICT DO NOTHING`. The
+//! first delivery of a message wins the `(provider, provider_message_id)`
+//! key and does the work; a retry, even one racing the first (PostgreSQL
+//! makes its insert wait for the first transaction, SQLite's single writer
+//! runs them one after the other), inserts nothing and gets the reply the
+//! first one stored. What the reply says is not decided here: the caller
+//! passes a function from what was found and done ([`SmsFacts`]) to the
+//! text, and this module only stores it.
+
+use super::rows::{TicketRow, TICKET_COLUMNS};
+use super::tickets::{apply_transition, insert_tickets, prepare_ticket, NewTicket, Ticket};
+use super::{to_millis, Store, StoreError};
+use crate::tickets::lifecycle::{self, Action};
+use crate::tickets::model::{Actor, Status};
+use crate::tickets::number::TicketNumber;
+use crate::tickets::sla::SlaPolicy;
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+/// How many open tickets a sender's list holds at most.
+const MAX_OPEN_LISTED: i64 = 20;
+/// The outbox kind of the "reply 1 if service is restored, 2 if not"
+/// question sent when a ticket is resolved.
+const RESTORATION_QUESTION: &str = "resolved";
+
+/// One text as the provider delivered it.
+#[derive(Debug, Clone)]
+pub struct InboundSms {
+    /// `twilio` or `generic`: message ids are unique per provider.
+    pub provider: String,
+    pub provider_message_id: String,
+    /// The sender in the SMS channel's normal form (`sms::phone`).
+    pub from: String,
+    /// Every spelling the sender's tickets and customer record may be
+    /// stored under, `from` included.
+    pub from_spellings: Vec<String>,
+    /// The number the sender texted (ours).
+    pub to: String,
+    pub body: String,
+}
+
+/// What the text asks of the store.
+#[derive(Debug, Clone)]
+pub enum SmsRequest {
+    /// Nothing to read or change (help, a mistyped number, …).
+    Nothing,
+    /// One ticket's status.
+    Ticket(TicketNumber),
+    /// The sender's open tickets.
+    OpenTickets,
+    /// A new ticket for the sender (its contact phone is the sender).
+    Create(Box<NewTicket>),
+    /// Cancel one of the sender's tickets.
+    Cancel(TicketNumber),
+    /// Apply this action (confirm or reopen) to the ticket of the latest
+    /// restoration question still waiting for the sender's answer.
+    Answer(Action),
+}
+
+/// What the store found and did, for the reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SmsFacts {
+    Nothing,
+    Ticket(TicketFacts),
+    OpenTickets(Vec<Ticket>),
+    Created(Ticket),
+    Cancel(CancelFacts),
+    Answer(AnswerFacts),
+}
+
+/// A ticket looked up by number, and whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TicketFacts {
+    NotFound,
+    /// The sender is the ticket's contact.
+    Own(Ticket),
+    /// Someone else's ticket.
+    Others(Ticket),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelFacts {
+    /// No such ticket, or not the sender's: told apart to nobody.
+    NotYours,
+    /// The sender's, but its status does not allow cancelling.
+    Refused(Ticket),
+    Cancelled(Ticket),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerFacts {
+    /// No restoration question is waiting for this sender's answer.
+    NoQuestion,
+    /// The ticket after the answer's action.
+    Applied(Ticket, Action),
+}
+
+/// The reply to a text, and whether this delivery was a retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmsOutcome {
+    pub reply: String,
+    /// A retry of a message already handled: nothing was done again and
+    /// `reply` is the stored one.
+    pub repeated: bool,
+    /// The ticket this text opened, if it opened one.
+    pub created: Option<TicketNumber>,
+}
+
+impl Store {
+    /// The reply stored for a message already handled, if it was.
+    pub async fn sms_reply(
+        &self,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(STORED_REPLY)
+            .bind(provider)
+            .bind(provider_message_id)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    /// Records `sms`, carries out `request` and records the reply that
+    /// `reply` words from the result, all in one transaction. A message
+    /// already handled changes nothing and gets its stored reply.
+    pub async fn receive_sms<R>(
+        &self,
+        sms: InboundSms,
+        mut request: SmsRequest,
+        reply: R,
+    ) -> Result<SmsOutcome, StoreError>
+    where
+        R: FnOnce(&SmsFacts) -> String + Send + 'static,
+    {
+        if let SmsRequest::Create(new) = &mut request {
+            new.contact_phone = sms.from.clone();
+            new.validate(self.sla())?;
+        }
+        let now = self.now();
+        let sla = self.inner.sla.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
+                    let stored: Option<String> = sqlx::query_scalar(STORED_REPLY)
+                        .bind(&sms.provider)
+                        .bind(&sms.provider_message_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let reply = stored.ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "text {} from {} is recorded without its reply",
+                            sms.provider_message_id, sms.provider
+                        ))
+                    })?;
+                    return Ok(SmsOutcome {
+                        reply,
+                        repeated: true,
+                        created: None,
+                    });
+                };
+                let facts = carry_out(conn, &sms, request, &sla, now).await?;
+                let text = reply(&facts);
+                let ticket_id = ticket_of(&facts).map(|t| t.id);
+                if ticket_id.is_some() {
+                    sqlx::query("UPDATE sms_messages SET ticket_id = $1 WHERE id = $2")
+                        .bind(ticket_id)
+                        .bind(inbound_id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO sms_messages (direction, provider, provider_message_id, \
+                     from_number, to_number, body, ticket_id, reply_to, status, created_at) \
+                     VALUES ('out', $1, NULL, $2, $3, $4, $5, $6, 'replied', $7)",
+                )
+                .bind(&sms.provider)
+                .bind(&sms.to)
+                .bind(&sms.from)
+                .bind(&text)
+                .bind(ticket_id)
+                .bind(inbound_id)
+                .bind(to_millis(now))
+                .execute(&mut *conn)
+                .await?;
+                let created = match &facts {
+                    SmsFacts::Created(ticket) => Some(ticket.number),
+                    _ => None,
+                };
+                Ok(SmsOutcome {
+                    reply: text,
+                    repeated: false,
+                    created,
+                })
+            })
+        })
+        .await
+    }
+}
+
+/// The reply recorded for an inbound message.
+const STORED_REPLY: &str = "SELECT o.body FROM sms_messages i \
+    JOIN sms_messages o ON o.reply_to = i.id \
+    WHERE i.provider = $1 AND i.provider_message_id = $2 AND i.direction = 'in' \
+    ORDER BY o.id LIMIT 1";
+
+/// Records the inbound text; `None` when the message id is already there.
+async fn insert_inbound(
+    conn: &mut AnyConnection,
+    sms: &InboundSms,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
+         to_number, body, ticket_id, reply_to, status, created_at) \
+         VALUES ('in', $1, $2, $3, $4, $5, NULL, NULL, 'received', $6) \
+         ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id",
+    )
+    .bind(&sms.provider)
+    .bind(&sms.provider_message_id)
+    .bind(&sms.from)
+    .bind(&sms.to)
+    .bind(&sms.body)
+    .bind(to_millis(now))
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+async fn carry_out(
+    conn: &mut AnyConnection,
+    sms: &InboundSms,
+    request: SmsRequest,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<SmsFacts, StoreError> {
+    let actor = Actor::customer(&sms.from);
+    let own = |ticket: &Ticket| sms.from_spellings.contains(&ticket.contact_phone);
+    Ok(match request {
+        SmsRequest::Nothing => SmsFacts::Nothing,
+        SmsRequest::Ticket(number) => SmsFacts::Ticket(match ticket_by_number(conn, &number).await? {
+            None => TicketFacts::NotFound,
+            Some(ticket) if own(&ticket) => TicketFacts::Own(ticket),
+            Some(ticket) => TicketFacts::Others(ticket),
+        }),
+        SmsRequest::OpenTickets => {
+            SmsFacts::OpenTickets(open_tickets(conn, &sms.from_spellings).await?)
+        }
+        SmsRequest::Create(new) => {
+            let customer = customer_by_phones(conn, &sms.from_spellings).await?;
+            let prepared = prepare_ticket(*new, customer, sla, now)?;
+            let mut created = insert_tickets(conn, std::slice::from_ref(&prepared)).await?;
+            SmsFacts::Created(created.pop().ok_or(StoreError::Closed)?)
+        }
+        SmsRequest::Cancel(number) => SmsFacts::Cancel(match ticket_by_number(conn, &number).await? {
+            Some(ticket) if own(&ticket) => {
+                if lifecycle::apply(ticket.status, Action::Cancel).is_ok() {
+                    let note = Some("cancelled by the customer by SMS".to_string());
+                    CancelFacts::Cancelled(
+                        apply_transition(conn, &ticket, Action::Cancel, &actor, note, sla, now)
+                            .await?,
+                    )
+                } else {
+                    CancelFacts::Refused(ticket)
+                }
+            }
+            _ => CancelFacts::NotYours,
+        }),
+        SmsRequest::Answer(action) => SmsFacts::Answer(
+            match awaiting_answer(conn, &sms.from_spellings).await? {
+                Some(ticket) if lifecycle::apply(ticket.status, action).is_ok() => {
+                    let note = Some(format!("{action} by the customer's SMS answer"));
+                    let changed =
+                        apply_transition(conn, &ticket, action, &actor, note, sla, now).await?;
+                    AnswerFacts::Applied(changed, action)
+                }
+                _ => AnswerFacts::NoQuestion,
+            },
+        ),
+    })
+}
+
+/// The ticket a reply is about, recorded with both texts.
+fn ticket_of(facts: &SmsFacts) -> Option<&Ticket> {
+    match facts {
+        SmsFacts::Ticket(TicketFacts::Own(ticket) | TicketFacts::Others(ticket))
+        | SmsFacts::Created(ticket)
+        | SmsFacts::Cancel(CancelFacts::Refused(ticket) | CancelFacts::Cancelled(ticket))
+        | SmsFacts::Answer(AnswerFacts::Applied(ticket, _)) => Some(ticket),
+        _ => None,
+    }
+}
+
+/// "$first, $first+1, …" for `count` parameters.
+fn parameters(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn ticket_by_number(
+    conn: &mut AnyConnection,
+    number: &TicketNumber,
+) -> Result<Option<Ticket>, StoreError> {
+    let row: Option<TicketRow> = sqlx::query_as(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1"
+    ))
+    .bind(number.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Ticket::try_from).transpose()
+}
+
+async fn open_tickets(
+    conn: &mut AnyConnection,
+    phones: &[String],
+) -> Result<Vec<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE contact_phone IN ({}) \
+         AND status NOT IN ($1, $2, $3, $4) ORDER BY created_at DESC, id DESC LIMIT {MAX_OPEN_LISTED}",
+        parameters(5, phones.len())
+    );
+    let mut select = sqlx::query_as::<_, TicketRow>(&sql);
+    for status in [
+        Status::Resolved,
+        Status::Confirmed,
+        Status::Closed,
+        Status::Cancelled,
+    ] {
+        select = select.bind(status.code());
+    }
+    for phone in phones {
+        select = select.bind(phone);
+    }
+    let rows = select.fetch_all(&mut *conn).await?;
+    rows.into_iter().map(Ticket::try_from).collect()
+}
+
+/// The customer on file under any of `phones`: id, level and language.
+async fn customer_by_phones(
+    conn: &mut AnyConnection,
+    phones: &[String],
+) -> Result<Option<(i64, String, String)>, StoreError> {
+    let sql = format!(
+        "SELECT c.id, c.level, c.language FROM customer_phones p \
+         JOIN customers c ON c.id = p.customer_id WHERE p.phone IN ({}) \
+         ORDER BY c.id LIMIT 1",
+        parameters(1, phones.len())
+    );
+    let mut select = sqlx::query_as::<_, (i64, String, String)>(&sql);
+    for phone in phones {
+        select = select.bind(phone);
+    }
+    Ok(select.fetch_optional(&mut *conn).await?)
+}
+
+/// The ticket of the latest restoration question sent to any of `phones`
+/// whose ticket is still resolved (waiting for the answer).
+async fn awaiting_answer(
+    conn: &mut AnyConnection,
+    phones: &[String],
+) -> Result<Option<Ticket>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+         WHERE o.kind = $1 AND t.status = $2 AND o.recipient IN ({}) \
+         ORDER BY o.id DESC LIMIT 1",
+        TICKET_COLUMNS
+            .split(", ")
+            .map(|column| format!("t.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        parameters(3, phones.len())
+    );
+    let mut select = sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(RESTORATION_QUESTION)
+        .bind(Status::Resolved.code());
+    for phone in phones {
+        select = select.bind(phone);
+    }
+    select
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(Ticket::try_from)
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_continue_the_numbering() {
+        assert_eq!(parameters(3, 2), "$3, $4");
+        assert_eq!(parameters(1, 1), "$1");
+    }
+}
