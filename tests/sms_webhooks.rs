@@ -8,13 +8,13 @@
 mod support;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hotline::config::Config;
 use hotline::server::Server;
 use hotline::sms::signature;
 use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use hotline::tickets::store::{NewCustomer, Store, Ticket, TicketQuery};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use sqlx::{Connection, Executor};
 use std::future::Future;
@@ -274,7 +274,10 @@ fn mistyped(number: &str) -> String {
 
 /// Opens a ticket by SMS and returns it.
 async fn fault_by_sms(gw: &Gateway, from: &str, text: &str) -> Ticket {
-    let before = gw.tickets_of(&hotline::sms::phone::normalize(from)).await.len();
+    let before = gw
+        .tickets_of(&hotline::sms::phone::normalize(from))
+        .await
+        .len();
     gw.text(from, text).await;
     let tickets = gw.tickets_of(&hotline::sms::phone::normalize(from)).await;
     assert_eq!(tickets.len(), before + 1, "{text} opened a ticket");
@@ -375,10 +378,10 @@ async fn twilio_signatures_are_checked_over_the_public_url(gw: Gateway) -> Gatew
         assert_eq!(reply.status, 403, "tampered URL {path}: {}", reply.body);
     }
     for other_url in [
-        format!("http://gw.example.com:8443/sms/twilio?tenant=a%20b"),
-        format!("https://gw.example.com/sms/twilio?tenant=a%20b"),
+        "http://gw.example.com:8443/sms/twilio?tenant=a%20b",
+        "https://gw.example.com/sms/twilio?tenant=a%20b",
     ] {
-        let signature = signature::twilio_signature(TOKEN, &other_url, &params);
+        let signature = signature::twilio_signature(TOKEN, other_url, &params);
         let reply = post(
             gw.addr(),
             "/sms/twilio?tenant=a%20b",
@@ -463,9 +466,7 @@ async fn the_generic_endpoint_checks_its_signature_and_replay_window(gw: Gateway
         .starts_with("10000短信服务"));
     assert_eq!(json["reply"]["segments"], 2);
 
-    let stale = gw
-        .generic(&body.replace("g-1", "g-2"), now - 301)
-        .await;
+    let stale = gw.generic(&body.replace("g-1", "g-2"), now - 301).await;
     assert_eq!(stale.status, 403, "{}", stale.body);
     assert!(stale.body.contains("replay"), "{}", stale.body);
     // Signed for one body, sent with another.
@@ -524,10 +525,16 @@ async fn status_queries_in_both_languages_and_full_width(gw: Gateway) -> Gateway
     let wide = gw
         .text("+8613800138000", &full_width(&format!("STATUS {number}")))
         .await;
-    assert_eq!(wide, en, "full-width letters, digits and spaces read the same");
+    assert_eq!(
+        wide, en,
+        "full-width letters, digits and spaces read the same"
+    );
     let grouped = format!("{}-{}-{}", &number[..3], &number[3..7], &number[7..]);
     let zh_wide = gw
-        .text("+8613800138000", &format!("请帮我查询{}，谢谢", full_width(&grouped)))
+        .text(
+            "+8613800138000",
+            &format!("请帮我查询{}，谢谢", full_width(&grouped)),
+        )
         .await;
     assert_eq!(zh_wide, zh);
     gw
@@ -535,7 +542,10 @@ async fn status_queries_in_both_languages_and_full_width(gw: Gateway) -> Gateway
 
 async fn a_bare_status_lists_the_senders_open_tickets(gw: Gateway) -> Gateway {
     let none = gw.text("+8613700137000", "status").await;
-    assert_eq!(none, "You have no open tickets. Reply HELP for the commands.");
+    assert_eq!(
+        none,
+        "You have no open tickets. Reply HELP for the commands."
+    );
     let first = fault_by_sms(&gw, "+8613700137000", "FAULT no dial tone").await;
     let second = fault_by_sms(&gw, "+8613700137000", "报障 网络时断时续").await;
     gw.store()
@@ -597,7 +607,10 @@ async fn faults_and_complaints_open_tickets_for_the_sender(gw: Gateway) -> Gatew
     assert_eq!(en.language, Language::En);
     assert_eq!(en.description, "Router is DOWN");
     assert!(
-        reply.starts_with(&format!("Your fault report is ticket {}. Repair promised by ", en.number)),
+        reply.starts_with(&format!(
+            "Your fault report is ticket {}. Repair promised by ",
+            en.number
+        )),
         "{reply}"
     );
     assert!(reply.ends_with(&format!("Reply STATUS {} for progress.", en.number)));
@@ -623,9 +636,14 @@ async fn faults_and_complaints_open_tickets_for_the_sender(gw: Gateway) -> Gatew
             complaint.number, complaint.number
         )
     );
-    let wide = gw.text("+8613800138001", "ｆａｕｌｔ　ｎｏ　ｄｉａｌ　ｔｏｎｅ").await;
+    let wide = gw
+        .text("+8613800138001", "ｆａｕｌｔ　ｎｏ　ｄｉａｌ　ｔｏｎｅ")
+        .await;
     assert!(wide.starts_with("Your fault report is ticket"), "{wide}");
-    assert_eq!(gw.tickets_of("13800138001").await[0].description, "no dial tone");
+    assert_eq!(
+        gw.tickets_of("13800138001").await[0].description,
+        "no dial tone"
+    );
 
     // Without a description nothing is opened; the sender is told how.
     let count = gw.tickets_of("13800138001").await.len();
@@ -673,10 +691,15 @@ async fn cancel_works_on_own_open_tickets_only(gw: Gateway) -> Gateway {
             break candidate.to_string();
         }
     };
-    let missing = gw.text("+8613800138099", &format!("CANCEL {unknown}")).await;
+    let missing = gw
+        .text("+8613800138099", &format!("CANCEL {unknown}"))
+        .await;
     assert_eq!(missing, others, "not yours and not there read the same");
     let zh_others = gw.text("+8613800138099", &format!("取消 {number}")).await;
-    assert_eq!(zh_others, "未找到您名下的这张工单：只有工单的联系号码可以取消它。");
+    assert_eq!(
+        zh_others,
+        "未找到您名下的这张工单：只有工单的联系号码可以取消它。"
+    );
     let still = gw.store().ticket(&number).await.unwrap().unwrap();
     assert_eq!(still.status, Status::New);
 
@@ -693,7 +716,10 @@ async fn cancel_works_on_own_open_tickets_only(gw: Gateway) -> Gateway {
     );
     let english = fault_by_sms(&gw, "+8613800138002", "FAULT again").await;
     let reply = gw
-        .text("+8613800138002", &format!("please cancel {}", english.number))
+        .text(
+            "+8613800138002",
+            &format!("please cancel {}", english.number),
+        )
         .await;
     assert_eq!(reply, format!("Ticket {} is cancelled.", english.number));
     assert_eq!(
@@ -740,7 +766,12 @@ async fn answers_confirm_or_reopen_the_ticket_asked_about(gw: Gateway) -> Gatewa
         reply,
         format!("Thank you: ticket {} is confirmed restored.", first.number)
     );
-    let first = gw.store().ticket(&first.number.to_string()).await.unwrap().unwrap();
+    let first = gw
+        .store()
+        .ticket(&first.number.to_string())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.status, Status::Confirmed);
 
     let second = fault_by_sms(&gw, phone, "报障 二").await;
@@ -753,7 +784,12 @@ async fn answers_confirm_or_reopen_the_ticket_asked_about(gw: Gateway) -> Gatewa
             second.number
         )
     );
-    let second = gw.store().ticket(&second.number.to_string()).await.unwrap().unwrap();
+    let second = gw
+        .store()
+        .ticket(&second.number.to_string())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.status, Status::InProgress);
 
     let third = fault_by_sms(&gw, phone, "FAULT three").await;
@@ -772,7 +808,12 @@ async fn answers_confirm_or_reopen_the_ticket_asked_about(gw: Gateway) -> Gatewa
     let seventh = fault_by_sms(&gw, phone, "FAULT seven").await;
     resolve_and_ask(&gw, &seventh).await;
     gw.text("+8613800138098", "1").await;
-    let seventh = gw.store().ticket(&seventh.number.to_string()).await.unwrap().unwrap();
+    let seventh = gw
+        .store()
+        .ticket(&seventh.number.to_string())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seventh.status, Status::Resolved);
     gw
 }
@@ -787,7 +828,10 @@ async fn help_unknown_and_mistyped_numbers_get_their_texts(gw: Gateway) -> Gatew
     );
     assert_eq!(gw.text(phone, "？").await, en_help);
     let zh_help = gw.text(phone, "帮助").await;
-    assert!(zh_help.starts_with("10000短信服务：查询 工单号"), "{zh_help}");
+    assert!(
+        zh_help.starts_with("10000短信服务：查询 工单号"),
+        "{zh_help}"
+    );
     assert_eq!(gw.text(phone, "ｈｅｌｐ").await, en_help);
     assert_eq!(
         gw.text(phone, "hello there").await,
@@ -836,7 +880,10 @@ async fn details_go_only_to_the_tickets_own_number(gw: Gateway) -> Gateway {
     let ticket = fault_by_sms(&gw, "+8613800138005", "报障 专线中断").await;
     let number = ticket.number.to_string();
     let own = gw.text("+8613800138005", &format!("STATUS {number}")).await;
-    assert!(own.contains("fault report") && own.contains("Repair promised by"), "{own}");
+    assert!(
+        own.contains("fault report") && own.contains("Repair promised by"),
+        "{own}"
+    );
     let stranger = gw.text("+8613800138077", &format!("STATUS {number}")).await;
     assert_eq!(
         stranger,
@@ -861,7 +908,10 @@ async fn five_concurrent_retries_make_one_ticket_and_five_identical_replies(
     let tasks: Vec<_> = (0..5)
         .map(|_| {
             let gw = gw.clone();
-            tokio::spawn(async move { gw.twilio("+8613800138006", "报障 光猫红灯", "SMretry").await })
+            tokio::spawn(async move {
+                gw.twilio("+8613800138006", "报障 光猫红灯", "SMretry")
+                    .await
+            })
         })
         .collect();
     let mut replies = Vec::new();
@@ -870,14 +920,22 @@ async fn five_concurrent_retries_make_one_ticket_and_five_identical_replies(
         assert_eq!(reply.status, 200, "{}", reply.body);
         replies.push(reply.body);
     }
-    assert!(replies.iter().all(|reply| *reply == replies[0]), "{replies:#?}");
+    assert!(
+        replies.iter().all(|reply| *reply == replies[0]),
+        "{replies:#?}"
+    );
     let tickets = gw.tickets_of("13800138006").await;
     assert_eq!(tickets.len(), 1, "one ticket");
     assert!(replies[0].contains(&tickets[0].number.to_string()));
-    assert_eq!(gw.store().notifications(tickets[0].id).await.unwrap().len(), 1);
+    assert_eq!(
+        gw.store().notifications(tickets[0].id).await.unwrap().len(),
+        1
+    );
     assert_eq!(gw.stored_texts().await, 2, "one text and one reply stored");
     // A later retry: the same reply again, nothing new.
-    let later = gw.twilio("+8613800138006", "报障 光猫红灯", "SMretry").await;
+    let later = gw
+        .twilio("+8613800138006", "报障 光猫红灯", "SMretry")
+        .await;
     assert_eq!(later.body, replies[0]);
     assert_eq!(gw.stored_texts().await, 2);
     let Ok(gw) = std::sync::Arc::try_unwrap(gw) else {
@@ -916,7 +974,9 @@ async fn malformed_requests_are_refused_and_store_nothing(gw: Gateway) -> Gatewa
     )
     .await;
     assert_eq!(reply.status, 415, "{}", reply.body);
-    assert!(reply.body.contains("expected application/x-www-form-urlencoded"));
+    assert!(reply
+        .body
+        .contains("expected application/x-www-form-urlencoded"));
     let reply = post(gw.addr(), "/sms/twilio", &[], form(&params)).await;
     assert_eq!(reply.status, 415, "no content type");
 
@@ -950,7 +1010,11 @@ async fn malformed_requests_are_refused_and_store_nothing(gw: Gateway) -> Gatewa
     )
     .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
-    assert!(reply.body.contains("the field From is missing"), "{}", reply.body);
+    assert!(
+        reply.body.contains("the field From is missing"),
+        "{}",
+        reply.body
+    );
 
     let not_a_phone = twilio_params("hello", "STATUS", "SMnotaphone");
     let reply = post(
@@ -969,7 +1033,10 @@ async fn malformed_requests_are_refused_and_store_nothing(gw: Gateway) -> Gatewa
     for (body, needle) in [
         ("{not json", "not the expected JSON"),
         (r#"{"id":"g","to":"1","text":"x"}"#, "missing field `from`"),
-        (r#"{"id":"","from":"+8613800138008","to":"1","text":"x"}"#, "the field id is empty"),
+        (
+            r#"{"id":"","from":"+8613800138008","to":"1","text":"x"}"#,
+            "the field id is empty",
+        ),
         (
             r#"{"id":"g","from":"+8613800138008","to":"1","text":"x","received_at":"yesterday"}"#,
             "received_at",
@@ -1017,7 +1084,11 @@ async fn endpoints_without_a_secret_are_off() {
     )
     .await;
     assert_eq!(reply.status, 404);
-    assert!(reply.body.contains("sms.twilio_auth_token"), "{}", reply.body);
+    assert!(
+        reply.body.contains("sms.twilio_auth_token"),
+        "{}",
+        reply.body
+    );
     let reply = gw.generic("{}", chrono::Utc::now().timestamp()).await;
     assert_eq!(reply.status, 404);
     assert!(reply.body.contains("sms.generic_secret"), "{}", reply.body);
@@ -1057,31 +1128,50 @@ async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
         return;
     };
     for n in 0..3 {
-        let reply = gw.twilio("+8613800138010", "HELP", &format!("SMlim{n}")).await;
+        let reply = gw
+            .twilio("+8613800138010", "HELP", &format!("SMlim{n}"))
+            .await;
         assert_eq!(reply.status, 200);
     }
     let stored = gw.stored_texts().await;
     let over = gw.twilio("+8613800138010", "HELP", "SMlim3").await;
     assert_eq!(over.status, 429, "{}", over.body);
-    assert!(over.body.contains("too many texts from this number"), "{}", over.body);
-    let retry_after: u64 = over.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        over.body.contains("too many texts from this number"),
+        "{}",
+        over.body
+    );
+    let retry_after: u64 = over.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=20).contains(&retry_after), "{retry_after}");
     assert_eq!(gw.stored_texts().await, stored, "nothing stored");
     // A retry of a text already answered is not counted again.
     let retry = gw.twilio("+8613800138010", "HELP", "SMlim0").await;
     assert_eq!(retry.status, 200);
     // Others are not held back; the same number in another spelling is.
-    assert_eq!(gw.twilio("+8613800138011", "HELP", "SMother").await.status, 200);
+    assert_eq!(
+        gw.twilio("+8613800138011", "HELP", "SMother").await.status,
+        200
+    );
     assert_eq!(gw.twilio("13800138010", "HELP", "SMlim4").await.status, 429);
 
     // Tickets are limited apart: one new ticket per hour here.
     assert_eq!(
-        gw.twilio("+8613800138012", "FAULT one", "SMt1").await.status,
+        gw.twilio("+8613800138012", "FAULT one", "SMt1")
+            .await
+            .status,
         200
     );
     let second = gw.twilio("+8613800138012", "报障 二", "SMt2").await;
     assert_eq!(second.status, 429, "{}", second.body);
-    assert!(second.body.contains("too many new tickets"), "{}", second.body);
+    assert!(
+        second.body.contains("too many new tickets"),
+        "{}",
+        second.body
+    );
     assert!(second.headers.contains_key("retry-after"));
     assert_eq!(gw.tickets_of("13800138012").await.len(), 1);
     let status = gw.twilio("+8613800138012", "STATUS", "SMt3").await;

@@ -158,7 +158,12 @@ impl SmsInbound {
     }
 }
 
-fn take(limits: &Mutex<SenderLimits>, sender: &str, id: &str, now: Instant) -> Result<(), Duration> {
+fn take(
+    limits: &Mutex<SenderLimits>,
+    sender: &str,
+    id: &str,
+    now: Instant,
+) -> Result<(), Duration> {
     limits
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

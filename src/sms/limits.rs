@@ -111,7 +111,10 @@ mod tests {
         let wait = limits.take("138", "d", start).unwrap_err();
         assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
         assert_eq!(limits.take("139", "d", start), Ok(()), "others are apart");
-        assert_eq!(limits.take("138", "d", start + Duration::from_secs(20)), Ok(()));
+        assert_eq!(
+            limits.take("138", "d", start + Duration::from_secs(20)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ fn without_store(zh: bool, command: &Command) -> String {
             TicketRef::Valid(number) => not_found(zh, &number.to_string()),
         },
         Command::Fault(_) if zh => "请说明故障情况，例如：报障 宽带无法上网".to_string(),
-        Command::Fault(_) => "Please say what is wrong, e.g. FAULT no internet since 9am".to_string(),
+        Command::Fault(_) => {
+            "Please say what is wrong, e.g. FAULT no internet since 9am".to_string()
+        }
         Command::Complaint(_) if zh => {
             "请说明投诉内容，例如：投诉 维修人员未按约定时间上门".to_string()
         }
@@ -91,7 +93,9 @@ fn malformed(zh: bool, digits: &str) -> String {
     if zh {
         format!("工单号为10位数字，您发送的{digits}是{count}位，请核对后重发。")
     } else {
-        format!("A ticket number has 10 digits; {digits} has {count}. Please check it and try again.")
+        format!(
+            "A ticket number has 10 digits; {digits} has {count}. Please check it and try again."
+        )
     }
 }
 
@@ -195,10 +199,18 @@ fn open_tickets(zh: bool, tickets: &[Ticket]) -> String {
         let items: Vec<String> = tickets[..shown].iter().map(item).collect();
         let more = tickets.len() - shown;
         if zh {
-            let more = if more > 0 { format!("；另有{more}张") } else { String::new() };
+            let more = if more > 0 {
+                format!("；另有{more}张")
+            } else {
+                String::new()
+            };
             format!("您未完成的工单：{}{more}。", items.join("；"))
         } else {
-            let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+            let more = if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            };
             format!("Your open tickets: {}{more}.", items.join("; "))
         }
     };
@@ -244,7 +256,9 @@ fn cancelled(zh: bool, cancel: &CancelFacts) -> String {
             state(zh, ticket.status)
         ),
         (CancelFacts::Cancelled(ticket), true) => format!("工单{}已取消。", ticket.number),
-        (CancelFacts::Cancelled(ticket), false) => format!("Ticket {} is cancelled.", ticket.number),
+        (CancelFacts::Cancelled(ticket), false) => {
+            format!("Ticket {} is cancelled.", ticket.number)
+        }
     }
 }
 

@@ -141,7 +141,10 @@ async fn handle_twilio(webhooks: &Webhooks, request: Request) -> Result<Response
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_string(), ToString::to_string);
-    let url = format!("{}{path_and_query}", config.public_url.trim_end_matches('/'));
+    let url = format!(
+        "{}{path_and_query}",
+        config.public_url.trim_end_matches('/')
+    );
     let header = parts
         .headers
         .get(signature::TWILIO_SIGNATURE_HEADER)
@@ -336,8 +339,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
 
 /// The string fields of a JSON object (Twilio's JSON webhooks).
 fn json_strings(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|e| {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
                 format!("the body is not a JSON object: {e}"),

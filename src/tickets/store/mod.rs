@@ -24,7 +24,9 @@ pub use calls::CallRecord;
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
 pub use outbox::Notification;
 pub use sla_job::Breach;
-pub use sms::{AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts};
+pub use sms::{
+    AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,
+};
 pub use tickets::{normalize_phone, NewTicket, Ticket, TicketEvent, TicketQuery};
 
 use super::lifecycle::TransitionError;

@@ -97,7 +97,7 @@ pub enum AnswerFacts {
     /// No restoration question is waiting for this sender's answer.
     NoQuestion,
     /// The ticket after the answer's action.
-    Applied(Ticket, Action),
+    Applied(Box<Ticket>, Action),
 }
 
 /// The reply to a text, and whether this delivery was a retry.
@@ -241,11 +241,13 @@ async fn carry_out(
     let own = |ticket: &Ticket| sms.from_spellings.contains(&ticket.contact_phone);
     Ok(match request {
         SmsRequest::Nothing => SmsFacts::Nothing,
-        SmsRequest::Ticket(number) => SmsFacts::Ticket(match ticket_by_number(conn, &number).await? {
-            None => TicketFacts::NotFound,
-            Some(ticket) if own(&ticket) => TicketFacts::Own(ticket),
-            Some(ticket) => TicketFacts::Others(ticket),
-        }),
+        SmsRequest::Ticket(number) => {
+            SmsFacts::Ticket(match ticket_by_number(conn, &number).await? {
+                None => TicketFacts::NotFound,
+                Some(ticket) if own(&ticket) => TicketFacts::Own(ticket),
+                Some(ticket) => TicketFacts::Others(ticket),
+            })
+        }
         SmsRequest::OpenTickets => {
             SmsFacts::OpenTickets(open_tickets(conn, &sms.from_spellings).await?)
         }
@@ -255,31 +257,33 @@ async fn carry_out(
             let mut created = insert_tickets(conn, std::slice::from_ref(&prepared)).await?;
             SmsFacts::Created(created.pop().ok_or(StoreError::Closed)?)
         }
-        SmsRequest::Cancel(number) => SmsFacts::Cancel(match ticket_by_number(conn, &number).await? {
-            Some(ticket) if own(&ticket) => {
-                if lifecycle::apply(ticket.status, Action::Cancel).is_ok() {
-                    let note = Some("cancelled by the customer by SMS".to_string());
-                    CancelFacts::Cancelled(
-                        apply_transition(conn, &ticket, Action::Cancel, &actor, note, sla, now)
-                            .await?,
-                    )
-                } else {
-                    CancelFacts::Refused(ticket)
+        SmsRequest::Cancel(number) => {
+            SmsFacts::Cancel(match ticket_by_number(conn, &number).await? {
+                Some(ticket) if own(&ticket) => {
+                    if lifecycle::apply(ticket.status, Action::Cancel).is_ok() {
+                        let note = Some("cancelled by the customer by SMS".to_string());
+                        CancelFacts::Cancelled(
+                            apply_transition(conn, &ticket, Action::Cancel, &actor, note, sla, now)
+                                .await?,
+                        )
+                    } else {
+                        CancelFacts::Refused(ticket)
+                    }
                 }
-            }
-            _ => CancelFacts::NotYours,
-        }),
-        SmsRequest::Answer(action) => SmsFacts::Answer(
-            match awaiting_answer(conn, &sms.from_spellings).await? {
+                _ => CancelFacts::NotYours,
+            })
+        }
+        SmsRequest::Answer(action) => {
+            SmsFacts::Answer(match awaiting_answer(conn, &sms.from_spellings).await? {
                 Some(ticket) if lifecycle::apply(ticket.status, action).is_ok() => {
                     let note = Some(format!("{action} by the customer's SMS answer"));
                     let changed =
                         apply_transition(conn, &ticket, action, &actor, note, sla, now).await?;
-                    AnswerFacts::Applied(changed, action)
+                    AnswerFacts::Applied(Box::new(changed), action)
                 }
                 _ => AnswerFacts::NoQuestion,
-            },
-        ),
+            })
+        }
     })
 }
 
@@ -288,8 +292,10 @@ fn ticket_of(facts: &SmsFacts) -> Option<&Ticket> {
     match facts {
         SmsFacts::Ticket(TicketFacts::Own(ticket) | TicketFacts::Others(ticket))
         | SmsFacts::Created(ticket)
-        | SmsFacts::Cancel(CancelFacts::Refused(ticket) | CancelFacts::Cancelled(ticket))
-        | SmsFacts::Answer(AnswerFacts::Applied(ticket, _)) => Some(ticket),
+        | SmsFacts::Cancel(CancelFacts::Refused(ticket) | CancelFacts::Cancelled(ticket)) => {
+            Some(ticket)
+        }
+        SmsFacts::Answer(AnswerFacts::Applied(ticket, _)) => Some(ticket),
         _ => None,
     }
 }
