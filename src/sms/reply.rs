@@ -273,3 +273,136 @@ fn answered(zh: bool, ticket: &Ticket, action: Action) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::command::parse;
+    use crate::tickets::model::{Channel, CustomerLevel};
+    use crate::tickets::number::TicketNumber;
+    use chrono::TimeZone;
+
+    const ZONE: Tz = chrono_tz::Asia::Shanghai;
+
+    fn ticket(n: u32, status: Status) -> Ticket {
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap();
+        let number = TicketNumber::generate(&mut rand::rng());
+        Ticket {
+            id: i64::from(n),
+            number,
+            ticket_type: TicketType::FaultReport,
+            category: "ict".into(),
+            service_number: None,
+            description: "宽带断了".into(),
+            contact_phone: "13800138000".into(),
+            customer_id: None,
+            level: CustomerLevel::LocalC,
+            language: Language::Zh,
+            channel: Channel::Sms,
+            queue: "fault_report".into(),
+            assignee: None,
+            status,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            dispatched_at: None,
+            accepted_at: None,
+            resolved_at: None,
+            confirmed_at: None,
+            closed_at: None,
+            due: crate::tickets::store::Deadlines {
+                repair: Some(at + chrono::Duration::hours(24)),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_own_ticket_has_its_type_state_and_local_repair_time() {
+        let own = ticket(1, Status::InProgress);
+        let facts = SmsFacts::Ticket(TicketFacts::Own(own.clone()));
+        let number = own.number;
+        assert_eq!(
+            reply(&parse(&format!("查询 {number}")), &facts, ZONE),
+            format!("工单{number}（客户报障）：处理中，承诺修复时间12月1日10:00。")
+        );
+        assert_eq!(
+            reply(&parse(&format!("status {number}")), &facts, ZONE),
+            format!("Ticket {number} (fault report): being worked on. Repair promised by 2026-12-01 10:00.")
+        );
+        let done = SmsFacts::Ticket(TicketFacts::Own(ticket(2, Status::Closed)));
+        assert!(!reply(&parse("status 1"), &done, ZONE).contains("promised"));
+    }
+
+    #[test]
+    fn someone_elses_ticket_shows_only_its_state() {
+        let other = ticket(1, Status::Dispatched);
+        let text = reply(
+            &parse("STATUS"),
+            &SmsFacts::Ticket(TicketFacts::Others(other.clone())),
+            ZONE,
+        );
+        assert_eq!(
+            text,
+            format!(
+                "Ticket {}: dispatched. Details go only to the ticket's contact number.",
+                other.number
+            )
+        );
+    }
+
+    #[test]
+    fn a_long_list_of_open_tickets_fits_three_segments() {
+        let tickets: Vec<Ticket> = (0..40).map(|n| ticket(n, Status::New)).collect();
+        for command in ["STATUS", "查询"] {
+            let text = reply(
+                &parse(command),
+                &SmsFacts::OpenTickets(tickets.clone()),
+                ZONE,
+            );
+            assert!(segments::segments(&text) <= MAX_SEGMENTS, "{text}");
+            assert!(text.contains("more") || text.contains("另有"), "{text}");
+            assert!(!text.ends_with('…') && !text.ends_with("..."), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_reply_fits_three_segments() {
+        let long = ticket(1, Status::New);
+        let texts = [
+            reply(&parse("hello"), &SmsFacts::Nothing, ZONE),
+            reply(&parse("你好"), &SmsFacts::Nothing, ZONE),
+            reply(&parse("帮助"), &SmsFacts::Nothing, ZONE),
+            reply(&parse("报障 x"), &SmsFacts::Created(long.clone()), ZONE),
+            reply(
+                &parse("1"),
+                &SmsFacts::Answer(AnswerFacts::Applied(Box::new(long), Action::Reopen)),
+                ZONE,
+            ),
+        ];
+        for text in texts {
+            assert!(segments::segments(&text) <= MAX_SEGMENTS, "{text}");
+            assert!(!text.ends_with('…'), "cut: {text}");
+        }
+    }
+
+    #[test]
+    fn no_waiting_question_gets_the_help_text() {
+        assert_eq!(
+            reply(
+                &parse("是"),
+                &SmsFacts::Answer(AnswerFacts::NoQuestion),
+                ZONE
+            ),
+            help(true)
+        );
+        assert_eq!(
+            reply(
+                &parse("1"),
+                &SmsFacts::Answer(AnswerFacts::NoQuestion),
+                ZONE
+            ),
+            help(false)
+        );
+    }
+}

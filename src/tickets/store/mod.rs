@@ -27,7 +27,7 @@ pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,
 };
-pub use tickets::{normalize_phone, NewTicket, Ticket, TicketEvent, TicketQuery};
+pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
