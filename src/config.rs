@@ -202,6 +202,22 @@ impl Default for SmsOutboxConfig {
 }
 
 impl SmsOutboxConfig {
+    /// These settings with the auth token and secret masked, for printing.
+    pub fn redacted(&self) -> SmsOutboxConfig {
+        let mask = |value: &str| {
+            if value.is_empty() {
+                String::new()
+            } else {
+                "(set)".to_string()
+            }
+        };
+        SmsOutboxConfig {
+            auth_token: mask(&self.auth_token),
+            secret: mask(&self.secret),
+            ..self.clone()
+        }
+    }
+
     /// Every problem with these settings, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -826,6 +842,10 @@ mod tests {
         config.sms_outbox.provider = "smpp".into();
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("sms_outbox.provider: \"smpp\""), "{error}");
+        config.sms_outbox.secret = "hunter2".into();
+        let shown = config.sms_outbox.redacted();
+        assert_eq!(shown.secret, "(set)");
+        assert_eq!(shown.auth_token, "");
     }
 
     #[test]

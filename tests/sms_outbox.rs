@@ -632,7 +632,7 @@ async fn retries_back_off_and_then_give_up(database: Arc<Database>) {
     let tickets = create_tickets(&store, 20).await;
     let config = SmsOutboxConfig {
         max_attempts: 4,
-        backoff_base_ms: 40,
+        backoff_base_ms: 100,
         poll_interval_ms: 5,
         ..twilio_config(&simulator)
     };
@@ -660,11 +660,11 @@ async fn retries_back_off_and_then_give_up(database: Arc<Database>) {
         assert_eq!(times.len(), 4, "one request per attempt");
         for (i, pair) in times.windows(2).enumerate() {
             let gap = pair[1] - pair[0];
-            // Full jitter: never above the ceiling (40, 80, 160 ms), plus
-            // the poll interval and scheduling slack.
-            let ceiling = Duration::from_millis(40 << i);
+            // Full jitter: never above the ceiling (100, 200, 400 ms), plus
+            // the poll interval and scheduling slack on a busy machine.
+            let ceiling = Duration::from_millis(100 << i);
             assert!(
-                gap <= ceiling + Duration::from_millis(150),
+                gap <= ceiling + Duration::from_millis(500),
                 "wait {gap:?} before attempt {} is above {ceiling:?}",
                 i + 2
             );
