@@ -201,6 +201,9 @@ impl Default for SmsOutboxConfig {
     }
 }
 
+/// The longest retry delay allowed (a day).
+const MAX_BACKOFF_SECS: u64 = 86_400;
+
 impl SmsOutboxConfig {
     /// These settings with the auth token and secret masked, for printing.
     pub fn redacted(&self) -> SmsOutboxConfig {
@@ -277,6 +280,12 @@ impl SmsOutboxConfig {
             if value == 0 {
                 problems.push(format!("sms_outbox.{key} must be at least 1"));
             }
+        }
+        if self.backoff_max_secs > MAX_BACKOFF_SECS {
+            problems.push(format!(
+                "sms_outbox.backoff_max_secs ({}) must be at most {MAX_BACKOFF_SECS} (a day)",
+                self.backoff_max_secs
+            ));
         }
         if self.backoff_max_secs.saturating_mul(1000) < self.backoff_base_ms {
             problems.push(format!(

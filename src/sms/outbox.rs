@@ -191,8 +191,10 @@ async fn deliver(
         Err(SendError::Transient(reason)) => {
             let delay = policy.delay(claim.attempt, rand::random::<f64>());
             tracing::info!(%reason, retry_in_ms = delay.as_millis() as u64, "notification will be retried");
-            let next =
-                store.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let next = chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|delay| store.now().checked_add_signed(delay))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             store.mark_retry(&claim, next, reason).await
         }
     };
