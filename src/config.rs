@@ -27,6 +27,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub tickets: TicketsConfig,
     pub ivr: IvrConfig,
+    pub sms_outbox: SmsOutboxConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -175,6 +176,177 @@ pub struct TicketsConfig {
     pub sla_file: PathBuf,
     /// How often the SLA job looks for deadlines that passed.
     pub breach_check_secs: u64,
+}
+
+/// Delivery of the notification outbox (texts about tickets) through an
+/// SMS provider. Empty strings mean "not set" (so that every key can be
+/// overridden from the environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsOutboxConfig {
+    /// `none` (texts stay queued; no worker runs), `twilio` (the
+    /// Twilio-compatible Messages API) or `generic` (a signed JSON webhook).
+    pub provider: String,
+    /// Twilio: the API's base URL.
+    pub api_base: String,
+    /// Twilio: the account SID (the basic-auth user and part of the URL).
+    pub account_sid: String,
+    /// Twilio: the auth token (basic-auth password; also checks the
+    /// signature of delivery-status callbacks).
+    pub auth_token: String,
+    /// The sender number (Twilio `From`, generic `from`).
+    pub from: String,
+    /// Twilio: send through this messaging service instead of `from`.
+    pub messaging_service_sid: String,
+    /// Generic: the URL messages are POSTed to.
+    pub url: String,
+    /// Generic: the shared secret of the `X-Hotline-Signature` HMAC, both
+    /// on our requests and on its delivery-status callbacks.
+    pub secret: String,
+    /// The public URL of `POST /sms/status` as the provider calls it (Twilio
+    /// signs it); empty: ask for no status callbacks.
+    pub status_callback_url: String,
+    /// Attempts before a notification is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with full jitter.
+    pub backoff_base_ms: u64,
+    /// The longest retry delay.
+    pub backoff_max_secs: u64,
+    /// How often the worker looks for due notifications.
+    pub poll_interval_ms: u64,
+    /// Notifications claimed (and sent concurrently) per round.
+    pub batch_size: usize,
+    /// How long a claim lasts: a gateway that dies mid-send leaves its
+    /// notifications to others after this.
+    pub lease_secs: u64,
+    /// Limit for one request to the provider, connecting included.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SmsOutboxConfig {
+    fn default() -> Self {
+        SmsOutboxConfig {
+            provider: "none".to_string(),
+            api_base: "https://api.twilio.com".to_string(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            url: String::new(),
+            secret: String::new(),
+            status_callback_url: String::new(),
+            max_attempts: 8,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 600,
+            poll_interval_ms: 500,
+            batch_size: 50,
+            lease_secs: 60,
+            request_timeout_ms: 5000,
+        }
+    }
+}
+
+/// The longest retry delay allowed (a day).
+const MAX_BACKOFF_SECS: u64 = 86_400;
+
+impl SmsOutboxConfig {
+    /// These settings with the auth token and secret masked, for printing.
+    pub fn redacted(&self) -> SmsOutboxConfig {
+        let mask = |value: &str| {
+            if value.is_empty() {
+                String::new()
+            } else {
+                "(set)".to_string()
+            }
+        };
+        SmsOutboxConfig {
+            auth_token: mask(&self.auth_token),
+            secret: mask(&self.secret),
+            ..self.clone()
+        }
+    }
+
+    /// Every problem with these settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let missing = |problems: &mut Vec<String>, key: &str, value: &str, why: &str| {
+            if value.trim().is_empty() {
+                problems.push(format!("sms_outbox.{key} must be set {why}"));
+            }
+        };
+        let url_ok = |value: &str| value.starts_with("http://") || value.starts_with("https://");
+        match self.provider.as_str() {
+            "none" => {}
+            "twilio" => {
+                let why = "when sms_outbox.provider is \"twilio\"";
+                missing(&mut problems, "account_sid", &self.account_sid, why);
+                missing(&mut problems, "auth_token", &self.auth_token, why);
+                if self.from.trim().is_empty() && self.messaging_service_sid.trim().is_empty() {
+                    problems.push(format!(
+                        "sms_outbox: one of from or messaging_service_sid must be set {why}"
+                    ));
+                }
+                if !url_ok(&self.api_base) {
+                    problems.push(format!(
+                        "sms_outbox.api_base: {:?} must be an http:// or https:// URL",
+                        self.api_base
+                    ));
+                }
+            }
+            "generic" => {
+                let why = "when sms_outbox.provider is \"generic\"";
+                missing(&mut problems, "url", &self.url, why);
+                missing(&mut problems, "secret", &self.secret, why);
+                if !self.url.trim().is_empty() && !url_ok(&self.url) {
+                    problems.push(format!(
+                        "sms_outbox.url: {:?} must be an http:// or https:// URL",
+                        self.url
+                    ));
+                }
+            }
+            other => problems.push(format!(
+                "sms_outbox.provider: {other:?} must be \"none\", \"twilio\" or \"generic\""
+            )),
+        }
+        if !self.status_callback_url.is_empty() && !url_ok(&self.status_callback_url) {
+            problems.push(format!(
+                "sms_outbox.status_callback_url: {:?} must be an http:// or https:// URL",
+                self.status_callback_url
+            ));
+        }
+        for (key, value) in [
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("backoff_base_ms", self.backoff_base_ms),
+            ("poll_interval_ms", self.poll_interval_ms),
+            ("batch_size", self.batch_size as u64),
+            ("lease_secs", self.lease_secs),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if value == 0 {
+                problems.push(format!("sms_outbox.{key} must be at least 1"));
+            }
+        }
+        if self.backoff_max_secs > MAX_BACKOFF_SECS {
+            problems.push(format!(
+                "sms_outbox.backoff_max_secs ({}) must be at most {MAX_BACKOFF_SECS} (a day)",
+                self.backoff_max_secs
+            ));
+        }
+        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_base_ms {
+            problems.push(format!(
+                "sms_outbox.backoff_max_secs ({}) must not be below backoff_base_ms ({} ms)",
+                self.backoff_max_secs, self.backoff_base_ms
+            ));
+        }
+        if self.lease_secs.saturating_mul(1000) <= self.request_timeout_ms {
+            problems.push(format!(
+                "sms_outbox.lease_secs ({} s) must be longer than request_timeout_ms ({} ms), \
+                 or a slow send could be claimed again while it is still running",
+                self.lease_secs, self.request_timeout_ms
+            ));
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -508,6 +680,7 @@ impl Config {
         if self.tickets.breach_check_secs == 0 {
             problems.push("tickets.breach_check_secs must be at least 1".to_string());
         }
+        problems.extend(self.sms_outbox.problems());
         if !["text", "json"].contains(&self.log.format.as_str()) {
             problems.push(format!(
                 "log.format: {:?} must be \"text\" or \"json\"",
@@ -726,6 +899,61 @@ mod tests {
         );
         assert!(error.contains("unknown codec \"G729\""), "{error}");
         assert!(error.contains("log.format"), "{error}");
+    }
+
+    #[test]
+    fn sms_outbox_settings_come_from_the_environment_and_are_checked() {
+        let config = Config::load_from(
+            missing_default_file(),
+            &env(&[
+                ("HOTLINE_SMS_OUTBOX_PROVIDER", "twilio"),
+                ("HOTLINE_SMS_OUTBOX_ACCOUNT_SID", "AC123"),
+                ("HOTLINE_SMS_OUTBOX_AUTH_TOKEN", "secret"),
+                ("HOTLINE_SMS_OUTBOX_FROM", "+15005550006"),
+                ("HOTLINE_SMS_OUTBOX_MAX_ATTEMPTS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sms_outbox.provider, "twilio");
+        assert_eq!(config.sms_outbox.account_sid, "AC123");
+        assert_eq!(config.sms_outbox.max_attempts, 3);
+        assert_eq!(config.sms_outbox.api_base, "https://api.twilio.com");
+
+        let error = Config::load_from(
+            missing_default_file(),
+            &env(&[("HOTLINE_SMS_OUTBOX_PROVIDER", "twilio")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(
+                "sms_outbox.account_sid must be set when sms_outbox.provider is \"twilio\""
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("one of from or messaging_service_sid"),
+            "{error}"
+        );
+
+        let mut config = Config::default();
+        config.sms_outbox.provider = "generic".into();
+        config.sms_outbox.url = "ftp://x".into();
+        config.sms_outbox.batch_size = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("sms_outbox.secret must be set"), "{error}");
+        assert!(error.contains("sms_outbox.url: \"ftp://x\""), "{error}");
+        assert!(
+            error.contains("sms_outbox.batch_size must be at least 1"),
+            "{error}"
+        );
+        config.sms_outbox.provider = "smpp".into();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("sms_outbox.provider: \"smpp\""), "{error}");
+        config.sms_outbox.secret = "hunter2".into();
+        let shown = config.sms_outbox.redacted();
+        assert_eq!(shown.secret, "(set)");
+        assert_eq!(shown.auth_token, "");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The gateway's HTTP side: builds the one axum `Router` from the config
 //! and the store, and serves it until the server stops. Routes belong to
-//! their modules (`sms::webhook` for the inbound SMS webhooks); this file
+//! their modules (`sms::webhook` for the inbound SMS webhooks,
+//! `sms::status` for delivery-status callbacks); this file
 //! only puts them together, binds nothing itself and decides nothing about
 //! a request.
 
@@ -16,7 +17,10 @@ pub fn router(config: &Config, store: Store) -> Router {
     // The one place where each part's routes join: add other modules'
     // routers (the SMS outbox's delivery-status callback, the staff API)
     // to this list.
-    let parts = [crate::sms::webhook::router(&config.sms, store)];
+    let parts = [
+        crate::sms::webhook::router(&config.sms, store.clone()),
+        crate::sms::status::router(store, config.sms_outbox.clone()),
+    ];
     parts
         .into_iter()
         .fold(Router::new().route("/healthz", get(healthz)), Router::merge)

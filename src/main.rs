@@ -164,7 +164,9 @@ fn main() -> ExitCode {
 }
 
 fn check_config(config: &Config) -> anyhow::Result<()> {
-    let text = toml::to_string_pretty(config).context("cannot print the configuration")?;
+    let mut shown = config.clone();
+    shown.sms_outbox = shown.sms_outbox.redacted();
+    let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
     print!("{text}");
     Ok(())
 }

@@ -170,6 +170,11 @@ impl Server {
             Duration::from_secs(config.tickets.breach_check_secs),
             stopped.clone(),
         ));
+        let outbox_worker = crate::sms::outbox::spawn_worker(
+            store.clone(),
+            config.sms_outbox.clone(),
+            stopped.clone(),
+        );
         let (reloads, reload_requests) = mpsc::unbounded_channel();
         let core_task =
             tokio::spawn(core.run(inbox, media_events, ivr_messages, reload_requests, stopped));
@@ -178,6 +183,9 @@ impl Server {
             let _ = core_task.await;
             let _ = breach_job.await;
             let _ = http.await;
+            if let Some(worker) = outbox_worker {
+                let _ = worker.await;
+            }
             closing.close().await;
         });
         Ok(Server {

@@ -3,7 +3,9 @@
 //! category) and through 100009, each ticket exists with its fields and SLA
 //! deadline and its SMS confirmation queued, the caller hears its number as
 //! the digit prompts byte for byte, and the status branch reads both
-//! tickets back, latest first.
+//! tickets back, latest first. A fault call's SMS confirmation then
+//! reaches an SMS provider (a loopback Twilio-style endpoint) through the
+//! outbox worker.
 
 mod support;
 
@@ -217,4 +219,92 @@ async fn the_shipped_hotline_takes_fault_reports_and_reads_their_status_back() {
     );
     call.hang_up().await;
     server.shutdown().await;
+}
+
+/// What the loopback SMS provider received: (To, Body) per request.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+async fn sms_provider() -> (SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    use axum::routing::post;
+    let received = Received::default();
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages.json",
+            post(
+                |axum::extract::State(received): axum::extract::State<Received>,
+                 body: axum::body::Bytes| async move {
+                    let form: std::collections::HashMap<String, String> =
+                        form_urlencoded::parse(&body).into_owned().collect();
+                    let to = form.get("To").cloned().unwrap_or_default();
+                    let text = form.get("Body").cloned().unwrap_or_default();
+                    received.lock().unwrap().push((to, text));
+                    (
+                        axum::http::StatusCode::CREATED,
+                        r#"{"sid": "SM1", "status": "queued"}"#,
+                    )
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, received, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_call_s_sms_confirmation_is_delivered() {
+    let (provider, received, provider_task) = sms_provider().await;
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = repo("dialplans");
+    // The gateway's own outbox worker, pointed at the loopback provider.
+    config.sms_outbox = hotline::config::SmsOutboxConfig {
+        provider: "twilio".into(),
+        api_base: format!("http://{provider}"),
+        account_sid: "ACtest".into(),
+        auth_token: "token".into(),
+        from: "10000".into(),
+        poll_interval_ms: 20,
+        ..hotline::config::SmsOutboxConfig::default()
+    };
+    let server = start(config).await;
+
+    let mut call = Call::dial(&server, "100009").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("55512345#1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("5").await;
+    let ticket = tickets(&server, 1).await.remove(0);
+    call.hang_up().await;
+
+    let key = format!("ticket_created:{}", ticket.number);
+    let mut status = None;
+    for _ in 0..200 {
+        status = server
+            .store()
+            .notification(&key)
+            .await
+            .unwrap()
+            .map(|n| n.status);
+        if status == Some(hotline::tickets::store::DeliveryStatus::Sent) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, Some(hotline::tickets::store::DeliveryStatus::Sent));
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one text: {received:?}");
+    assert_eq!(received[0].0, CALLER);
+    assert!(
+        received[0].1.contains(&ticket.number.to_string()),
+        "{}",
+        received[0].1
+    );
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("the gateway, its worker included, stops");
+    provider_task.abort();
 }

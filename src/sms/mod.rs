@@ -4,15 +4,21 @@
 //! text as a command (`command`), SMS length rules (`segments`), the
 //! sender's phone number in one normal form (`phone`), per-sender rate
 //! limits (`limits`) and the reply wording (`reply`); none of these does
-//! I/O. Around it: handling one inbound text against the store
-//! (`inbound`) and the HTTP webhooks (`webhook`).
+//! I/O. Around it, inbound: handling one text against the store
+//! (`inbound`) and the HTTP webhooks (`webhook`); outbound: the provider
+//! clients (`provider`), the outbox worker that delivers queued
+//! notifications (`outbox`) and the delivery-status callback routes
+//! (`status`).
 
 pub mod command;
 pub mod inbound;
 pub mod limits;
+pub mod outbox;
 pub mod phone;
+pub mod provider;
 pub mod reply;
 pub mod segments;
 pub mod signature;
+pub mod status;
 pub mod text;
 pub mod webhook;

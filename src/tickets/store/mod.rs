@@ -22,7 +22,10 @@ mod writer;
 
 pub use calls::CallRecord;
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
-pub use outbox::Notification;
+pub use outbox::{
+    ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
+    OutboxSummary,
+};
 pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,

@@ -4,10 +4,15 @@
 //! written only by the transaction whose insert added the row. On PostgreSQL
 //! the job claims overdue tickets with `FOR UPDATE SKIP LOCKED`, so several
 //! gateways sharing the database split the work instead of queueing on it.
+//! A breach of the repair clock found by the job queues the customer's
+//! apology in the same transaction (once, as the breach itself).
 
+use super::outbox::{queue_notifications, QueuedNotification};
 use super::tickets::insert_event;
-use super::{from_millis, to_millis, Backend, Store, StoreError};
-use crate::tickets::model::Actor;
+use super::{from_millis, parse_code, to_millis, Backend, Store, StoreError};
+use crate::tickets::model::{Actor, Language};
+use crate::tickets::notifications::{self, NotificationKind};
+use crate::tickets::number::TicketNumber;
 use crate::tickets::sla::SlaClock;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
@@ -41,11 +46,12 @@ impl Store {
     /// a `sla_breach` event by the system. Returns what it recorded.
     pub async fn mark_breaches(&self, now: DateTime<Utc>) -> Result<Vec<Breach>, StoreError> {
         let mut recorded = Vec::new();
+        let zone = self.sla().calendar().timezone();
         for clock in SlaClock::ALL.iter().copied() {
             let backend = self.backend();
             let breaches = self
                 .write(move |conn| {
-                    Box::pin(async move { mark_clock(conn, backend, clock, now).await })
+                    Box::pin(async move { mark_clock(conn, backend, clock, now, zone).await })
                 })
                 .await?;
             recorded.extend(breaches);
@@ -59,14 +65,15 @@ async fn mark_clock(
     backend: Backend,
     clock: SlaClock,
     now: DateTime<Utc>,
+    zone: chrono_tz::Tz,
 ) -> Result<Vec<Breach>, StoreError> {
     let (due, met, running) = columns(clock);
     let claim = match backend {
         Backend::Postgres => " FOR UPDATE OF tickets SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let overdue: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
-        "SELECT id, number, {due} FROM tickets \
+    let overdue: Vec<(i64, String, i64, String, String)> = sqlx::query_as(&format!(
+        "SELECT id, number, {due}, contact_phone, language FROM tickets \
          WHERE {due} < $1 AND {met} IS NULL AND status <> 'cancelled'{running} \
          AND NOT EXISTS (SELECT 1 FROM sla_breaches b WHERE b.ticket_id = tickets.id AND b.clock = $2) \
          ORDER BY {due} LIMIT $3{claim}"
@@ -77,9 +84,22 @@ async fn mark_clock(
     .fetch_all(&mut *conn)
     .await?;
     let mut breaches = Vec::new();
-    for (ticket_id, number, due_at) in overdue {
+    for (ticket_id, number, due_at, contact_phone, language) in overdue {
         let due_at = from_millis(due_at)?;
         if record_breach(conn, ticket_id, clock, due_at, now).await? {
+            if clock == SlaClock::Repair {
+                let parsed: TicketNumber = parse_code(&number)?;
+                let language: Language = parse_code(&language)?;
+                let apology = QueuedNotification::about_ticket(
+                    NotificationKind::SlaBreached,
+                    &number,
+                    Some(clock.code()),
+                    ticket_id,
+                    &contact_phone,
+                    notifications::sla_breached(language, &parsed, due_at, zone),
+                );
+                queue_notifications(conn, now, vec![apology]).await?;
+            }
             breaches.push(Breach {
                 ticket_id,
                 number,

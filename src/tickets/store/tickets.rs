@@ -2,12 +2,13 @@
 //! Each write is one transaction that changes the ticket and appends its
 //! event together.
 
+use super::outbox::{queue_notifications, QueuedNotification};
 use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
 use super::{to_millis, Store, StoreError};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
-use crate::tickets::notifications;
+use crate::tickets::notifications::{self, NotificationKind};
 use crate::tickets::number::TicketNumber;
 use crate::tickets::sla::{SlaClock, SlaPolicy};
 use chrono::{DateTime, Utc};
@@ -483,6 +484,8 @@ pub(super) async fn apply_transition(
             }
         }
     }
+    let queued = transition_notification(&changed, action);
+    queue_notifications(conn, now, queued.into_iter().collect()).await?;
     Ok(changed)
 }
 
@@ -721,10 +724,9 @@ const TICKET_INSERT_COLUMNS: &str = "number, ticket_type, category, service_numb
     updated_at, dispatch_due, feedback_due, repair_due";
 const TICKET_INSERT_PARAMS: usize = 18;
 const EVENT_INSERT_PARAMS: usize = 8;
-const OUTBOX_INSERT_PARAMS: usize = 8;
 
 /// "($1, …, $n), ($n+1, …)" for `rows` rows of `columns` parameters.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         text.push_str(if row == 0 { "(" } else { ", (" });
@@ -859,48 +861,67 @@ pub(super) async fn insert_tickets(
         .collect())
 }
 
-/// Queues "your ticket is open" for every new ticket whose contact can
-/// receive a text, in the transaction that creates it, so that a ticket is
+/// Queues "your ticket is open" for every new ticket (whose contact can
+/// receive a text), in the transaction that creates it, so that a ticket is
 /// never without its notification nor a notification without its ticket.
 async fn insert_created_notifications(
     conn: &mut AnyConnection,
     prepared: &[PreparedTicket],
     numbers: &[(i64, TicketNumber)],
 ) -> Result<(), StoreError> {
-    let notices: Vec<(&PreparedTicket, &(i64, TicketNumber))> = prepared
+    let Some(now) = prepared.first().map(|p| p.now) else {
+        return Ok(());
+    };
+    let queued = prepared
         .iter()
         .zip(numbers)
-        .filter(|(p, _)| notifications::can_receive_sms(&p.new.contact_phone))
+        // A ticket opened by text has its number in the webhook's reply
+        // already: a second text saying the same would only be noise.
+        .filter(|(p, _)| p.new.channel != Channel::Sms)
+        .map(|(p, (id, number))| {
+            let body = notifications::ticket_created(
+                p.language,
+                number,
+                p.new.ticket_type,
+                p.due.repair,
+                p.zone,
+            );
+            QueuedNotification::about_ticket(
+                NotificationKind::TicketCreated,
+                &number.to_string(),
+                None,
+                *id,
+                &p.new.contact_phone,
+                body,
+            )
+        })
         .collect();
-    if notices.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO outbox (dedup_key, kind, recipient, body, ticket_id, created_at, \
-         next_attempt_at, attempts) VALUES {}",
-        placeholders(notices.len(), OUTBOX_INSERT_PARAMS)
-    );
-    let mut insert = sqlx::query(&sql);
-    for (p, (id, number)) in notices {
-        let body = notifications::ticket_created(
-            p.language,
-            number,
-            p.new.ticket_type,
-            p.due.repair,
-            p.zone,
-        );
-        insert = insert
-            .bind(format!("ticket_created:{number}"))
-            .bind("ticket_created")
-            .bind(p.new.contact_phone.clone())
-            .bind(body)
-            .bind(*id)
-            .bind(to_millis(p.now))
-            .bind(to_millis(p.now))
-            .bind(0_i64);
-    }
-    insert.execute(&mut *conn).await?;
-    Ok(())
+    queue_notifications(conn, now, queued).await
+}
+
+/// The text a transition sends the customer, if it sends one: dispatch and
+/// resolve do. Keyed by the new version, so a ticket resolved, reopened and
+/// resolved again is told twice, but one change never twice.
+fn transition_notification(changed: &Ticket, action: Action) -> Option<QueuedNotification> {
+    let (kind, body) = match action {
+        Action::Dispatch => (
+            NotificationKind::Dispatched,
+            notifications::dispatched(changed.language, &changed.number),
+        ),
+        Action::Resolve => (
+            NotificationKind::Resolved,
+            notifications::resolved(changed.language, &changed.number),
+        ),
+        _ => return None,
+    };
+    Some(QueuedNotification::about_ticket(
+        kind,
+        &changed.number.to_string(),
+        Some(&changed.version.to_string()),
+        changed.id,
+        &changed.contact_phone,
+        body,
+    ))
 }
 
 #[cfg(test)]
