@@ -147,6 +147,7 @@ on_both!(
     a_bad_customer_file_imports_nothing,
     notes_and_assignment_are_recorded,
     a_new_ticket_queues_its_text_in_the_same_commit,
+    concurrent_call_records_keep_their_own_tickets,
 );
 
 fn fault(phone: &str) -> NewTicket {
@@ -703,6 +704,58 @@ async fn a_new_ticket_queues_its_text_in_the_same_commit(
             "{}",
             queued[0].body
         );
+    }
+}
+
+async fn concurrent_call_records_keep_their_own_tickets(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let first = store.create_ticket(fault("13700000001")).await.unwrap();
+    let second = store.create_ticket(fault("13700000002")).await.unwrap();
+    let now = Utc::now();
+    // Many at once (one SQLite batch takes them together), some with the
+    // same Call-ID, with no ticket, one ticket or both.
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = store.clone();
+            let tickets: Vec<String> = match i % 3 {
+                0 => vec![],
+                1 => vec![first.number.to_string()],
+                _ => vec![first.number.to_string(), second.number.to_string()],
+            };
+            tokio::spawn(async move {
+                let record = hotline::tickets::store::CallRecord {
+                    sip_call_id: format!("call-{}", i / 2),
+                    caller: format!("1370000{i:04}"),
+                    dialled: "10000".into(),
+                    offered_at: now,
+                    ended_at: now + Duration::milliseconds(i),
+                    disposition: "ivr".into(),
+                    menu_path: vec![(now, "main".into(), format!("key {}", i % 10))],
+                    tickets: tickets.clone(),
+                };
+                (i, tickets, store.record_call(record).await.unwrap())
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        let (i, tickets, id) = task.await.unwrap();
+        assert!(ids.insert(id), "ids are distinct");
+        let records = store
+            .calls_by_sip_id(&format!("call-{}", i / 2))
+            .await
+            .unwrap();
+        let mine = records
+            .iter()
+            .find(|(caller, ..)| *caller == format!("1370000{i:04}"))
+            .expect("the record is stored");
+        let mut expected = tickets;
+        expected.sort();
+        assert_eq!(mine.4, expected, "call {i} links its own tickets");
+        assert!(mine.3.contains(&format!("key {}", i % 10)));
     }
 }
 

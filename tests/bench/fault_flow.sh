@@ -7,6 +7,10 @@
 #
 #   tests/bench/fault_flow.sh SECONDS RATE [RATE ...]
 #
+# DTMF=pcap (default) sends each key with SIPp's play_pcap_audio (a thread
+# per key); DTMF=sipp with SIPp's own play_dtmf (PT 96). Both are RFC 2833
+# events on the wire.
+#
 # Needs a release build (cargo build --release), sip-tester, python3; root.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,7 +18,7 @@ TOOLS=${SHARED_TOOLS:-$ROOT/../shared/tools}
 WORK=$(mktemp -d)
 # shellcheck source=../interop/lib.sh
 source "$ROOT/tests/interop/lib.sh"
-trap 'kill_gateway; rm -rf "$WORK"' EXIT
+trap 'kill_gateway; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 [ $# -ge 2 ] || { echo "usage: $0 SECONDS RATE [RATE ...]" >&2; exit 2; }
 SECONDS_PER_RATE=$1
 shift
@@ -31,7 +35,7 @@ for rate in "$@"; do
     started=$(date +%s.%N)
     result=$(timeout --foreground $((SECONDS_PER_RATE * 4 + 120)) "$TOOLS/sipp-ivr-call" \
         --target "127.0.0.1:$port" --dest 100009 --from-user 13800138000 \
-        --digits "55512345#" --delay 0.5 --hold 20 --hangup server \
+        --digits "55512345#" --delay 0.5 --hold 20 --hangup server --dtmf "${DTMF:-pcap}" --max-concurrent 20000 \
         --calls "$calls" --rate "$rate" 2>&1 | grep -E '^sipp-ivr-call: .*calls=' | tail -n 1 || true)
     elapsed=$(echo "$(date +%s.%N) - $started" | bc)
     cpu_after=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
@@ -41,5 +45,5 @@ for rate in "$@"; do
     stop_gateway >/dev/null || true
     ticks=$(getconf CLK_TCK)
     cpu=$(echo "scale=1; ($cpu_after - $cpu_before) * 100 / $ticks / $elapsed" | bc)
-    echo "rate=$rate calls=$calls tickets=$tickets gateway_cpu_pct=$cpu peak_rss_kib=$rss :: $result"
+    echo "dtmf=${DTMF:-pcap} rate=$rate calls=$calls tickets=$tickets gateway_cpu_pct=$cpu peak_rss_kib=$rss :: $result"
 done

@@ -1,8 +1,12 @@
 //! Call records: one row per call with its parties, times, outcome and the
 //! path it took through the menus, linked to the tickets it touched.
 
+use super::tickets::placeholders;
 use super::{to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+const CALL_INSERT_PARAMS: usize = 7;
 
 /// What is recorded when a call ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,47 +25,23 @@ pub struct CallRecord {
 }
 
 impl Store {
-    /// Writes a call record and links its tickets; returns its id.
+    /// Writes a call record and links its tickets; returns its id. On
+    /// SQLite the record joins the writer's next batch, where all of the
+    /// batch's records go in with two statements, as ticket creations do.
     pub async fn record_call(&self, record: CallRecord) -> Result<i64, StoreError> {
-        let path: Vec<serde_json::Value> = record
-            .menu_path
-            .iter()
-            .map(|(at, node, event)| {
-                serde_json::json!({ "at": at.to_rfc3339(), "node": node, "event": event })
-            })
-            .collect();
-        let path = serde_json::Value::Array(path).to_string();
-        self.write(move |conn| {
-            Box::pin(async move {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO calls (sip_call_id, caller, dialled, offered_at, answered_at, \
-                     ended_at, disposition, menu_path) VALUES ($1, $2, $3, $4, $4, $5, $6, $7) \
-                     RETURNING id",
-                )
-                .bind(&record.sip_call_id)
-                .bind(&record.caller)
-                .bind(&record.dialled)
-                .bind(to_millis(record.offered_at))
-                .bind(to_millis(record.ended_at))
-                .bind(&record.disposition)
-                .bind(&path)
-                .fetch_one(&mut *conn)
-                .await?;
-                for number in &record.tickets {
-                    sqlx::query(
-                        "INSERT INTO call_tickets (call_id, ticket_id) \
-                         SELECT $1, id FROM tickets WHERE number = $2 \
-                         ON CONFLICT (call_id, ticket_id) DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(number)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Ok(id)
-            })
-        })
-        .await
+        match &self.inner.writer {
+            Some(writer) => writer.record_call(record).await,
+            None => {
+                self.write(move |conn| {
+                    Box::pin(async move {
+                        let mut ids =
+                            insert_call_records(conn, std::slice::from_ref(&record)).await?;
+                        ids.pop().ok_or(StoreError::Closed)
+                    })
+                })
+                .await
+            }
+        }
     }
 
     /// Call records for a SIP Call-ID: (caller, dialled, disposition,
@@ -96,4 +76,103 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Inserts the records with one multi-row statement and links their
+/// tickets with another, whatever the count; returns their ids in order.
+pub(super) async fn insert_call_records(
+    conn: &mut AnyConnection,
+    records: &[CallRecord],
+) -> Result<Vec<i64>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "INSERT INTO calls (sip_call_id, caller, dialled, offered_at, answered_at, ended_at, \
+         disposition, menu_path) VALUES {} RETURNING id, sip_call_id, offered_at, ended_at",
+        call_placeholders(records.len())
+    );
+    let mut insert = sqlx::query_as::<_, (i64, String, i64, i64)>(&sql);
+    for record in records {
+        insert = insert
+            .bind(record.sip_call_id.clone())
+            .bind(record.caller.clone())
+            .bind(record.dialled.clone())
+            .bind(to_millis(record.offered_at))
+            .bind(to_millis(record.ended_at))
+            .bind(record.disposition.clone())
+            .bind(menu_path_json(record));
+    }
+    // RETURNING order is not guaranteed: match rows to records by what
+    // they carry (records identical in these are interchangeable).
+    let mut returned = insert.fetch_all(&mut *conn).await?;
+    let mut ids = Vec::with_capacity(records.len());
+    for record in records {
+        let key = (
+            record.sip_call_id.as_str(),
+            to_millis(record.offered_at),
+            to_millis(record.ended_at),
+        );
+        let position = returned
+            .iter()
+            .position(|(_, call_id, offered, ended)| (call_id.as_str(), *offered, *ended) == key)
+            .ok_or_else(|| StoreError::Corrupt("a call record was not returned".into()))?;
+        ids.push(returned.swap_remove(position).0);
+    }
+    let links: Vec<(i64, &str)> = records
+        .iter()
+        .zip(&ids)
+        .flat_map(|(record, id)| record.tickets.iter().map(move |n| (*id, n.as_str())))
+        .collect();
+    if !links.is_empty() {
+        // VALUES columns are column1, column2 in SQLite and PostgreSQL
+        // alike; `WHERE true` keeps SQLite from reading ON CONFLICT as a
+        // join constraint.
+        let sql = format!(
+            "INSERT INTO call_tickets (call_id, ticket_id) \
+             SELECT v.column1, t.id FROM (VALUES {}) AS v \
+             JOIN tickets t ON t.number = v.column2 WHERE true \
+             ON CONFLICT (call_id, ticket_id) DO NOTHING",
+            placeholders(links.len(), 2)
+        );
+        let mut link = sqlx::query(&sql);
+        for (id, number) in links {
+            link = link.bind(id).bind(number.to_string());
+        }
+        link.execute(&mut *conn).await?;
+    }
+    Ok(ids)
+}
+
+/// Placeholders for the calls insert: `answered_at` repeats `offered_at`
+/// (the IVR answers at once), so each row binds 7 values for 8 columns.
+fn call_placeholders(rows: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let n = |column: usize| format!("${}", row * CALL_INSERT_PARAMS + column);
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, {})",
+                n(1),
+                n(2),
+                n(3),
+                n(4),
+                n(4),
+                n(5),
+                n(6),
+                n(7)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn menu_path_json(record: &CallRecord) -> String {
+    let path: Vec<serde_json::Value> = record
+        .menu_path
+        .iter()
+        .map(|(at, node, event)| {
+            serde_json::json!({ "at": at.to_rfc3339(), "node": node, "event": event })
+        })
+        .collect();
+    serde_json::Value::Array(path).to_string()
 }

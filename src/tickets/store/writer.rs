@@ -7,10 +7,12 @@
 //! once, and only then tells each caller its result. Under load one fsync
 //! carries hundreds of tickets; alone, a write commits at once.
 //!
-//! Ticket creations, the hot path, are batched further: all creations in a
-//! batch go in with two multi-row statements. If that fails, each is
-//! retried alone in its own savepoint, so one bad ticket fails alone.
+//! Ticket creations and call records, the hot paths (one of each per IVR
+//! call), are batched further: all of a batch's creations go in with a few
+//! multi-row statements, and so do all of its call records. If that fails,
+//! each is retried alone in its own savepoint, so one bad item fails alone.
 
+use super::calls::{insert_call_records, CallRecord};
 use super::tickets::{insert_tickets, PreparedTicket, Ticket};
 use super::{sqlite_pragmas, StoreError};
 use futures_core::future::BoxFuture;
@@ -64,10 +66,12 @@ where
 }
 
 type CreateReply = oneshot::Sender<Result<Ticket, StoreError>>;
+type RecordReply = oneshot::Sender<Result<i64, StoreError>>;
 
 enum Message {
     Job(Box<dyn Job>),
     Create(Box<PreparedTicket>, CreateReply),
+    Record(Box<CallRecord>, RecordReply),
     Close(oneshot::Sender<()>),
 }
 
@@ -76,12 +80,14 @@ enum Message {
 struct Batch {
     creates: Vec<PreparedTicket>,
     create_replies: Vec<CreateReply>,
+    records: Vec<CallRecord>,
+    record_replies: Vec<RecordReply>,
     jobs: Vec<Box<dyn Job>>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.creates.len() + self.jobs.len()
+        self.creates.len() + self.records.len() + self.jobs.len()
     }
 
     fn add(&mut self, message: Message) -> Option<oneshot::Sender<()>> {
@@ -90,6 +96,10 @@ impl Batch {
             Message::Create(ticket, reply) => {
                 self.creates.push(*ticket);
                 self.create_replies.push(reply);
+            }
+            Message::Record(record, reply) => {
+                self.records.push(*record);
+                self.record_replies.push(reply);
             }
             Message::Close(done) => return Some(done),
         }
@@ -143,6 +153,15 @@ impl Writer {
         result.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Writes a call record in the next batch.
+    pub(super) async fn record_call(&self, record: CallRecord) -> Result<i64, StoreError> {
+        let (reply, result) = oneshot::channel();
+        self.sender
+            .send(Message::Record(Box::new(record), reply))
+            .map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Lets queued writes finish, then closes the connection.
     pub(super) async fn close(&self) {
         let (done, finished) = oneshot::channel();
@@ -174,13 +193,22 @@ async fn run(
             continue;
         }
         let mut created = Vec::new();
-        let commit = commit_batch(&mut conn, &mut batch, &mut created)
+        let mut recorded = Vec::new();
+        let commit = commit_batch(&mut conn, &mut batch, &mut created, &mut recorded)
             .await
             .map_err(|e| e.to_string());
         if let Err(reason) = &commit {
             tracing::error!(%reason, writes = batch.len(), "ticket store commit failed");
         }
         for (reply, result) in batch.create_replies.into_iter().zip(created) {
+            let result = match (&commit, result) {
+                (Ok(()), result) => result,
+                (Err(_), Err(e)) => Err(e),
+                (Err(reason), Ok(_)) => Err(commit_failed(reason)),
+            };
+            let _ = reply.send(result);
+        }
+        for (reply, result) in batch.record_replies.into_iter().zip(recorded) {
             let result = match (&commit, result) {
                 (Ok(()), result) => result,
                 (Err(_), Err(e)) => Err(e),
@@ -198,25 +226,61 @@ async fn run(
     }
 }
 
+/// Inserts `items` with one call of `insert` in a savepoint; if that fails,
+/// each alone in its own savepoint, so one bad item fails alone. `results`
+/// gets one result per item, in order.
+async fn insert_together_or_alone<T, R>(
+    conn: &mut AnyConnection,
+    items: &[T],
+    results: &mut Vec<Result<R, StoreError>>,
+    insert: impl for<'c> Fn(&'c mut AnyConnection, &'c [T]) -> BoxFuture<'c, Result<Vec<R>, StoreError>>,
+) -> Result<(), sqlx::Error> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    conn.execute("SAVEPOINT write").await?;
+    match insert(conn, items).await {
+        Ok(done) => results.extend(done.into_iter().map(Ok)),
+        Err(_) => {
+            conn.execute("ROLLBACK TO write").await?;
+            for item in items {
+                conn.execute("SAVEPOINT write").await?;
+                let result = insert(conn, std::slice::from_ref(item)).await;
+                if result.is_err() {
+                    conn.execute("ROLLBACK TO write").await?;
+                }
+                results.push(result.and_then(|mut one| one.pop().ok_or(StoreError::Closed)));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn commit_failed(reason: &str) -> StoreError {
     StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {reason}")))
 }
 
 /// Runs the batch in one transaction: creations together (or one by one
-/// if together fails), then each job in its own savepoint. `created` gets
-/// one result per creation, in order.
+/// if together fails), call records likewise, then each job in its own
+/// savepoint. `created` and `recorded` get one result per creation and per
+/// record, in order.
 async fn commit_batch(
     conn: &mut AnyConnection,
     batch: &mut Batch,
     created: &mut Vec<Result<Ticket, StoreError>>,
+    recorded: &mut Vec<Result<i64, StoreError>>,
 ) -> Result<(), sqlx::Error> {
-    let result = run_batch(conn, batch, created).await;
+    let result = run_batch(conn, batch, created, recorded).await;
     if result.is_err() {
         let _ = conn.execute("ROLLBACK").await;
     }
-    // Every creation gets an answer, even when the batch stopped early.
+    // Every creation and record gets an answer, even when the batch
+    // stopped early.
     while created.len() < batch.creates.len() {
         created.push(Err(StoreError::Closed));
+    }
+    while recorded.len() < batch.records.len() {
+        recorded.push(Err(StoreError::Closed));
     }
     result
 }
@@ -225,25 +289,17 @@ async fn run_batch(
     conn: &mut AnyConnection,
     batch: &mut Batch,
     created: &mut Vec<Result<Ticket, StoreError>>,
+    recorded: &mut Vec<Result<i64, StoreError>>,
 ) -> Result<(), sqlx::Error> {
     conn.execute("BEGIN IMMEDIATE").await?;
-    if !batch.creates.is_empty() {
-        conn.execute("SAVEPOINT write").await?;
-        match insert_tickets(conn, &batch.creates).await {
-            Ok(tickets) => created.extend(tickets.into_iter().map(Ok)),
-            Err(_) => {
-                conn.execute("ROLLBACK TO write").await?;
-                for ticket in &batch.creates {
-                    conn.execute("SAVEPOINT write").await?;
-                    let result = insert_tickets(conn, std::slice::from_ref(ticket)).await;
-                    if result.is_err() {
-                        conn.execute("ROLLBACK TO write").await?;
-                    }
-                    created.push(result.and_then(|mut one| one.pop().ok_or(StoreError::Closed)));
-                }
-            }
-        }
-    }
+    insert_together_or_alone(conn, &batch.creates, created, |conn, items| {
+        Box::pin(insert_tickets(conn, items))
+    })
+    .await?;
+    insert_together_or_alone(conn, &batch.records, recorded, |conn, items| {
+        Box::pin(insert_call_records(conn, items))
+    })
+    .await?;
     for job in batch.jobs.iter_mut() {
         conn.execute("SAVEPOINT write").await?;
         // A kept savepoint is left open rather than released: the COMMIT
