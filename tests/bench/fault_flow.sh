@@ -35,7 +35,7 @@ for rate in "$@"; do
     started=$(date +%s.%N)
     result=$(timeout --foreground $((SECONDS_PER_RATE * 4 + 120)) "$TOOLS/sipp-ivr-call" \
         --target "127.0.0.1:$port" --dest 100009 --from-user 13800138000 \
-        --digits "55512345#" --delay 0.5 --hold 20 --hangup server --dtmf "${DTMF:-pcap}" --max-concurrent 20000 \
+        --digits "55512345#" --delay 0.5 --hold 20 --hangup server --dtmf "${DTMF:-pcap}" ${MAX_CONCURRENT:+--max-concurrent $MAX_CONCURRENT} \
         --calls "$calls" --rate "$rate" 2>&1 | grep -E '^sipp-ivr-call: .*calls=' | tail -n 1 || true)
     elapsed=$(echo "$(date +%s.%N) - $started" | bc)
     cpu_after=$(awk '{print $14 + $15}' "/proc/$GW_PID/stat")
