@@ -47,8 +47,9 @@ run() { # NAME DATABASE_URL COUNT_SQL
     rps=$(grep -E '^Requests/sec' <<<"$out" | awk '{print $2}')
     sent=$(grep -E '^thread' <<<"$out" | awk '{s += $5} END {print s}')
     non200=$(grep -E '^thread' <<<"$out" | awk '{s += $7} END {print s}')
-    echo "$name connections=$CONNECTIONS webhooks=$sent non_200=$non200 tickets=$tickets" \
-        "webhooks_per_s=$((sent / SECONDS_PER_RUN)) wrk_req_per_s=$rps gateway_cpu_s=$(echo "scale=1; $cpu / $(getconf CLK_TCK)" | bc)" \
+    ok=$(grep -E '^thread' <<<"$out" | awk '{s += $14} END {print s}')
+    echo "$name connections=$CONNECTIONS webhooks=$sent answered_200=$ok non_200=$non200 tickets=$tickets" \
+        "webhooks_per_s=$((ok / SECONDS_PER_RUN)) wrk_req_per_s=$rps gateway_cpu_s=$(echo "scale=1; $cpu / $(getconf CLK_TCK)" | bc)" \
         "peak_rss_kib=$rss :: $(grep -E '^latency' <<<"$out")"
     grep -E 'ran out [1-9]' <<<"$out" || true
 }
