@@ -342,6 +342,7 @@ pub async fn simulate_dialplan(
             .map(str::to_string)
             .collect(),
         now: Utc::now(),
+        transfer: Default::default(),
     };
     let calendar = Arc::new(sla.calendar().clone());
     let lines =

@@ -2,7 +2,8 @@
 //! dialplan by dialled number (404 when none matches), negotiates SDP,
 //! gives each answered call an RTP port and a media session on a worker,
 //! runs the call's IVR engine (or, with no dialplans loaded, plays the
-//! greeting), turns key presses from RTP, INFO and in-band tones into call
+//! greeting) with what a transferred call's INVITE says (ticket,
+//! Referred-By), turns key presses from RTP, INFO and in-band tones into call
 //! events, and ends calls on media timeout or at their time limit.
 //!
 //! It makes no network calls itself: it tells the endpoint what to answer
@@ -355,13 +356,24 @@ impl Calls {
             },
         );
         match entry {
-            Some(entry) => self.ivr.start(
-                call,
-                incoming.call_id.clone(),
-                incoming.caller.clone().unwrap_or_default(),
-                dialled,
-                entry,
-            ),
+            Some(entry) => {
+                let transfer = crate::ivr::transferred::from_invite(&incoming.invite);
+                if transfer.is_transfer() {
+                    tracing::info!(
+                        referred_by = transfer.referred_by.as_deref().unwrap_or("-"),
+                        ticket = %transfer.ticket,
+                        "call transferred into the IVR"
+                    );
+                }
+                self.ivr.start(
+                    call,
+                    incoming.call_id.clone(),
+                    incoming.caller.clone().unwrap_or_default(),
+                    dialled,
+                    entry,
+                    transfer,
+                )
+            }
             None => {
                 if let Some(greeting) = self.greeting() {
                     self.workers.send(call, WorkerCommand::Play(greeting));

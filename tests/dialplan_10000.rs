@@ -2,32 +2,34 @@
 //! (scratch SQLite) store: what the caller hears, in order, for each path,
 //! including wrong keys and silence.
 
-use chrono::Utc;
-use hotline::ivr::dialplan::{Dialplan, NodeKind};
-use hotline::ivr::simulate::{simulate, Script};
+mod support;
+
+use hotline::ivr::transferred::{TicketReference, TransferContext};
 use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, TicketType};
 use hotline::tickets::number::damm_digit;
-use hotline::tickets::sla::SlaPolicy;
-use hotline::tickets::store::{NewCustomer, NewTicket, Store, StoreOptions};
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use hotline::tickets::store::{NewCustomer, NewTicket, Store};
+use std::path::PathBuf;
+use support::dialplan::{
+    assert_every_outcome_walked, broken_store, ends_with_hangup, heard, scratch, shipped,
+    simulate_call, Scratch,
+};
 
-const PLAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dialplans/10000.toml");
+fn plan() -> PathBuf {
+    shipped("10000.toml")
+}
 
 struct Caller {
     store: Store,
-    _dir: tempfile::TempDir,
+    _scratch: Scratch,
 }
 
 async fn caller() -> Caller {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/sim.db", dir.path().display());
-    let store = Store::open(&url, StoreOptions::new(Arc::new(SlaPolicy::builtin())))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Caller { store, _dir: dir }
+    let scratch = scratch().await;
+    Caller {
+        store: scratch.store.clone(),
+        _scratch: scratch,
+    }
 }
 
 impl Caller {
@@ -36,58 +38,31 @@ impl Caller {
     }
 
     async fn walk(&self, from: &str, dialled: &str, keys: &str) -> Vec<String> {
-        simulate_call(&self.store, from, dialled, keys).await
+        simulate_call(
+            &self.store,
+            &plan(),
+            from,
+            dialled,
+            keys,
+            TransferContext::default(),
+        )
+        .await
     }
-}
 
-async fn simulate_call(store: &Store, from: &str, dialled: &str, keys: &str) -> Vec<String> {
-    let plan = Dialplan::load(PLAN.as_ref()).unwrap();
-    let entry = plan.entries[dialled].clone();
-    let script = Script {
-        caller: from.into(),
-        dialled: dialled.into(),
-        keys: keys
-            .split(',')
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect(),
-        now: Utc::now(),
-    };
-    let calendar = Arc::new(store.sla().calendar().clone());
-    simulate(Arc::new(plan), &entry, script, store, calendar).await
-}
-
-/// The "hears:" lines with digit, number and date prompts left out.
-fn heard(transcript: &[String]) -> Vec<String> {
-    transcript
-        .iter()
-        .filter_map(|line| line.strip_prefix("hears: "))
-        .map(|line| {
-            line.split(' ')
-                .filter(|p| {
-                    p.parse::<u64>().is_err()
-                        && ![
-                            "/digits/",
-                            "/numbers/",
-                            "/date/",
-                            "/time/",
-                            "(silence",
-                            "ms)",
-                        ]
-                        .iter()
-                        .any(|skip| p.contains(skip))
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
-fn ends_with_hangup(transcript: &[String]) {
-    assert!(
-        transcript.iter().any(|l| l == "hangs up (dialplan)"),
-        "{transcript:#?}"
-    );
+    /// A call an agent transferred to `dialled` with `ticket`.
+    async fn transferred(
+        &self,
+        from: &str,
+        dialled: &str,
+        ticket: &str,
+        keys: &str,
+    ) -> Vec<String> {
+        let transfer = TransferContext {
+            ticket: TicketReference::Valid(ticket.parse().unwrap()),
+            referred_by: Some("agent7".into()),
+        };
+        simulate_call(&self.store, &plan(), from, dialled, keys, transfer).await
+    }
 }
 
 #[tokio::test]
@@ -191,6 +166,26 @@ async fn status_by_number_reads_a_finished_ticket_without_a_deadline() {
 }
 
 #[tokio::test]
+async fn a_transfer_to_status_reads_the_ticket_it_names_at_once() {
+    let c = caller().await;
+    c.dial("10000", "9,55512345#,1,1").await;
+    let number = c.store.list_tickets(&Default::default()).await.unwrap()[0]
+        .number
+        .to_string();
+    // Another caller (the agent's customer need not be the contact).
+    let t = c.transferred("13700000000", "status", &number, "").await;
+    let h = heard(&t);
+    assert!(
+        h[0].starts_with("zh/ticket zh/status_is zh/status/new zh/repair_due_is"),
+        "no greeting, no menu: the ticket at once: {h:?}"
+    );
+    assert!(t.iter().any(|l| l.contains(number.as_str())));
+    // Without a ticket: the caller's own open tickets (none: enter one).
+    let h = heard(&c.walk("13700000000", "status", "").await);
+    assert_eq!(h[0], "zh/enter_ticket_number");
+}
+
+#[tokio::test]
 async fn a_mistyped_ticket_number_is_asked_again() {
     let c = caller().await;
     // No open tickets: the caller is asked for a number, first with a
@@ -287,104 +282,6 @@ async fn a_silent_caller_at_the_service_number_is_sent_to_an_agent() {
         "{t:#?}"
     );
     assert_eq!(heard(&t).last().unwrap(), "zh/agents_busy zh/goodbye");
-}
-
-/// What a path step says happened, without its details: `invalid key 5`
-/// and `invalid key 7` are one outcome.
-fn outcome(event: &str) -> String {
-    for prefix in [
-        "invalid key",
-        "invalid input",
-        "collected",
-        "confirmed",
-        "re-enter",
-        "store failed",
-        "transfer to",
-        "hangup",
-    ] {
-        if event.starts_with(prefix) {
-            return prefix.to_string();
-        }
-    }
-    if event.starts_with("ticket ") {
-        return "ticket".to_string();
-    }
-    event.to_string()
-}
-
-/// Every (node, outcome) the transcript's path went through.
-fn walked(transcript: &[String]) -> BTreeSet<(String, String)> {
-    let path = transcript
-        .iter()
-        .find_map(|l| l.strip_prefix("path: "))
-        .expect("a path line");
-    path.split(" | ")
-        .map(|step| {
-            let (node, event) = step.split_once(": ").expect("node: event");
-            (node.to_string(), outcome(event))
-        })
-        .collect()
-}
-
-/// Every (node, outcome) a caller can cause in `plan`: each menu key, wrong
-/// key, silence and running out of retries; each collect's good, bad and
-/// missing input (and its confirmation's answers); each branch case and its
-/// else; each store result; each transfer's failure.
-fn possible(plan: &Dialplan) -> BTreeSet<(String, String)> {
-    let mut all = BTreeSet::new();
-    for node in plan.nodes.values() {
-        let mut add = |outcome: &str| all.insert((node.name.clone(), outcome.to_string()));
-        add("enter");
-        match &node.kind {
-            NodeKind::Menu(menu) => {
-                for key in menu.keys.keys() {
-                    add(&format!("key {key}"));
-                }
-                for outcome in ["invalid key", "no input", "retries exhausted"] {
-                    add(outcome);
-                }
-            }
-            NodeKind::Collect(collect) => {
-                for outcome in [
-                    "collected",
-                    "invalid input",
-                    "no input",
-                    "retries exhausted",
-                ] {
-                    add(outcome);
-                }
-                if collect.confirm.is_some() {
-                    for outcome in ["confirmed", "re-enter", "invalid key", "no confirmation"] {
-                        add(outcome);
-                    }
-                }
-            }
-            NodeKind::Branch(branch) => {
-                for case in 1..=branch.cases.len() {
-                    add(&format!("case {case}"));
-                }
-                add("else");
-            }
-            NodeKind::TicketCreate(_) | NodeKind::TicketNote(_) => {
-                add("ticket");
-                add("store failed");
-            }
-            NodeKind::TicketLookup(_) => {
-                for outcome in ["ticket", "not found", "store failed"] {
-                    add(outcome);
-                }
-            }
-            NodeKind::Transfer(_) => {
-                add("transfer to");
-                add("transfer failed");
-            }
-            NodeKind::Hangup(_) => {
-                add("hangup");
-            }
-            _ => {}
-        }
-    }
-    all
 }
 
 /// Store failures these lookups cannot meet in a simulation: the store is
@@ -534,25 +431,26 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
     }
     // A store that is down: every store node takes its error path.
     let down = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/never-migrated.db", down.path().display());
-    let broken = Store::open(&url, StoreOptions::new(Arc::new(SlaPolicy::builtin())))
-        .await
-        .unwrap();
+    let broken = broken_store(down.path()).await;
     for (dialled, keys) in [
         ("10000", "1"),
         ("10000", "2"),
         ("10000", "3"),
         ("100009", "55512345#,1,1"),
     ] {
-        run(simulate_call(&broken, UNKNOWN, dialled, keys).await);
+        run(simulate_call(
+            &broken,
+            &plan(),
+            UNKNOWN,
+            dialled,
+            keys,
+            TransferContext::default(),
+        )
+        .await);
     }
+    // Transferred in to "status": with the ticket, and without one.
+    run(c.transferred(STRANGER, "status", &numbers[0], "5").await);
+    run(c.walk(GROUP, "status", "5").await);
 
-    let plan = Dialplan::load(PLAN.as_ref()).unwrap();
-    let seen: BTreeSet<(String, String)> = transcripts.iter().flat_map(|t| walked(t)).collect();
-    let possible = possible(&plan);
-    let missing: Vec<&(String, String)> = possible
-        .difference(&seen)
-        .filter(|(node, outcome)| !NOT_DRIVEN.contains(&(node.as_str(), outcome.as_str())))
-        .collect();
-    assert!(missing.is_empty(), "never walked: {missing:#?}");
+    assert_every_outcome_walked(&plan(), &transcripts, NOT_DRIVEN);
 }

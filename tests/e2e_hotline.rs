@@ -5,15 +5,17 @@
 //! the digit prompts byte for byte, and the status branch reads both
 //! tickets back, latest first. A fault call's SMS confirmation then
 //! reaches an SMS provider (a loopback Twilio-style endpoint) through the
-//! outbox worker.
+//! outbox worker. A call an agent transfers to `survey` with the ticket in
+//! `X-Ticket-Number` stores the caller's score on that ticket; one with a
+//! mistyped number stores nothing.
 
 mod support;
 
 use hotline::media::prompt::PromptLibrary;
 use hotline::sip::sdp::{self, Codec};
-use hotline::tickets::model::{Channel, CustomerLevel, Status, TicketType};
+use hotline::tickets::model::{Actor, Channel, CustomerLevel, Status, TicketType};
 use hotline::tickets::sla::SlaClock;
-use hotline::tickets::store::{Ticket, TicketQuery};
+use hotline::tickets::store::{NewTicket, Ticket, TicketQuery};
 use rtp_rs::RtpReader;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,9 +40,18 @@ struct Call {
 
 impl Call {
     async fn dial(server: &hotline::server::Server, number: &str) -> Call {
+        Call::dial_with(server, number, &[]).await
+    }
+
+    /// A call with extra INVITE headers (what an agent's transfer says).
+    async fn dial_with(
+        server: &hotline::server::Server,
+        number: &str,
+        headers: &[(&str, &str)],
+    ) -> Call {
         let mut client = Client::udp(server.udp_addrs[0]).await;
         let offer = client.g711_offer();
-        let (response, mut dialog) = client.invite(number, Some(offer)).await;
+        let (response, mut dialog) = client.invite_with(number, Some(offer), headers).await;
         assert_eq!(response.status(), Some(200), "{response:?}");
         client.ack(&mut dialog).await;
         let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
@@ -307,4 +318,136 @@ async fn a_fault_call_s_sms_confirmation_is_delivered() {
         .await
         .expect("the gateway, its worker included, stops");
     provider_task.abort();
+}
+
+/// The ticket's `survey` events, once there are `count` of them (or after
+/// a few seconds).
+async fn survey_events(
+    server: &hotline::server::Server,
+    ticket: &Ticket,
+    count: usize,
+) -> Vec<hotline::tickets::store::TicketEvent> {
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = server
+            .store()
+            .events(ticket.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "survey")
+            .collect();
+        if events.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    events
+}
+
+/// The call's record (caller, dialled, disposition, path, tickets), once
+/// written.
+async fn call_record(
+    server: &hotline::server::Server,
+    sip_call_id: &str,
+) -> (String, String, String, String, Vec<String>) {
+    for _ in 0..100 {
+        let mut records = server.store().calls_by_sip_id(sip_call_id).await.unwrap();
+        if let Some(record) = records.pop() {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no call record for {sip_call_id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_transferred_to_survey_with_a_ticket_header_stores_the_score_on_that_ticket() {
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = repo("dialplans");
+    let server = start(config).await;
+    let library = PromptLibrary::load_dir(&repo("prompts")).unwrap();
+    let ticket = server
+        .store()
+        .create_ticket(NewTicket::new(
+            TicketType::FaultReport,
+            "virtual_network",
+            CALLER,
+            "line down",
+            Channel::Staff,
+            Actor::staff("agent7"),
+        ))
+        .await
+        .unwrap();
+    let number = ticket.number.to_string();
+
+    // The agent transfers the caller to "survey" with the ticket; the
+    // caller presses 4 over the welcome.
+    let mut call = Call::dial_with(
+        &server,
+        "survey",
+        &[
+            ("X-Ticket-Number", number.as_str()),
+            ("Referred-By", "<sip:agent7@pbx.example>"),
+        ],
+    )
+    .await;
+    let sip_call_id = call.dialog.call_id.clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("4").await;
+    let events = survey_events(&server, &ticket, 1).await;
+    assert_eq!(events.len(), 1, "the score is stored on the ticket");
+    assert_eq!(events[0].detail, "score 4, transferred by agent7");
+    assert_eq!(events[0].actor.id, CALLER);
+    let surveys = server.store().surveys(ticket.id).await.unwrap();
+    assert_eq!(surveys.len(), 1);
+    assert_eq!(surveys[0].score, 4);
+    assert_eq!(surveys[0].agent.as_deref(), Some("agent7"));
+    let thanks = prompts(&library, &["zh/survey/thanks".to_string()]);
+    assert!(
+        call.hears(&thanks, Duration::from_secs(40)).await,
+        "the caller is thanked"
+    );
+    assert!(
+        call.client
+            .answer_bye(Duration::from_secs(20))
+            .await
+            .is_some(),
+        "then the IVR hangs up"
+    );
+    let (_, dialled, _, path, tickets) = call_record(&server, &sip_call_id).await;
+    assert_eq!(dialled, "survey");
+    assert!(
+        path.contains(&format!("transferred in by agent7 with ticket {number}")),
+        "{path}"
+    );
+    assert_eq!(
+        tickets,
+        [number.as_str()],
+        "the call is linked to the ticket"
+    );
+
+    // A mistyped number (wrong check digit): nothing is loaded, the caller
+    // hears that the call cannot be rated, and no score is stored.
+    let check = number.as_bytes()[9] - b'0';
+    let mistyped = format!("{}{}", &number[..9], (check + 1) % 10);
+    let mut call =
+        Call::dial_with(&server, "survey", &[("X-Ticket-Number", mistyped.as_str())]).await;
+    let sip_call_id = call.dialog.call_id.clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("4").await;
+    let unavailable = prompts(&library, &["zh/survey/unavailable".to_string()]);
+    assert!(call.hears(&unavailable, Duration::from_secs(40)).await);
+    assert!(call
+        .client
+        .answer_bye(Duration::from_secs(20))
+        .await
+        .is_some());
+    let (_, _, _, path, tickets) = call_record(&server, &sip_call_id).await;
+    assert!(path.contains("ticket not loaded: mistyped"), "{path}");
+    assert!(tickets.is_empty());
+    assert_eq!(survey_events(&server, &ticket, 2).await.len(), 1);
+    assert_eq!(server.store().surveys(ticket.id).await.unwrap().len(), 1);
+    server.shutdown().await;
 }

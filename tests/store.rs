@@ -148,6 +148,7 @@ on_both!(
     notes_and_assignment_are_recorded,
     a_new_ticket_queues_its_text_in_the_same_commit,
     concurrent_call_records_keep_their_own_tickets,
+    a_survey_score_is_an_event_and_a_row_and_only_1_to_5,
 );
 
 fn fault(phone: &str) -> NewTicket {
@@ -658,6 +659,67 @@ async fn notes_and_assignment_are_recorded(store: Store, _clock: TestClock, _url
         .add_note(&number, Actor::staff("zhao"), "  ".into())
         .await
         .is_err());
+}
+
+async fn a_survey_score_is_an_event_and_a_row_and_only_1_to_5(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let ticket = store.create_ticket(fault("13800138009")).await.unwrap();
+    let number = ticket.number.to_string();
+    let event = store
+        .record_survey(
+            &number,
+            4,
+            Actor::customer("13800138009"),
+            Some("agent7".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event.kind, "survey");
+    assert_eq!(event.detail, "score 4, transferred by agent7");
+    store
+        .record_survey(&number, 5, Actor::customer("13800138009"), None)
+        .await
+        .unwrap();
+    for refused in [0, 6] {
+        let error = store
+            .record_survey(&number, refused, Actor::customer("13800138009"), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::Invalid {
+                    field: "survey score",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+    let surveys = store.surveys(ticket.id).await.unwrap();
+    let stored: Vec<(u8, Option<&str>)> = surveys
+        .iter()
+        .map(|s| (s.score, s.agent.as_deref()))
+        .collect();
+    assert_eq!(stored, [(4, Some("agent7")), (5, None)]);
+    assert_eq!(surveys[0].event_id, event.id);
+    assert_eq!(surveys[0].at, monday_morning());
+    let events = store.events(ticket.id).await.unwrap();
+    let details: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "survey")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(details, ["score 4, transferred by agent7", "score 5"]);
+    assert!(matches!(
+        store
+            .record_survey("1234567890", 3, Actor::customer("1"), None)
+            .await,
+        Err(StoreError::InvalidNumber(_) | StoreError::TicketNotFound(_))
+    ));
 }
 
 async fn a_new_ticket_queues_its_text_in_the_same_commit(

@@ -21,7 +21,14 @@
 //! 8. each branch case has exactly one well-formed condition;
 //! 9. no dialled number is an entry of two plans, and no plan is without
 //!    entries;
-//! 10. a ticket lookup by number has a number, one by caller has none.
+//! 10. a ticket lookup by number has a number, one by caller has none;
+//! 11. a ticket survey's score, when written as a literal, is 1 to 5, and
+//!     no path from an entry reaches the survey without a ticket: the path
+//!     must pass a ticket lookup's `found`, a ticket creation (or a note or
+//!     survey that succeeded), or a branch case that tests a `ticket.*`
+//!     variable (`is_set = true` or `equals`). A transferred call's ticket
+//!     is loaded before its entry node, so a survey plan checks
+//!     `ticket.number` first.
 //!
 //! Prompt names with templates: a prompt whose only variable is
 //! `${ticket.status}` (e.g. `status/${ticket.status}`) is checked for every
@@ -59,6 +66,7 @@ pub const BUILTIN_VARIABLES: &[&str] = &[
     "ticket.created_at",
     "tickets.open_count",
     "tickets.position",
+    "transferred_by",
 ];
 
 /// The most digits a collect may take.
@@ -161,6 +169,7 @@ impl<'a> Checker<'a, '_> {
         self.prompts();
         self.loops();
         self.variables();
+        self.surveys_without_ticket();
         for node in self.plan.nodes.values() {
             match &node.kind {
                 NodeKind::Menu(menu) => self.menu(node, menu),
@@ -178,6 +187,15 @@ impl<'a> Checker<'a, '_> {
                     ),
                     _ => {}
                 },
+                NodeKind::TicketSurvey(survey)
+                    if references(&survey.score).0.is_empty()
+                        && super::engine::survey_score(&survey.score).is_none() =>
+                {
+                    self.at(
+                        node,
+                        format!("score \"{}\" is not a digit 1 to 5", survey.score),
+                    )
+                }
                 NodeKind::SetLanguage(set) if !self.plan.languages.contains(&set.language) => self
                     .at(
                         node,
@@ -590,6 +608,44 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    // 11: surveys only with a ticket.
+    fn surveys_without_ticket(&mut self) {
+        let plan = self.plan;
+        let nodes = &plan.nodes;
+        let mut reported: BTreeSet<&str> = BTreeSet::new();
+        for (number, start) in &plan.entries {
+            // The nodes a call from this entry may reach with no ticket.
+            let mut reached: BTreeSet<&str> = BTreeSet::new();
+            let mut stack = vec![start.as_str()];
+            while let Some(name) = stack.pop() {
+                let Some(node) = nodes.get(name) else {
+                    continue;
+                };
+                if !reached.insert(name) {
+                    continue;
+                }
+                stack.extend(targets_without_ticket(&node.kind));
+            }
+            for node in self.nodes_by_line() {
+                let name = node.name.as_str();
+                if matches!(node.kind, NodeKind::TicketSurvey(_))
+                    && reached.contains(name)
+                    && reported.insert(name)
+                {
+                    self.at(
+                        node,
+                        format!(
+                            "can be reached from entry \"{number}\" without a ticket; go \
+                             through a ticket lookup's found, a ticket_create, or a branch \
+                             case such as {{ variable = \"ticket.number\", is_set = true, \
+                             goto = \"{name}\" }} first"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     // 8: branch cases.
     fn branch(&mut self, node: &Node, branch: &Branch) {
         if branch.cases.is_empty() {
@@ -601,6 +657,33 @@ impl<'a> Checker<'a, '_> {
                 self.at(node, format!("case {n}: {message}"));
             }
         }
+    }
+}
+
+/// The nodes `kind` may go to while the call may still have no ticket:
+/// every target except those only taken with a ticket (a lookup's
+/// `found`, the `next` of a creation, note or survey, and a branch case on
+/// a `ticket.*` variable being set).
+fn targets_without_ticket(kind: &NodeKind) -> Vec<&str> {
+    match kind {
+        NodeKind::TicketLookup(n) => vec![n.not_found.as_str(), n.on_error.as_str()],
+        NodeKind::TicketCreate(n) => vec![n.on_error.as_str()],
+        NodeKind::TicketNote(n) => vec![n.on_error.as_str()],
+        NodeKind::TicketSurvey(n) => vec![n.on_error.as_str()],
+        NodeKind::Branch(n) => n
+            .cases
+            .iter()
+            .filter(|case| {
+                let on_ticket = case
+                    .variable
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("ticket."));
+                !(on_ticket && (case.is_set == Some(true) || case.equals.is_some()))
+            })
+            .map(|case| case.goto.as_str())
+            .chain([n.otherwise.as_str()])
+            .collect(),
+        other => other.targets().into_iter().map(|(_, t)| t).collect(),
     }
 }
 
@@ -683,6 +766,7 @@ fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
         }
         NodeKind::TicketLookup(n) => out.extend(n.number.as_deref().map(|t| ("number", t))),
         NodeKind::TicketNote(n) => out.push(("text", n.text.as_str())),
+        NodeKind::TicketSurvey(n) => out.push(("score", n.score.as_str())),
         _ => {}
     }
     out
@@ -1385,6 +1469,95 @@ kind = "hangup"
                 ]
             );
         }
+    }
+
+    /// A survey plan: the score menu behind a check that a ticket is
+    /// loaded; key 9 stores a literal score.
+    const SURVEY: &str = r##"
+[nodes.start]
+kind = "branch"
+cases = [{ variable = "ticket.number", is_set = true, goto = "rate" }]
+else = "bye"
+
+[nodes.rate]
+kind = "menu"
+say = ["rate"]
+keys = { "4" = "four", "9" = "nine" }
+on_failure = "bye"
+
+[nodes.four]
+kind = "set"
+variable = "score"
+value = "4"
+next = "store"
+
+[nodes.store]
+kind = "ticket_survey"
+score = "${score}"
+next = "bye"
+on_error = "bye"
+
+[nodes.nine]
+kind = "ticket_survey"
+score = "9"
+next = "bye"
+on_error = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+    #[test]
+    fn a_literal_survey_score_must_be_1_to_5() {
+        assert_eq!(
+            messages(&plan(SURVEY)),
+            ["node \"nine\": score \"9\" is not a digit 1 to 5"]
+        );
+        let text = plan(SURVEY).replace("score = \"9\"", "score = \"5\"");
+        assert_eq!(messages(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn survey_score_variables_must_be_known() {
+        let text = plan(SURVEY)
+            .replace("score = \"9\"", "score = \"5\"")
+            .replace("\"${score}\"", "\"${scor}\"");
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"store\": score uses ${scor}, which is not a built-in variable nor set \
+                 by any collect or set node; did you mean \"score\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_survey_reachable_without_a_ticket_is_reported() {
+        let text = plan(SURVEY)
+            .replace("score = \"9\"", "score = \"5\"")
+            .replace(
+                "{ variable = \"ticket.number\", is_set = true, goto = \"rate\" }",
+                "{ variable = \"transferred_by\", is_set = true, goto = \"rate\" }",
+            );
+        let reached = |node: &str| {
+            format!(
+                "node \"{node}\": can be reached from entry \"10000\" without a ticket; go \
+                 through a ticket lookup's found, a ticket_create, or a branch case such as \
+                 {{ variable = \"ticket.number\", is_set = true, goto = \"{node}\" }} first"
+            )
+        };
+        assert_eq!(messages(&text), [reached("store"), reached("nine")]);
+        // A lookup's found, or a branch on another ticket variable, is a
+        // ticket too; its not_found is not.
+        let looked_up = plan(SURVEY)
+            .replace("score = \"9\"", "score = \"5\"")
+            .replace(
+                "kind = \"branch\"\ncases = [{ variable = \"ticket.number\", is_set = true, goto = \"rate\" }]\nelse = \"bye\"",
+                "kind = \"ticket_lookup\"\nby = \"caller\"\nfound = \"check\"\nnot_found = \"bye\"\non_error = \"bye\"\n\n[nodes.check]\nkind = \"branch\"\ncases = [{ variable = \"ticket.status\", equals = \"closed\", goto = \"rate\" }]\nelse = \"rate\"",
+            );
+        assert_eq!(messages(&looked_up), Vec::<String>::new());
+        let not_found = looked_up.replace("not_found = \"bye\"", "not_found = \"rate\"");
+        assert_eq!(messages(&not_found), [reached("store"), reached("nine")]);
     }
 
     #[test]

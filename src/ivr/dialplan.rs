@@ -105,6 +105,7 @@ pub enum NodeKind {
     TicketCreate(TicketCreate),
     TicketLookup(TicketLookup),
     TicketNote(TicketNote),
+    TicketSurvey(TicketSurvey),
     Transfer(Transfer),
     Hangup(Hangup),
     Goto(Goto),
@@ -314,6 +315,17 @@ pub struct TicketNote {
     pub on_error: String,
 }
 
+/// A satisfaction score for the current ticket (`ticket.number`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketSurvey {
+    /// A template that must come out as one digit, 1 to 5.
+    pub score: String,
+    pub next: String,
+    /// No ticket, a score that is not 1–5, or the store failed.
+    pub on_error: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
@@ -367,6 +379,10 @@ impl NodeKind {
                 targets.push(("on_error", n.on_error.as_str()));
             }
             NodeKind::TicketNote(n) => {
+                targets.push(("next", n.next.as_str()));
+                targets.push(("on_error", n.on_error.as_str()));
+            }
+            NodeKind::TicketSurvey(n) => {
                 targets.push(("next", n.next.as_str()));
                 targets.push(("on_error", n.on_error.as_str()));
             }

@@ -11,6 +11,11 @@
 //! A key pressed during a barge-in prompt stops the prompt and is then
 //! consumed by the menu or collect that follows; keys pressed during other
 //! prompts or between nodes wait for the next menu or collect.
+//!
+//! A call an agent transferred in comes with its ticket already looked up
+//! (`CallInfo::transferred`): the engine records where it came from and
+//! sets `ticket.*` before the first node, with the same code that handles
+//! a lookup's reply.
 
 use super::dialplan::{
     Case, Collect, Confirm, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
@@ -85,6 +90,14 @@ pub enum StoreRequest {
         number: String,
         text: String,
     },
+    /// A satisfaction score (1–5) for ticket `number`, given by `phone`,
+    /// after a call `agent` transferred (if known).
+    RecordSurvey {
+        number: String,
+        score: u8,
+        phone: String,
+        agent: Option<String>,
+    },
 }
 
 /// The facts about a ticket that a dialplan can say.
@@ -119,6 +132,28 @@ pub struct CallInfo {
     pub dialled: String,
     /// Name and level of the customer on file for the caller's number.
     pub customer: Option<(String, CustomerLevel)>,
+    /// Set when an agent transferred the call in.
+    pub transferred: Option<Transferred>,
+}
+
+/// What a call transferred into the IVR came with (see
+/// `ivr::transferred`), its ticket already looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transferred {
+    /// Who transferred it (`transferred_by`), if the INVITE said.
+    pub by: Option<String>,
+    pub ticket: Option<TransferredTicket>,
+}
+
+/// The ticket a transferred call named, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferredTicket {
+    /// The reference as the INVITE gave it.
+    pub reference: String,
+    /// The store's answer: the ticket (loaded as `ticket.*` before the
+    /// first node), not found, or failed. `None` for a number with a wrong
+    /// check digit, which is never looked up.
+    pub lookup: Option<StoreReply>,
 }
 
 /// One step of the call's path, for its call record.
@@ -238,6 +273,9 @@ impl Engine {
         }
         match input {
             Input::Start => {
+                if let Some(transferred) = self.info.transferred.clone() {
+                    self.arrive(transferred);
+                }
                 let node = self.node.clone();
                 self.enter(node);
             }
@@ -270,6 +308,38 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// A transferred call: records where it came from (in the entry
+    /// node's path) and loads its ticket, before the first node runs.
+    fn arrive(&mut self, transferred: Transferred) {
+        let by = match &transferred.by {
+            Some(by) => {
+                self.variables.insert("transferred_by".into(), by.clone());
+                format!(" by {by}")
+            }
+            None => String::new(),
+        };
+        let Some(ticket) = transferred.ticket else {
+            self.record(format!("transferred in{by}"));
+            return;
+        };
+        self.record(format!(
+            "transferred in{by} with ticket {}",
+            ticket.reference
+        ));
+        match ticket.lookup {
+            Some(StoreReply::Ticket {
+                ticket,
+                open_count,
+                position,
+            }) => self.load_ticket(ticket, open_count, position),
+            Some(StoreReply::NotFound) => self.record("ticket not loaded: no such ticket"),
+            Some(StoreReply::Failed(reason)) => {
+                self.record(format!("ticket not loaded: store failed: {reason}"))
+            }
+            None => self.record("ticket not loaded: mistyped"),
         }
     }
 
@@ -572,6 +642,32 @@ impl Engine {
                     }
                 }
             }
+            NodeKind::TicketSurvey(node) => {
+                let Some(number) = self.variables.get("ticket.number").cloned() else {
+                    self.record("no ticket to survey");
+                    return Some(node.on_error.clone());
+                };
+                let score = render(&node.score, &self.variables)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        survey_score(&text).ok_or_else(|| format!("{text:?} is not 1 to 5"))
+                    });
+                match score {
+                    Ok(score) => {
+                        self.request(StoreRequest::RecordSurvey {
+                            number,
+                            score,
+                            phone: self.info.caller.clone(),
+                            agent: self.info.transferred.as_ref().and_then(|t| t.by.clone()),
+                        });
+                        None
+                    }
+                    Err(e) => {
+                        self.record(format!("cannot record the score: {e}"));
+                        Some(node.on_error.clone())
+                    }
+                }
+            }
             NodeKind::Transfer(node) => {
                 self.play(&node.say, false, After::Transfer(node.target.clone()));
                 None
@@ -597,6 +693,7 @@ impl Engine {
             NodeKind::TicketCreate(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             NodeKind::TicketLookup(n) => (n.found.clone(), n.not_found.clone(), n.on_error.clone()),
             NodeKind::TicketNote(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
+            NodeKind::TicketSurvey(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             _ => return,
         };
         match reply {
@@ -605,24 +702,7 @@ impl Engine {
                 open_count,
                 position,
             } => {
-                self.record(format!("ticket {}", ticket.number));
-                if !self.tickets.contains(&ticket.number) {
-                    self.tickets.push(ticket.number.clone());
-                }
-                let v = &mut self.variables;
-                v.insert("ticket.number".into(), ticket.number);
-                v.insert("ticket.status".into(), ticket.status);
-                v.insert("ticket.type".into(), ticket.ticket_type);
-                v.insert("ticket.category".into(), ticket.category);
-                v.insert("ticket.created_at".into(), ticket.created_at.to_rfc3339());
-                match ticket.repair_due {
-                    Some(due) => v.insert("ticket.repair_due".into(), due.to_rfc3339()),
-                    None => v.remove("ticket.repair_due"),
-                };
-                v.insert("tickets.open_count".into(), open_count.to_string());
-                if let Some(position) = position {
-                    v.insert("tickets.position".into(), position.to_string());
-                }
+                self.load_ticket(ticket, open_count, position);
                 self.enter(ok);
             }
             StoreReply::NotFound => {
@@ -633,6 +713,29 @@ impl Engine {
                 self.record(format!("store failed: {reason}"));
                 self.enter(failed);
             }
+        }
+    }
+
+    /// Makes `ticket` the call's current ticket: the `ticket.*` and
+    /// `tickets.*` variables, the path and the call's ticket list.
+    fn load_ticket(&mut self, ticket: TicketFacts, open_count: usize, position: Option<usize>) {
+        self.record(format!("ticket {}", ticket.number));
+        if !self.tickets.contains(&ticket.number) {
+            self.tickets.push(ticket.number.clone());
+        }
+        let v = &mut self.variables;
+        v.insert("ticket.number".into(), ticket.number);
+        v.insert("ticket.status".into(), ticket.status);
+        v.insert("ticket.type".into(), ticket.ticket_type);
+        v.insert("ticket.category".into(), ticket.category);
+        v.insert("ticket.created_at".into(), ticket.created_at.to_rfc3339());
+        match ticket.repair_due {
+            Some(due) => v.insert("ticket.repair_due".into(), due.to_rfc3339()),
+            None => v.remove("ticket.repair_due"),
+        };
+        v.insert("tickets.open_count".into(), open_count.to_string());
+        if let Some(position) = position {
+            v.insert("tickets.position".into(), position.to_string());
         }
     }
 
@@ -882,6 +985,14 @@ fn valid_input(collect: &Collect, digits: &str) -> bool {
     match collect.validate {
         Validation::None => true,
         Validation::TicketNumber => digits.parse::<TicketNumber>().is_ok(),
+    }
+}
+
+/// A survey score: one of the digits 1 to 5, nothing else.
+pub fn survey_score(text: &str) -> Option<u8> {
+    match text.trim().as_bytes() {
+        [digit @ b'1'..=b'5'] => Some(digit - b'0'),
+        _ => None,
     }
 }
 

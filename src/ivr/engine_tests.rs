@@ -107,12 +107,17 @@ fn now() -> DateTime<Utc> {
 
 /// An engine started at `entry` of the plan `text`.
 fn start(text: &str, entry: &str, customer: Option<(String, CustomerLevel)>) -> Engine {
-    let plan = Arc::new(Dialplan::parse(text, "test.toml").expect("test plan parses"));
     let info = CallInfo {
         caller: "13800138000".into(),
         dialled: "10000".into(),
         customer,
+        transferred: None,
     };
+    start_call(text, entry, info)
+}
+
+fn start_call(text: &str, entry: &str, info: CallInfo) -> Engine {
+    let plan = Arc::new(Dialplan::parse(text, "test.toml").expect("test plan parses"));
     let mut engine = Engine::new(plan, entry, info, Arc::new(BusinessCalendar::default()));
     engine.handle(Input::Start, now());
     engine
@@ -513,4 +518,200 @@ fn wrong_keys_at_the_confirmation_use_up_the_retries() {
     // One retry allowed: the second wrong key ends the attempts.
     key(&mut engine, "7");
     assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
+}
+
+const SURVEY: &str = r##"
+[dialplan]
+name = "survey"
+entries = { "survey" = "start" }
+
+[nodes.start]
+kind = "branch"
+cases = [{ variable = "ticket.number", is_set = true, goto = "rate" }]
+else = "no_ticket"
+
+[nodes.rate]
+kind = "menu"
+say = ["rate"]
+keys = { "1" = "one", "4" = "four", "7" = "seven" }
+on_failure = "bye"
+
+[nodes.one]
+kind = "ticket_survey"
+score = "1"
+next = "thanks"
+on_error = "failed"
+
+[nodes.four]
+kind = "set"
+variable = "score"
+value = "4"
+next = "store"
+
+[nodes.seven]
+kind = "set"
+variable = "score"
+value = "7"
+next = "store"
+
+[nodes.store]
+kind = "ticket_survey"
+score = "${score}"
+next = "thanks"
+on_error = "failed"
+
+[nodes.thanks]
+kind = "hangup"
+say = ["thanks"]
+
+[nodes.failed]
+kind = "hangup"
+say = ["failed"]
+
+[nodes.no_ticket]
+kind = "hangup"
+say = ["no_ticket"]
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+/// A call to the survey plan, transferred in by agent7 with a ticket
+/// reference that the store answered with `lookup`.
+fn transferred(lookup: Option<StoreReply>) -> Engine {
+    let info = CallInfo {
+        caller: "13800138000".into(),
+        dialled: "survey".into(),
+        customer: None,
+        transferred: Some(Transferred {
+            by: Some("agent7".into()),
+            ticket: Some(TransferredTicket {
+                reference: "1234567890".into(),
+                lookup,
+            }),
+        }),
+    };
+    start_call(SURVEY, "start", info)
+}
+
+fn events(engine: &Engine) -> Vec<String> {
+    engine
+        .path()
+        .iter()
+        .map(|s| format!("{}: {}", s.node, s.event))
+        .collect()
+}
+
+#[test]
+fn a_transferred_call_has_its_ticket_loaded_before_the_first_node() {
+    let mut engine = transferred(Some(ticket("1234567890")));
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/rate"]);
+    assert_eq!(engine.variables()["ticket.number"], "1234567890");
+    assert_eq!(engine.variables()["ticket.status"], "dispatched");
+    assert_eq!(engine.variables()["transferred_by"], "agent7");
+    assert_eq!(
+        engine.tickets(),
+        ["1234567890"],
+        "linked to the call record"
+    );
+    assert_eq!(
+        events(&engine)[..3],
+        [
+            "start: transferred in by agent7 with ticket 1234567890",
+            "start: ticket 1234567890",
+            "start: enter",
+        ]
+    );
+}
+
+#[test]
+fn a_key_stores_its_score_on_the_loaded_ticket_then_thanks() {
+    let mut engine = transferred(Some(ticket("1234567890")));
+    outputs(&mut engine);
+    key(&mut engine, "4");
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out.last(),
+        Some(&Output::Store(StoreRequest::RecordSurvey {
+            number: "1234567890".into(),
+            score: 4,
+            phone: "13800138000".into(),
+            agent: Some("agent7".into()),
+        }))
+    );
+    engine.handle(Input::Store(ticket("1234567890")), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/thanks"]);
+    let mut engine = transferred(Some(ticket("1234567890")));
+    key(&mut engine, "1");
+    assert!(outputs(&mut engine).iter().any(|o| matches!(
+        o,
+        Output::Store(StoreRequest::RecordSurvey { score: 1, .. })
+    )));
+}
+
+#[test]
+fn a_score_outside_1_to_5_is_never_stored() {
+    let mut engine = transferred(Some(ticket("1234567890")));
+    outputs(&mut engine);
+    key(&mut engine, "7");
+    let out = outputs(&mut engine);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Store(_))),
+        "{out:?}"
+    );
+    assert_eq!(prompt_names(&out), ["zh/failed"]);
+    assert!(events(&engine).contains(&"store: cannot record the score: \"7\" is not 1 to 5".into()));
+}
+
+#[test]
+fn a_mistyped_or_unknown_ticket_loads_nothing_and_says_why_in_the_path() {
+    for (lookup, why) in [
+        (None, "mistyped"),
+        (Some(StoreReply::NotFound), "no such ticket"),
+        (
+            Some(StoreReply::Failed("disk full".into())),
+            "store failed: disk full",
+        ),
+    ] {
+        let mut engine = transferred(lookup);
+        assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/no_ticket"]);
+        assert!(!engine.variables().contains_key("ticket.number"));
+        assert!(engine.tickets().is_empty());
+        assert_eq!(
+            events(&engine)[1],
+            format!("start: ticket not loaded: {why}")
+        );
+    }
+}
+
+#[test]
+fn a_survey_without_a_ticket_takes_its_error_path() {
+    let mut engine = start(SURVEY, "four", None);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+    assert!(events(&engine).contains(&"store: no ticket to survey".into()));
+    assert!(!engine.variables().contains_key("transferred_by"));
+}
+
+#[test]
+fn a_store_failure_while_storing_the_score_takes_the_error_path() {
+    let mut engine = transferred(Some(ticket("1234567890")));
+    key(&mut engine, "4");
+    outputs(&mut engine);
+    engine.handle(Input::Store(StoreReply::Failed("disk full".into())), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+}
+
+#[test]
+fn survey_scores_are_one_digit_from_1_to_5() {
+    for (text, score) in [
+        ("1", Some(1)),
+        (" 5 ", Some(5)),
+        ("0", None),
+        ("6", None),
+        ("45", None),
+        ("", None),
+        ("４", None),
+    ] {
+        assert_eq!(survey_score(text), score, "{text:?}");
+    }
 }

@@ -8,6 +8,7 @@ use super::dialplan::Dialplan;
 use super::engine::{CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId};
 use super::speech::Utterance;
 use super::store_bridge;
+use super::transferred::TransferContext;
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::prompt::PromptLibrary;
 use crate::sip::endpoint::CallHandle;
@@ -110,8 +111,9 @@ impl IvrCalls {
         }
     }
 
-    /// Starts the IVR on an answered call: looks the caller up, then runs
-    /// the plan from `entry`.
+    /// Starts the IVR on an answered call: looks the caller up (and, for a
+    /// call transferred in, the ticket it names), then runs the plan from
+    /// `entry`.
     pub fn start(
         &mut self,
         call: CallHandle,
@@ -119,6 +121,7 @@ impl IvrCalls {
         caller: String,
         dialled: String,
         entry: (Arc<Dialplan>, String),
+        transfer: TransferContext,
     ) {
         self.calls.insert(
             call,
@@ -142,10 +145,12 @@ impl IvrCalls {
                     None
                 }
             };
+            let transferred = store_bridge::arrival(&store, &transfer).await;
             let info = CallInfo {
                 caller,
                 dialled,
                 customer,
+                transferred,
             };
             let _ = messages.send(IvrMessage::Ready { call, info });
         });

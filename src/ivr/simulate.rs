@@ -6,11 +6,15 @@
 //! the engine next waits for the caller, after the prompt before it has
 //! played in full. When no group is left and the engine waits, its timer
 //! fires (the caller stays silent), so every timeout path can be driven.
+//! A script may also carry what a transferred call's INVITE would (a
+//! ticket number, Referred-By): the ticket is looked up in the store as
+//! for a live call.
 
 use super::dialplan::Dialplan;
 use super::engine::{CallInfo, Engine, Input, Output};
 use super::speech::Utterance;
 use super::store_bridge;
+use super::transferred::TransferContext;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::store::Store;
 use chrono::{DateTime, Utc};
@@ -26,6 +30,8 @@ pub struct Script {
     pub dialled: String,
     pub keys: Vec<String>,
     pub now: DateTime<Utc>,
+    /// What the INVITE of a transferred call says (default: nothing).
+    pub transfer: TransferContext,
 }
 
 /// Runs `plan` from `entry` and returns the transcript.
@@ -52,10 +58,19 @@ pub async fn simulate(
             script.caller, script.dialled
         ),
     }];
+    let transferred = store_bridge::arrival(store, &script.transfer).await;
+    if script.transfer.is_transfer() {
+        lines.push(format!(
+            "transferred in by {} with ticket {}",
+            script.transfer.referred_by.as_deref().unwrap_or("-"),
+            script.transfer.ticket
+        ));
+    }
     let info = CallInfo {
         caller: script.caller.clone(),
         dialled: script.dialled.clone(),
         customer,
+        transferred,
     };
     let mut engine = Engine::new(plan, entry, info, calendar);
     let mut keys: VecDeque<String> = script.keys.into_iter().collect();

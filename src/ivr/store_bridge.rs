@@ -1,8 +1,10 @@
 //! Carries out the engine's store requests against the ticket store, and
-//! turns the results into the facts a dialplan can say. Used by the call
-//! glue and by `dialplan simulate` alike.
+//! turns the results into the facts a dialplan can say; looks up the
+//! ticket a transferred call names before its engine starts. Used by the
+//! call glue and by `dialplan simulate` alike.
 
-use super::engine::{StoreReply, StoreRequest, TicketFacts};
+use super::engine::{StoreReply, StoreRequest, TicketFacts, Transferred, TransferredTicket};
+use super::transferred::{TicketReference, TransferContext};
 use crate::tickets::model::{Actor, Channel};
 use crate::tickets::store::{NewTicket, Store, StoreError, Ticket, TicketQuery};
 
@@ -18,6 +20,50 @@ pub fn facts(ticket: &Ticket) -> TicketFacts {
         created_at: ticket.created_at,
         repair_due: ticket.due.repair,
     }
+}
+
+/// What a transferred call comes with, its ticket looked up (`None` for a
+/// call that was not transferred). A number with a wrong check digit is
+/// not looked up; it and an unknown number are logged and load nothing.
+pub async fn arrival(store: &Store, context: &TransferContext) -> Option<Transferred> {
+    if !context.is_transfer() {
+        return None;
+    }
+    let ticket = match &context.ticket {
+        TicketReference::None => None,
+        TicketReference::Valid(number) => {
+            let number = number.to_string();
+            let lookup = execute(store, StoreRequest::LookupNumber(number.clone())).await;
+            match &lookup {
+                StoreReply::NotFound => {
+                    tracing::info!(ticket = %number, "transferred call names an unknown ticket; none loaded")
+                }
+                StoreReply::Failed(reason) => {
+                    tracing::warn!(ticket = %number, %reason, "cannot load the transferred call's ticket")
+                }
+                StoreReply::Ticket { .. } => {}
+            }
+            Some(TransferredTicket {
+                reference: number,
+                lookup: Some(lookup),
+            })
+        }
+        TicketReference::Mistyped {
+            source,
+            text,
+            reason,
+        } => {
+            tracing::info!(%source, reference = %text, %reason, "transferred call names a mistyped ticket number; none loaded");
+            Some(TransferredTicket {
+                reference: text.clone(),
+                lookup: None,
+            })
+        }
+    };
+    Some(Transferred {
+        by: context.referred_by.clone(),
+        ticket,
+    })
 }
 
 /// Runs one request. Failures become `StoreReply::Failed` with the reason,
@@ -82,18 +128,34 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
         }
         StoreRequest::AddNote { number, text } => {
             let event = store.add_note(&number, Actor::system("ivr"), text).await?;
-            let ticket = store
-                .ticket(&number)
-                .await?
-                .filter(|t| t.id == event.ticket_id)
-                .ok_or(StoreError::TicketNotFound(number))?;
-            Ok(StoreReply::Ticket {
-                ticket: facts(&ticket),
-                open_count: 0,
-                position: None,
-            })
+            ticket_of(store, number, event.ticket_id).await
+        }
+        StoreRequest::RecordSurvey {
+            number,
+            score,
+            phone,
+            agent,
+        } => {
+            let event = store
+                .record_survey(&number, score, Actor::customer(&phone), agent)
+                .await?;
+            ticket_of(store, number, event.ticket_id).await
         }
     }
+}
+
+/// The ticket an event was just written for, as the engine's reply.
+async fn ticket_of(store: &Store, number: String, id: i64) -> Result<StoreReply, StoreError> {
+    let ticket = store
+        .ticket(&number)
+        .await?
+        .filter(|t| t.id == id)
+        .ok_or(StoreError::TicketNotFound(number))?;
+    Ok(StoreReply::Ticket {
+        ticket: facts(&ticket),
+        open_count: 0,
+        position: None,
+    })
 }
 
 async fn open_tickets(store: &Store, phone: &str) -> Result<Vec<Ticket>, StoreError> {

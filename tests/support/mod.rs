@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod dialplan;
+
 use bytes::Bytes;
 use hotline::config::Config;
 use hotline::server::Server;
@@ -271,8 +273,22 @@ impl Client {
     /// Places a call to `user` with `sdp` (or none) and waits for its
     /// final response. Returns the dialog for 2xx.
     pub async fn invite(&mut self, user: &str, sdp: Option<String>) -> (Message, Dialog) {
+        self.invite_with(user, sdp, &[]).await
+    }
+
+    /// `invite` with extra headers, such as the `X-Ticket-Number` and
+    /// `Referred-By` of a call an agent transfers.
+    pub async fn invite_with(
+        &mut self,
+        user: &str,
+        sdp: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (Message, Dialog) {
         let call_id = self.unique("call-");
         let mut invite = self.request("INVITE", user, &call_id, 1);
+        for (name, value) in headers {
+            invite.push_header(name, *value);
+        }
         if let Some(sdp) = sdp {
             invite.set_body("application/sdp", Bytes::from(sdp));
         }

@@ -17,6 +17,7 @@ mod outbox;
 mod rows;
 mod sla_job;
 mod sms;
+mod surveys;
 mod tickets;
 mod writer;
 
@@ -30,6 +31,7 @@ pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,
 };
+pub use surveys::{Survey, SURVEY_SCORES};
 pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 
 use super::lifecycle::TransitionError;

@@ -81,7 +81,7 @@ pub struct TicketEvent {
     pub ticket_id: i64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
-    /// `created`, `transition`, `assigned`, `note` or `sla_breach`.
+    /// `created`, `transition`, `assigned`, `note`, `sla_breach` or `survey`.
     pub kind: String,
     pub from_status: Option<Status>,
     pub to_status: Option<Status>,
@@ -528,7 +528,7 @@ fn apply_action(
     changed
 }
 
-async fn load_for_change(
+pub(super) async fn load_for_change(
     conn: &mut AnyConnection,
     number: &TicketNumber,
     expected_version: Option<i64>,
