@@ -868,7 +868,7 @@ async fn bad_bodies_and_queries_get_the_error_shape(api: Api) -> Api {
         api.addr(),
         "POST",
         "/api/v1/tickets",
-        &[auth.clone()],
+        std::slice::from_ref(&auth),
         b"{}".to_vec(),
     )
     .await

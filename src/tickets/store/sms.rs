@@ -111,6 +111,9 @@ pub struct SmsOutcome {
     pub created: Option<TicketNumber>,
 }
 
+/// id, direction, provider, from, to, body, status, created_at.
+type SmsRow = (i64, String, String, String, String, String, String, i64);
+
 /// A text as stored: one the customer sent (`in`) or our reply (`out`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSms {
@@ -130,7 +133,7 @@ impl Store {
     /// first. Outbound notifications are in the outbox
     /// ([`Store::notifications`]).
     pub async fn texts_of_ticket(&self, ticket_id: i64) -> Result<Vec<StoredSms>, StoreError> {
-        let rows: Vec<(i64, String, String, String, String, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<SmsRow> = sqlx::query_as(
             "SELECT id, direction, provider, from_number, to_number, body, status, created_at \
                  FROM sms_messages WHERE ticket_id = $1 ORDER BY id",
         )
