@@ -5,7 +5,7 @@
 use super::auth::Staff;
 use super::calls::limit;
 use super::error::{ApiError, ErrorBody};
-use super::openapi::{language_codes, level_codes};
+use super::openapi::{level_codes, optional_language_codes};
 use super::{ApiJson, ApiQuery, ApiState};
 use crate::tickets::model::{Language, StaffRole};
 use crate::tickets::store::{Customer, NewCustomer, Product};
@@ -72,7 +72,7 @@ pub(super) struct CustomerRequest {
     #[schema(schema_with = level_codes)]
     level: String,
     /// Default: zh.
-    #[schema(schema_with = language_codes)]
+    #[schema(schema_with = optional_language_codes)]
     language: Option<String>,
     /// At least one; each number belongs to one customer only.
     #[schema(example = json!(["13800138000"]))]

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::LazyLock;
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -100,6 +100,30 @@ fn codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Object {
         .build()
 }
 
+/// One of `codes`, or null (an optional field sent as null).
+fn optional_codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Object {
+    let values = codes
+        .into_iter()
+        .map(serde_json::Value::from)
+        .chain([serde_json::Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .enum_values(Some(values))
+        .build()
+}
+
+pub(super) fn optional_level_codes() -> Object {
+    optional_codes(CustomerLevel::ALL.iter().map(|l| l.code()))
+}
+
+pub(super) fn optional_language_codes() -> Object {
+    optional_codes(Language::ALL.iter().map(|l| l.code()))
+}
+
+pub(super) fn optional_channel_codes() -> Object {
+    optional_codes(Channel::ALL.iter().map(|c| c.code()))
+}
+
 pub(super) fn status_codes() -> Object {
     codes(Status::ALL.iter().map(|s| s.code()))
 }
@@ -110,10 +134,6 @@ pub(super) fn level_codes() -> Object {
 
 pub(super) fn channel_codes() -> Object {
     codes(Channel::ALL.iter().map(|c| c.code()))
-}
-
-pub(super) fn language_codes() -> Object {
-    codes(Language::ALL.iter().map(|l| l.code()))
 }
 
 pub(super) fn type_codes() -> Object {

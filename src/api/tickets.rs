@@ -8,7 +8,8 @@ use super::auth::Staff;
 use super::calls::{limit, CallView};
 use super::error::{ApiError, ErrorBody};
 use super::openapi::{
-    action_codes, channel_codes, language_codes, level_codes, status_codes, type_codes,
+    action_codes, channel_codes, level_codes, optional_channel_codes, optional_language_codes,
+    optional_level_codes, status_codes, type_codes,
 };
 use super::{ApiJson, ApiQuery, ApiState};
 use crate::tickets::lifecycle::{allowed_actions, Action};
@@ -259,12 +260,12 @@ pub(super) struct NewTicketRequest {
     /// Default: the customer on file for the contact phone.
     customer_id: Option<i64>,
     /// Default: the customer's, or local_c.
-    #[schema(schema_with = level_codes)]
+    #[schema(schema_with = optional_level_codes)]
     level: Option<String>,
-    #[schema(schema_with = language_codes)]
+    #[schema(schema_with = optional_language_codes)]
     language: Option<String>,
     /// Default: staff.
-    #[schema(schema_with = channel_codes)]
+    #[schema(schema_with = optional_channel_codes)]
     channel: Option<String>,
     /// Default: the ticket type's code.
     queue: Option<String>,
@@ -296,6 +297,7 @@ pub(super) struct AssignRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NoteRequest {
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     text: String,
 }
 
@@ -401,7 +403,7 @@ pub(super) async fn create(
     get,
     path = "/api/v1/tickets/{number}",
     tag = "tickets",
-    params(("number" = String, Path, description = "The ten-digit ticket number")),
+    params(("number" = String, Path, description = "The ten-digit ticket number", pattern = "^[0-9]{10}$")),
     responses(
         (status = 200, description = "The ticket and its whole history", body = TicketDetail),
         (status = 400, description = "Not a ticket number, or a mistyped one (check digit)", body = ErrorBody),
@@ -454,7 +456,7 @@ pub(super) async fn detail(
     post,
     path = "/api/v1/tickets/{number}/transitions",
     tag = "tickets",
-    params(("number" = String, Path, description = "The ten-digit ticket number")),
+    params(("number" = String, Path, description = "The ten-digit ticket number", pattern = "^[0-9]{10}$")),
     request_body = TransitionRequest,
     responses(
         (status = 200, description = "The changed ticket", body = TicketView),
@@ -494,7 +496,7 @@ pub(super) async fn transition(
     post,
     path = "/api/v1/tickets/{number}/assign",
     tag = "tickets",
-    params(("number" = String, Path, description = "The ten-digit ticket number")),
+    params(("number" = String, Path, description = "The ten-digit ticket number", pattern = "^[0-9]{10}$")),
     request_body = AssignRequest,
     responses(
         (status = 200, description = "The ticket with its new assignee or queue", body = TicketView),
@@ -550,7 +552,7 @@ pub(super) async fn assign(
     post,
     path = "/api/v1/tickets/{number}/notes",
     tag = "tickets",
-    params(("number" = String, Path, description = "The ten-digit ticket number")),
+    params(("number" = String, Path, description = "The ten-digit ticket number", pattern = "^[0-9]{10}$")),
     request_body = NoteRequest,
     responses(
         (status = 201, description = "The note as recorded in the history", body = EventView),

@@ -4,9 +4,16 @@
 # generates requests for every operation from it, sends them with an admin
 # token made by `hotline token create`, and checks every answer against the
 # document (`--checks all`: no 5xx, documented status codes, content types
-# and response schemas, negative data rejected, …).
+# and response schemas, schema-violating data rejected, auth enforced, …)
+# except `positive_data_acceptance`: some schema-valid requests are refused
+# by rules a schema cannot state (a ticket number's check digit is 400
+# `mistyped_ticket_number` by design; a customer_id must exist; a phone may
+# belong to one customer only; an assignment needs an assignee or a queue),
+# so that check would only report those. SCHEMATHESIS_CHECKS=all turns it
+# back on.
 #
-# Usage: tests/interop/api_schemathesis.sh   (after `cargo build --release`;
+# Usage: tests/interop/api_schemathesis.sh   (after `cargo build --release`,
+# or with HOTLINE_BIN=target/debug/hotline;
 # needs python3 with venv; schemathesis is installed into a venv under
 # target/ on first use). Bounded: SCHEMATHESIS_MAX_EXAMPLES examples per
 # operation (default 25) and SCHEMATHESIS_TIMEOUT seconds in all (default
@@ -17,12 +24,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=${INTEROP_WORK:-$ROOT/target/interop}/api_schemathesis
 VENV=${SCHEMATHESIS_VENV:-$ROOT/target/schemathesis-venv}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
+CHECKS=${SCHEMATHESIS_CHECKS:-all-but-positive}
 TIMEOUT=${SCHEMATHESIS_TIMEOUT:-600}
 rm -rf "$WORK"
 mkdir -p "$WORK"
 # shellcheck source=tests/interop/lib.sh
 . "$ROOT/tests/interop/lib.sh"
 trap kill_gateway EXIT
+# HOTLINE_BIN may come from the environment (a debug build, say); the
+# gateway refuses HOTLINE_* variables it does not know, so keep it here.
+export -n HOTLINE_BIN
 
 [ -x "$HOTLINE_BIN" ] || { echo "no release build at $HOTLINE_BIN (cargo build --release)"; exit 2; }
 if [ ! -x "$VENV/bin/schemathesis" ]; then
@@ -50,6 +61,7 @@ status=0
 timeout --kill-after=10 "$TIMEOUT" "$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks all \
+    $([ "$CHECKS" = all ] || echo --exclude-checks positive_data_acceptance) \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 10 \
     --report junit --report-dir "$WORK" \
