@@ -58,6 +58,8 @@ env "${SETTINGS[@]}" "$HOTLINE_BIN" ticket create --type fault_report \
 
 log "schemathesis against $BASE/api/v1/openapi.json (max $MAX_EXAMPLES examples per operation, ${TIMEOUT}s)"
 status=0
+# From $WORK: schemathesis keeps its example database in ./.schemathesis.
+cd "$WORK"
 timeout --kill-after=10 "$TIMEOUT" "$VENV/bin/schemathesis" run "$BASE/api/v1/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks all \
