@@ -1,11 +1,13 @@
-//! Command-line administration: `migrate`, `ticket …`, `customers import`
-//! and `dialplan check|simulate`. Each command opens the configured database, does one
+//! Command-line administration: `migrate`, `ticket …`, `customers import`,
+//! `token create|list|revoke` and `dialplan check|simulate`. Each command opens the configured database, does one
 //! thing and prints a plain-text answer; the text is built here (and tested)
 //! so that `main` stays a thin parser.
 
 use crate::config::Config;
 use crate::tickets::lifecycle::{allowed_actions, Action};
-use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
+use crate::tickets::model::{
+    Actor, Channel, CustomerLevel, Language, StaffRole, Status, TicketType,
+};
 use crate::tickets::sla::SlaClock;
 use crate::tickets::store::{NewTicket, Store, StoreError, StoreOptions, Ticket, TicketEvent};
 use anyhow::Context;
@@ -266,6 +268,62 @@ pub async fn transition(
         .await?;
     let events = store.events(ticket.id).await?;
     Ok(describe(&ticket, &events))
+}
+
+/// `token create`: makes a staff API token and shows it, once.
+pub async fn token_create(
+    store: &Store,
+    name: &str,
+    role: StaffRole,
+) -> Result<String, StoreError> {
+    let issued = crate::api::issue_token(store, name, role).await?;
+    Ok(format!(
+        "token {id} for {name} ({role}); it is shown only now (the gateway keeps its SHA-256):\n\
+         {token}\n\
+         use it as:  Authorization: Bearer {token}\n",
+        id = issued.record.id,
+        name = issued.record.name,
+        role = issued.record.role,
+        token = issued.token,
+    ))
+}
+
+/// `token list`: every token, revoked ones included (never the tokens).
+pub async fn token_list(store: &Store) -> Result<String, StoreError> {
+    let tokens = store.api_tokens().await?;
+    let mut out = format!(
+        "{:<5}  {:<24}  {:<10}  {:<20}  {}\n",
+        "ID", "NAME", "ROLE", "CREATED", "REVOKED"
+    );
+    for t in &tokens {
+        let _ = writeln!(
+            out,
+            "{:<5}  {:<24}  {:<10}  {:<20}  {}",
+            t.id,
+            t.name,
+            t.role,
+            time(t.created_at),
+            t.revoked_at.map_or_else(|| "-".to_string(), time)
+        );
+    }
+    let _ = writeln!(out, "({} token(s))", tokens.len());
+    Ok(out)
+}
+
+/// `token revoke ID`: the token stops working at once.
+pub async fn token_revoke(store: &Store, id: i64) -> Result<String, StoreError> {
+    let token = store
+        .revoke_api_token(id)
+        .await?
+        .ok_or_else(|| StoreError::Invalid {
+            field: "token id",
+            reason: format!("there is no token {id} (see `hotline token list`)"),
+        })?;
+    let at = token.revoked_at.map_or_else(|| "-".to_string(), time);
+    Ok(format!(
+        "token {} ({}, {}) revoked at {at}\n",
+        token.id, token.name, token.role
+    ))
 }
 
 fn prompt_library(config: &Config) -> anyhow::Result<crate::media::prompt::PromptLibrary> {

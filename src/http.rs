@@ -1,25 +1,28 @@
 //! The gateway's HTTP side: builds the one axum `Router` from the config
 //! and the store, and serves it until the server stops. Routes belong to
 //! their modules (`sms::webhook` for the inbound SMS webhooks,
-//! `sms::status` for delivery-status callbacks); this file
+//! `sms::status` for delivery-status callbacks, `api` for the staff REST
+//! API under `/api/v1`); this file
 //! only puts them together, binds nothing itself and decides nothing about
 //! a request.
 
 use crate::config::Config;
+use crate::ivr::runner::LiveCalls;
 use crate::tickets::store::Store;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Every HTTP route of the gateway.
-pub fn router(config: &Config, store: Store) -> Router {
+/// Every HTTP route of the gateway. `live_calls` is the IVR's view of the
+/// calls in progress, for the staff API.
+pub fn router(config: &Config, store: Store, live_calls: LiveCalls) -> Router {
     // The one place where each part's routes join: add other modules'
-    // routers (the SMS outbox's delivery-status callback, the staff API)
-    // to this list.
+    // routers (the console, metrics) to this list.
     let parts = [
         crate::sms::webhook::router(&config.sms, store.clone()),
-        crate::sms::status::router(store, config.sms_outbox.clone()),
+        crate::sms::status::router(store.clone(), config.sms_outbox.clone()),
+        crate::api::router(store, live_calls),
     ];
     parts
         .into_iter()

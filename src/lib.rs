@@ -5,6 +5,7 @@
 //! tasks.
 
 pub mod admin;
+pub mod api;
 pub mod call;
 pub mod config;
 pub mod http;

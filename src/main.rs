@@ -1,6 +1,6 @@
 //! The `hotline` command line: `serve` runs the gateway; `check-config`
 //! prints the effective configuration or every problem in it; `migrate`,
-//! `ticket …` and `customers import` administer the ticket store.
+//! `ticket …`, `customers import` and `token …` administer the ticket store.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -8,6 +8,7 @@ use hotline::admin;
 use hotline::config::Config;
 use hotline::server::Server;
 use hotline::tickets::lifecycle::Action;
+use hotline::tickets::model::StaffRole;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +48,11 @@ enum Command {
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+    /// Manage staff API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Check or simulate dialplans.
     Dialplan {
@@ -109,6 +115,26 @@ enum TicketCommand {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token for the staff API and print it (shown only this once).
+    ///
+    /// Example: hotline token create --name li.na --role agent
+    Create {
+        /// Who holds it; recorded as the staff actor of what it does.
+        #[arg(long)]
+        name: String,
+        /// agent (work tickets), supervisor (also create and hand out
+        /// tickets, edit customers) or admin (also delete customers).
+        #[arg(long, value_parser = admin::parse_code::<StaffRole>)]
+        role: StaffRole,
+    },
+    /// List the tokens (names, roles, dates; never the tokens).
+    List,
+    /// Revoke a token at once.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
 enum CustomersCommand {
     /// Import customers from CSV (name,level,language,phones,products).
     /// Every row is checked first; if any is bad, nothing is imported.
@@ -136,6 +162,7 @@ fn main() -> ExitCode {
         Command::Customers {
             command: CustomersCommand::Import { file },
         } => run_admin(import_customers(config, file)),
+        Command::Token { command } => run_admin(token(config, command)),
         Command::Dialplan {
             command: DialplanCommand::Check { dir },
         } => run_admin(async move {
@@ -204,6 +231,17 @@ async fn ticket(config: Config, command: TicketCommand) -> anyhow::Result<String
             version,
             note,
         } => admin::transition(&store, &number, action, by, version, note).await,
+    };
+    store.close().await;
+    Ok(text?)
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<String> {
+    let store = admin::open_store(&config).await?;
+    let text = match command {
+        TokenCommand::Create { name, role } => admin::token_create(&store, &name, role).await,
+        TokenCommand::List => admin::token_list(&store).await,
+        TokenCommand::Revoke { id } => admin::token_revoke(&store, id).await,
     };
     store.close().await;
     Ok(text?)

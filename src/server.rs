@@ -10,7 +10,7 @@
 
 use crate::call::{CallEvent, CallSettings, Calls};
 use crate::config::Config;
-use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage};
+use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage, LiveCalls};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
 use crate::media::worker::{CallMediaEvent, MediaWorkers};
@@ -123,7 +123,8 @@ impl Server {
             tracing::info!(numbers = ?dialplans.numbers().collect::<Vec<_>>(), "dialplans loaded");
         }
         let (ivr_tx, ivr_messages) = mpsc::unbounded_channel();
-        let ivr = IvrCalls::new(store.clone(), prompts.clone(), ivr_tx);
+        let live_calls = LiveCalls::default();
+        let ivr = IvrCalls::new(store.clone(), prompts.clone(), ivr_tx, live_calls.clone());
         let calls = Calls::new(
             CallSettings {
                 policy,
@@ -156,7 +157,7 @@ impl Server {
         tracing::info!(http = %http_addr, "HTTP listening");
         let http = tokio::spawn(crate::http::serve(
             http_listener,
-            crate::http::router(&config, store.clone()),
+            crate::http::router(&config, store.clone(), live_calls),
             stopped.clone(),
         ));
         let core = Core {

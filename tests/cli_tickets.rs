@@ -1,6 +1,6 @@
 //! The ticket command line, run as the real binary against a fresh SQLite
 //! file: migrate, import customers (a bad file imports nothing), create,
-//! list, show and transition.
+//! list, show and transition; API tokens made, listed and revoked.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -144,5 +144,54 @@ fn tickets_can_be_worked_from_the_command_line() {
         text(&refused).contains("looks mistyped"),
         "{}",
         text(&refused)
+    );
+}
+
+#[test]
+fn api_tokens_are_shown_once_listed_without_the_token_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    assert!(hotline(&db, &["migrate"]).status.success());
+    let created = hotline(
+        &db,
+        &["token", "create", "--name", "li.na", "--role", "agent"],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let shown = text(&created);
+    let token = shown
+        .split_whitespace()
+        .find(|word| word.starts_with("hl_") && word.len() == 3 + 64)
+        .unwrap_or_else(|| panic!("no token in {shown}"))
+        .to_string();
+    assert!(shown.contains("token 1 for li.na (agent)"), "{shown}");
+
+    let refused = hotline(&db, &["token", "create", "--name", "x", "--role", "boss"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("expected one of: agent, supervisor, admin"),
+        "{}",
+        text(&refused)
+    );
+
+    let listed = text(&hotline(&db, &["token", "list"]));
+    assert!(listed.contains("li.na"), "{listed}");
+    assert!(!listed.contains(&token), "the list never shows a token");
+    assert!(listed.contains("(1 token(s))"), "{listed}");
+
+    let revoked = hotline(&db, &["token", "revoke", "1"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert!(text(&revoked).contains("token 1 (li.na, agent) revoked at"));
+    let listed = text(&hotline(&db, &["token", "list"]));
+    let line = listed.lines().find(|l| l.contains("li.na")).unwrap();
+    assert!(
+        !line.trim_end().ends_with(" -"),
+        "a revocation time: {line}"
+    );
+    let unknown = hotline(&db, &["token", "revoke", "9"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("there is no token 9"),
+        "{}",
+        text(&unknown)
     );
 }

@@ -2,7 +2,8 @@
 //! keys, playback ends, timers and store answers, and turns their outputs
 //! into what the call glue does (play, stop, hang up). Store work runs in
 //! spawned tasks whose answers come back through a channel, so the SIP task
-//! never waits on the database.
+//! never waits on the database. It also keeps [`LiveCalls`], the read-only
+//! view of who is in which menu node that the staff API shows.
 
 use super::dialplan::Dialplan;
 use super::engine::{CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId};
@@ -17,9 +18,41 @@ use crate::tickets::store::{CallRecord, Store};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+/// A call in the IVR as the staff API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    /// The SIP Call-ID.
+    pub call_id: String,
+    pub caller: String,
+    pub dialled: String,
+    /// The menu node the caller is in (none until the plan has started).
+    pub node: Option<String>,
+    /// When the call reached the IVR.
+    pub since: DateTime<Utc>,
+}
+
+/// The calls in the IVR right now, shared between the runner (which alone
+/// writes) and readers that take a snapshot. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct LiveCalls(Arc<Mutex<HashMap<CallHandle, LiveCall>>>);
+
+impl LiveCalls {
+    /// The calls now in the IVR, longest-running first.
+    pub fn snapshot(&self) -> Vec<LiveCall> {
+        let mut calls: Vec<LiveCall> = self.lock().values().cloned().collect();
+        calls.sort_by(|a, b| (a.since, &a.call_id).cmp(&(b.since, &b.call_id)));
+        calls
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallHandle, LiveCall>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Which dialplan and node a dialled number starts at.
 #[derive(Default)]
@@ -74,7 +107,7 @@ pub enum IvrMessage {
     },
 }
 
-struct LiveCall {
+struct RunningCall {
     call_id: String,
     engine: Option<Engine>,
     pending: Option<(Arc<Dialplan>, String)>,
@@ -89,7 +122,8 @@ pub struct IvrCalls {
     store: Store,
     prompts: Arc<PromptLibrary>,
     calendar: Arc<BusinessCalendar>,
-    calls: HashMap<CallHandle, LiveCall>,
+    calls: HashMap<CallHandle, RunningCall>,
+    live: LiveCalls,
     timers: BinaryHeap<Reverse<(Instant, CallHandle, TimerId)>>,
     messages: mpsc::UnboundedSender<IvrMessage>,
 }
@@ -99,6 +133,7 @@ impl IvrCalls {
         store: Store,
         prompts: Arc<PromptLibrary>,
         messages: mpsc::UnboundedSender<IvrMessage>,
+        live: LiveCalls,
     ) -> IvrCalls {
         let calendar = Arc::new(store.sla().calendar().clone());
         IvrCalls {
@@ -106,6 +141,7 @@ impl IvrCalls {
             prompts,
             calendar,
             calls: HashMap::new(),
+            live,
             timers: BinaryHeap::new(),
             messages,
         }
@@ -123,14 +159,25 @@ impl IvrCalls {
         entry: (Arc<Dialplan>, String),
         transfer: TransferContext,
     ) {
-        self.calls.insert(
+        let now = Utc::now();
+        self.live.lock().insert(
             call,
             LiveCall {
+                call_id: call_id.clone(),
+                caller: caller.clone(),
+                dialled: dialled.clone(),
+                node: None,
+                since: now,
+            },
+        );
+        self.calls.insert(
+            call,
+            RunningCall {
                 call_id,
                 engine: None,
                 pending: Some(entry),
                 early_keys: Vec::new(),
-                offered_at: Utc::now(),
+                offered_at: now,
                 caller: caller.clone(),
                 dialled: dialled.clone(),
             },
@@ -223,6 +270,7 @@ impl IvrCalls {
 
     /// The call ended: writes its record (path, outcome) in the background.
     pub fn end(&mut self, call: CallHandle, reason: &str) {
+        self.live.lock().remove(&call);
         let Some(live) = self.calls.remove(&call) else {
             return;
         };
@@ -322,6 +370,12 @@ impl IvrCalls {
                     tracing::info!(%reason, "IVR hangs up");
                     actions.push((call, CallAction::Hangup));
                 }
+            }
+        }
+        let node = engine.path().last().map(|step| &step.node);
+        if let Some(shown) = self.live.lock().get_mut(&call) {
+            if shown.node.as_ref() != node {
+                shown.node = node.cloned();
             }
         }
         actions

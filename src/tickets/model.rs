@@ -147,6 +147,19 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// What a staff API token may do, in increasing order of power (see
+    /// `api::auth`): agents work tickets, supervisors also hand them out,
+    /// open them and keep the customer file, admins also delete customers.
+    StaffRole, "role" {
+        /// 客服代表
+        Agent = "agent", "客服代表";
+        /// 班长
+        Supervisor = "supervisor", "班长";
+        Admin = "admin", "管理员";
+    }
+}
+
 /// Who did something to a ticket: a customer (by phone number), a staff
 /// user (by login), or the system (by job name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -6,9 +6,10 @@
 //! `name,level,language,phones,products`; `phones` separated by `;`;
 //! `products` as `category:service_number` pairs separated by `;`.
 
-use super::tickets::normalize_phone;
+use super::tickets::{contains_pattern, normalize_phone, validate_phone};
 use super::{parse_code, to_millis, Store, StoreError};
 use crate::tickets::model::{CustomerLevel, Language};
+use crate::tickets::sla::SlaPolicy;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use std::collections::HashMap;
@@ -39,6 +40,61 @@ pub struct NewCustomer {
     pub language: Language,
     pub phones: Vec<String>,
     pub products: Vec<Product>,
+}
+
+const MAX_NAME: usize = 200;
+
+impl NewCustomer {
+    /// Normalises the phones and checks the rest: a name, at least one
+    /// phone number, each once, and products of known categories.
+    fn validate(&mut self, sla: &SlaPolicy) -> Result<(), StoreError> {
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() || self.name.chars().count() > MAX_NAME {
+            return Err(StoreError::Invalid {
+                field: "name",
+                reason: format!("must have 1 to {MAX_NAME} characters"),
+            });
+        }
+        if self.phones.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "phones",
+                reason: "a customer needs at least one phone number".into(),
+            });
+        }
+        let mut seen = Vec::with_capacity(self.phones.len());
+        for phone in &self.phones {
+            let phone = normalize_phone(phone);
+            validate_phone("phones", &phone)?;
+            if seen.contains(&phone) {
+                return Err(StoreError::Invalid {
+                    field: "phones",
+                    reason: format!("{phone} is listed twice"),
+                });
+            }
+            seen.push(phone);
+        }
+        self.phones = seen;
+        for product in &mut self.products {
+            product.service_number = product.service_number.trim().to_string();
+            if !sla.has_category(&product.category) {
+                return Err(StoreError::Invalid {
+                    field: "products",
+                    reason: format!(
+                        "unknown product category {:?} (known: {})",
+                        product.category,
+                        sla.categories().join(", ")
+                    ),
+                });
+            }
+            if product.service_number.is_empty() {
+                return Err(StoreError::Invalid {
+                    field: "products",
+                    reason: "a product needs its service number".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every bad row of an import, by line number; nothing was imported.
@@ -197,7 +253,9 @@ pub fn parse_customer_csv(
 }
 
 impl Store {
-    pub async fn create_customer(&self, customer: NewCustomer) -> Result<Customer, StoreError> {
+    /// Adds a customer; a phone number already on file is refused.
+    pub async fn create_customer(&self, mut customer: NewCustomer) -> Result<Customer, StoreError> {
+        customer.validate(self.sla())?;
         let now = self.now();
         self.write(move |conn| Box::pin(async move { insert_customer(conn, customer, now).await }))
             .await
@@ -240,6 +298,102 @@ impl Store {
                 .collect(),
             created_at: super::from_millis(created_at)?,
         }))
+    }
+
+    /// Customers whose name contains `name` (all without), by id, at most
+    /// `limit` (1 to 1000).
+    pub async fn list_customers(
+        &self,
+        name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Customer>, StoreError> {
+        let pattern = contains_pattern(name.unwrap_or_default());
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM customers WHERE name LIKE $1 ESCAPE '\\' ORDER BY id LIMIT $2",
+        )
+        .bind(pattern)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(self.reader())
+        .await?;
+        let mut customers = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A customer deleted meanwhile is simply not listed.
+            if let Some(customer) = self.customer(id).await? {
+                customers.push(customer);
+            }
+        }
+        Ok(customers)
+    }
+
+    /// Replaces a customer's name, level, language, phones and products;
+    /// `None` when there is no such customer.
+    pub async fn update_customer(
+        &self,
+        id: i64,
+        mut customer: NewCustomer,
+    ) -> Result<Option<Customer>, StoreError> {
+        customer.validate(self.sla())?;
+        let now = self.now();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let created_at: Option<i64> =
+                    sqlx::query_scalar("SELECT created_at FROM customers WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let Some(created_at) = created_at else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "UPDATE customers SET name = $1, level = $2, language = $3, updated_at = $4 \
+                     WHERE id = $5",
+                )
+                .bind(&customer.name)
+                .bind(customer.level.code())
+                .bind(customer.language.code())
+                .bind(to_millis(now))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                delete_phones_and_products(conn, id).await?;
+                insert_phones_and_products(conn, id, &customer).await?;
+                Ok(Some(Customer {
+                    id,
+                    name: customer.name,
+                    level: customer.level,
+                    language: customer.language,
+                    phones: customer.phones,
+                    products: customer.products,
+                    created_at: super::from_millis(created_at)?,
+                }))
+            })
+        })
+        .await
+    }
+
+    /// Deletes a customer with their phones and products; `false` when
+    /// there is no such customer. A customer with tickets is kept
+    /// ([`StoreError::CustomerHasTickets`]): the tickets' history needs it.
+    pub async fn delete_customer(&self, id: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let tickets: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE customer_id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if tickets > 0 {
+                    return Err(StoreError::CustomerHasTickets { id, tickets });
+                }
+                delete_phones_and_products(conn, id).await?;
+                let deleted = sqlx::query("DELETE FROM customers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(deleted.rows_affected() > 0)
+            })
+        })
+        .await
     }
 
     pub async fn customer_by_phone(&self, phone: &str) -> Result<Option<Customer>, StoreError> {
@@ -315,9 +469,39 @@ async fn insert_customer(
     .bind(to_millis(now))
     .fetch_one(&mut *conn)
     .await?;
+    let phones = insert_phones_and_products(conn, id, &customer).await?;
+    Ok(Customer {
+        id,
+        name: customer.name,
+        level: customer.level,
+        language: customer.language,
+        phones,
+        products: customer.products,
+        created_at: now,
+    })
+}
+
+/// Files the customer's phones (refusing one that is another customer's)
+/// and products; returns the phones as stored.
+async fn insert_phones_and_products(
+    conn: &mut AnyConnection,
+    id: i64,
+    customer: &NewCustomer,
+) -> Result<Vec<String>, StoreError> {
     let mut phones = Vec::new();
     for phone in &customer.phones {
         let phone = normalize_phone(phone);
+        let owner: Option<i64> =
+            sqlx::query_scalar("SELECT customer_id FROM customer_phones WHERE phone = $1")
+                .bind(&phone)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(owner) = owner {
+            return Err(StoreError::Invalid {
+                field: "phones",
+                reason: format!("phone {phone} already belongs to customer {owner}"),
+            });
+        }
         sqlx::query("INSERT INTO customer_phones (phone, customer_id) VALUES ($1, $2)")
             .bind(&phone)
             .bind(id)
@@ -335,15 +519,19 @@ async fn insert_customer(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(Customer {
-        id,
-        name: customer.name,
-        level: customer.level,
-        language: customer.language,
-        phones,
-        products: customer.products,
-        created_at: now,
-    })
+    Ok(phones)
+}
+
+async fn delete_phones_and_products(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM customer_phones WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM customer_products WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,9 +19,10 @@ mod sla_job;
 mod sms;
 mod surveys;
 mod tickets;
+mod tokens;
 mod writer;
 
-pub use calls::CallRecord;
+pub use calls::{CallRecord, MenuStep, StoredCall};
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
 pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
@@ -29,10 +30,11 @@ pub use outbox::{
 };
 pub use sla_job::Breach;
 pub use sms::{
-    AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,
+    AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,
 };
 pub use surveys::{Survey, SURVEY_SCORES};
 pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
+pub use tokens::ApiToken;
 
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
@@ -83,6 +85,9 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Import(#[from] CustomerImportError),
+    /// A customer that tickets refer to cannot be deleted.
+    #[error("customer {id} has {tickets} ticket(s) and cannot be deleted")]
+    CustomerHasTickets { id: i64, tickets: i64 },
 }
 
 /// Which database the store is on.

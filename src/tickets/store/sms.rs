@@ -111,7 +111,53 @@ pub struct SmsOutcome {
     pub created: Option<TicketNumber>,
 }
 
+/// id, direction, provider, from, to, body, status, created_at.
+type SmsRow = (i64, String, String, String, String, String, String, i64);
+
+/// A text as stored: one the customer sent (`in`) or our reply (`out`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSms {
+    pub id: i64,
+    /// `in` or `out`.
+    pub direction: String,
+    pub provider: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
 impl Store {
+    /// The texts about a ticket (the customer's and our replies), oldest
+    /// first. Outbound notifications are in the outbox
+    /// ([`Store::notifications`]).
+    pub async fn texts_of_ticket(&self, ticket_id: i64) -> Result<Vec<StoredSms>, StoreError> {
+        let rows: Vec<SmsRow> = sqlx::query_as(
+            "SELECT id, direction, provider, from_number, to_number, body, status, created_at \
+                 FROM sms_messages WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter()
+            .map(
+                |(id, direction, provider, from, to, body, status, created_at)| {
+                    Ok(StoredSms {
+                        id,
+                        direction,
+                        provider,
+                        from,
+                        to,
+                        body,
+                        status,
+                        created_at: super::from_millis(created_at)?,
+                    })
+                },
+            )
+            .collect()
+    }
+
     /// The reply stored for a message already handled, if it was.
     pub async fn sms_reply(
         &self,

@@ -162,6 +162,15 @@ fn has_fault_clocks(ticket_type: TicketType) -> bool {
     )
 }
 
+/// A `LIKE … ESCAPE '\'` pattern for text containing `text` literally.
+pub(super) fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// Removes spaces, hyphens, dots and brackets people put in phone numbers.
 pub fn normalize_phone(phone: &str) -> String {
     phone
@@ -170,7 +179,7 @@ pub fn normalize_phone(phone: &str) -> String {
         .collect()
 }
 
-fn validate_phone(field: &'static str, phone: &str) -> Result<(), StoreError> {
+pub(super) fn validate_phone(field: &'static str, phone: &str) -> Result<(), StoreError> {
     let digits = phone.strip_prefix('+').unwrap_or(phone);
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(StoreError::Invalid {
@@ -300,14 +309,10 @@ impl Store {
             );
         }
         if let Some(text) = &query.text {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
             add(
                 &mut sql,
                 " AND description LIKE ? ESCAPE '\\'",
-                Bind::Text(format!("%{escaped}%")),
+                Bind::Text(contains_pattern(text)),
             );
         }
         let limit = query.limit.unwrap_or(100).clamp(1, 10_000);

@@ -1,0 +1,165 @@
+//! Call routes: the recorded calls (newest first, with their menu paths
+//! and tickets) and the calls now in the IVR with the node each caller is
+//! in (from the runner's [`LiveCalls`](crate::ivr::runner::LiveCalls)).
+//! Every role may read them.
+
+use super::auth::Staff;
+use super::error::{ApiError, ErrorBody};
+use super::{ApiQuery, ApiState};
+use crate::ivr::runner::LiveCall;
+use crate::tickets::store::{MenuStep, StoredCall};
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 1000;
+
+/// A finished call as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CallView {
+    id: i64,
+    sip_call_id: String,
+    caller: String,
+    dialled: String,
+    offered_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    /// How it ended: `remote_hangup`, `ivr`, `media_timeout`, …
+    disposition: Option<String>,
+    /// The walk through the menus, in order.
+    menu_path: Vec<MenuStepView>,
+    /// Numbers of the tickets the call created or read.
+    tickets: Vec<String>,
+}
+
+/// One step of a call's walk through the menus.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MenuStepView {
+    at: DateTime<Utc>,
+    node: String,
+    /// What happened there: entered, a key, an outcome.
+    event: String,
+}
+
+impl From<MenuStep> for MenuStepView {
+    fn from(step: MenuStep) -> MenuStepView {
+        MenuStepView {
+            at: step.at,
+            node: step.node,
+            event: step.event,
+        }
+    }
+}
+
+impl From<StoredCall> for CallView {
+    fn from(call: StoredCall) -> CallView {
+        CallView {
+            id: call.id,
+            sip_call_id: call.sip_call_id,
+            caller: call.caller,
+            dialled: call.dialled,
+            offered_at: call.offered_at,
+            answered_at: call.answered_at,
+            ended_at: call.ended_at,
+            disposition: call.disposition,
+            menu_path: call.menu_path.into_iter().map(Into::into).collect(),
+            tickets: call.tickets,
+        }
+    }
+}
+
+/// A call in the IVR now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LiveCallView {
+    /// The SIP Call-ID.
+    call_id: String,
+    caller: String,
+    dialled: String,
+    /// The menu node the caller is in; null while the plan starts.
+    node: Option<String>,
+    /// When the call reached the IVR.
+    since: DateTime<Utc>,
+}
+
+impl From<LiveCall> for LiveCallView {
+    fn from(call: LiveCall) -> LiveCallView {
+        LiveCallView {
+            call_id: call.call_id,
+            caller: call.caller,
+            dialled: call.dialled,
+            node: call.node,
+            since: call.since,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CallFilter {
+    /// How many, newest first (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+}
+
+/// `limit` from a query: absent gives `default`; 1 to `max`, or 422.
+pub(super) fn limit(text: Option<String>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("{text:?} is not a number from 1 to {max}"))
+            }),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls",
+    tag = "calls",
+    params(CallFilter),
+    responses(
+        (status = 200, description = "Recorded calls, newest first", body = [CallView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 422, description = "A bad limit", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    _staff: Staff,
+    ApiQuery(filter): ApiQuery<CallFilter>,
+) -> Result<Json<Vec<CallView>>, ApiError> {
+    let limit = limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let calls = state.store.recent_calls(limit).await?;
+    Ok(Json(calls.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/calls/live",
+    tag = "calls",
+    responses(
+        (status = 200, description = "Calls in the IVR now, longest first, with the node each caller is in", body = [LiveCallView]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn live(
+    State(state): State<ApiState>,
+    _staff: Staff,
+) -> Result<Json<Vec<LiveCallView>>, ApiError> {
+    Ok(Json(
+        state
+            .live_calls
+            .snapshot()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
