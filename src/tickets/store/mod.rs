@@ -18,6 +18,7 @@ mod rows;
 mod sla_job;
 mod sms;
 mod tickets;
+mod transfer;
 mod writer;
 
 pub use calls::CallRecord;
@@ -31,6 +32,7 @@ pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, TicketFacts,
 };
 pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
+pub use transfer::{NewTransferContext, TransferContext};
 
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
