@@ -350,6 +350,9 @@ pub fn check_dialplans(config: &Config, dir: &std::path::Path) -> anyhow::Result
             numbers.join(", ")
         );
     }
+    for problem in crate::ivr::runner::unknown_transfer_targets(&plans, &config.transfer) {
+        let _ = writeln!(out, "warning: {problem}");
+    }
     if plans.is_empty() {
         let _ = writeln!(out, "no dialplans in {}", dir.display());
     }

@@ -4,7 +4,9 @@
 //! runs the call's IVR engine (or, with no dialplans loaded, plays the
 //! greeting) with what a transferred call's INVITE says (ticket,
 //! Referred-By), turns key presses from RTP, INFO and in-band tones into call
-//! events, and ends calls on media timeout or at their time limit.
+//! events, carries out transfers (REFER; on success the caller leg is hung
+//! up and the call recorded as `transferred`, on failure the IVR takes its
+//! fallback), and ends calls on media timeout or at their time limit.
 //!
 //! It makes no network calls itself: it tells the endpoint what to answer
 //! and the media workers what to do, and publishes [`CallEvent`]s.
@@ -64,6 +66,10 @@ struct Call {
     local: LocalMedia,
     /// Why we hung up, when we did (for the call record).
     hangup_reason: Option<&'static str>,
+    /// The transfer target the caller was handed to, once that succeeded.
+    transferred_to: Option<String>,
+    /// The target of the transfer in progress.
+    transferring_to: Option<String>,
 }
 
 pub struct Calls {
@@ -157,6 +163,27 @@ impl Calls {
                     }
                     let _ = endpoint.hangup(call, now);
                 }
+                CallAction::Refer {
+                    target,
+                    refer_to,
+                    timeout,
+                } => {
+                    let _span =
+                        tracing::info_span!("call", call_id = %self.call_id(call)).entered();
+                    match endpoint.refer(call, &refer_to, timeout, now) {
+                        Ok(()) => {
+                            tracing::info!(%target, %refer_to, "REFER sent");
+                            if let Some(state) = self.calls.get_mut(&call) {
+                                state.transferring_to = Some(target);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::info!(%target, error = %e, "cannot transfer; taking the fallback");
+                            let actions = self.ivr.on_transfer_failed(call, now);
+                            self.apply(endpoint, actions, now);
+                        }
+                    }
+                }
             }
         }
     }
@@ -201,6 +228,29 @@ impl Calls {
                 }
             },
             Event::CallEnded { call, reason } => self.ended(call, reason),
+            Event::TransferSucceeded { call } => {
+                if let Some(state) = self.calls.get_mut(&call) {
+                    let target = state.transferring_to.take().unwrap_or_default();
+                    tracing::info!(call_id = %state.call_id, %target, "transferred; hanging up the caller leg");
+                    state.hangup_reason = Some("transferred");
+                    state.transferred_to = Some(target);
+                }
+                let _ = endpoint.hangup(call, now);
+            }
+            Event::TransferFailed { call, reason } => {
+                if let Some(state) = self.calls.get_mut(&call) {
+                    let target = state.transferring_to.take().unwrap_or_default();
+                    tracing::info!(
+                        call_id = %state.call_id,
+                        %target,
+                        reason = reason.label(),
+                        status = ?reason.status(),
+                        "transfer failed; taking the fallback"
+                    );
+                }
+                let actions = self.ivr.on_transfer_failed(call, now);
+                self.apply(endpoint, actions, now);
+            }
         }
     }
 
@@ -250,13 +300,15 @@ impl Calls {
 
     fn ended(&mut self, call: CallHandle, reason: EndReason) {
         if let Some(state) = self.calls.remove(&call) {
+            // A transferred caller may hang up before our BYE does.
             let reason = match (reason, state.hangup_reason) {
+                _ if state.transferred_to.is_some() => "transferred",
                 (EndReason::LocalHangup, Some(ours)) => ours,
                 _ => reason.label(),
             };
             tracing::info!(call_id = %state.call_id, reason, "call ended");
             self.workers.send(call, WorkerCommand::End);
-            self.ivr.end(call, reason);
+            self.ivr.end(call, reason, state.transferred_to.as_deref());
             self.publish(CallEvent::Ended {
                 call_id: state.call_id,
                 reason: reason.to_string(),
@@ -386,6 +438,8 @@ impl Calls {
                 call_id: incoming.call_id.clone(),
                 local,
                 hangup_reason: None,
+                transferred_to: None,
+                transferring_to: None,
             },
         );
         self.limits

@@ -7,6 +7,7 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub tickets: TicketsConfig,
     pub ivr: IvrConfig,
+    pub transfer: TransferConfig,
     pub sms_outbox: SmsOutboxConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
@@ -448,6 +450,82 @@ impl Default for IvrConfig {
     }
 }
 
+/// Transfers to agents (`docs/staff-transfer.md`): the targets that
+/// dialplan `transfer` nodes name, and how long a transfer and its context
+/// last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// A transfer without a final outcome (the caller's final NOTIFY) this
+    /// long after the REFER fails, and the dialplan's `on_failure` runs.
+    pub timeout_secs: u64,
+    /// How long an agent's desktop can resolve a transfer's context token.
+    pub context_ttl_secs: u64,
+    /// Targets by the name dialplans use:
+    /// `[transfer.targets.agents]` `uri = "sip:queue@192.0.2.10"`.
+    pub targets: BTreeMap<String, TransferTarget>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            timeout_secs: 30,
+            context_ttl_secs: 600,
+            targets: BTreeMap::new(),
+        }
+    }
+}
+
+/// One place callers can be transferred to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferTarget {
+    /// A `sip:` or `sips:` URI (a queue, a hunt group, an agent).
+    pub uri: String,
+    #[serde(default)]
+    pub mode: TransferMode,
+}
+
+/// How a caller is handed over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    /// A blind transfer (RFC 3515): REFER to the caller, who calls the
+    /// target with the context in the Refer-To's headers.
+    #[default]
+    Refer,
+}
+
+/// The longest context token lifetime allowed (a day).
+const MAX_CONTEXT_TTL_SECS: u64 = 86_400;
+
+impl TransferConfig {
+    /// Every problem with these settings, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.timeout_secs == 0 {
+            problems.push("transfer.timeout_secs must be at least 1".to_string());
+        }
+        if self.context_ttl_secs == 0 || self.context_ttl_secs > MAX_CONTEXT_TTL_SECS {
+            problems.push(format!(
+                "transfer.context_ttl_secs ({}) must be between 1 and {MAX_CONTEXT_TTL_SECS} (a day)",
+                self.context_ttl_secs
+            ));
+        }
+        for (name, target) in &self.targets {
+            let sip = crate::sip::headers::Uri::parse(&target.uri).is_ok_and(|uri| uri.is_sip());
+            if !sip {
+                problems.push(format!(
+                    "transfer.targets.{name}.uri: {:?} is not a sip: or sips: URI \
+                     (for example \"sip:queue@192.0.2.10:5060\")",
+                    target.uri
+                ));
+            }
+        }
+        problems
+    }
+}
+
 /// The default SLA file, which may be absent.
 pub const DEFAULT_SLA_FILE: &str = "sla.toml";
 
@@ -681,6 +759,7 @@ impl Config {
             problems.push("tickets.breach_check_secs must be at least 1".to_string());
         }
         problems.extend(self.sms_outbox.problems());
+        problems.extend(self.transfer.problems());
         if !["text", "json"].contains(&self.log.format.as_str()) {
             problems.push(format!(
                 "log.format: {:?} must be \"text\" or \"json\"",
@@ -954,6 +1033,67 @@ mod tests {
         let shown = config.sms_outbox.redacted();
         assert_eq!(shown.secret, "(set)");
         assert_eq!(shown.auth_token, "");
+    }
+
+    #[test]
+    fn transfer_targets_are_read_and_checked() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[transfer]\ntimeout_secs = 20\n\
+             [transfer.targets.agents]\nuri = \"sip:queue@127.0.0.1:5070\"\nmode = \"refer\"\n\
+             [transfer.targets.vip]\nuri = \"sips:vip@agents.example.com\""
+        )
+        .unwrap();
+        let config = Config::load_from(Some(file.path()), &[]).unwrap();
+        assert_eq!(config.transfer.timeout_secs, 20);
+        assert_eq!(config.transfer.context_ttl_secs, 600);
+        let agents = &config.transfer.targets["agents"];
+        assert_eq!(agents.uri, "sip:queue@127.0.0.1:5070");
+        assert_eq!(agents.mode, TransferMode::Refer);
+        assert_eq!(config.transfer.targets["vip"].mode, TransferMode::Refer);
+
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[transfer.targets.agents]\nuri = \"sip:queue@127.0.0.1\"\nmode = \"carrier-pigeon\""
+        )
+        .unwrap();
+        let error = Config::load_from(Some(file.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown variant `carrier-pigeon`"),
+            "{error}"
+        );
+        assert!(error.contains("line 3"), "{error}");
+
+        let mut config = Config::default();
+        config.transfer.timeout_secs = 0;
+        for (name, uri) in [
+            ("a", "queue@127.0.0.1"),
+            ("b", "tel:+861010000"),
+            ("c", "sip:"),
+        ] {
+            config.transfer.targets.insert(
+                name.into(),
+                TransferTarget {
+                    uri: uri.into(),
+                    mode: TransferMode::Refer,
+                },
+            );
+        }
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("transfer.timeout_secs must be at least 1"),
+            "{error}"
+        );
+        for name in ["a", "b", "c"] {
+            assert!(
+                error.contains(&format!("transfer.targets.{name}.uri")),
+                "{error}"
+            );
+        }
     }
 
     #[test]

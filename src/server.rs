@@ -124,7 +124,13 @@ impl Server {
         }
         let (ivr_tx, ivr_messages) = mpsc::unbounded_channel();
         let live_calls = LiveCalls::default();
-        let ivr = IvrCalls::new(store.clone(), prompts.clone(), ivr_tx, live_calls.clone());
+        let ivr = IvrCalls::new(
+            store.clone(),
+            prompts.clone(),
+            config.transfer.clone(),
+            ivr_tx,
+            live_calls.clone(),
+        );
         let calls = Calls::new(
             CallSettings {
                 policy,
@@ -240,6 +246,8 @@ impl Server {
 
 /// Loads and checks every dialplan in the configured directory (none if
 /// it does not exist); refuses to start with any problem, naming every one.
+/// A transfer to a target the config does not define is only warned about
+/// (it fails to the node's fallback on every call).
 fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Dialplans> {
     let dir = &config.ivr.dialplans_dir;
     if !dir.is_dir() {
@@ -247,6 +255,9 @@ fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Di
     }
     let plans = crate::ivr::check::load_dir(dir, &|name| prompts.get(name).is_some())
         .map_err(|e| anyhow::anyhow!("bad dialplans:\n{e}"))?;
+    for problem in crate::ivr::runner::unknown_transfer_targets(&plans, &config.transfer) {
+        tracing::warn!("{problem}");
+    }
     Ok(Dialplans::new(plans))
 }
 

@@ -9,7 +9,8 @@ use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use hotline::tickets::sla::{SlaClock, SlaPolicy};
 use hotline::tickets::store::{
-    Backend, NewCustomer, NewTicket, Product, Store, StoreError, StoreOptions, TicketQuery,
+    Backend, NewCustomer, NewTicket, NewTransferContext, Product, Store, StoreError, StoreOptions,
+    TicketQuery,
 };
 use sqlx::{Connection, Executor};
 use std::future::Future;
@@ -149,6 +150,7 @@ on_both!(
     a_new_ticket_queues_its_text_in_the_same_commit,
     concurrent_call_records_keep_their_own_tickets,
     a_survey_score_is_an_event_and_a_row_and_only_1_to_5,
+    a_transfer_context_resolves_by_its_token_until_it_expires,
 );
 
 fn fault(phone: &str) -> NewTicket {
@@ -856,4 +858,60 @@ async fn sqlite_and_postgres_schemas_match() {
     assert_eq!(sqlite_columns, postgres_columns);
     sqlite.finish().await;
     postgres.finish().await;
+}
+
+async fn a_transfer_context_resolves_by_its_token_until_it_expires(
+    store: Store,
+    clock: TestClock,
+    _url: String,
+) {
+    let new = |caller: &str, ticket: Option<&str>| NewTransferContext {
+        sip_call_id: format!("call-{caller}"),
+        caller: caller.to_string(),
+        level: CustomerLevel::LocalA,
+        ticket_number: ticket.map(str::to_string),
+        target: "agents_priority".to_string(),
+        ttl: std::time::Duration::from_secs(600),
+    };
+    let first = store
+        .create_transfer_context(new("13800138000", Some("2611230001")))
+        .await
+        .unwrap();
+    assert_eq!(first.token.len(), 24);
+    assert_eq!(first.created_at, monday_morning());
+    assert_eq!(first.expires_at, monday_morning() + Duration::minutes(10));
+    let found = store.transfer_context(&first.token).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&first));
+    assert_eq!(store.transfer_context("not-a-token").await.unwrap(), None);
+
+    clock.advance(Duration::minutes(9));
+    let second = store
+        .create_transfer_context(new("13900139000", None))
+        .await
+        .unwrap();
+    assert_ne!(second.token, first.token);
+    let found = store
+        .transfer_context(&second.token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.ticket_number, None);
+    assert_eq!(found.level, CustomerLevel::LocalA);
+    assert!(store
+        .transfer_context(&first.token)
+        .await
+        .unwrap()
+        .is_some());
+
+    clock.advance(Duration::minutes(1));
+    assert_eq!(
+        store.transfer_context(&first.token).await.unwrap(),
+        None,
+        "expired after ten minutes"
+    );
+    assert!(store
+        .transfer_context(&second.token)
+        .await
+        .unwrap()
+        .is_some());
 }

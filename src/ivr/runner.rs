@@ -1,25 +1,34 @@
 //! Runs the IVR engines of live calls inside the server's task: feeds them
-//! keys, playback ends, timers and store answers, and turns their outputs
-//! into what the call glue does (play, stop, hang up). Store work runs in
-//! spawned tasks whose answers come back through a channel, so the SIP task
-//! never waits on the database. It also keeps [`LiveCalls`], the read-only
-//! view of who is in which menu node that the staff API shows.
+//! keys, playback ends, timers, store answers and transfer failures, and
+//! turns their outputs into what the call glue does (play, stop, hang up,
+//! transfer by REFER). Store work runs in spawned tasks whose answers come
+//! back through a channel, so the SIP task never waits on the database. It
+//! also keeps [`LiveCalls`], the read-only view of who is in which menu
+//! node that the staff API shows.
+//!
+//! A transfer first stores the call's context under a new token
+//! (`Store::create_transfer_context`), then asks for the REFER with that
+//! context in the Refer-To's headers; a target missing from
+//! `[transfer.targets]` fails at once.
 
 use super::dialplan::Dialplan;
 use super::engine::{CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId};
 use super::speech::Utterance;
 use super::store_bridge;
 use super::transferred::TransferContext;
+use crate::config::{TransferConfig, TransferMode};
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::prompt::PromptLibrary;
 use crate::sip::endpoint::CallHandle;
+use crate::sip::refer;
 use crate::tickets::calendar::BusinessCalendar;
-use crate::tickets::store::{CallRecord, Store};
+use crate::tickets::model::CustomerLevel;
+use crate::tickets::store::{CallRecord, NewTransferContext, Store};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A call in the IVR as the staff API shows it.
@@ -92,6 +101,13 @@ pub enum CallAction {
     Play(Playlist),
     StopPlayback,
     Hangup,
+    /// A blind transfer: REFER the caller to `refer_to` (a name-addr with
+    /// the context as URI headers); no outcome within `timeout` fails it.
+    Refer {
+        target: String,
+        refer_to: String,
+        timeout: Duration,
+    },
 }
 
 /// Answers that come back from spawned store work.
@@ -104,6 +120,12 @@ pub enum IvrMessage {
     Store {
         call: CallHandle,
         reply: StoreReply,
+    },
+    /// A transfer's context is stored (or could not be): the REFER can go.
+    TransferReady {
+        call: CallHandle,
+        target: String,
+        refer_to: String,
     },
 }
 
@@ -121,6 +143,7 @@ struct RunningCall {
 pub struct IvrCalls {
     store: Store,
     prompts: Arc<PromptLibrary>,
+    transfers: TransferConfig,
     calendar: Arc<BusinessCalendar>,
     calls: HashMap<CallHandle, RunningCall>,
     live: LiveCalls,
@@ -132,6 +155,7 @@ impl IvrCalls {
     pub fn new(
         store: Store,
         prompts: Arc<PromptLibrary>,
+        transfers: TransferConfig,
         messages: mpsc::UnboundedSender<IvrMessage>,
         live: LiveCalls,
     ) -> IvrCalls {
@@ -139,6 +163,7 @@ impl IvrCalls {
         IvrCalls {
             store,
             prompts,
+            transfers,
             calendar,
             calls: HashMap::new(),
             live,
@@ -248,7 +273,35 @@ impl IvrCalls {
                 actions
             }
             IvrMessage::Store { call, reply } => self.feed(call, Input::Store(reply), now),
+            IvrMessage::TransferReady {
+                call,
+                target,
+                refer_to,
+            } => {
+                if !self.calls.contains_key(&call) {
+                    return Vec::new();
+                }
+                let timeout = Duration::from_secs(self.transfers.timeout_secs);
+                vec![(
+                    call,
+                    CallAction::Refer {
+                        target,
+                        refer_to,
+                        timeout,
+                    },
+                )]
+            }
         }
+    }
+
+    /// The transfer could not be started or did not succeed: the engine
+    /// takes the transfer node's `on_failure`.
+    pub fn on_transfer_failed(
+        &mut self,
+        call: CallHandle,
+        now: Instant,
+    ) -> Vec<(CallHandle, CallAction)> {
+        self.feed(call, Input::TransferFailed, now)
     }
 
     pub fn on_key(
@@ -269,7 +322,9 @@ impl IvrCalls {
     }
 
     /// The call ended: writes its record (path, outcome) in the background.
-    pub fn end(&mut self, call: CallHandle, reason: &str) {
+    /// A call handed to a transfer target says so, with the target, as the
+    /// last step of its path.
+    pub fn end(&mut self, call: CallHandle, reason: &str, transferred_to: Option<&str>) {
         self.live.lock().remove(&call);
         let Some(live) = self.calls.remove(&call) else {
             return;
@@ -279,6 +334,14 @@ impl IvrCalls {
             .as_ref()
             .map(|e| (e.path().to_vec(), e.tickets().to_vec()))
             .unwrap_or_default();
+        let mut menu_path: Vec<(DateTime<Utc>, String, String)> = path
+            .iter()
+            .map(|s| (s.at, s.node.clone(), s.event.clone()))
+            .collect();
+        if let Some(target) = transferred_to {
+            let node = path.last().map(|s| s.node.clone()).unwrap_or_default();
+            menu_path.push((Utc::now(), node, format!("transferred to {target}")));
+        }
         let record = CallRecord {
             sip_call_id: live.call_id,
             caller: live.caller,
@@ -286,10 +349,7 @@ impl IvrCalls {
             offered_at: live.offered_at,
             ended_at: Utc::now(),
             disposition: reason.to_string(),
-            menu_path: path
-                .iter()
-                .map(|s| (s.at, s.node.clone(), s.event.clone()))
-                .collect(),
+            menu_path,
             tickets,
         };
         let store = self.store.clone();
@@ -361,10 +421,45 @@ impl IvrCalls {
                     });
                 }
                 Output::Transfer { target } => {
-                    // Transfers arrive with the staff-side work; until then
-                    // every transfer fails and the dialplan's fallback runs.
-                    tracing::info!(%target, "transfer not available; taking the fallback");
-                    engine.handle(Input::TransferFailed, Utc::now());
+                    let Some(destination) = self.transfers.targets.get(&target) else {
+                        tracing::warn!(%target, "no such target in [transfer.targets]; taking the fallback");
+                        engine.handle(Input::TransferFailed, Utc::now());
+                        continue;
+                    };
+                    // The one mode so far; another mode is matched here.
+                    let TransferMode::Refer = destination.mode;
+                    let variables = engine.variables();
+                    let context = NewTransferContext {
+                        sip_call_id: live.call_id.clone(),
+                        caller: live.caller.clone(),
+                        level: variables
+                            .get("customer.level")
+                            .and_then(|code| code.parse().ok())
+                            .unwrap_or(CustomerLevel::LocalC),
+                        ticket_number: variables.get("ticket.number").cloned(),
+                        target: target.clone(),
+                        ttl: Duration::from_secs(self.transfers.context_ttl_secs),
+                    };
+                    tracing::info!(%target, uri = %destination.uri, "transferring");
+                    let uri = destination.uri.clone();
+                    let store = self.store.clone();
+                    let messages = self.messages.clone();
+                    tokio::spawn(async move {
+                        let token = match store.create_transfer_context(context.clone()).await {
+                            Ok(stored) => Some(stored.token),
+                            Err(e) => {
+                                // The headers still carry the context.
+                                tracing::warn!(error = %e, "cannot store the transfer context; transferring without a token");
+                                None
+                            }
+                        };
+                        let refer_to = transfer_refer_to(&uri, &context, token.as_deref());
+                        let _ = messages.send(IvrMessage::TransferReady {
+                            call,
+                            target,
+                            refer_to,
+                        });
+                    });
                 }
                 Output::Hangup { reason } => {
                     tracing::info!(%reason, "IVR hangs up");
@@ -379,5 +474,117 @@ impl IvrCalls {
             }
         }
         actions
+    }
+}
+
+/// The Refer-To of a transfer: the target's URI with the call's context as
+/// URI headers: the ticket (if the call has one), the customer level, the
+/// caller, and the context token both as a header and as RFC 7433
+/// User-to-User data.
+pub fn transfer_refer_to(uri: &str, context: &NewTransferContext, token: Option<&str>) -> String {
+    let mut headers: Vec<(&str, String)> = Vec::with_capacity(5);
+    if let Some(number) = &context.ticket_number {
+        headers.push(("X-Ticket-Number", number.clone()));
+    }
+    headers.push(("X-Customer-Level", context.level.code().to_string()));
+    headers.push(("X-Caller", context.caller.clone()));
+    if let Some(token) = token {
+        headers.push(("X-Context-Token", token.to_string()));
+        headers.push(("User-to-User", refer::user_to_user(token)));
+    }
+    refer::refer_to(uri, &headers)
+}
+
+/// Transfer nodes whose target is not in `[transfer.targets]`, one message
+/// each (file, line, node, target): such transfers always fail.
+pub fn unknown_transfer_targets(plans: &[Dialplan], transfers: &TransferConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    for plan in plans {
+        for node in plan.nodes.values() {
+            if let super::dialplan::NodeKind::Transfer(transfer) = &node.kind {
+                if !transfers.targets.contains_key(&transfer.target) {
+                    problems.push(format!(
+                        "{} line {}: node \"{}\" transfers to \"{}\", which is not in \
+                         [transfer.targets]; that transfer will always fail",
+                        plan.file, node.line, node.name, transfer.target
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(ticket: Option<&str>) -> NewTransferContext {
+        NewTransferContext {
+            sip_call_id: "c1".into(),
+            caller: "13800138000".into(),
+            level: CustomerLevel::Group,
+            ticket_number: ticket.map(str::to_string),
+            target: "agents".into(),
+            ttl: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn refer_to_carries_ticket_level_caller_and_token() {
+        let value = transfer_refer_to(
+            "sip:queue@127.0.0.1:5070",
+            &context(Some("2611230001")),
+            Some("0a1b"),
+        );
+        assert_eq!(
+            value,
+            "<sip:queue@127.0.0.1:5070?X-Ticket-Number=2611230001&X-Customer-Level=group\
+             &X-Caller=13800138000&X-Context-Token=0a1b&User-to-User=30613162%3Bencoding%3Dhex>"
+        );
+    }
+
+    #[test]
+    fn without_a_ticket_or_token_the_level_and_caller_still_go() {
+        assert_eq!(
+            transfer_refer_to("sip:queue@h", &context(None), None),
+            "<sip:queue@h?X-Customer-Level=group&X-Caller=13800138000>"
+        );
+    }
+
+    #[test]
+    fn transfer_nodes_to_unknown_targets_are_named_with_file_and_line() {
+        let plan = Dialplan::parse(
+            r#"
+[dialplan]
+name = "t"
+entries = { "1" = "main" }
+
+[nodes.main]
+kind = "transfer"
+target = "agents"
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let mut transfers = TransferConfig::default();
+        let problems = unknown_transfer_targets(std::slice::from_ref(&plan), &transfers);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("t.toml line 6: node \"main\" transfers to \"agents\""),
+            "{problems:?}"
+        );
+        transfers.targets.insert(
+            "agents".into(),
+            crate::config::TransferTarget {
+                uri: "sip:q@h".into(),
+                mode: TransferMode::Refer,
+            },
+        );
+        assert!(unknown_transfer_targets(&[plan], &transfers).is_empty());
     }
 }

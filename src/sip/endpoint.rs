@@ -4,7 +4,9 @@
 //! Bytes from any transport go in with [`Endpoint::handle_message`], time
 //! goes in with [`Endpoint::handle_timeout`], and the application answers
 //! calls with [`Endpoint::accept`], [`Endpoint::reject`] and
-//! [`Endpoint::hangup`]. What to send comes out of
+//! [`Endpoint::hangup`], and transfers them with [`Endpoint::refer`] (a
+//! blind transfer, RFC 3515: REFER to the caller, progress by NOTIFY).
+//! What to send comes out of
 //! [`Endpoint::poll_transmit`], what happened out of
 //! [`Endpoint::poll_event`], and when to call back out of
 //! [`Endpoint::poll_timeout`]. The endpoint never reads a clock, never
@@ -19,6 +21,7 @@ use super::build::{
 use super::dialog::{Dialog, DialogId};
 use super::headers::{CSeq, NameAddr, Uri, Via};
 use super::message::{Message, Method, ParseError};
+use super::refer;
 use super::transaction::{
     ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TuNotice, TxStep, TxTimer,
 };
@@ -30,9 +33,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Methods the gateway implements.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY";
 /// Bodies the gateway understands.
-pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+pub const ACCEPT: &str =
+    "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 /// Requests larger than this go over TCP (RFC 3261 §18.1.1).
 pub const UDP_MTU_LIMIT: usize = 1300;
 
@@ -121,6 +125,42 @@ pub struct IncomingCall {
     pub invite: Message,
 }
 
+/// Why a blind transfer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferFailure {
+    /// The caller's side refused the REFER with this status.
+    Refused(u16),
+    /// Nothing answered the REFER (timer F).
+    NoAnswer,
+    /// The transferee's call to the target failed with this status (the
+    /// final NOTIFY's sipfrag).
+    TargetFailed(u16),
+    /// The subscription ended without a final status.
+    Abandoned,
+    /// No final NOTIFY within the transfer's time limit.
+    TimedOut,
+}
+
+impl TransferFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            TransferFailure::Refused(_) => "refused",
+            TransferFailure::NoAnswer => "no_answer",
+            TransferFailure::TargetFailed(_) => "target_failed",
+            TransferFailure::Abandoned => "abandoned",
+            TransferFailure::TimedOut => "timed_out",
+        }
+    }
+
+    /// The SIP status behind the failure, when there is one.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            TransferFailure::Refused(code) | TransferFailure::TargetFailed(code) => Some(code),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     IncomingCall(Box<IncomingCall>),
@@ -144,6 +184,16 @@ pub enum Event {
     CallEnded {
         call: CallHandle,
         reason: EndReason,
+    },
+    /// The transferee reached the transfer target (a 2xx sipfrag). The
+    /// call stays up until the application hangs up or the caller does.
+    TransferSucceeded {
+        call: CallHandle,
+    },
+    /// The transfer failed; the call goes on with us.
+    TransferFailed {
+        call: CallHandle,
+        reason: TransferFailure,
     },
 }
 
@@ -178,6 +228,10 @@ pub enum CallError {
     NoSuchCall,
     #[error("the call has no offer waiting for an answer")]
     NothingPending,
+    #[error("the call is not established (no ACK yet)")]
+    NotEstablished,
+    #[error("a transfer of this call is already in progress")]
+    TransferInProgress,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -242,6 +296,8 @@ struct Tx {
 enum CallTimer {
     Retransmit2xx,
     AckTimeout,
+    /// The transfer's time limit; its generation is the transfer's.
+    TransferTimeout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -274,6 +330,18 @@ struct AwaitingAck {
     offer_in_2xx: bool,
 }
 
+/// Where a blind transfer (REFER) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferState {
+    /// REFER sent, not answered yet.
+    Referred,
+    /// REFER accepted (a 2xx, or a NOTIFY came first): waiting for the
+    /// final NOTIFY.
+    Accepted,
+    /// The outcome was reported; later NOTIFYs are answered and ignored.
+    Finished,
+}
+
 #[derive(Debug)]
 struct Call {
     dialog: Dialog,
@@ -284,6 +352,10 @@ struct Call {
     /// Bumped whenever 2xx retransmission stops, to disarm its timers.
     ack_generation: u32,
     hangup_after_ack: bool,
+    /// The transfer in progress or last finished, if any.
+    transfer: Option<TransferState>,
+    /// Bumped whenever a transfer starts or ends, to disarm its timer.
+    transfer_generation: u32,
 }
 
 pub struct Endpoint {
@@ -493,8 +565,7 @@ impl Endpoint {
             | Method::Publish
             | Method::Message
             | Method::Refer
-            | Method::Prack
-            | Method::Notify => {
+            | Method::Prack => {
                 return self.reply_new(&request, key, flow, 405, &[("Allow", ALLOW)], now);
             }
             _ => {}
@@ -605,6 +676,8 @@ impl Endpoint {
                 awaiting_ack: None,
                 ack_generation: 0,
                 hangup_after_ack: false,
+                transfer: None,
+                transfer_generation: 0,
             },
         );
         self.events
@@ -712,6 +785,7 @@ impl Endpoint {
                     body: request.body.clone(),
                 });
             }
+            Method::Notify => self.handle_notify(&request, key, flow, handle, now),
             _ => self.reply_new(&request, key, flow, 405, &[("Allow", ALLOW)], now),
         }
     }
@@ -757,6 +831,108 @@ impl Endpoint {
             });
         }
         self.events.push_back(Event::Reoffer { call: handle, sdp });
+    }
+
+    /// A NOTIFY in a call's dialog: the transferee's report on our REFER
+    /// (RFC 3515 §2.4.4). Answered 200 when it is one; a final status in
+    /// its sipfrag (or the end of the subscription) ends the transfer.
+    fn handle_notify(
+        &mut self,
+        request: &Message,
+        key: TxKey,
+        flow: Flow,
+        handle: CallHandle,
+        now: Instant,
+    ) {
+        if !request.header("Event").is_some_and(refer::is_refer_event) {
+            return self.reply_new(request, key, flow, 489, &[("Allow-Events", "refer")], now);
+        }
+        let Some(state) = self.calls.get(&handle).and_then(|c| c.transfer) else {
+            // No REFER of ours, so no subscription (RFC 6665 §4.1.3).
+            return self.reply_new(request, key, flow, 481, &[], now);
+        };
+        let status = if request.body.is_empty() {
+            None
+        } else {
+            let content_type = request.header("Content-Type").unwrap_or_default();
+            if super::message::media_type(content_type) != "message/sipfrag" {
+                let accept = [("Accept", "message/sipfrag")];
+                return self.reply_new(request, key, flow, 415, &accept, now);
+            }
+            match refer::sipfrag_status(&request.body) {
+                Some(code) => Some(code),
+                None => return self.reply_new(request, key, flow, 400, &[], now),
+            }
+        };
+        let terminated = request
+            .header("Subscription-State")
+            .is_some_and(refer::is_terminated);
+        self.reply_new(request, key, flow, 200, &[], now);
+        if state == TransferState::Finished {
+            return;
+        }
+        tracing::debug!(?status, terminated, "transfer progress");
+        match status {
+            Some(200..=299) => self.finish_transfer(handle, None),
+            Some(code) if code >= 300 => {
+                self.finish_transfer(handle, Some(TransferFailure::TargetFailed(code)))
+            }
+            _ if terminated => self.finish_transfer(handle, Some(TransferFailure::Abandoned)),
+            // A NOTIFY means the REFER was accepted, even if its 202 is
+            // still on the way (RFC 3515 §2.4.4).
+            _ => {
+                if let Some(call) = self.calls.get_mut(&handle) {
+                    call.transfer = Some(TransferState::Accepted);
+                }
+            }
+        }
+    }
+
+    /// The answer to our REFER: a 2xx accepts it, a final error fails the
+    /// transfer.
+    fn on_refer_response(&mut self, handle: CallHandle, code: u16) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        match (call.transfer, code) {
+            (Some(TransferState::Referred), 200..=299) => {
+                call.transfer = Some(TransferState::Accepted);
+            }
+            (Some(TransferState::Referred | TransferState::Accepted), 300..) => {
+                self.finish_transfer(handle, Some(TransferFailure::Refused(code)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Reports a running transfer's outcome (`None`: it succeeded) once.
+    fn finish_transfer(&mut self, handle: CallHandle, failure: Option<TransferFailure>) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if !matches!(
+            call.transfer,
+            Some(TransferState::Referred | TransferState::Accepted)
+        ) {
+            return;
+        }
+        call.transfer = Some(TransferState::Finished);
+        call.transfer_generation += 1;
+        let call_id = &call.dialog.id.call_id;
+        match failure {
+            None => {
+                tracing::info!(%call_id, "transfer succeeded");
+                self.events
+                    .push_back(Event::TransferSucceeded { call: handle });
+            }
+            Some(reason) => {
+                tracing::info!(%call_id, reason = reason.label(), status = ?reason.status(), "transfer failed");
+                self.events.push_back(Event::TransferFailed {
+                    call: handle,
+                    reason,
+                });
+            }
+        }
     }
 
     fn handle_ack(&mut self, ack: &Message, key: &TxKey, now: Instant) {
@@ -831,14 +1007,23 @@ impl Endpoint {
         let (Some(branch), Some(method), Some(code)) = (branch, method, response.status()) else {
             return;
         };
-        let Some(&id) = self.tx_index.get(&TxKey::Client { branch, method }) else {
+        let key = TxKey::Client {
+            branch,
+            method: method.clone(),
+        };
+        let Some(&id) = self.tx_index.get(&key) else {
             return;
         };
+        let call = self.txs.get(&id).and_then(|tx| tx.call);
         let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
             Some(Machine::ClientNonInvite(m)) => m.on_response(code, now),
             _ => return,
         };
+        let deliver = step.deliver_response;
         self.apply_step(id, step, now);
+        if let (true, Some(handle), "REFER") = (deliver, call, method.as_str()) {
+            self.on_refer_response(handle, code);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -877,6 +1062,12 @@ impl Endpoint {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
+        if timer == CallTimer::TransferTimeout {
+            if call.transfer_generation == generation {
+                self.finish_transfer(handle, Some(TransferFailure::TimedOut));
+            }
+            return;
+        }
         if call.ack_generation != generation {
             return;
         }
@@ -906,6 +1097,7 @@ impl Endpoint {
                 self.send_bye(handle, now);
                 self.end_call(handle, EndReason::AckTimeout, now);
             }
+            CallTimer::TransferTimeout => {}
         }
     }
 
@@ -1010,6 +1202,49 @@ impl Endpoint {
         }
     }
 
+    /// Starts a blind transfer (RFC 3515): sends REFER in the call's dialog
+    /// to the caller's Contact, with `refer_to` (a name-addr; see
+    /// [`refer::refer_to`]) and our address as Referred-By. The outcome
+    /// comes as [`Event::TransferSucceeded`] or [`Event::TransferFailed`],
+    /// the latter also when no final NOTIFY arrives within `timeout`.
+    pub fn refer(
+        &mut self,
+        handle: CallHandle,
+        refer_to: &str,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        let call = self.calls.get_mut(&handle).ok_or(CallError::NoSuchCall)?;
+        if call.state != CallState::Confirmed {
+            return Err(CallError::NotEstablished);
+        }
+        if matches!(
+            call.transfer,
+            Some(TransferState::Referred | TransferState::Accepted)
+        ) {
+            return Err(CallError::TransferInProgress);
+        }
+        let referred_by = NameAddr::parse(&call.dialog.local_uri)
+            .map(|ours| format!("<{}>", ours.uri))
+            .unwrap_or_else(|_| format!("<sip:hotline@{}>", call.flow.local));
+        let contact = contact_header(call.flow, &call.dialog);
+        call.transfer = Some(TransferState::Referred);
+        call.transfer_generation += 1;
+        let generation = call.transfer_generation;
+        let (mut request, flow) = self
+            .in_dialog_request(handle, Method::Refer)
+            .ok_or(CallError::NoSuchCall)?;
+        request.push_header("Refer-To", refer_to);
+        request.push_header("Referred-By", referred_by);
+        request.push_header("Contact", contact);
+        self.send_request(request, flow, Some(handle), now);
+        self.arm(
+            now + timeout,
+            TimerTarget::Call(handle, CallTimer::TransferTimeout, generation),
+        );
+        Ok(())
+    }
+
     /// Sends a final non-2xx to the call's pending INVITE/UPDATE, if any.
     fn finish_pending_invite(&mut self, handle: CallHandle, code: u16, now: Instant) {
         let Some(pending) = self.calls.get_mut(&handle).and_then(|c| c.pending.take()) else {
@@ -1038,9 +1273,16 @@ impl Endpoint {
     }
 
     fn send_bye(&mut self, handle: CallHandle, now: Instant) {
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return;
-        };
+        if let Some((bye, flow)) = self.in_dialog_request(handle, Method::Bye) {
+            self.send_request(bye, flow, None, now);
+        }
+    }
+
+    /// A new request in the call's dialog, and the flow it goes out on: to
+    /// the first route or the remote target when that is an IP literal (on
+    /// its transport), else back where the call came from.
+    fn in_dialog_request(&mut self, handle: CallHandle, method: Method) -> Option<(Message, Flow)> {
+        let call = self.calls.get_mut(&handle)?;
         let mut flow = call.flow;
         if let Some((address, transport)) = call.dialog.next_hop() {
             flow.remote = address;
@@ -1056,14 +1298,21 @@ impl Endpoint {
                 _ => {}
             }
         }
-        let mut bye = call.dialog.new_request(Method::Bye);
-        bye.push_header("User-Agent", self.config.user_agent.clone());
-        self.send_request(bye, flow, now);
+        let mut request = call.dialog.new_request(method);
+        request.push_header("User-Agent", self.config.user_agent.clone());
+        Some((request, flow))
     }
 
     /// Starts a non-INVITE client transaction for `request` (which has no
-    /// Via yet). Requests too big for a datagram move to TCP.
-    fn send_request(&mut self, mut request: Message, mut flow: Flow, now: Instant) {
+    /// Via yet), on behalf of `call` when its answer matters to the call.
+    /// Requests too big for a datagram move to TCP.
+    fn send_request(
+        &mut self,
+        mut request: Message,
+        mut flow: Flow,
+        call: Option<CallHandle>,
+        now: Instant,
+    ) {
         let branch = new_branch();
         let method = request
             .method()
@@ -1095,7 +1344,7 @@ impl Endpoint {
                 machine: Machine::ClientNonInvite(machine),
                 key,
                 flow,
-                call: None,
+                call,
                 merge_key: None,
             },
         );
@@ -1199,10 +1448,14 @@ impl Endpoint {
             return;
         };
         let flow = tx.flow;
-        if let (Some(TuNotice::Timeout), TxKey::Client { method, .. }) = (step.notice, &tx.key) {
+        let mut unanswered_refer = None;
+        if let (Some(TuNotice::Timeout), TxKey::Client { method, .. }) = (&step.notice, &tx.key) {
             // Our request (a BYE, usually) was never answered: worth knowing
             // when a peer drops signalling under load.
             tracing::info!(%method, peer = %flow.remote, "request got no answer (timer F)");
+            if method == "REFER" {
+                unanswered_refer = tx.call;
+            }
         }
         if let Some(bytes) = step.send {
             self.transmit(flow, bytes);
@@ -1221,6 +1474,9 @@ impl Endpoint {
                     }
                 }
             }
+        }
+        if let Some(handle) = unanswered_refer {
+            self.finish_transfer(handle, Some(TransferFailure::NoAnswer));
         }
     }
 

@@ -1782,3 +1782,342 @@ fn header_line_without_a_colon_gets_400_when_a_via_is_found() {
     assert!(h.events().is_empty());
     assert_eq!(h.endpoint.stats().malformed, 1);
 }
+
+// ---------------------------------------------------------------------------
+// Blind transfer: REFER to the caller, its answer, and NOTIFY (RFC 3515).
+// ---------------------------------------------------------------------------
+
+const REFER_TO: &str =
+    "<sip:queue@127.0.0.1:5070?X-Ticket-Number=2611230001&User-to-User=6162%3Bencoding%3Dhex>";
+const TRANSFER_LIMIT: Duration = Duration::from_secs(20);
+
+/// Starts a transfer on an established call and returns the REFER sent.
+fn referred(h: &mut Harness) -> (Established, Sent) {
+    let e = h.establish();
+    h.endpoint
+        .refer(e.call, REFER_TO, TRANSFER_LIMIT, h.now)
+        .expect("refer");
+    let mut sent = h.transmits();
+    assert_eq!(sent.len(), 1, "one REFER: {sent:#?}");
+    (e, sent.remove(0))
+}
+
+/// What the caller's stack reports on the REFER it accepted.
+fn notify(branch: &str, our_tag: &str, cseq: u32, sipfrag: &str, state: &str) -> Req {
+    request("NOTIFY", branch)
+        .with_to_tag(our_tag)
+        .cseq(cseq)
+        .contact(CALLER_CONTACT)
+        .header("Event: refer")
+        .header(&format!("Subscription-State: {state}"))
+        .body("message/sipfrag", sipfrag)
+}
+
+fn answer_refer(h: &mut Harness, refer: &Message, code: u16, reason: &str) {
+    h.endpoint.handle_message(
+        response_for(refer, code, reason).as_bytes(),
+        udp_flow(),
+        h.now,
+    );
+}
+
+/// The transfer outcomes among `events`.
+fn transfer_outcomes(events: &[Event]) -> Vec<Option<TransferFailure>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TransferSucceeded { .. } => Some(None),
+            Event::TransferFailed { reason, .. } => Some(Some(*reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn refer_goes_to_the_callers_contact_in_the_dialog_with_refer_to_and_referred_by() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    let message = &refer.message;
+    assert!(is_request(message, "REFER"));
+    assert_eq!(message.request_uri(), Some("sip:alice@127.0.0.1:5061"));
+    assert_eq!(refer.flow.remote, "127.0.0.1:5061".parse().unwrap());
+    assert_eq!(tag_of(message.header("From")), Some(e.our_tag.clone()));
+    assert_eq!(tag_of(message.header("To")).as_deref(), Some(CALLER_TAG));
+    assert_eq!(message.header("Call-ID"), Some(CALL_ID));
+    assert_eq!(cseq_method(message), "REFER");
+    assert_eq!(message.header("Refer-To"), Some(REFER_TO));
+    assert_eq!(
+        message.header("Referred-By"),
+        Some("<sip:10000@127.0.0.1:5060>")
+    );
+    assert_eq!(
+        message.header("Contact"),
+        Some("<sip:10000@127.0.0.1:5060>")
+    );
+    let refer_to = NameAddr::parse(message.header("Refer-To").unwrap()).unwrap();
+    let uri = Uri::parse(&refer_to.uri).unwrap();
+    assert_eq!((uri.host.as_str(), uri.port), ("127.0.0.1", Some(5070)));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn accepted_refer_and_a_200_sipfrag_notify_succeed_and_hangup_sends_bye() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    answer_refer(&mut h, &refer.message, 202, "Accepted");
+    assert!(h.sent().is_empty());
+    assert!(h.events().is_empty(), "accepted is not yet done");
+
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 100 Trying\r\n",
+        "active;expires=60",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    assert!(h.events().is_empty(), "100 is progress only");
+
+    h.receive(&notify(
+        "z9hG4bK-n2",
+        &e.our_tag,
+        3,
+        "SIP/2.0 200 OK\r\n",
+        "terminated;reason=noresource",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    let events = h.events();
+    assert_eq!(transfer_outcomes(&events), vec![None], "{events:#?}");
+    assert_eq!(h.endpoint.active_calls(), 1, "the caller leg is still up");
+
+    h.endpoint.hangup(e.call, h.now).unwrap();
+    assert!(is_request(&h.one_sent(), "BYE"));
+    let log = h.advance_to(ms(60_000));
+    assert!(
+        log.iter().all(|s| is_request(&s.message, "BYE")),
+        "only BYE retransmissions: {log:#?}"
+    );
+    let events = h.events();
+    assert!(
+        transfer_outcomes(&events).is_empty(),
+        "no late timeout: {events:#?}"
+    );
+}
+
+#[test]
+fn a_486_sipfrag_fails_the_transfer_and_the_call_goes_on() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    answer_refer(&mut h, &refer.message, 202, "Accepted");
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 486 Busy Here\r\n",
+        "terminated;reason=noresource",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    let events = h.events();
+    assert_eq!(
+        transfer_outcomes(&events),
+        vec![Some(TransferFailure::TargetFailed(486))]
+    );
+    assert_eq!(h.endpoint.active_calls(), 1);
+    // A second transfer may start once the first one is over.
+    h.endpoint
+        .refer(e.call, REFER_TO, TRANSFER_LIMIT, h.now)
+        .expect("a new transfer");
+    assert!(is_request(&h.one_sent(), "REFER"));
+}
+
+#[test]
+fn refer_refused_with_an_error_fails_the_transfer() {
+    for code in [405, 481, 603] {
+        let mut h = Harness::new();
+        let (_, refer) = referred(&mut h);
+        answer_refer(&mut h, &refer.message, 100, "Trying");
+        assert!(h.events().is_empty());
+        answer_refer(&mut h, &refer.message, code, "No");
+        let events = h.events();
+        assert_eq!(
+            transfer_outcomes(&events),
+            vec![Some(TransferFailure::Refused(code))],
+            "{code}"
+        );
+        assert_eq!(h.endpoint.active_calls(), 1);
+    }
+}
+
+#[test]
+fn unanswered_refer_is_retransmitted_and_fails_at_timer_f() {
+    let mut h = Harness::new();
+    let e = h.establish();
+    h.endpoint
+        .refer(e.call, REFER_TO, Duration::from_secs(60), h.now)
+        .unwrap();
+    let log = h.advance_to(ms(31_999));
+    let mut expected = vec![0];
+    expected.extend(BACKOFF_MS);
+    assert_eq!(offsets(&log, |m| is_request(m, "REFER")), expected);
+    assert!(h.events().is_empty());
+    h.advance_to(ms(32_000));
+    assert_eq!(
+        transfer_outcomes(&h.events()),
+        vec![Some(TransferFailure::NoAnswer)]
+    );
+    h.advance_to(ms(120_000));
+    assert!(h.events().is_empty(), "reported once");
+}
+
+#[test]
+fn no_final_notify_within_the_limit_fails_the_transfer() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    answer_refer(&mut h, &refer.message, 202, "Accepted");
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 180 Ringing\r\n",
+        "active;expires=60",
+    ));
+    h.sent();
+    h.advance_to(TRANSFER_LIMIT - ms(1));
+    assert!(h.events().is_empty());
+    h.advance_to(TRANSFER_LIMIT);
+    assert_eq!(
+        transfer_outcomes(&h.events()),
+        vec![Some(TransferFailure::TimedOut)]
+    );
+    // A final NOTIFY after that is answered and changes nothing.
+    h.receive(&notify(
+        "z9hG4bK-n2",
+        &e.our_tag,
+        3,
+        "SIP/2.0 200 OK\r\n",
+        "terminated",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn notify_before_the_202_counts_as_acceptance() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 100 Trying\r\n",
+        "active",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    answer_refer(&mut h, &refer.message, 202, "Accepted");
+    h.receive(&notify(
+        "z9hG4bK-n2",
+        &e.our_tag,
+        3,
+        "SIP/2.0 200 OK\r\n",
+        "terminated",
+    ));
+    h.sent();
+    assert_eq!(transfer_outcomes(&h.events()), vec![None]);
+}
+
+#[test]
+fn subscription_terminated_without_a_final_status_fails_the_transfer() {
+    let mut h = Harness::new();
+    let (e, refer) = referred(&mut h);
+    answer_refer(&mut h, &refer.message, 202, "Accepted");
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 100 Trying\r\n",
+        "terminated;reason=timeout",
+    ));
+    assert!(is_response(&h.one_sent(), 200, "NOTIFY"));
+    assert_eq!(
+        transfer_outcomes(&h.events()),
+        vec![Some(TransferFailure::Abandoned)]
+    );
+}
+
+#[test]
+fn notify_without_our_refer_gets_481_and_other_packages_489() {
+    let mut h = Harness::new();
+    let e = h.establish();
+    h.receive(&notify(
+        "z9hG4bK-n1",
+        &e.our_tag,
+        2,
+        "SIP/2.0 200 OK\r\n",
+        "terminated",
+    ));
+    assert!(is_response(&h.one_sent(), 481, "NOTIFY"));
+    h.endpoint
+        .refer(e.call, REFER_TO, TRANSFER_LIMIT, h.now)
+        .unwrap();
+    h.sent();
+    let dialog_event = request("NOTIFY", "z9hG4bK-n2")
+        .with_to_tag(&e.our_tag)
+        .cseq(3)
+        .header("Event: dialog")
+        .header("Subscription-State: active");
+    h.receive(&dialog_event);
+    let refused = h.one_sent();
+    assert!(is_response(&refused, 489, "NOTIFY"));
+    assert_eq!(refused.header("Allow-Events"), Some("refer"));
+    // Out of any dialog there is no subscription either.
+    h.receive(
+        &request("NOTIFY", "z9hG4bK-n3")
+            .call_id("another-call")
+            .header("Event: refer"),
+    );
+    assert!(is_response(&h.one_sent(), 481, "NOTIFY"));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn notify_with_another_body_gets_415_and_a_broken_sipfrag_400() {
+    let mut h = Harness::new();
+    let (e, _) = referred(&mut h);
+    h.receive(
+        &notify("z9hG4bK-n1", &e.our_tag, 2, "SIP/2.0 200 OK", "active").body("text/plain", "done"),
+    );
+    let refused = h.one_sent();
+    assert!(is_response(&refused, 415, "NOTIFY"));
+    assert_eq!(refused.header("Accept"), Some("message/sipfrag"));
+    h.receive(&notify(
+        "z9hG4bK-n2",
+        &e.our_tag,
+        3,
+        "all good",
+        "terminated",
+    ));
+    assert!(is_response(&h.one_sent(), 400, "NOTIFY"));
+    assert!(h.events().is_empty(), "neither ends the transfer");
+}
+
+#[test]
+fn refer_needs_an_established_call_and_one_transfer_at_a_time() {
+    let mut h = Harness::new();
+    let call = h.offer(&invite("z9hG4bK-invite"));
+    assert_eq!(
+        h.endpoint.refer(call, REFER_TO, TRANSFER_LIMIT, h.now),
+        Err(CallError::NotEstablished)
+    );
+    let mut h = Harness::new();
+    let (e, _) = referred(&mut h);
+    assert_eq!(
+        h.endpoint.refer(e.call, REFER_TO, TRANSFER_LIMIT, h.now),
+        Err(CallError::TransferInProgress)
+    );
+    assert_eq!(
+        h.endpoint
+            .refer(CallHandle(999), REFER_TO, TRANSFER_LIMIT, h.now),
+        Err(CallError::NoSuchCall)
+    );
+    assert!(h.sent().is_empty());
+}

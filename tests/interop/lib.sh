@@ -58,7 +58,9 @@ start_gateway() {
     log "starting gateway: SIP udp+tcp $host port $port ($*)"
     local rtp_bind=HOTLINE_MEDIA_RTP_BIND
     case $host in *:*) rtp_bind=HOTLINE_MEDIA_RTP_BIND_V6 ;; esac
-    env HOTLINE_SIP_UDP="$(bracket "$host"):$port" \
+    # HOTLINE_BIN is the script's, not a setting: the gateway refuses
+    # unknown HOTLINE_* variables.
+    env -u HOTLINE_BIN HOTLINE_SIP_UDP="$(bracket "$host"):$port" \
         HOTLINE_SIP_TCP="$(bracket "$host"):$port" \
         "$rtp_bind=$host" \
         HOTLINE_HTTP_LISTEN="127.0.0.1:$http_port" \

@@ -344,6 +344,25 @@ impl Client {
         Some(bye)
     }
 
+    /// Reports on a REFER the gateway sent (RFC 3515): a NOTIFY in the call's
+    /// dialog with `Event: refer`, the given Subscription-State and a
+    /// `message/sipfrag` body holding `status_line`. Returns the status of
+    /// the gateway's answer.
+    pub async fn notify_refer(
+        &mut self,
+        dialog: &mut Dialog,
+        status_line: &str,
+        subscription_state: &str,
+    ) -> u16 {
+        let mut notify = self.in_dialog(dialog, "NOTIFY");
+        notify.push_header("Event", "refer");
+        notify.push_header("Subscription-State", subscription_state);
+        notify.set_body("message/sipfrag", Bytes::from(format!("{status_line}\r\n")));
+        let cseq = notify.header("CSeq").unwrap().to_string();
+        self.send(&notify).await;
+        self.final_response(&cseq).await.status().unwrap()
+    }
+
     pub async fn reply(&mut self, request: &Message, code: u16, reason: &str) {
         let mut response = Message::response(code, reason);
         for via in request.header_lines("Via") {

@@ -20,6 +20,7 @@ mod sms;
 mod surveys;
 mod tickets;
 mod tokens;
+mod transfer;
 mod writer;
 
 pub use calls::{CallRecord, MenuStep, StoredCall};
@@ -35,6 +36,7 @@ pub use sms::{
 pub use surveys::{Survey, SURVEY_SCORES};
 pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 pub use tokens::ApiToken;
+pub use transfer::{NewTransferContext, TransferContext};
 
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
