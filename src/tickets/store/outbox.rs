@@ -418,25 +418,8 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
         error: String,
     ) -> Result<bool, StoreError> {
-        let (id, lease) = (claim.id, claim.lease);
-        let next = to_millis(next_attempt_at);
-        self.write(move |conn| {
-            Box::pin(async move {
-                let changed = sqlx::query(
-                    "UPDATE outbox SET status = 'pending', next_attempt_at = $1, last_error = $2, \
-                     claimed_until = NULL WHERE id = $3 AND status = 'sending' AND claimed_until = $4",
-                )
-                .bind(next)
-                .bind(error)
-                .bind(id)
-                .bind(lease)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                Ok(changed == 1)
-            })
-        })
-        .await
+        self.end_claim(claim, ClaimEnd::Retry, to_millis(next_attempt_at), error)
+            .await
     }
 
     /// Gives the claimed notification up for good, keeping `error`. False
@@ -446,15 +429,32 @@ impl Store {
         claim: &ClaimedNotification,
         error: String,
     ) -> Result<bool, StoreError> {
-        let (id, lease) = (claim.id, claim.lease);
         let now = to_millis(self.now());
+        self.end_claim(claim, ClaimEnd::Failed, now, error).await
+    }
+
+    /// Ends a claim that did not deliver: `at` is the next attempt's time
+    /// (retry) or the failure's (failed). Only the claim's own lease may
+    /// end it, so a worker whose lease ran out cannot undo a newer claim.
+    async fn end_claim(
+        &self,
+        claim: &ClaimedNotification,
+        end: ClaimEnd,
+        at: i64,
+        error: String,
+    ) -> Result<bool, StoreError> {
+        let (id, lease) = (claim.id, claim.lease);
+        let set = match end {
+            ClaimEnd::Retry => "status = 'pending', next_attempt_at = $1",
+            ClaimEnd::Failed => "status = 'failed', failed_at = $1",
+        };
         self.write(move |conn| {
             Box::pin(async move {
-                let changed = sqlx::query(
-                    "UPDATE outbox SET status = 'failed', failed_at = $1, last_error = $2, \
-                     claimed_until = NULL WHERE id = $3 AND status = 'sending' AND claimed_until = $4",
-                )
-                .bind(now)
+                let changed = sqlx::query(&format!(
+                    "UPDATE outbox SET {set}, last_error = $2, claimed_until = NULL \
+                     WHERE id = $3 AND status = 'sending' AND claimed_until = $4"
+                ))
+                .bind(at)
                 .bind(error)
                 .bind(id)
                 .bind(lease)
@@ -565,4 +565,11 @@ mod tests {
         );
         assert_eq!(resolved.dedup_key, "resolved:5551234560:5");
     }
+}
+
+/// How a claim ends when the text was not delivered.
+#[derive(Debug, Clone, Copy)]
+enum ClaimEnd {
+    Retry,
+    Failed,
 }
