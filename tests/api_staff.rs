@@ -10,9 +10,9 @@ mod support;
 use bytes::Bytes;
 use hotline::api::issue_token;
 use hotline::server::Server;
-use hotline::tickets::model::StaffRole;
+use hotline::tickets::model::{CustomerLevel, StaffRole};
 use hotline::tickets::number::TicketNumber;
-use hotline::tickets::store::{CallRecord, Store};
+use hotline::tickets::store::{CallRecord, NewTransferContext, Store};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -287,6 +287,7 @@ on_both!(
     each_role_boundary_gets_403,
     customers_are_created_read_replaced_and_deleted,
     call_records_show_their_menu_paths_and_tickets,
+    a_transfer_context_token_resolves_until_it_expires,
     bad_bodies_and_queries_get_the_error_shape,
     the_openapi_document_is_served_without_a_token_and_lists_every_route,
 );
@@ -852,6 +853,48 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
     api
 }
 
+async fn a_transfer_context_token_resolves_until_it_expires(api: Api) -> Api {
+    let new = |ttl: Duration| NewTransferContext {
+        sip_call_id: "call-7@gateway".into(),
+        caller: "13800138000".into(),
+        level: CustomerLevel::LocalA,
+        ticket_number: Some("2611230001".into()),
+        target: "agents_priority".into(),
+        ttl,
+    };
+    let live = api
+        .store()
+        .create_transfer_context(new(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let path = format!("/api/v1/transfer-contexts/{}", live.token);
+    let context = api.get(&api.agent, &path).await;
+    let context = context.expect(200);
+    assert_eq!(context["token"], live.token.as_str());
+    assert_eq!(context["sip_call_id"], "call-7@gateway");
+    assert_eq!(context["caller"], "13800138000");
+    assert_eq!(context["level"], "local_a");
+    assert_eq!(context["ticket_number"], "2611230001");
+    assert_eq!(context["target"], "agents_priority");
+    assert!(context["expires_at"].is_string());
+    send(api.addr(), "GET", &path, None, None)
+        .await
+        .expect_error(401, "unauthorized");
+
+    // A lifetime of zero has expired as soon as it is stored.
+    let expired = api
+        .store()
+        .create_transfer_context(new(Duration::ZERO))
+        .await
+        .unwrap();
+    for token in [expired.token.as_str(), "0123456789abcdef01234567", "x%20y"] {
+        api.get(&api.agent, &format!("/api/v1/transfer-contexts/{token}"))
+            .await
+            .expect_error(404, "transfer_context_not_found");
+    }
+    api
+}
+
 async fn bad_bodies_and_queries_get_the_error_shape(api: Api) -> Api {
     let auth = ("authorization", format!("Bearer {}", api.supervisor));
     let json_type = ("content-type", "application/json".to_string());
@@ -966,6 +1009,7 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/tickets/{number}/notes", "post"),
         ("/api/v1/calls", "get"),
         ("/api/v1/calls/live", "get"),
+        ("/api/v1/transfer-contexts/{token}", "get"),
         ("/api/v1/customers", "get"),
         ("/api/v1/customers", "post"),
         ("/api/v1/customers/{id}", "get"),

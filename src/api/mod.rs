@@ -1,6 +1,7 @@
 //! The staff REST API under `/api/v1`: tickets (list with filters, detail
 //! with the whole history, create, transition, assign, note), call records
-//! and the calls now in the IVR, and the customer file; JSON in and out,
+//! and the calls now in the IVR, transfer contexts for agent desktops, and
+//! the customer file; JSON in and out,
 //! Bearer tokens with roles (`auth`), one error shape (`error`) and an
 //! OpenAPI document (`openapi`, served without a token).
 //!
@@ -16,6 +17,7 @@ mod customers;
 mod error;
 mod openapi;
 mod tickets;
+mod transfers;
 
 pub use auth::{hash_token, issue_token, IssuedToken, TOKEN_PREFIX};
 pub use error::{ApiError, ErrorBody};
@@ -60,6 +62,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         )
         .route("/calls", get(calls::list))
         .route("/calls/live", get(calls::live))
+        .route("/transfer-contexts/{token}", get(transfers::show))
         .route("/customers", get(customers::list).post(customers::create))
         .route(
             "/customers/{id}",
