@@ -19,7 +19,7 @@ mod openapi;
 mod tickets;
 mod transfers;
 
-pub use auth::{hash_token, issue_token, IssuedToken, TOKEN_PREFIX};
+pub use auth::{hash_token, issue_token, may_assign, IssuedToken, TOKEN_PREFIX};
 pub use error::{ApiError, ErrorBody};
 
 use crate::ivr::runner::LiveCalls;

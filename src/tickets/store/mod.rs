@@ -15,6 +15,7 @@ mod calls;
 mod customers;
 mod outbox;
 mod rows;
+mod sessions;
 mod sla_job;
 mod sms;
 mod surveys;
@@ -29,6 +30,7 @@ pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
 };
+pub use sessions::ConsoleSession;
 pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,
