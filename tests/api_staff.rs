@@ -16,67 +16,25 @@ use hotline::tickets::store::{CallRecord, NewTransferContext, Store};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+use support::database::{Backend, ScratchDatabase};
 
 /// A running gateway with one token per role.
 struct Api {
     server: Server,
-    url: String,
-    schema: Option<String>,
+    database: ScratchDatabase,
     agent: String,
     supervisor: String,
     admin: String,
 }
 
-/// The database URL for one test, and the PostgreSQL schema to drop.
-async fn database(db: Db) -> Option<(String, Option<String>)> {
-    match db {
-        Db::Sqlite => Some((
-            format!("sqlite://{}", support::temp_database().display()),
-            None,
-        )),
-        Db::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!(
-                "hotline_api_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            Some((
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                Some(schema),
-            ))
-        }
-    }
-}
-
-async fn api(db: Db, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option<Api> {
-    let (url, schema) = database(db).await?;
+async fn api(db: Backend, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option<Api> {
+    let database = ScratchDatabase::create(db, "api").await?;
     let mut config = support::test_config();
-    config.database.url = url.clone();
+    config.database.url = database.url.clone();
     tweak(&mut config);
     let server = support::start(config).await;
     let token = |name: &'static str, role| {
@@ -88,8 +46,7 @@ async fn api(db: Db, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option
     let admin = token("wang.fang", StaffRole::Admin).await;
     Some(Api {
         server,
-        url,
-        schema,
+        database,
         agent,
         supervisor,
         admin,
@@ -107,13 +64,7 @@ impl Api {
 
     async fn finish(self) {
         self.server.shutdown().await;
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
+        self.database.remove().await;
     }
 
     async fn get(&self, token: &str, path: &str) -> Reply {
@@ -253,19 +204,19 @@ macro_rules! on_both {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Sqlite, super::$name).await;
+                super::run(super::Backend::Sqlite, super::$name).await;
             })+
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Postgres, super::$name).await;
+                super::run(super::Backend::Postgres, super::$name).await;
             })+
         }
     };
 }
 
-async fn run<F, Fut>(db: Db, scenario: F)
+async fn run<F, Fut>(db: Backend, scenario: F)
 where
     F: FnOnce(Api) -> Fut,
     Fut: Future<Output = Api>,
@@ -820,7 +771,9 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
 
     // A text about the ticket shows in its history.
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&api.url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&api.database.url)
+        .await
+        .unwrap();
     let ticket_id: i64 = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
         .bind(&number)
         .fetch_one(&mut conn)
@@ -1095,7 +1048,7 @@ async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Val
 async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
     let plans = tempfile::tempdir().unwrap();
     std::fs::write(plans.path().join("live.toml"), PLAN).unwrap();
-    let api = api(Db::Sqlite, |config| {
+    let api = api(Backend::Sqlite, |config| {
         config.prompts.dir =
             std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
         config.ivr.dialplans_dir = plans.path().to_path_buf();
