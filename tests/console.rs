@@ -16,24 +16,15 @@ use hotline::tickets::model::{Actor, Channel, StaffRole, TicketType};
 use hotline::tickets::store::{NewTicket, Store};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+use support::database::{Backend, ScratchDatabase};
 
 /// A running gateway with an agent's and a supervisor's token.
 struct Console {
     server: Server,
-    url: String,
-    schema: Option<String>,
+    database: ScratchDatabase,
     agent: String,
     supervisor: String,
 }
@@ -155,7 +146,14 @@ impl Console {
     async fn post(&self, browser: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut fields = fields.to_vec();
         fields.push(("csrf", &browser.csrf));
-        request(self.addr(), "POST", path, Some(&browser.cookie), Some(&fields)).await
+        request(
+            self.addr(),
+            "POST",
+            path,
+            Some(&browser.cookie),
+            Some(&fields),
+        )
+        .await
     }
 
     /// Fetches the login form, then posts `token` with its CSRF token.
@@ -205,53 +203,14 @@ impl Console {
 
     async fn finish(self) {
         self.server.shutdown().await;
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
+        self.database.remove().await;
     }
 }
 
-/// The database URL for one test, and the PostgreSQL schema to drop.
-async fn database(db: Db) -> Option<(String, Option<String>)> {
-    match db {
-        Db::Sqlite => Some((
-            format!("sqlite://{}", support::temp_database().display()),
-            None,
-        )),
-        Db::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!(
-                "hotline_console_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            Some((
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                Some(schema),
-            ))
-        }
-    }
-}
-
-async fn console(db: Db) -> Option<Console> {
-    let (url, schema) = database(db).await?;
+async fn console(db: Backend) -> Option<Console> {
+    let database = ScratchDatabase::create(db, "console").await?;
     let mut config = support::test_config();
-    config.database.url = url.clone();
+    config.database.url = database.url.clone();
     let server = support::start(config).await;
     let store = server.store().clone();
     let agent = issue_token(&store, "li.na", StaffRole::Agent)
@@ -264,8 +223,7 @@ async fn console(db: Db) -> Option<Console> {
         .token;
     Some(Console {
         server,
-        url,
-        schema,
+        database,
         agent,
         supervisor,
     })
@@ -276,19 +234,19 @@ macro_rules! on_both {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Sqlite, super::$name).await;
+                super::run(super::Backend::Sqlite, super::$name).await;
             })+
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Postgres, super::$name).await;
+                super::run(super::Backend::Postgres, super::$name).await;
             })+
         }
     };
 }
 
-async fn run<F, Fut>(db: Db, scenario: F)
+async fn run<F, Fut>(db: Backend, scenario: F)
 where
     F: FnOnce(Console) -> Fut,
     Fut: Future<Output = Console>,
@@ -337,9 +295,14 @@ async fn a_good_token_logs_in_with_a_strict_http_only_cookie(console: Console) -
     }
     assert!(attributes.iter().any(|a| a.starts_with("Max-Age=")));
     // The session id is random and stored only as its hash.
-    let id = cookie["hotline_console=".len()..].split(';').next().unwrap();
+    let id = cookie["hotline_console=".len()..]
+        .split(';')
+        .next()
+        .unwrap();
     assert_eq!(id.len(), 64);
-    let mut conn = sqlx::AnyConnection::connect(&console.url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&console.database.url)
+        .await
+        .unwrap();
     for (value, expected) in [(hash_token(id), 1), (id.to_string(), 0)] {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM console_sessions WHERE id_hash = $1")
@@ -525,7 +488,9 @@ async fn the_board_shows_tickets_by_status_highlights_breaches_and_filters(
         .unwrap();
     // Time passes for `late`: its dispatch deadline is an hour ago.
     let an_hour_ago = (console.store().now() - chrono::Duration::hours(1)).timestamp_millis();
-    let mut conn = sqlx::AnyConnection::connect(&console.url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&console.database.url)
+        .await
+        .unwrap();
     sqlx::query("UPDATE tickets SET dispatch_due = $1 WHERE number = $2")
         .bind(an_hour_ago)
         .bind(&late)
@@ -548,7 +513,10 @@ async fn the_board_shows_tickets_by_status_highlights_breaches_and_filters(
     for card in cards {
         let highlighted = card.starts_with(r#" class="card breached""#);
         assert_eq!(highlighted, card.contains(&late), "{card}");
-        assert!(card.contains(r#"<time class="countdown" datetime=""#), "{card}");
+        assert!(
+            card.contains(r#"<time class="countdown" datetime=""#),
+            "{card}"
+        );
         if highlighted {
             assert!(card.contains("overdue"), "{card}");
         }
@@ -599,12 +567,22 @@ async fn resolving_from_the_ticket_page_queues_the_customer_text(console: Consol
         let html = page.expect(200);
         let button = format!(r#"name="action" value="{action}""#);
         assert!(html.contains(&button), "no {action} button: {html}");
-        let version = console.store().ticket(&number).await.unwrap().unwrap().version;
+        let version = console
+            .store()
+            .ticket(&number)
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
         let answer = console
             .post(
                 &browser,
                 &format!("{path}/transition"),
-                &[("action", action), ("version", &version.to_string()), ("note", "")],
+                &[
+                    ("action", action),
+                    ("version", &version.to_string()),
+                    ("note", ""),
+                ],
             )
             .await;
         answer.expect(303);
@@ -642,9 +620,15 @@ async fn resolving_from_the_ticket_page_queues_the_customer_text(console: Consol
     assert!(stale.expect(409).contains("changed by someone else"));
     // An action the status does not allow names the allowed ones.
     let wrong = console
-        .post(&browser, &format!("{path}/transition"), &[("action", "dispatch")])
+        .post(
+            &browser,
+            &format!("{path}/transition"),
+            &[("action", "dispatch")],
+        )
         .await;
-    assert!(wrong.expect(409).contains("allowed actions are: confirm, reopen"));
+    assert!(wrong
+        .expect(409)
+        .contains("allowed actions are: confirm, reopen"));
     console
 }
 
@@ -662,14 +646,22 @@ async fn agents_work_tickets_but_assign_only_to_themselves(console: Console) -> 
         .expect(303);
     let supervisor = console.login(&console.supervisor).await;
     console
-        .post(&supervisor, &path, &[("assignee", "wang.fang"), ("queue", "fault_vip")])
+        .post(
+            &supervisor,
+            &path,
+            &[("assignee", "wang.fang"), ("queue", "fault_vip")],
+        )
         .await
         .expect(303);
     let ticket = console.store().ticket(&number).await.unwrap().unwrap();
     assert_eq!(ticket.assignee.as_deref(), Some("wang.fang"));
     assert_eq!(ticket.queue, "fault_vip");
     console
-        .post(&agent, &format!("/console/tickets/{number}/note"), &[("text", "客户周一上午在")])
+        .post(
+            &agent,
+            &format!("/console/tickets/{number}/note"),
+            &[("text", "客户周一上午在")],
+        )
         .await
         .expect(303);
     let page = console
@@ -677,11 +669,17 @@ async fn agents_work_tickets_but_assign_only_to_themselves(console: Console) -> 
         .await;
     assert!(page.expect(200).contains("客户周一上午在"));
     let empty = console
-        .post(&agent, &format!("/console/tickets/{number}/note"), &[("text", " ")])
+        .post(
+            &agent,
+            &format!("/console/tickets/{number}/note"),
+            &[("text", " ")],
+        )
         .await;
     empty.expect(422);
     // Unknown and mistyped numbers are told apart, as in the API.
-    let unknown = console.get(Some(&agent), "/console/tickets/0000000000").await;
+    let unknown = console
+        .get(Some(&agent), "/console/tickets/0000000000")
+        .await;
     unknown.expect(404);
     let last = number.as_bytes()[9] - b'0';
     let mistyped = format!("{}{}", &number[..9], (last + 1) % 10);
@@ -704,7 +702,9 @@ async fn what_customers_and_staff_wrote_is_escaped(console: Console) -> Console 
         )
         .await
         .expect(303);
-    let board = console.get(Some(&browser), "/console/board?q=%3Cscript%3E").await;
+    let board = console
+        .get(Some(&browser), "/console/board?q=%3Cscript%3E")
+        .await;
     let ticket = console
         .get(Some(&browser), &format!("/console/tickets/{number}"))
         .await;

@@ -55,7 +55,12 @@ pub async fn issue_token(
 /// The assignment rule, for the API and the console alike: agents may
 /// assign a ticket only to themselves and may not change its queue;
 /// supervisors and admins may assign anyone and change queues.
-pub fn may_assign(login: &str, role: StaffRole, assignee: Option<&str>, queue: Option<&str>) -> bool {
+pub fn may_assign(
+    login: &str,
+    role: StaffRole,
+    assignee: Option<&str>,
+    queue: Option<&str>,
+) -> bool {
     role >= StaffRole::Supervisor || (assignee == Some(login) && queue.is_none())
 }
 

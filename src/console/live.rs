@@ -34,5 +34,10 @@ pub(super) async fn show(State(state): State<ConsoleState>, session: Session) ->
             }
         }
     };
-    page("Live calls 在线呼叫", Some(&session), Some(REFRESH_SECS), body)
+    page(
+        "Live calls 在线呼叫",
+        Some(&session),
+        Some(REFRESH_SECS),
+        body,
+    )
 }

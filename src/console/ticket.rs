@@ -12,9 +12,7 @@ use super::ConsoleState;
 use crate::api::may_assign;
 use crate::tickets::lifecycle::{allowed_actions, Action};
 use crate::tickets::model::StaffRole;
-use crate::tickets::store::{
-    Notification, StoreError, StoredCall, StoredSms, Ticket, TicketEvent,
-};
+use crate::tickets::store::{Notification, StoreError, StoredCall, StoredSms, Ticket, TicketEvent};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Redirect;
@@ -320,7 +318,12 @@ pub(super) async fn assign(
             "give an assignee or a new queue",
         ));
     }
-    if !may_assign(&session.name, session.role, assignee.as_deref(), queue.as_deref()) {
+    if !may_assign(
+        &session.name,
+        session.role,
+        assignee.as_deref(),
+        queue.as_deref(),
+    ) {
         return Err(ConsoleError::forbidden(format!(
             "agents may assign tickets only to themselves ({}), without changing the queue",
             session.name
