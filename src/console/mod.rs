@@ -45,6 +45,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         .route("/calls/live", get(live::show))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))
+        .route("/assets/favicon.svg", get(icon))
         .fallback(|| async { page::ConsoleError::not_found("no such console page") })
         .with_state(ConsoleState { store, live_calls })
         .layer(axum::middleware::map_response(protect));
@@ -53,6 +54,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
 
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
@@ -60,6 +62,10 @@ async fn stylesheet() -> Response {
 
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Response {

@@ -30,6 +30,7 @@ pub(super) fn page(
                     meta http-equiv="refresh" content=(secs);
                 }
                 title { (title) " · hotline console" }
+                link rel="icon" href="/console/assets/favicon.svg";
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }
