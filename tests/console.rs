@@ -207,10 +207,11 @@ impl Console {
     }
 }
 
-async fn console(db: Backend) -> Option<Console> {
+async fn console(db: Backend, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option<Console> {
     let database = ScratchDatabase::create(db, "console").await?;
     let mut config = support::test_config();
     config.database.url = database.url.clone();
+    tweak(&mut config);
     let server = support::start(config).await;
     let store = server.store().clone();
     let agent = issue_token(&store, "li.na", StaffRole::Agent)
@@ -251,7 +252,7 @@ where
     F: FnOnce(Console) -> Fut,
     Fut: Future<Output = Console>,
 {
-    let Some(console) = console(db).await else {
+    let Some(console) = console(db, |_| {}).await else {
         return;
     };
     scenario(console).await.finish().await;
@@ -718,4 +719,83 @@ async fn what_customers_and_staff_wrote_is_escaped(console: Console) -> Console 
     // The filter's own value goes back into the form escaped too.
     assert!(board.body.contains(r#"value="&lt;script&gt;""#));
     console
+}
+
+/// A dialplan whose main menu waits for a key: long enough to be seen.
+const PLAN: &str = r##"
+[dialplan]
+name = "live"
+entries = { "10000" = "main" }
+
+[nodes.main]
+kind = "menu"
+say = ["welcome"]
+keys = { "9" = "service" }
+on_failure = "bye"
+
+[nodes.service]
+kind = "collect"
+say = ["welcome"]
+variable = "service_number"
+min_digits = 5
+max_digits = 12
+terminator = "#"
+next = "bye"
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+/// Reloads the live calls page until it holds `wanted` (bounded).
+async fn live_page_until(console: &Console, browser: &Browser, wanted: &str) -> String {
+    let mut html = String::new();
+    for _ in 0..100 {
+        let page = console.get(Some(browser), "/console/calls/live").await;
+        html = page.expect(200).to_string();
+        if html.contains(wanted) {
+            return html;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the live calls page never showed {wanted:?}: {html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_calls_page_shows_the_node_each_caller_is_in() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("live.toml"), PLAN).unwrap();
+    let console = console(Backend::Sqlite, |config| {
+        config.prompts.dir =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
+        config.ivr.dialplans_dir = plans.path().to_path_buf();
+    })
+    .await
+    .expect("SQLite always runs");
+    let browser = console.login(&console.agent).await;
+    let empty = live_page_until(&console, &browser, "Calls in the IVR now: 0 ").await;
+    assert!(empty.contains(r#"<meta http-equiv="refresh" content="3">"#));
+
+    let mut client = support::Client::udp(console.server.udp_addrs[0]).await;
+    let offer = client.g711_offer();
+    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    client.ack(&mut dialog).await;
+    let html = live_page_until(&console, &browser, r#"<td class="node">main</td>"#).await;
+    assert!(html.contains("Calls in the IVR now: 1 ") && html.contains("13800138000"));
+    assert!(html.contains(dialog.call_id.as_str()));
+
+    let audio = hotline::sip::sdp::parse_body(&response.body)
+        .unwrap()
+        .audio
+        .unwrap();
+    let gateway = SocketAddr::new(audio.connection.unwrap(), audio.port);
+    let (mut sequence, mut timestamp) = (100u16, 8_000u32);
+    client
+        .send_keys(gateway, "9", &mut sequence, &mut timestamp)
+        .await;
+    live_page_until(&console, &browser, r#"<td class="node">service</td>"#).await;
+    assert_eq!(client.bye(&mut dialog).await, 200);
+    live_page_until(&console, &browser, "Calls in the IVR now: 0 ").await;
+    console.finish().await;
 }

@@ -92,7 +92,7 @@ pub(super) async fn show(
     let categories = state.store.sla().categories();
     let body = html! {
         (filter_form(&filter, &categories))
-        p.summary { (tickets.len()) " tickets" @if tickets.len() as i64 == BOARD_LIMIT { " (the newest " (BOARD_LIMIT) ")" } }
+        p.summary { "Tickets shown: " (tickets.len()) @if tickets.len() as i64 == BOARD_LIMIT { " (the newest " (BOARD_LIMIT) ")" } }
         div.board {
             @for status in Status::ALL {
                 @let column: Vec<&Ticket> = tickets.iter().filter(|t| t.status == *status).collect();

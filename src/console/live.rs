@@ -17,7 +17,7 @@ pub(super) async fn show(State(state): State<ConsoleState>, session: Session) ->
     let now = state.store.now();
     let zone = state.store.sla().calendar().timezone();
     let body = html! {
-        p.summary { (calls.len()) " calls in the IVR · refreshes every " (REFRESH_SECS) " s" }
+        p.summary { "Calls in the IVR now: " (calls.len()) " · refreshes every " (REFRESH_SECS) " s" }
         @if !calls.is_empty() {
             table.live {
                 tr { th { "Caller" } th { "Dialled" } th { "Node" } th { "Since" } th { "For" } th { "Call-ID" } }
