@@ -267,6 +267,7 @@ on_both!(
     resolving_from_the_ticket_page_queues_the_customer_text,
     agents_work_tickets_but_assign_only_to_themselves,
     what_customers_and_staff_wrote_is_escaped,
+    the_dashboard_charts_the_indicators_for_supervisors_only,
 );
 
 async fn a_good_token_logs_in_with_a_strict_http_only_cookie(console: Console) -> Console {
@@ -718,6 +719,68 @@ async fn what_customers_and_staff_wrote_is_escaped(console: Console) -> Console 
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
     // The filter's own value goes back into the form escaped too.
     assert!(board.body.contains(r#"value="&lt;script&gt;""#));
+    console
+}
+
+async fn the_dashboard_charts_the_indicators_for_supervisors_only(console: Console) -> Console {
+    console.ticket("13800138000", "专线中断").await;
+    console.ticket("13900139000", "虚拟网短号无法呼通").await;
+    let mut sms = NewTicket::new(
+        TicketType::Complaint,
+        "virtual_network",
+        "13700137000",
+        "短信投诉",
+        Channel::Sms,
+        Actor::customer("13700137000"),
+    );
+    sms.level = None;
+    console.store().create_ticket(sms).await.unwrap();
+
+    let agent = console.login(&console.agent).await;
+    let board = console.get(Some(&agent), "/console/board").await;
+    assert!(!board.expect(200).contains("/console/dashboard"));
+    let denied = console.get(Some(&agent), "/console/dashboard").await;
+    assert!(denied.expect(403).contains("supervisor role"));
+
+    let supervisor = console.login(&console.supervisor).await;
+    let page = console.get(Some(&supervisor), "/console/dashboard").await;
+    let html = page.expect(200);
+    for chart in [
+        "calls-per-hour",
+        "containment",
+        "tickets-by-channel",
+        "tickets-by-category",
+        "sla-compliance",
+    ] {
+        let start = html
+            .find(&format!(r#"id="{chart}""#))
+            .unwrap_or_else(|| panic!("no {chart} chart"));
+        assert!(html[start..].contains("<svg"), "{chart}");
+    }
+    // Three tickets: two by staff, one by SMS, all of one category.
+    let section = |id: &str| {
+        let start = html.find(&format!(r#"id="{id}""#)).unwrap();
+        let rest = &html[start..];
+        rest[..rest.find("</section>").unwrap()].to_string()
+    };
+    let channels = section("tickets-by-channel");
+    assert!(channels.contains(r#"data-value="2""#), "{channels}");
+    assert!(channels.contains(r#"data-value="1""#), "{channels}");
+    assert!(section("tickets-by-category").contains(r#"data-value="3""#));
+    // One column pair per hour of the last 24 hours.
+    let calls = section("calls-per-hour");
+    let bars = calls.matches("<rect").count();
+    assert!((48..=50).contains(&bars), "{bars} bars");
+    assert!(html.contains("<strong>3</strong>tickets created"), "{html}");
+
+    let week = console
+        .get(Some(&supervisor), "/console/dashboard?range=7d")
+        .await;
+    assert!(week.expect(200).contains("Last 7 days"));
+    let bad = console
+        .get(Some(&supervisor), "/console/dashboard?range=1y")
+        .await;
+    assert!(bad.expect(400).contains("is not one of 24h, 7d, 30d"));
     console
 }
 

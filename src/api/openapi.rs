@@ -4,7 +4,7 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, tickets, transfers, ApiState, ErrorBody};
+use super::{calls, customers, reports, tickets, transfers, ApiState, ErrorBody};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         customers::show,
         customers::update,
         customers::delete,
+        reports::indicators,
         serve,
     ),
     components(schemas(ErrorBody)),
@@ -47,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tickets", description = "Work orders (工单) and their history"),
         (name = "calls", description = "Recorded calls, the calls in the IVR now, and transferred callers' contexts"),
         (name = "customers", description = "The customer file (客户)"),
+        (name = "reports", description = "The centre's monitoring indicators"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -11,7 +11,9 @@
 //! staff API, so a transition queues the customer's text the same way.
 
 mod board;
+mod charts;
 mod clocks;
+mod dashboard;
 mod live;
 mod page;
 mod session;
@@ -43,6 +45,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         .route("/tickets/{number}/note", post(ticket::note))
         .route("/tickets/{number}/assign", post(ticket::assign))
         .route("/calls/live", get(live::show))
+        .route("/dashboard", get(dashboard::show))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))
         .route("/assets/favicon.svg", get(icon))

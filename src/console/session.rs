@@ -55,6 +55,18 @@ impl Session {
     pub fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name=(CSRF_FIELD) value=(self.csrf_token); }
     }
+
+    /// 403 unless the session's role is at least `role`.
+    pub fn require(&self, role: StaffRole) -> Result<(), ConsoleError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ConsoleError::forbidden(format!(
+                "this page needs the {role} role or above; {} is {}",
+                self.name, self.role
+            )))
+        }
+    }
 }
 
 impl FromRequestParts<ConsoleState> for Session {

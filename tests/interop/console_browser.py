@@ -3,12 +3,12 @@ chromedriver, through Selenium's WebDriver client; nothing is downloaded).
 
     console_browser.py BASE_URL AGENT_TOKEN SUPERVISOR_TOKEN TICKET SCREENS_DIR
 
-As the agent: logs in with the token, finds the ticket on the board,
-opens it, dispatches, accepts and resolves it with the page's buttons, and
+As the agent: logs in with the token, finds the ticket on the board
+under new, opens it, dispatches, accepts and resolves it with the page's buttons, and
 checks that the page then lists the customer's "resolved" text as queued
 (pending) in its outbox table and in the timeline, that the description
 (which holds a <script> tag) shows as text, and that the CSRF token is in
-every form. As the supervisor: opens the dashboard and checks its charts.
+every form; back on the board it is under resolved. As the supervisor: opens the dashboard and checks its charts.
 Screenshots: board.png, ticket.png and dashboard.png in SCREENS_DIR. Any
 error in the browser's console (a script error, a resource refused by the
 Content-Security-Policy) fails the run. Exit status 0 only if every check
@@ -105,7 +105,6 @@ def run(base, agent, supervisor, ticket, screens):
             log(f"the ticket is on the board under new, next deadline {countdown!r}")
             if not countdown.startswith("in "):
                 fail(f"the countdown reads {countdown!r}")
-            driver.save_screenshot(os.path.join(screens, "board.png"))
             check_forms_carry_csrf(driver)
 
             card.find_element(By.CSS_SELECTOR, "a.number").click()
@@ -138,6 +137,9 @@ def run(base, agent, supervisor, ticket, screens):
             if errors:
                 fail(f"the browser logged errors: {errors}")
             driver.get(f"{base}/console/board")
+            driver.find_element(By.CSS_SELECTOR, f'section[data-status=resolved] article[data-number="{ticket}"]')
+            log("the board shows the ticket under resolved")
+            driver.save_screenshot(os.path.join(screens, "board.png"))
             logout(driver)
 
             login(driver, base, supervisor)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The web console in a real browser: the release gateway with a scratch
+# The web console in a real browser: the gateway with a scratch
 # config and SQLite file, an agent's and a supervisor's token from
 # `hotline token create`, a fault ticket for a mobile customer opened
 # through the staff API; then headless Chromium (Debian's chromium and
@@ -23,9 +23,8 @@ mkdir -p "$WORK" "$SCREENS"
 # shellcheck source=tests/interop/lib.sh
 . "$ROOT/tests/interop/lib.sh"
 trap kill_gateway EXIT
-export -n HOTLINE_BIN
 
-[ -x "$HOTLINE_BIN" ] || { echo "no release build at $HOTLINE_BIN (cargo build --release)"; exit 2; }
+[ -x "$HOTLINE_BIN" ] || { echo "no gateway binary at $HOTLINE_BIN (cargo build --release, or HOTLINE_BIN=target/debug/hotline)"; exit 2; }
 for tool in chromium chromedriver; do
     command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install chromium chromium-driver)"; exit 2; }
 done
@@ -60,6 +59,14 @@ request = urllib.request.Request(f"{base}/api/v1/tickets", data=json.dumps(body)
     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
 with urllib.request.urlopen(request, timeout=10) as answer:
     print(json.load(answer)["number"])
+# A few more, so that the dashboard's charts have something to show.
+for channel, category, level in (("voice", "bandwidth", "group"), ("sms", "toll_free", "local_a"),
+                                 ("api", "virtual_network", "local_b"), ("voice", "ict", "provincial")):
+    body = {"type": "complaint", "category": category, "contact_phone": "02088880000",
+            "description": f"{channel} seed", "channel": channel, "level": level}
+    request = urllib.request.Request(f"{base}/api/v1/tickets", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
 PY
 )
 log "ticket $TICKET opened for 13800138000"
