@@ -739,8 +739,11 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
             caller: "13800138000".into(),
             dialled: "10000".into(),
             offered_at: at,
+            answered_at: Some(at),
             ended_at: at + chrono::Duration::seconds(40),
             disposition: "ivr".into(),
+            reason: None,
+            transfers: Vec::new(),
             menu_path: vec![
                 (at, "main".into(), "entered".into()),
                 (at, "main".into(), "key 9".into()),
@@ -924,6 +927,7 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/customers/{id}", "get"),
         ("/api/v1/customers/{id}", "put"),
         ("/api/v1/customers/{id}", "delete"),
+        ("/api/v1/reports/indicators", "get"),
         ("/api/v1/openapi.json", "get"),
     ];
     for (path, method) in routes {

@@ -762,8 +762,11 @@ async fn concurrent_call_records_keep_their_own_tickets(
                     caller: format!("1370000{i:04}"),
                     dialled: "10000".into(),
                     offered_at: now,
+                    answered_at: Some(now),
                     ended_at: now + Duration::milliseconds(i),
                     disposition: "ivr".into(),
+                    reason: None,
+                    transfers: Vec::new(),
                     menu_path: vec![(now, "main".into(), format!("key {}", i % 10))],
                     tickets: tickets.clone(),
                 };

@@ -1,6 +1,7 @@
 //! The staff REST API under `/api/v1`: tickets (list with filters, detail
 //! with the whole history, create, transition, assign, note), call records
-//! and the calls now in the IVR, and the customer file; JSON in and out,
+//! and the calls now in the IVR, the customer file, and the centre's
+//! monitoring indicators (`reports`); JSON in and out,
 //! Bearer tokens with roles (`auth`), one error shape (`error`) and an
 //! OpenAPI document (`openapi`, served without a token).
 //!
@@ -15,6 +16,7 @@ mod calls;
 mod customers;
 mod error;
 mod openapi;
+mod reports;
 mod tickets;
 
 pub use auth::{hash_token, issue_token, IssuedToken, TOKEN_PREFIX};
@@ -67,6 +69,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
                 .put(customers::update)
                 .delete(customers::delete),
         )
+        .route("/reports/indicators", get(reports::indicators))
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

@@ -4,7 +4,7 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, tickets, ApiState, ErrorBody};
+use super::{calls, customers, reports, tickets, ApiState, ErrorBody};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -38,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         customers::show,
         customers::update,
         customers::delete,
+        reports::indicators,
         serve,
     ),
     components(schemas(ErrorBody)),
@@ -46,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         (name = "tickets", description = "Work orders (工单) and their history"),
         (name = "calls", description = "Recorded calls and the calls in the IVR now"),
         (name = "customers", description = "The customer file (客户)"),
+        (name = "reports", description = "The centre's monitoring indicators"),
         (name = "meta", description = "This document"),
     )
 )]

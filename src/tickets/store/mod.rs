@@ -13,6 +13,7 @@
 
 mod calls;
 mod customers;
+mod indicators;
 mod outbox;
 mod rows;
 mod sla_job;
@@ -23,8 +24,12 @@ mod tokens;
 mod transfer;
 mod writer;
 
-pub use calls::{CallRecord, MenuStep, StoredCall};
+pub use calls::{CallRecord, CallTransfer, MenuStep, StoredCall, REJECTED, TRANSFERRED};
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use indicators::{
+    CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
+    StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
+};
 pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
