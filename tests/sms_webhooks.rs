@@ -288,6 +288,7 @@ on_both!(
     help_unknown_and_mistyped_numbers_get_their_texts,
     details_go_only_to_the_tickets_own_number,
     five_concurrent_retries_make_one_ticket_and_five_identical_replies,
+    a_burst_of_reports_and_their_retries_opens_one_ticket_each,
     a_generic_retry_gets_the_same_reply,
     malformed_requests_are_refused_and_store_nothing,
 );
@@ -864,6 +865,50 @@ async fn details_go_only_to_the_tickets_own_number(gw: Gateway) -> Gateway {
         assert!(!reply.contains("13800138005"), "{reply}");
     }
     gw
+}
+
+/// Many reports at once, each delivered twice at the same moment: on
+/// SQLite they meet in the writer's batches (a retry can share a batch, and
+/// a multi-row statement, with its first delivery), yet each opens one
+/// ticket, both deliveries get the same reply, and both texts are linked.
+async fn a_burst_of_reports_and_their_retries_opens_one_ticket_each(gw: Gateway) -> Gateway {
+    const SENDERS: usize = 40;
+    let gw = std::sync::Arc::new(gw);
+    let tasks: Vec<_> = (0..SENDERS * 2)
+        .map(|i| {
+            let gw = gw.clone();
+            let sender = i / 2;
+            tokio::spawn(async move {
+                let reply = gw
+                    .twilio(
+                        &format!("+86139001{sender:05}"),
+                        &format!("报障 宽带断了 {sender}"),
+                        &format!("SMburst{sender}"),
+                    )
+                    .await;
+                (sender, reply)
+            })
+        })
+        .collect();
+    let mut replies: Vec<Vec<String>> = vec![Vec::new(); SENDERS];
+    for task in tasks {
+        let (sender, reply) = task.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        replies[sender].push(reply.body);
+    }
+    for (sender, pair) in replies.iter().enumerate() {
+        assert_eq!(pair[0], pair[1], "sender {sender}");
+        let tickets = gw.tickets_of(&format!("139001{sender:05}")).await;
+        assert_eq!(tickets.len(), 1, "sender {sender}");
+        let ticket = &tickets[0];
+        assert!(pair[0].contains(&ticket.number.to_string()), "{}", pair[0]);
+        assert!(ticket.description.ends_with(&format!(" {sender}")));
+        let texts = gw.store().texts_of_ticket(ticket.id).await.unwrap();
+        let directions: Vec<&str> = texts.iter().map(|t| t.direction.as_str()).collect();
+        assert_eq!(directions, ["in", "out"], "sender {sender}");
+        assert!(pair[0].contains(&texts[1].body), "{}", pair[0]);
+    }
+    std::sync::Arc::into_inner(gw).expect("no task holds the gateway")
 }
 
 async fn five_concurrent_retries_make_one_ticket_and_five_identical_replies(
