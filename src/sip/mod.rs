@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod build;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod headers;
 pub mod message;
