@@ -13,4 +13,5 @@ pub mod refer;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
+pub mod uac;
 pub mod validate;
