@@ -129,13 +129,13 @@ mod tests {
     #[test]
     fn a_short_frame_is_padded_with_silence() {
         let mut queue = SampleQueue::default();
-        queue.push(&[5; 500]);
+        queue.push(&[5; 820]);
         let mut frame = [9i16; 480];
         assert!(queue.pop_frame(&mut frame));
         let mut frame = [9i16; 480];
         assert!(queue.pop_frame(&mut frame));
-        assert!(frame[..20].iter().all(|&s| s == 5));
-        assert!(frame[20..].iter().all(|&s| s == 0));
+        assert!(frame[..340].iter().all(|&s| s == 5));
+        assert!(frame[340..].iter().all(|&s| s == 0));
     }
 
     #[test]
