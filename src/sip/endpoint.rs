@@ -1079,8 +1079,14 @@ impl Endpoint {
         let invite = call.and_then(|leg| self.outgoing.get(&leg).map(|o| &o.invite));
         let step = match (self.txs.get_mut(&id).map(|tx| &mut tx.machine), invite) {
             (Some(Machine::ClientNonInvite(m)), _) => m.on_response(code, now),
-            (Some(Machine::ClientInvite(m)), Some(invite)) => {
-                let error_ack = || uac::build_error_ack(invite, &response).to_bytes();
+            (Some(Machine::ClientInvite(m)), invite) => {
+                // Without the INVITE (the leg already failed) the machine
+                // only repeats the ACK it built before.
+                let error_ack = || {
+                    invite
+                        .map(|invite| uac::build_error_ack(invite, &response).to_bytes())
+                        .unwrap_or_default()
+                };
                 let step = m.on_response(code, error_ack, now);
                 let deliver = step.deliver_response;
                 self.apply_step(id, step, now);
