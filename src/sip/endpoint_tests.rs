@@ -2308,3 +2308,38 @@ fn a_busy_target_is_acked_and_reported_and_a_bad_target_refused() {
         );
     }
 }
+
+#[test]
+fn a_target_with_transport_tcp_is_called_over_tcp() {
+    let mut h = Harness::new();
+    let caller = h.establish().call;
+    h.endpoint
+        .call_out(
+            OutgoingRequest {
+                target: "sip:agents@127.0.0.1:5070;transport=tcp".into(),
+                from_user: "13800138000".into(),
+                headers: Vec::new(),
+                sdp: Bytes::from_static(ANSWER.as_bytes()),
+                credentials: None,
+                ring_timeout: ms(10_000),
+                on_behalf_of: caller,
+            },
+            h.now,
+        )
+        .unwrap();
+    let sent = h.transmits();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].flow.transport, Transport::Tcp);
+    assert_eq!(sent[0].flow.connection, None, "a new connection");
+    assert_eq!(sent[0].flow.remote, "127.0.0.1:5070".parse().unwrap());
+    let invite = &sent[0].message;
+    assert!(invite
+        .header("Via")
+        .is_some_and(|v| v.starts_with("SIP/2.0/TCP ")));
+    assert!(invite
+        .header("Contact")
+        .is_some_and(|c| c.ends_with(";transport=tcp>")));
+    // Reliable transport: no timer A retransmissions.
+    let log = h.advance_to(ms(5_000));
+    assert!(offsets(&log, |m| is_request(m, "INVITE")).is_empty());
+}
