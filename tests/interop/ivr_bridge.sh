@@ -143,7 +143,7 @@ run_case() {
     [ "$caller_rc" -eq 0 ] || problems+=("caller exit $caller_rc ($(tail -n 1 "$dir/caller.out"))")
     [ "$agent_rc" -eq 0 ] || problems+=("agent sipp exit $agent_rc")
     local token
-    token=$(sed -n 's/.*agent token: \[\([0-9a-f]\{24\}\)\].*/\1/p' "$dir/agent_actions.log" 2>/dev/null | head -n 1)
+    token=$(sed -n 's/.*agent token: \([0-9a-f]\{24\}\).*/\1/p' "$dir/agent_actions.log" 2>/dev/null | head -n 1)
     [ -n "$token" ] || problems+=("the agent saw no context token")
 
     local agent_heard
