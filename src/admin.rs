@@ -1,5 +1,5 @@
 //! Command-line administration: `migrate`, `ticket …`, `customers import`,
-//! `token create|list|revoke` and `dialplan check|simulate`. Each command opens the configured database, does one
+//! `token create|list|revoke`, `dialplan check|simulate` and `report indicators`. Each command opens the configured database, does one
 //! thing and prints a plain-text answer; the text is built here (and tested)
 //! so that `main` stays a thin parser.
 
@@ -34,6 +34,46 @@ where
     T::Err: std::fmt::Display,
 {
     text.parse().map_err(|e: T::Err| e.to_string())
+}
+
+/// A time on the command line: RFC 3339, or a date (midnight UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc())
+        .ok_or_else(|| format!("{text:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
+}
+
+/// How `report indicators` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+}
+
+/// `report indicators`: the indicators of [from, to) (defaults: the 24
+/// hours up to now) as pretty JSON or CSV.
+pub async fn indicators(
+    store: &Store,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    format: ReportFormat,
+) -> anyhow::Result<String> {
+    let to = to.unwrap_or_else(|| store.now());
+    let from = from.unwrap_or(to - chrono::Duration::hours(24));
+    let report = store.indicators(from, to).await?;
+    Ok(match format {
+        ReportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&report)?;
+            text.push('\n');
+            text
+        }
+        ReportFormat::Csv => crate::tickets::report::indicators_csv(&report),
+    })
 }
 
 /// Filters for `ticket list`.

@@ -532,7 +532,7 @@ impl Calls {
                 Some(entry) => Some(entry),
                 None => {
                     tracing::info!(%dialled, "no dialplan for this number");
-                    let _ = endpoint.reject(call, 404, now);
+                    self.reject(endpoint, &incoming, 404, "no dialplan", now);
                     return;
                 }
             }
@@ -543,12 +543,12 @@ impl Calls {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port, refusing the call");
-                let _ = endpoint.reject(call, 503, now);
+                self.reject(endpoint, &incoming, 503, "no RTP port", now);
                 return;
             }
         };
         let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
-            let _ = endpoint.reject(call, 503, now);
+            self.reject(endpoint, &incoming, 503, "no RTP port", now);
             return;
         };
         let local = LocalMedia {
@@ -569,7 +569,7 @@ impl Calls {
                     Ok((answer, negotiated)) => (answer, media_params(&negotiated)),
                     Err(e) => {
                         tracing::info!(error = %e, "offer not acceptable");
-                        let _ = endpoint.reject(call, 488, now);
+                        self.reject(endpoint, &incoming, 488, "no common codec", now);
                         return;
                     }
                 }
@@ -646,6 +646,24 @@ impl Calls {
         self.publish(CallEvent::Answered {
             call_id: incoming.call_id,
         });
+    }
+
+    /// Refuses a call with `status` and records it, with `cause`.
+    fn reject(
+        &mut self,
+        endpoint: &mut Endpoint,
+        incoming: &IncomingCall,
+        status: u16,
+        cause: &str,
+        now: Instant,
+    ) {
+        let _ = endpoint.reject(incoming.call, status, now);
+        self.ivr.rejected(
+            incoming.call_id.clone(),
+            incoming.caller.clone().unwrap_or_default(),
+            incoming.dialled.clone().unwrap_or_default(),
+            format!("{status} {cause}"),
+        );
     }
 
     fn greeting(&self) -> Option<Playlist> {

@@ -516,6 +516,15 @@ pub enum TransferMode {
     Bridge,
 }
 
+impl TransferMode {
+    /// The mode's name, as in the config file and in call records.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferMode::Refer => "refer",
+        }
+    }
+}
+
 /// The longest context token lifetime allowed (a day).
 const MAX_CONTEXT_TTL_SECS: u64 = 86_400;
 

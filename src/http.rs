@@ -2,7 +2,8 @@
 //! and the store, and serves it until the server stops. Routes belong to
 //! their modules (`sms::webhook` for the inbound SMS webhooks,
 //! `sms::status` for delivery-status callbacks, `api` for the staff REST
-//! API under `/api/v1`); this file
+//! API under `/api/v1`, `console` for the staff web console under
+//! `/console`); this file
 //! only puts them together, binds nothing itself and decides nothing about
 //! a request.
 
@@ -22,7 +23,8 @@ pub fn router(config: &Config, store: Store, live_calls: LiveCalls) -> Router {
     let parts = [
         crate::sms::webhook::router(&config.sms, store.clone()),
         crate::sms::status::router(store.clone(), config.sms_outbox.clone()),
-        crate::api::router(store, live_calls),
+        crate::api::router(store.clone(), live_calls.clone()),
+        crate::console::router(store, live_calls),
     ];
     parts
         .into_iter()

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod ivr;
 pub mod logging;

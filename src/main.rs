@@ -1,6 +1,7 @@
 //! The `hotline` command line: `serve` runs the gateway; `check-config`
 //! prints the effective configuration or every problem in it; `migrate`,
-//! `ticket …`, `customers import` and `token …` administer the ticket store.
+//! `ticket …`, `customers import`, `token …` and `report indicators`
+//! administer and report on the ticket store.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,6 +59,30 @@ enum Command {
     Dialplan {
         #[command(subcommand)]
         command: DialplanCommand,
+    },
+    /// Reports from the ticket store.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The centre's monitoring indicators over [from, to): calls, IVR
+    /// containment, abandonment per menu node, transfers, tickets, SLA
+    /// compliance, mean time per stage, survey scores.
+    ///
+    /// Example: hotline report indicators --from 2026-11-30 --to 2026-12-01 --format csv
+    Indicators {
+        /// Start, RFC 3339 or a UTC date (default: 24 hours before --to).
+        #[arg(long, value_parser = admin::parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// End (exclusive), RFC 3339 or a UTC date (default: now).
+        #[arg(long, value_parser = admin::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value_t = admin::ReportFormat::Json)]
+        format: admin::ReportFormat,
     },
 }
 
@@ -163,6 +188,9 @@ fn main() -> ExitCode {
             command: CustomersCommand::Import { file },
         } => run_admin(import_customers(config, file)),
         Command::Token { command } => run_admin(token(config, command)),
+        Command::Report {
+            command: ReportCommand::Indicators { from, to, format },
+        } => run_admin(report_indicators(config, from, to, format)),
         Command::Dialplan {
             command: DialplanCommand::Check { dir },
         } => run_admin(async move {
@@ -246,6 +274,18 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<String> 
     };
     store.close().await;
     Ok(text?)
+}
+
+async fn report_indicators(
+    config: Config,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    format: admin::ReportFormat,
+) -> anyhow::Result<String> {
+    let store = admin::open_store(&config).await?;
+    let text = admin::indicators(&store, from, to, format).await;
+    store.close().await;
+    text
 }
 
 async fn import_customers(config: Config, file: PathBuf) -> anyhow::Result<String> {

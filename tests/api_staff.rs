@@ -10,73 +10,31 @@ mod support;
 use bytes::Bytes;
 use hotline::api::issue_token;
 use hotline::server::Server;
-use hotline::tickets::model::StaffRole;
+use hotline::tickets::model::{CustomerLevel, StaffRole};
 use hotline::tickets::number::TicketNumber;
-use hotline::tickets::store::{CallRecord, Store};
+use hotline::tickets::store::{CallRecord, NewTransferContext, Store};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+use support::database::{Backend, ScratchDatabase};
 
 /// A running gateway with one token per role.
 struct Api {
     server: Server,
-    url: String,
-    schema: Option<String>,
+    database: ScratchDatabase,
     agent: String,
     supervisor: String,
     admin: String,
 }
 
-/// The database URL for one test, and the PostgreSQL schema to drop.
-async fn database(db: Db) -> Option<(String, Option<String>)> {
-    match db {
-        Db::Sqlite => Some((
-            format!("sqlite://{}", support::temp_database().display()),
-            None,
-        )),
-        Db::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!(
-                "hotline_api_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            Some((
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                Some(schema),
-            ))
-        }
-    }
-}
-
-async fn api(db: Db, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option<Api> {
-    let (url, schema) = database(db).await?;
+async fn api(db: Backend, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option<Api> {
+    let database = ScratchDatabase::create(db, "api").await?;
     let mut config = support::test_config();
-    config.database.url = url.clone();
+    config.database.url = database.url.clone();
     tweak(&mut config);
     let server = support::start(config).await;
     let token = |name: &'static str, role| {
@@ -88,8 +46,7 @@ async fn api(db: Db, tweak: impl FnOnce(&mut hotline::config::Config)) -> Option
     let admin = token("wang.fang", StaffRole::Admin).await;
     Some(Api {
         server,
-        url,
-        schema,
+        database,
         agent,
         supervisor,
         admin,
@@ -107,13 +64,7 @@ impl Api {
 
     async fn finish(self) {
         self.server.shutdown().await;
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
+        self.database.remove().await;
     }
 
     async fn get(&self, token: &str, path: &str) -> Reply {
@@ -253,19 +204,19 @@ macro_rules! on_both {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Sqlite, super::$name).await;
+                super::run(super::Backend::Sqlite, super::$name).await;
             })+
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Postgres, super::$name).await;
+                super::run(super::Backend::Postgres, super::$name).await;
             })+
         }
     };
 }
 
-async fn run<F, Fut>(db: Db, scenario: F)
+async fn run<F, Fut>(db: Backend, scenario: F)
 where
     F: FnOnce(Api) -> Fut,
     Fut: Future<Output = Api>,
@@ -287,6 +238,7 @@ on_both!(
     each_role_boundary_gets_403,
     customers_are_created_read_replaced_and_deleted,
     call_records_show_their_menu_paths_and_tickets,
+    a_transfer_context_token_resolves_until_it_expires,
     bad_bodies_and_queries_get_the_error_shape,
     the_openapi_document_is_served_without_a_token_and_lists_every_route,
 );
@@ -788,8 +740,11 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
             caller: "13800138000".into(),
             dialled: "10000".into(),
             offered_at: at,
+            answered_at: Some(at),
             ended_at: at + chrono::Duration::seconds(40),
             disposition: "ivr".into(),
+            reason: None,
+            transfers: Vec::new(),
             menu_path: vec![
                 (at, "main".into(), "entered".into()),
                 (at, "main".into(), "key 9".into()),
@@ -819,7 +774,9 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
 
     // A text about the ticket shows in its history.
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&api.url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&api.database.url)
+        .await
+        .unwrap();
     let ticket_id: i64 = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
         .bind(&number)
         .fetch_one(&mut conn)
@@ -849,6 +806,48 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
     api.get(&api.agent, "/api/v1/calls?limit=0")
         .await
         .expect_error(422, "invalid_field");
+    api
+}
+
+async fn a_transfer_context_token_resolves_until_it_expires(api: Api) -> Api {
+    let new = |ttl: Duration| NewTransferContext {
+        sip_call_id: "call-7@gateway".into(),
+        caller: "13800138000".into(),
+        level: CustomerLevel::LocalA,
+        ticket_number: Some("2611230001".into()),
+        target: "agents_priority".into(),
+        ttl,
+    };
+    let live = api
+        .store()
+        .create_transfer_context(new(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let path = format!("/api/v1/transfer-contexts/{}", live.token);
+    let context = api.get(&api.agent, &path).await;
+    let context = context.expect(200);
+    assert_eq!(context["token"], live.token.as_str());
+    assert_eq!(context["sip_call_id"], "call-7@gateway");
+    assert_eq!(context["caller"], "13800138000");
+    assert_eq!(context["level"], "local_a");
+    assert_eq!(context["ticket_number"], "2611230001");
+    assert_eq!(context["target"], "agents_priority");
+    assert!(context["expires_at"].is_string());
+    send(api.addr(), "GET", &path, None, None)
+        .await
+        .expect_error(401, "unauthorized");
+
+    // A lifetime of zero has expired as soon as it is stored.
+    let expired = api
+        .store()
+        .create_transfer_context(new(Duration::ZERO))
+        .await
+        .unwrap();
+    for token in [expired.token.as_str(), "0123456789abcdef01234567", "x%20y"] {
+        api.get(&api.agent, &format!("/api/v1/transfer-contexts/{token}"))
+            .await
+            .expect_error(404, "transfer_context_not_found");
+    }
     api
 }
 
@@ -966,11 +965,13 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/tickets/{number}/notes", "post"),
         ("/api/v1/calls", "get"),
         ("/api/v1/calls/live", "get"),
+        ("/api/v1/transfer-contexts/{token}", "get"),
         ("/api/v1/customers", "get"),
         ("/api/v1/customers", "post"),
         ("/api/v1/customers/{id}", "get"),
         ("/api/v1/customers/{id}", "put"),
         ("/api/v1/customers/{id}", "delete"),
+        ("/api/v1/reports/indicators", "get"),
         ("/api/v1/openapi.json", "get"),
     ];
     for (path, method) in routes {
@@ -1051,7 +1052,7 @@ async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Val
 async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
     let plans = tempfile::tempdir().unwrap();
     std::fs::write(plans.path().join("live.toml"), PLAN).unwrap();
-    let api = api(Db::Sqlite, |config| {
+    let api = api(Backend::Sqlite, |config| {
         config.prompts.dir =
             std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
         config.ivr.dialplans_dir = plans.path().to_path_buf();

@@ -10,6 +10,8 @@
 //! scenario runs on a fresh SQLite file, and on PostgreSQL when
 //! `DATABASE_URL` is set (each run in its own schema). Every wait is bounded.
 
+mod support;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,17 +28,16 @@ use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, Language, TicketType};
 use hotline::tickets::sla::SlaPolicy;
 use hotline::tickets::store::{
-    Backend, DeliveryStatus, NewTicket, OutboxSummary, Store, StoreOptions, Ticket,
+    DeliveryStatus, NewTicket, OutboxSummary, Store, StoreOptions, Ticket,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::{Connection, Executor};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::database::{Backend, ScratchDatabase};
 use tokio::sync::watch;
 
 const ACCOUNT_SID: &str = "ACtest";
@@ -48,66 +49,17 @@ const SLOW_MS: u64 = 600;
 
 // ---------------------------------------------------------------- harness
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-struct Database {
-    url: String,
-    schema: Option<String>,
-}
-
-async fn database(backend: Backend) -> Option<Database> {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    match backend {
-        Backend::Sqlite => {
-            let path =
-                std::env::temp_dir().join(format!("hotline-outbox-{}-{n}.db", std::process::id()));
-            Some(Database {
-                url: format!("sqlite://{}", path.display()),
-                schema: None,
-            })
-        }
-        Backend::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!("hotline_outbox_{}_{n}", std::process::id());
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            Some(Database {
-                url: format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                schema: Some(schema),
-            })
-        }
-    }
-}
-
-impl Database {
-    /// A gateway's store on this database (the wall clock: the worker's
-    /// backoff runs in real, short, time).
-    async fn open(&self) -> Store {
-        let store = Store::open(&self.url, StoreOptions::new(Arc::new(SlaPolicy::builtin())))
-            .await
-            .expect("store opens");
-        store.migrate().await.expect("migrations run");
-        store
-    }
-
-    async fn drop_schema(self) {
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
-    }
+/// A gateway's store on a scratch database (the wall clock: the worker's
+/// backoff runs in real, short, time).
+async fn open(database: &ScratchDatabase) -> Store {
+    let store = Store::open(
+        &database.url,
+        StoreOptions::new(Arc::new(SlaPolicy::builtin())),
+    )
+    .await
+    .expect("store opens");
+    store.migrate().await.expect("migrations run");
+    store
 }
 
 macro_rules! on_both {
@@ -129,10 +81,10 @@ macro_rules! on_both {
 
 async fn run<F, Fut>(backend: Backend, scenario: F)
 where
-    F: FnOnce(Arc<Database>) -> Fut,
+    F: FnOnce(Arc<ScratchDatabase>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(database) = database(backend).await else {
+    let Some(database) = ScratchDatabase::create(backend, "outbox").await else {
         return;
     };
     let database = Arc::new(database);
@@ -140,7 +92,7 @@ where
         .await
         .expect("the scenario finishes in time");
     if let Ok(database) = Arc::try_unwrap(database) {
-        database.drop_schema().await;
+        database.remove().await;
     }
 }
 
@@ -508,8 +460,8 @@ async fn assert_all_delivered_once(store: &Store, simulator: &Simulator, tickets
     assert_eq!(simulator.unauthorized(), 0);
 }
 
-async fn every_notification_reaches_a_flaky_twilio_once(database: Arc<Database>) {
-    let store = database.open().await;
+async fn every_notification_reaches_a_flaky_twilio_once(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let simulator = Simulator::start(Mode::Flaky, 7).await;
     let tickets = create_tickets(&store, 200).await;
     let (stop, stopped) = stop_signal();
@@ -531,8 +483,8 @@ async fn every_notification_reaches_a_flaky_twilio_once(database: Arc<Database>)
     store.close().await;
 }
 
-async fn every_notification_reaches_a_flaky_generic_webhook_once(database: Arc<Database>) {
-    let store = database.open().await;
+async fn every_notification_reaches_a_flaky_generic_webhook_once(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let simulator = Simulator::start(Mode::Flaky, 11).await;
     let tickets = create_tickets(&store, 100).await;
     let (stop, stopped) = stop_signal();
@@ -553,8 +505,8 @@ async fn every_notification_reaches_a_flaky_generic_webhook_once(database: Arc<D
     store.close().await;
 }
 
-async fn a_restart_with_texts_pending_loses_none(database: Arc<Database>) {
-    let store = database.open().await;
+async fn a_restart_with_texts_pending_loses_none(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let simulator = Simulator::start(Mode::Flaky, 23).await;
     let tickets = create_tickets(&store, 150).await;
     let config = SmsOutboxConfig {
@@ -577,8 +529,8 @@ async fn a_restart_with_texts_pending_loses_none(database: Arc<Database>) {
     store.close().await;
 
     // Two gateways start on the same database and compete for the rest.
-    let one = database.open().await;
-    let two = database.open().await;
+    let one = open(&database).await;
+    let two = open(&database).await;
     let (stop, stopped) = stop_signal();
     let workers = [
         hotline::sms::outbox::spawn_worker(one.clone(), config.clone(), stopped.clone()),
@@ -597,8 +549,8 @@ async fn a_restart_with_texts_pending_loses_none(database: Arc<Database>) {
     two.close().await;
 }
 
-async fn a_refused_text_fails_at_once(database: Arc<Database>) {
-    let store = database.open().await;
+async fn a_refused_text_fails_at_once(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let simulator = Simulator::start(Mode::Refuse, 1).await;
     let tickets = create_tickets(&store, 3).await;
     let (stop, stopped) = stop_signal();
@@ -626,8 +578,8 @@ async fn a_refused_text_fails_at_once(database: Arc<Database>) {
     store.close().await;
 }
 
-async fn retries_back_off_and_then_give_up(database: Arc<Database>) {
-    let store = database.open().await;
+async fn retries_back_off_and_then_give_up(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let simulator = Simulator::start(Mode::Busy, 1).await;
     let tickets = create_tickets(&store, 20).await;
     let config = SmsOutboxConfig {
@@ -695,8 +647,8 @@ async fn status_server(
     (base, server)
 }
 
-async fn status_callbacks_update_the_row_when_signed(database: Arc<Database>) {
-    let store = database.open().await;
+async fn status_callbacks_update_the_row_when_signed(database: Arc<ScratchDatabase>) {
+    let store = open(&database).await;
     let tickets = create_tickets(&store, 4).await;
     let claims = store
         .claim_notifications(Utc::now(), 10, Duration::from_secs(30))
@@ -851,9 +803,9 @@ async fn status_callbacks_update_the_row_when_signed(database: Arc<Database>) {
 }
 
 async fn transitions_and_the_breach_job_queue_their_texts_in_their_transaction(
-    database: Arc<Database>,
+    database: Arc<ScratchDatabase>,
 ) {
-    let store = database.open().await;
+    let store = open(&database).await;
     let ticket = store
         .create_ticket(fault("13800138000", Language::Zh))
         .await

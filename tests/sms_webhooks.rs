@@ -20,6 +20,7 @@ use sqlx::{Connection, Executor};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::database::{Backend, ScratchDatabase};
 
 const TOKEN: &str = "12345";
 const PUBLIC_URL: &str = "https://gw.example.com:8443";
@@ -27,17 +28,10 @@ const SECRET: &str = "whsec_test";
 const OUR_NUMBER: &str = "+8610000";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
 /// A gateway with both SMS endpoints on, and its database.
 struct Gateway {
     server: Server,
-    url: String,
-    schema: Option<String>,
+    database: ScratchDatabase,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -55,41 +49,12 @@ fn sms_config(db_url: String) -> Config {
     config
 }
 
-async fn gateway(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<Gateway> {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let (url, schema) = match db {
-        Db::Sqlite => (
-            format!("sqlite://{}", support::temp_database().display()),
-            None,
-        ),
-        Db::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!("hotline_sms_{}_{n}", std::process::id());
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            (
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                Some(schema),
-            )
-        }
-    };
-    let mut config = sms_config(url.clone());
+async fn gateway(db: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Gateway> {
+    let database = ScratchDatabase::create(db, "sms").await?;
+    let mut config = sms_config(database.url.clone());
     tweak(&mut config);
     let server = support::start(config).await;
-    Some(Gateway {
-        server,
-        url,
-        schema,
-    })
+    Some(Gateway { server, database })
 }
 
 impl Gateway {
@@ -103,25 +68,23 @@ impl Gateway {
 
     async fn finish(self) {
         self.server.shutdown().await;
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
+        self.database.remove().await;
     }
 
     /// Runs a statement or count on the gateway's database.
     async fn count(&self, sql: &str) -> i64 {
         sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.url).await.unwrap();
+        let mut conn = sqlx::AnyConnection::connect(&self.database.url)
+            .await
+            .unwrap();
         sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
     }
 
     async fn execute(&self, sql: &str) {
         sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.url).await.unwrap();
+        let mut conn = sqlx::AnyConnection::connect(&self.database.url)
+            .await
+            .unwrap();
         conn.execute(sql).await.unwrap();
     }
 
@@ -289,19 +252,19 @@ macro_rules! on_both {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Sqlite, super::$name).await;
+                super::run(super::Backend::Sqlite, super::$name).await;
             })+
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::run(super::Db::Postgres, super::$name).await;
+                super::run(super::Backend::Postgres, super::$name).await;
             })+
         }
     };
 }
 
-async fn run<F, Fut>(db: Db, scenario: F)
+async fn run<F, Fut>(db: Backend, scenario: F)
 where
     F: FnOnce(Gateway) -> Fut,
     Fut: Future<Output = Gateway>,
@@ -325,6 +288,7 @@ on_both!(
     help_unknown_and_mistyped_numbers_get_their_texts,
     details_go_only_to_the_tickets_own_number,
     five_concurrent_retries_make_one_ticket_and_five_identical_replies,
+    a_burst_of_reports_and_their_retries_opens_one_ticket_each,
     a_generic_retry_gets_the_same_reply,
     malformed_requests_are_refused_and_store_nothing,
 );
@@ -903,6 +867,50 @@ async fn details_go_only_to_the_tickets_own_number(gw: Gateway) -> Gateway {
     gw
 }
 
+/// Many reports at once, each delivered twice at the same moment: on
+/// SQLite they meet in the writer's batches (a retry can share a batch, and
+/// a multi-row statement, with its first delivery), yet each opens one
+/// ticket, both deliveries get the same reply, and both texts are linked.
+async fn a_burst_of_reports_and_their_retries_opens_one_ticket_each(gw: Gateway) -> Gateway {
+    const SENDERS: usize = 40;
+    let gw = std::sync::Arc::new(gw);
+    let tasks: Vec<_> = (0..SENDERS * 2)
+        .map(|i| {
+            let gw = gw.clone();
+            let sender = i / 2;
+            tokio::spawn(async move {
+                let reply = gw
+                    .twilio(
+                        &format!("+86139001{sender:05}"),
+                        &format!("报障 宽带断了 {sender}"),
+                        &format!("SMburst{sender}"),
+                    )
+                    .await;
+                (sender, reply)
+            })
+        })
+        .collect();
+    let mut replies: Vec<Vec<String>> = vec![Vec::new(); SENDERS];
+    for task in tasks {
+        let (sender, reply) = task.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        replies[sender].push(reply.body);
+    }
+    for (sender, pair) in replies.iter().enumerate() {
+        assert_eq!(pair[0], pair[1], "sender {sender}");
+        let tickets = gw.tickets_of(&format!("139001{sender:05}")).await;
+        assert_eq!(tickets.len(), 1, "sender {sender}");
+        let ticket = &tickets[0];
+        assert!(pair[0].contains(&ticket.number.to_string()), "{}", pair[0]);
+        assert!(ticket.description.ends_with(&format!(" {sender}")));
+        let texts = gw.store().texts_of_ticket(ticket.id).await.unwrap();
+        let directions: Vec<&str> = texts.iter().map(|t| t.direction.as_str()).collect();
+        assert_eq!(directions, ["in", "out"], "sender {sender}");
+        assert!(pair[0].contains(&texts[1].body), "{}", pair[0]);
+    }
+    std::sync::Arc::into_inner(gw).expect("no task holds the gateway")
+}
+
 async fn five_concurrent_retries_make_one_ticket_and_five_identical_replies(
     gw: Gateway,
 ) -> Gateway {
@@ -1065,7 +1073,7 @@ async fn malformed_requests_are_refused_and_store_nothing(gw: Gateway) -> Gatewa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_without_a_secret_are_off() {
-    let Some(gw) = gateway(Db::Sqlite, |config| {
+    let Some(gw) = gateway(Backend::Sqlite, |config| {
         config.sms.twilio_auth_token.clear();
         config.sms.generic_secret.clear();
     })
@@ -1102,7 +1110,7 @@ async fn endpoints_without_a_secret_are_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_check_answers_ok() {
-    let Some(gw) = gateway(Db::Sqlite, |_| {}).await else {
+    let Some(gw) = gateway(Backend::Sqlite, |_| {}).await else {
         return;
     };
     let stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
@@ -1123,7 +1131,7 @@ async fn health_check_answers_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
-    let Some(gw) = gateway(Db::Sqlite, |config| {
+    let Some(gw) = gateway(Backend::Sqlite, |config| {
         config.sms.max_per_sender_per_minute = 3;
         config.sms.max_new_tickets_per_sender_per_hour = 1;
     })

@@ -4,18 +4,20 @@
 //! the PostgreSQL half says so and passes, so plain `cargo test` works on
 //! any machine; `.ci/run` sets it.
 
+mod support;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use hotline::tickets::sla::{SlaClock, SlaPolicy};
 use hotline::tickets::store::{
-    Backend, NewCustomer, NewTicket, NewTransferContext, Product, Store, StoreError, StoreOptions,
+    NewCustomer, NewTicket, NewTransferContext, Product, Store, StoreError, StoreOptions,
     TicketQuery,
 };
 use sqlx::{Connection, Executor};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use support::database::{Backend, ScratchDatabase};
 
 /// A clock the test moves by hand.
 #[derive(Clone)]
@@ -30,9 +32,7 @@ impl TestClock {
 struct Harness {
     store: Store,
     clock: TestClock,
-    url: String,
-    /// The PostgreSQL schema to drop afterwards.
-    schema: Option<String>,
+    database: ScratchDatabase,
 }
 
 /// Monday 2026-11-23 10:00 in Shanghai (02:00 UTC): inside working hours.
@@ -40,60 +40,27 @@ fn monday_morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
 }
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
 async fn harness(backend: Backend) -> Option<Harness> {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let (url, schema) = match backend {
-        Backend::Sqlite => {
-            let path =
-                std::env::temp_dir().join(format!("hotline-store-{}-{n}.db", std::process::id()));
-            (format!("sqlite://{}", path.display()), None)
-        }
-        Backend::Postgres => {
-            let Ok(base) = std::env::var("DATABASE_URL") else {
-                eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-                return None;
-            };
-            let schema = format!("hotline_test_{}_{n}", std::process::id());
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-            conn.execute(
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-            )
-            .await
-            .expect("create schema");
-            let separator = if base.contains('?') { '&' } else { '?' };
-            (
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                Some(schema),
-            )
-        }
-    };
+    let database = ScratchDatabase::create(backend, "store").await?;
     let clock = TestClock(Arc::new(Mutex::new(monday_morning())));
     let mut options = StoreOptions::new(Arc::new(SlaPolicy::builtin()));
     let handle = clock.clone();
     options.clock = Arc::new(move || *handle.0.lock().unwrap());
-    let store = Store::open(&url, options).await.expect("store opens");
+    let store = Store::open(&database.url, options)
+        .await
+        .expect("store opens");
     store.migrate().await.expect("migrations run");
     Some(Harness {
         store,
         clock,
-        url,
-        schema,
+        database,
     })
 }
 
 impl Harness {
     async fn finish(self) {
         self.store.close().await;
-        if let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
+        self.database.remove().await;
     }
 }
 
@@ -126,7 +93,7 @@ where
     scenario(
         harness.store.clone(),
         harness.clock.clone(),
-        harness.url.clone(),
+        harness.database.url.clone(),
     )
     .await;
     harness.finish().await;
@@ -795,8 +762,11 @@ async fn concurrent_call_records_keep_their_own_tickets(
                     caller: format!("1370000{i:04}"),
                     dialled: "10000".into(),
                     offered_at: now,
+                    answered_at: Some(now),
                     ended_at: now + Duration::milliseconds(i),
                     disposition: "ivr".into(),
+                    reason: None,
+                    transfers: Vec::new(),
                     menu_path: vec![(now, "main".into(), format!("key {}", i % 10))],
                     tickets: tickets.clone(),
                 };
@@ -833,7 +803,9 @@ async fn sqlite_and_postgres_schemas_match() {
         sqlite.finish().await;
         return;
     };
-    let mut lite = sqlx::AnyConnection::connect(&sqlite.url).await.unwrap();
+    let mut lite = sqlx::AnyConnection::connect(&sqlite.database.url)
+        .await
+        .unwrap();
     let mut sqlite_columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
@@ -842,7 +814,9 @@ async fn sqlite_and_postgres_schemas_match() {
     .fetch_all(&mut lite)
     .await
     .unwrap();
-    let mut pg = sqlx::AnyConnection::connect(&postgres.url).await.unwrap();
+    let mut pg = sqlx::AnyConnection::connect(&postgres.database.url)
+        .await
+        .unwrap();
     let mut postgres_columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations' \

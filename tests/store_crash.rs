@@ -7,15 +7,18 @@
 //! database URL, the `burst` test below creates tickets until it is killed,
 //! printing each confirmed number.
 
+mod support;
+
 use hotline::tickets::model::{Actor, Channel, TicketType};
 use hotline::tickets::sla::SlaPolicy;
 use hotline::tickets::store::{NewTicket, Store, StoreOptions};
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::database::{Backend, ScratchDatabase};
 
 const CHILD_ENV: &str = "HOTLINE_CRASH_CHILD";
 const WRITERS: usize = 32;
@@ -153,22 +156,9 @@ async fn postgres_loses_nothing_confirmed_when_killed() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let Ok(base) = std::env::var("DATABASE_URL") else {
-        eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
+    let Some(database) = ScratchDatabase::create(Backend::Postgres, "crash").await else {
         return;
     };
-    sqlx::any::install_default_drivers();
-    let schema = format!("hotline_crash_{}", std::process::id());
-    let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-    conn.execute(
-        format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-    )
-    .await
-    .expect("schema");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    crash_rounds(&url).await;
-    let _ = conn
-        .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-        .await;
+    crash_rounds(&database.url).await;
+    database.remove().await;
 }

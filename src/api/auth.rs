@@ -52,6 +52,18 @@ pub async fn issue_token(
     Ok(IssuedToken { token, record })
 }
 
+/// The assignment rule, for the API and the console alike: agents may
+/// assign a ticket only to themselves and may not change its queue;
+/// supervisors and admins may assign anyone and change queues.
+pub fn may_assign(
+    login: &str,
+    role: StaffRole,
+    assignee: Option<&str>,
+    queue: Option<&str>,
+) -> bool {
+    role >= StaffRole::Supervisor || (assignee == Some(login) && queue.is_none())
+}
+
 /// The holder of the request's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Staff {

@@ -22,7 +22,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: `unauthorized`, `forbidden`, `not_found`,
-    /// `ticket_not_found`, `customer_not_found`, `mistyped_ticket_number`,
+    /// `ticket_not_found`, `customer_not_found`, `transfer_context_not_found`,
+    /// `mistyped_ticket_number`,
     /// `invalid_ticket_number`, `invalid_customer_id`, `invalid_json`,
     /// `invalid_field`, `unsupported_media_type`, `method_not_allowed`,
     /// `conflict`, `invalid_transition`, `customer_has_tickets`,

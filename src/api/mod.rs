@@ -1,6 +1,8 @@
 //! The staff REST API under `/api/v1`: tickets (list with filters, detail
 //! with the whole history, create, transition, assign, note), call records
-//! and the calls now in the IVR, and the customer file; JSON in and out,
+//! and the calls now in the IVR, transfer contexts for agent desktops, the
+//! customer file, and the centre's monitoring indicators (`reports`); JSON
+//! in and out,
 //! Bearer tokens with roles (`auth`), one error shape (`error`) and an
 //! OpenAPI document (`openapi`, served without a token).
 //!
@@ -15,9 +17,11 @@ mod calls;
 mod customers;
 mod error;
 mod openapi;
+mod reports;
 mod tickets;
+mod transfers;
 
-pub use auth::{hash_token, issue_token, IssuedToken, TOKEN_PREFIX};
+pub use auth::{hash_token, issue_token, may_assign, IssuedToken, TOKEN_PREFIX};
 pub use error::{ApiError, ErrorBody};
 
 use crate::ivr::runner::LiveCalls;
@@ -60,6 +64,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         )
         .route("/calls", get(calls::list))
         .route("/calls/live", get(calls::live))
+        .route("/transfer-contexts/{token}", get(transfers::show))
         .route("/customers", get(customers::list).post(customers::create))
         .route(
             "/customers/{id}",
@@ -67,6 +72,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
                 .put(customers::update)
                 .delete(customers::delete),
         )
+        .route("/reports/indicators", get(reports::indicators))
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

@@ -4,7 +4,7 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, tickets, ApiState, ErrorBody};
+use super::{calls, customers, reports, tickets, transfers, ApiState, ErrorBody};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -33,19 +33,22 @@ use utoipa::{Modify, OpenApi};
         tickets::note,
         calls::list,
         calls::live,
+        transfers::show,
         customers::list,
         customers::create,
         customers::show,
         customers::update,
         customers::delete,
+        reports::indicators,
         serve,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
         (name = "tickets", description = "Work orders (工单) and their history"),
-        (name = "calls", description = "Recorded calls and the calls in the IVR now"),
+        (name = "calls", description = "Recorded calls, the calls in the IVR now, and transferred callers' contexts"),
         (name = "customers", description = "The customer file (客户)"),
+        (name = "reports", description = "The centre's monitoring indicators"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -161,6 +164,7 @@ mod tests {
             "/api/v1/tickets/{number}/notes",
             "/api/v1/calls",
             "/api/v1/calls/live",
+            "/api/v1/transfer-contexts/{token}",
             "/api/v1/customers",
             "/api/v1/customers/{id}",
             "/api/v1/openapi.json",

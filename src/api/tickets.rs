@@ -4,7 +4,7 @@
 //! agents assign only to themselves; creating and assigning to others
 //! needs a supervisor.
 
-use super::auth::Staff;
+use super::auth::{may_assign, Staff};
 use super::calls::{limit, CallView};
 use super::error::{ApiError, ErrorBody};
 use super::openapi::{
@@ -526,14 +526,16 @@ pub(super) async fn assign(
             "give an assignee, a queue or both",
         ));
     }
-    let to_self = assignee.as_deref() == Some(staff.name.as_str()) && request.queue.is_none();
-    if !to_self {
-        staff.require(StaffRole::Supervisor).map_err(|_| {
-            ApiError::forbidden(format!(
-                "agents may assign tickets only to themselves ({}), without changing the queue",
-                staff.name
-            ))
-        })?;
+    if !may_assign(
+        &staff.name,
+        staff.role,
+        assignee.as_deref(),
+        request.queue.as_deref(),
+    ) {
+        return Err(ApiError::forbidden(format!(
+            "agents may assign tickets only to themselves ({}), without changing the queue",
+            staff.name
+        )));
     }
     let ticket = state
         .store

@@ -24,7 +24,7 @@ use crate::sip::endpoint::CallHandle;
 use crate::sip::refer;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::CustomerLevel;
-use crate::tickets::store::{CallRecord, NewTransferContext, Store};
+use crate::tickets::store::{CallRecord, CallTransfer, NewTransferContext, Store, REJECTED};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -156,6 +156,8 @@ struct RunningCall {
     offered_at: DateTime<Utc>,
     caller: String,
     dialled: String,
+    /// The transfers tried; the last one's outcome is `pending` while it runs.
+    transfers: Vec<CallTransfer>,
 }
 
 pub struct IvrCalls {
@@ -223,6 +225,7 @@ impl IvrCalls {
                 offered_at: now,
                 caller: caller.clone(),
                 dialled: dialled.clone(),
+                transfers: Vec::new(),
             },
         );
         let store = self.store.clone();
@@ -341,6 +344,9 @@ impl IvrCalls {
         call: CallHandle,
         now: Instant,
     ) -> Vec<(CallHandle, CallAction)> {
+        if let Some(live) = self.calls.get_mut(&call) {
+            settle_transfer(&mut live.transfers, "failed");
+        }
         self.feed(call, Input::TransferFailed, now)
     }
 
@@ -366,9 +372,15 @@ impl IvrCalls {
     /// last step of its path.
     pub fn end(&mut self, call: CallHandle, reason: &str, transferred_to: Option<&str>) {
         self.live.lock().remove(&call);
-        let Some(live) = self.calls.remove(&call) else {
+        let Some(mut live) = self.calls.remove(&call) else {
             return;
         };
+        let outcome = if transferred_to.is_some() {
+            "accepted"
+        } else {
+            "abandoned"
+        };
+        settle_transfer(&mut live.transfers, outcome);
         let (path, tickets): (Vec<PathStep>, Vec<String>) = live
             .engine
             .as_ref()
@@ -387,10 +399,38 @@ impl IvrCalls {
             caller: live.caller,
             dialled: live.dialled,
             offered_at: live.offered_at,
+            answered_at: Some(live.offered_at),
             ended_at: Utc::now(),
             disposition: reason.to_string(),
+            reason: None,
             menu_path,
             tickets,
+            transfers: live.transfers,
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_call(record).await {
+                tracing::error!(error = %e, "cannot write the call record");
+            }
+        });
+    }
+
+    /// Records a call refused before it was answered (`reason`: the status
+    /// and why, e.g. `404 no dialplan`).
+    pub fn rejected(&self, call_id: String, caller: String, dialled: String, reason: String) {
+        let now = Utc::now();
+        let record = CallRecord {
+            sip_call_id: call_id,
+            caller,
+            dialled,
+            offered_at: now,
+            answered_at: None,
+            ended_at: now,
+            disposition: REJECTED.to_string(),
+            reason: Some(reason),
+            menu_path: Vec::new(),
+            tickets: Vec::new(),
+            transfers: Vec::new(),
         };
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -461,7 +501,15 @@ impl IvrCalls {
                     });
                 }
                 Output::Transfer { target } => {
-                    let Some(destination) = self.transfers.targets.get(&target) else {
+                    let destination = self.transfers.targets.get(&target);
+                    live.transfers.push(CallTransfer {
+                        at: Utc::now(),
+                        target: target.clone(),
+                        mode: destination.map_or("none", |d| d.mode.code()).to_string(),
+                        outcome: PENDING.to_string(),
+                    });
+                    let Some(destination) = destination else {
+                        settle_transfer(&mut live.transfers, "failed");
                         tracing::warn!(%target, "no such target in [transfer.targets]; taking the fallback");
                         engine.handle(Input::TransferFailed, Utc::now());
                         continue;
@@ -523,6 +571,16 @@ impl IvrCalls {
             }
         }
         actions
+    }
+}
+
+/// The outcome of a transfer still running.
+const PENDING: &str = "pending";
+
+/// Gives the transfer in progress, if any, its outcome.
+fn settle_transfer(transfers: &mut [CallTransfer], outcome: &str) {
+    if let Some(last) = transfers.last_mut().filter(|t| t.outcome == PENDING) {
+        last.outcome = outcome.to_string();
     }
 }
 

@@ -8,5 +8,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod notifications;
 pub mod number;
+pub mod report;
 pub mod sla;
 pub mod store;

@@ -12,6 +12,9 @@
 # Expects ROOT (the repository) and WORK (a scratch directory) to be set.
 
 HOTLINE_BIN=${HOTLINE_BIN:-$ROOT/target/release/hotline}
+# The gateway reads every HOTLINE_* variable as a setting and refuses
+# unknown ones: this one must not reach it.
+export -n HOTLINE_BIN
 INTEROP_DIR=$ROOT/tests/interop
 GW_PID=""
 

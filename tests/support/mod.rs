@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod database;
 pub mod dialplan;
 
 use bytes::Bytes;
@@ -544,4 +545,131 @@ pub fn rtp_seq_ts(packet: &[u8]) -> (u16, u32, u8) {
     let seq = u16::from_be_bytes([packet[2], packet[3]]);
     let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
     (seq, ts, packet[1] & 0x7f)
+}
+
+/// A database for one test: a fresh SQLite file, or (when `postgres` and
+/// `DATABASE_URL` is set) a fresh schema of the PostgreSQL test database,
+/// dropped by [`ScratchDb::drop`].
+pub struct ScratchDb {
+    pub url: String,
+    schema: Option<String>,
+}
+
+impl ScratchDb {
+    /// None when PostgreSQL is asked for and `DATABASE_URL` is not set.
+    pub async fn new(postgres: bool, prefix: &str) -> Option<ScratchDb> {
+        use sqlx::{Connection, Executor};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        if !postgres {
+            return Some(ScratchDb {
+                url: format!("sqlite://{}", temp_database().display()),
+                schema: None,
+            });
+        }
+        let Ok(base) = std::env::var("DATABASE_URL") else {
+            eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
+            return None;
+        };
+        let schema = format!(
+            "hotline_{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
+        conn.execute(
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
+        )
+        .await
+        .expect("create schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Some(ScratchDb {
+            url: format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+            schema: Some(schema),
+        })
+    }
+
+    /// Drops the PostgreSQL schema (and every table in it), if any.
+    pub async fn drop(&self) {
+        use sqlx::{Connection, Executor};
+        if let (Some(schema), Ok(base)) = (&self.schema, std::env::var("DATABASE_URL")) {
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+                let _ = conn
+                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 GET over a fresh connection (with a Bearer token if
+/// given): the status, the Content-Type and the body as text.
+pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, String) {
+    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("a reply in time")
+        .expect("reads");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete reply");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = &raw[split + 4..];
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// The body of a chunked HTTP/1.1 reply.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let tail = &rest[end + 2..];
+        match size {
+            Some(size) if size > 0 && tail.len() >= size => {
+                out.extend_from_slice(&tail[..size]);
+                rest = tail[size..].strip_prefix(b"\r\n").unwrap_or(&tail[size..]);
+            }
+            _ => break,
+        }
+    }
+    out
 }

@@ -1,12 +1,18 @@
-//! Call records: one row per call with its parties, times, outcome and the
-//! path it took through the menus, linked to the tickets it touched.
+//! Call records: one row per call, rejected ones included, with its
+//! parties, times, outcome and reason, the path it took through the menus
+//! and the transfers it tried, linked to the tickets it touched.
 
 use super::tickets::placeholders;
 use super::{from_millis, to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-const CALL_INSERT_PARAMS: usize = 7;
+const CALL_INSERT_PARAMS: usize = 10;
+
+/// The disposition of a call that was refused before it was answered.
+pub const REJECTED: &str = "rejected";
+/// The disposition of a call handed over to a transfer target.
+pub const TRANSFERRED: &str = "transferred";
 
 /// What is recorded when a call ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,13 +21,34 @@ pub struct CallRecord {
     pub caller: String,
     pub dialled: String,
     pub offered_at: DateTime<Utc>,
+    /// None for a call that was never answered (rejected, cancelled).
+    pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: DateTime<Utc>,
-    /// How it ended (`remote_hangup`, `ivr`, `media_timeout`, …).
+    /// How it ended (`remote_bye`, `ivr`, `media_timeout`, `transferred`,
+    /// `rejected`, …).
     pub disposition: String,
+    /// Why, where the disposition alone does not say (a rejected call's
+    /// status and cause, e.g. `404 no dialplan`).
+    pub reason: Option<String>,
     /// (time, node, event) in order: nodes entered, keys, outcomes.
     pub menu_path: Vec<(DateTime<Utc>, String, String)>,
     /// Numbers of tickets created or read during the call.
     pub tickets: Vec<String>,
+    /// The transfers the call tried, in order.
+    pub transfers: Vec<CallTransfer>,
+}
+
+/// One transfer a call tried.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallTransfer {
+    pub at: DateTime<Utc>,
+    /// The `[transfer.targets]` name.
+    pub target: String,
+    /// `refer` or `bridge`; `none` for a target missing from the config.
+    pub mode: String,
+    /// `accepted` (the caller reached the target), `failed` (the IVR took
+    /// its fallback), or `abandoned` (the call ended while it was pending).
+    pub outcome: String,
 }
 
 /// One step of a recorded call's walk through the menus.
@@ -44,14 +71,16 @@ pub struct StoredCall {
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub disposition: Option<String>,
+    pub reason: Option<String>,
     pub menu_path: Vec<MenuStep>,
+    pub transfers: Vec<CallTransfer>,
     /// Numbers of the tickets linked to the call.
     pub tickets: Vec<String>,
 }
 
 const CALL_COLUMNS: &str =
     "c.id, c.sip_call_id, c.caller, c.dialled, c.offered_at, c.answered_at, c.ended_at, \
-     c.disposition, c.menu_path";
+     c.disposition, c.reason, c.menu_path, c.transfers";
 
 type CallRow = (
     i64,
@@ -62,6 +91,8 @@ type CallRow = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    Option<String>,
+    String,
     String,
 );
 
@@ -108,10 +139,22 @@ impl Store {
         let links = select.fetch_all(self.reader()).await?;
         rows.into_iter()
             .map(|row| {
-                let (id, sip_call_id, caller, dialled, offered, answered, ended, disposition, path) =
-                    row;
+                let (
+                    id,
+                    sip_call_id,
+                    caller,
+                    dialled,
+                    offered,
+                    answered,
+                    ended,
+                    disposition,
+                    reason,
+                    path,
+                    transfers,
+                ) = row;
                 let menu_path: Vec<MenuStep> = serde_json::from_str(&path)
                     .map_err(|e| StoreError::Corrupt(format!("menu path of call {id}: {e}")))?;
+                let transfers = parse_transfers(id, &transfers)?;
                 Ok(StoredCall {
                     id,
                     sip_call_id,
@@ -121,7 +164,9 @@ impl Store {
                     answered_at: answered.map(from_millis).transpose()?,
                     ended_at: ended.map(from_millis).transpose()?,
                     disposition,
+                    reason,
                     menu_path,
+                    transfers,
                     tickets: links
                         .iter()
                         .filter(|(call, _)| *call == id)
@@ -196,8 +241,9 @@ pub(super) async fn insert_call_records(
     }
     let sql = format!(
         "INSERT INTO calls (sip_call_id, caller, dialled, offered_at, answered_at, ended_at, \
-         disposition, menu_path) VALUES {} RETURNING id, sip_call_id, offered_at, ended_at",
-        call_placeholders(records.len())
+         disposition, reason, menu_path, transfers) VALUES {} \
+         RETURNING id, sip_call_id, offered_at, ended_at",
+        placeholders(records.len(), CALL_INSERT_PARAMS)
     );
     let mut insert = sqlx::query_as::<_, (i64, String, i64, i64)>(&sql);
     for record in records {
@@ -206,9 +252,12 @@ pub(super) async fn insert_call_records(
             .bind(record.caller.clone())
             .bind(record.dialled.clone())
             .bind(to_millis(record.offered_at))
+            .bind(record.answered_at.map(to_millis))
             .bind(to_millis(record.ended_at))
             .bind(record.disposition.clone())
-            .bind(menu_path_json(record));
+            .bind(record.reason.clone())
+            .bind(menu_path_json(record))
+            .bind(transfers_json(&record.transfers));
     }
     // RETURNING order is not guaranteed: match rows to records by what
     // they carry (records identical in these are interchangeable).
@@ -251,28 +300,6 @@ pub(super) async fn insert_call_records(
     Ok(ids)
 }
 
-/// Placeholders for the calls insert: `answered_at` repeats `offered_at`
-/// (the IVR answers at once), so each row binds 7 values for 8 columns.
-fn call_placeholders(rows: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let n = |column: usize| format!("${}", row * CALL_INSERT_PARAMS + column);
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, {})",
-                n(1),
-                n(2),
-                n(3),
-                n(4),
-                n(4),
-                n(5),
-                n(6),
-                n(7)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn menu_path_json(record: &CallRecord) -> String {
     let path: Vec<serde_json::Value> = record
         .menu_path
@@ -282,4 +309,14 @@ fn menu_path_json(record: &CallRecord) -> String {
         })
         .collect();
     serde_json::Value::Array(path).to_string()
+}
+
+fn transfers_json(transfers: &[CallTransfer]) -> String {
+    serde_json::to_string(transfers).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// A call's stored transfers.
+pub(super) fn parse_transfers(id: i64, json: &str) -> Result<Vec<CallTransfer>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("transfers of call {id}: {e}")))
 }

@@ -13,8 +13,10 @@
 
 mod calls;
 mod customers;
+mod indicators;
 mod outbox;
 mod rows;
+mod sessions;
 mod sla_job;
 mod sms;
 mod surveys;
@@ -23,12 +25,17 @@ mod tokens;
 mod transfer;
 mod writer;
 
-pub use calls::{CallRecord, MenuStep, StoredCall};
+pub use calls::{CallRecord, CallTransfer, MenuStep, StoredCall, REJECTED, TRANSFERRED};
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use indicators::{
+    CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
+    StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
+};
 pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
 };
+pub use sessions::ConsoleSession;
 pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,

@@ -31,7 +31,7 @@ pub struct Breach {
 
 /// The deadline column of a clock, the column that says it was met, and any
 /// extra condition for it to be running.
-fn columns(clock: SlaClock) -> (&'static str, &'static str, &'static str) {
+pub(super) fn clock_columns(clock: SlaClock) -> (&'static str, &'static str, &'static str) {
     match clock {
         SlaClock::Dispatch => ("dispatch_due", "dispatched_at", ""),
         SlaClock::Accept => ("accept_due", "accepted_at", ""),
@@ -67,7 +67,7 @@ async fn mark_clock(
     now: DateTime<Utc>,
     zone: chrono_tz::Tz,
 ) -> Result<Vec<Breach>, StoreError> {
-    let (due, met, running) = columns(clock);
+    let (due, met, running) = clock_columns(clock);
     let claim = match backend {
         Backend::Postgres => " FOR UPDATE OF tickets SKIP LOCKED",
         Backend::Sqlite => "",

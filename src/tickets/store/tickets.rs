@@ -661,6 +661,7 @@ async fn customer_of(
 }
 
 /// A new ticket with everything decided but its number and id.
+#[derive(Clone)]
 pub(super) struct PreparedTicket {
     new: NewTicket,
     customer_id: Option<i64>,

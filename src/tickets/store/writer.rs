@@ -7,12 +7,15 @@
 //! once, and only then tells each caller its result. Under load one fsync
 //! carries hundreds of tickets; alone, a write commits at once.
 //!
-//! Ticket creations and call records, the hot paths (one of each per IVR
-//! call), are batched further: all of a batch's creations go in with a few
-//! multi-row statements, and so do all of its call records. If that fails,
-//! each is retried alone in its own savepoint, so one bad item fails alone.
+//! Ticket creations, call records and texts that open tickets, the hot
+//! paths (one creation and one record per IVR call, one text per SMS
+//! report), are batched further: all of a batch's creations go in with a
+//! few multi-row statements, and so do its call records and its texts. If
+//! that fails, each is retried alone in its own savepoint, so one bad item
+//! fails alone.
 
 use super::calls::{insert_call_records, CallRecord};
+use super::sms::{receive_text_tickets, SmsOutcome, TextTicket};
 use super::tickets::{insert_tickets, PreparedTicket, Ticket};
 use super::{sqlite_pragmas, StoreError};
 use futures_core::future::BoxFuture;
@@ -67,11 +70,13 @@ where
 
 type CreateReply = oneshot::Sender<Result<Ticket, StoreError>>;
 type RecordReply = oneshot::Sender<Result<i64, StoreError>>;
+type TextReply = oneshot::Sender<Result<SmsOutcome, StoreError>>;
 
 enum Message {
     Job(Box<dyn Job>),
     Create(Box<PreparedTicket>, CreateReply),
     Record(Box<CallRecord>, RecordReply),
+    Text(Box<TextTicket>, TextReply),
     Close(oneshot::Sender<()>),
 }
 
@@ -82,12 +87,14 @@ struct Batch {
     create_replies: Vec<CreateReply>,
     records: Vec<CallRecord>,
     record_replies: Vec<RecordReply>,
+    texts: Vec<TextTicket>,
+    text_replies: Vec<TextReply>,
     jobs: Vec<Box<dyn Job>>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.creates.len() + self.records.len() + self.jobs.len()
+        self.creates.len() + self.records.len() + self.texts.len() + self.jobs.len()
     }
 
     fn add(&mut self, message: Message) -> Option<oneshot::Sender<()>> {
@@ -100,6 +107,10 @@ impl Batch {
             Message::Record(record, reply) => {
                 self.records.push(*record);
                 self.record_replies.push(reply);
+            }
+            Message::Text(text, reply) => {
+                self.texts.push(*text);
+                self.text_replies.push(reply);
             }
             Message::Close(done) => return Some(done),
         }
@@ -162,6 +173,19 @@ impl Writer {
         result.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Records a text that opens a ticket, the ticket and the reply, in the
+    /// next batch.
+    pub(super) async fn receive_text_ticket(
+        &self,
+        text: TextTicket,
+    ) -> Result<SmsOutcome, StoreError> {
+        let (reply, result) = oneshot::channel();
+        self.sender
+            .send(Message::Text(Box::new(text), reply))
+            .map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Lets queued writes finish, then closes the connection.
     pub(super) async fn close(&self) {
         let (done, finished) = oneshot::channel();
@@ -192,30 +216,16 @@ async fn run(
         if batch.len() == 0 {
             continue;
         }
-        let mut created = Vec::new();
-        let mut recorded = Vec::new();
-        let commit = commit_batch(&mut conn, &mut batch, &mut created, &mut recorded)
+        let mut results = BatchResults::default();
+        let commit = commit_batch(&mut conn, &mut batch, &mut results)
             .await
             .map_err(|e| e.to_string());
         if let Err(reason) = &commit {
             tracing::error!(%reason, writes = batch.len(), "ticket store commit failed");
         }
-        for (reply, result) in batch.create_replies.into_iter().zip(created) {
-            let result = match (&commit, result) {
-                (Ok(()), result) => result,
-                (Err(_), Err(e)) => Err(e),
-                (Err(reason), Ok(_)) => Err(commit_failed(reason)),
-            };
-            let _ = reply.send(result);
-        }
-        for (reply, result) in batch.record_replies.into_iter().zip(recorded) {
-            let result = match (&commit, result) {
-                (Ok(()), result) => result,
-                (Err(_), Err(e)) => Err(e),
-                (Err(reason), Ok(_)) => Err(commit_failed(reason)),
-            };
-            let _ = reply.send(result);
-        }
+        answer(batch.create_replies, results.created, &commit);
+        answer(batch.record_replies, results.recorded, &commit);
+        answer(batch.text_replies, results.texted, &commit);
         for job in batch.jobs {
             job.finish(commit.clone());
         }
@@ -270,48 +280,78 @@ async fn insert_together_or_alone<T, R>(
     Ok(())
 }
 
+/// Each batched item's own result, in the order of the batch.
+#[derive(Default)]
+struct BatchResults {
+    created: Vec<Result<Ticket, StoreError>>,
+    recorded: Vec<Result<i64, StoreError>>,
+    texted: Vec<Result<SmsOutcome, StoreError>>,
+}
+
+/// Tells each batched item's caller its result, unless the commit failed.
+fn answer<T>(
+    replies: Vec<oneshot::Sender<Result<T, StoreError>>>,
+    results: Vec<Result<T, StoreError>>,
+    commit: &Result<(), String>,
+) {
+    for (reply, result) in replies.into_iter().zip(results) {
+        let result = match (commit, result) {
+            (Ok(()), result) => result,
+            (Err(_), Err(e)) => Err(e),
+            (Err(reason), Ok(_)) => Err(commit_failed(reason)),
+        };
+        let _ = reply.send(result);
+    }
+}
+
 fn commit_failed(reason: &str) -> StoreError {
     StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {reason}")))
 }
 
 /// Runs the batch in one transaction: creations together (or one by one
-/// if together fails), call records likewise, then each job in its own
-/// savepoint. `created` and `recorded` get one result per creation and per
-/// record, in order.
+/// if together fails), call records and texts likewise, then each job in
+/// its own savepoint. `results` gets one result per batched item, in order.
 async fn commit_batch(
     conn: &mut AnyConnection,
     batch: &mut Batch,
-    created: &mut Vec<Result<Ticket, StoreError>>,
-    recorded: &mut Vec<Result<i64, StoreError>>,
+    results: &mut BatchResults,
 ) -> Result<(), sqlx::Error> {
-    let result = run_batch(conn, batch, created, recorded).await;
+    let result = run_batch(conn, batch, results).await;
     if result.is_err() {
         let _ = conn.execute("ROLLBACK").await;
     }
-    // Every creation and record gets an answer, even when the batch
-    // stopped early.
-    while created.len() < batch.creates.len() {
-        created.push(Err(StoreError::Closed));
-    }
-    while recorded.len() < batch.records.len() {
-        recorded.push(Err(StoreError::Closed));
-    }
+    // Every batched item gets an answer, even when the batch stopped early.
+    fill(&mut results.created, batch.creates.len());
+    fill(&mut results.recorded, batch.records.len());
+    fill(&mut results.texted, batch.texts.len());
     result
+}
+
+fn fill<T>(results: &mut Vec<Result<T, StoreError>>, len: usize) {
+    while results.len() < len {
+        results.push(Err(StoreError::Closed));
+    }
 }
 
 async fn run_batch(
     conn: &mut AnyConnection,
     batch: &mut Batch,
-    created: &mut Vec<Result<Ticket, StoreError>>,
-    recorded: &mut Vec<Result<i64, StoreError>>,
+    results: &mut BatchResults,
 ) -> Result<(), sqlx::Error> {
     conn.execute("BEGIN IMMEDIATE").await?;
-    insert_together_or_alone(conn, &batch.creates, created, |conn, items| {
+    insert_together_or_alone(conn, &batch.creates, &mut results.created, |conn, items| {
         Box::pin(insert_tickets(conn, items))
     })
     .await?;
-    insert_together_or_alone(conn, &batch.records, recorded, |conn, items| {
-        Box::pin(insert_call_records(conn, items))
+    insert_together_or_alone(
+        conn,
+        &batch.records,
+        &mut results.recorded,
+        |conn, items| Box::pin(insert_call_records(conn, items)),
+    )
+    .await?;
+    insert_together_or_alone(conn, &batch.texts, &mut results.texted, |conn, items| {
+        Box::pin(receive_text_tickets(conn, items))
     })
     .await?;
     for job in batch.jobs.iter_mut() {

@@ -1,0 +1,69 @@
+//! Scratch databases for the suites that run on both backends: a fresh
+//! SQLite file, or a fresh schema on the PostgreSQL server `DATABASE_URL`
+//! names (dropped again by `remove`). Without `DATABASE_URL` there is no
+//! PostgreSQL database and the caller skips its PostgreSQL half, so plain
+//! `cargo test` passes on any machine; `.ci/run` sets it.
+
+pub use hotline::tickets::store::Backend;
+use sqlx::{Connection, Executor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub struct ScratchDatabase {
+    pub url: String,
+    /// The PostgreSQL schema to drop afterwards.
+    schema: Option<String>,
+}
+
+impl ScratchDatabase {
+    /// A database of its own for one test; `prefix` names the suite in
+    /// the file or schema name. `None`: PostgreSQL without `DATABASE_URL`.
+    pub async fn create(backend: Backend, prefix: &str) -> Option<ScratchDatabase> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "hotline_{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Some(ScratchDatabase {
+                    url: format!("sqlite://{}", path.display()),
+                    schema: None,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(base) = std::env::var("DATABASE_URL") else {
+                    eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
+                    return None;
+                };
+                sqlx::any::install_default_drivers();
+                let mut conn = sqlx::AnyConnection::connect(&base)
+                    .await
+                    .expect("connect to DATABASE_URL");
+                conn.execute(
+                    format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}").as_str(),
+                )
+                .await
+                .expect("create a scratch schema");
+                let separator = if base.contains('?') { '&' } else { '?' };
+                Some(ScratchDatabase {
+                    url: format!("{base}{separator}options=-c%20search_path%3D{name}"),
+                    schema: Some(name),
+                })
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL schema (a SQLite file stays in the temp dir).
+    pub async fn remove(self) {
+        let (Some(schema), Ok(base)) = (self.schema, std::env::var("DATABASE_URL")) else {
+            return;
+        };
+        if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+            let _ = conn
+                .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+                .await;
+        }
+    }
+}
