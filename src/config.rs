@@ -521,6 +521,7 @@ impl TransferMode {
     pub fn code(self) -> &'static str {
         match self {
             TransferMode::Refer => "refer",
+            TransferMode::Bridge => "bridge",
         }
     }
 }
