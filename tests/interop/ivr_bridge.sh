@@ -23,9 +23,10 @@
 # saw the context token, and the call record says "transferred" with
 # "bridged" in its path.
 #
-# Usage: tests/interop/ivr_bridge.sh   (after `cargo build --release`; needs
-# sip-tester, baresip, tshark, sox, python3; run as root: SIPp's
-# play_pcap_audio and tshark need raw sockets)
+# Usage: tests/interop/ivr_bridge.sh   (after `cargo build --release`, or
+# with HOTLINE_BIN=target/debug/hotline as CI runs it; needs sip-tester,
+# baresip, tshark, sox, python3; run as root: SIPp's play_pcap_audio and
+# tshark need raw sockets). Takes about a minute.
 # Env:   HOTLINE_BIN, INTEROP_WORK (logs in $INTEROP_WORK/ivr_bridge),
 #        SHARED_TOOLS (default ../shared/tools)
 set -euo pipefail
