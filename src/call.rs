@@ -6,7 +6,10 @@
 //! Referred-By), turns key presses from RTP, INFO and in-band tones into call
 //! events, carries out transfers (REFER; on success the caller leg is hung
 //! up and the call recorded as `transferred`, on failure the IVR takes its
-//! fallback), and ends calls on media timeout or at their time limit.
+//! fallback), bridges calls to agents (mode "bridge": an outgoing leg with
+//! its own RTP port, ringback meanwhile, media relayed once it answers,
+//! either side's BYE ending both), and ends calls on media timeout or at
+//! their time limit.
 //!
 //! It makes no network calls itself: it tells the endpoint what to answer
 //! and the media workers what to do, and publishes [`CallEvent`]s.
@@ -16,14 +19,15 @@ use crate::media::dtmf_info;
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
+use crate::media::relay;
 use crate::media::session::{DtmfSource, MediaEvent, MediaParams, MediaSession};
 use crate::media::worker::{CallMediaEvent, MediaWorkers, WorkerCommand};
-use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall};
+use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingRequest};
 use crate::sip::sdp::{self, Direction, LocalMedia, MediaPolicy, NegotiatedMedia};
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -70,6 +74,19 @@ struct Call {
     transferred_to: Option<String>,
     /// The target of the transfer in progress.
     transferring_to: Option<String>,
+    /// The caller's number, presented to a bridged transfer's target.
+    caller: String,
+    /// The agent leg of a bridged transfer, ringing or answered.
+    bridge: Option<BridgeLeg>,
+}
+
+/// A call we placed to bridge the caller to a transfer target.
+struct BridgeLeg {
+    leg: CallHandle,
+    target: String,
+    /// The leg's RTP socket until the media worker takes it at the answer.
+    socket: Option<UdpSocket>,
+    answered_at: Option<Instant>,
 }
 
 pub struct Calls {
@@ -80,6 +97,8 @@ pub struct Calls {
     ports: RtpPortPool,
     workers: MediaWorkers,
     calls: HashMap<CallHandle, Call>,
+    /// The caller of each bridged transfer's agent leg.
+    legs: HashMap<CallHandle, CallHandle>,
     /// When each answered call reaches its maximum duration.
     limits: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     events: broadcast::Sender<CallEvent>,
@@ -103,6 +122,7 @@ impl Calls {
             ports,
             workers,
             calls: HashMap::new(),
+            legs: HashMap::new(),
             limits: BinaryHeap::new(),
             events,
         }
@@ -184,8 +204,144 @@ impl Calls {
                         }
                     }
                 }
+                CallAction::Bridge {
+                    target,
+                    uri,
+                    headers,
+                    credentials,
+                    ring_timeout,
+                } => {
+                    let request = OutgoingRequest {
+                        target: uri,
+                        from_user: String::new(),
+                        headers,
+                        sdp: Bytes::new(),
+                        credentials,
+                        ring_timeout,
+                        on_behalf_of: call,
+                    };
+                    self.start_bridge(endpoint, call, target, request, now);
+                }
             }
         }
+    }
+
+    /// Places the agent leg of a bridged transfer from a fresh RTP port
+    /// and plays ringback to the caller meanwhile.
+    fn start_bridge(
+        &mut self,
+        endpoint: &mut Endpoint,
+        call: CallHandle,
+        target: String,
+        mut request: OutgoingRequest,
+        now: Instant,
+    ) {
+        let Some(state) = self.calls.get(&call) else {
+            return;
+        };
+        let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
+        let address = state.local.address;
+        request.from_user = state.caller.clone();
+        let socket = match self.ports.allocate(address.is_ipv6()) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port for the agent leg; taking the fallback");
+                return self.bridge_failed(endpoint, call, now);
+            }
+        };
+        let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
+            return self.bridge_failed(endpoint, call, now);
+        };
+        let local = LocalMedia {
+            address,
+            rtp_port,
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+        };
+        request.sdp = Bytes::from(sdp::offer(
+            &self.settings.policy,
+            &local,
+            Direction::SendRecv,
+        ));
+        match endpoint.call_out(request, now) {
+            Ok(leg) => {
+                self.legs.insert(leg, call);
+                if let Some(state) = self.calls.get_mut(&call) {
+                    state.transferring_to = Some(target.clone());
+                    state.bridge = Some(BridgeLeg {
+                        leg,
+                        target,
+                        socket: Some(socket),
+                        answered_at: None,
+                    });
+                }
+                self.workers
+                    .send(call, WorkerCommand::Play(relay::ringback()));
+            }
+            Err(e) => {
+                tracing::info!(%target, error = %e, "cannot call the target; taking the fallback");
+                self.bridge_failed(endpoint, call, now);
+            }
+        }
+    }
+
+    /// The agent leg was not reached: the caller's ringback stops and the
+    /// IVR takes the transfer node's fallback.
+    fn bridge_failed(&mut self, endpoint: &mut Endpoint, call: CallHandle, now: Instant) {
+        if let Some(state) = self.calls.get_mut(&call) {
+            state.bridge = None;
+            state.transferring_to = None;
+        }
+        self.workers.send(call, WorkerCommand::StopPlayback);
+        let actions = self.ivr.on_transfer_failed(call, now);
+        self.apply(endpoint, actions, now);
+    }
+
+    /// The agent answered: its media joins the caller's on the caller's
+    /// worker. An answer we cannot use ends the leg and fails the transfer.
+    fn bridge_answered(
+        &mut self,
+        endpoint: &mut Endpoint,
+        leg: CallHandle,
+        answer: &Bytes,
+        now: Instant,
+    ) {
+        let Some(&call) = self.legs.get(&leg) else {
+            let _ = endpoint.hangup(leg, now);
+            return;
+        };
+        let Some(state) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
+        let negotiated = sdp::parse_body(answer)
+            .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy));
+        let (Ok(negotiated), Some(bridge)) = (negotiated, state.bridge.as_mut()) else {
+            tracing::info!("the target's answer has no usable media; ending its leg");
+            self.legs.remove(&leg);
+            let _ = endpoint.hangup(leg, now);
+            return self.bridge_failed(endpoint, call, now);
+        };
+        let Some(socket) = bridge.socket.take() else {
+            return;
+        };
+        bridge.answered_at = Some(now);
+        tracing::info!(target = %bridge.target, codec = ?negotiated.codec, "agent answered; bridging");
+        state.transferred_to = state.transferring_to.take();
+        state.hangup_reason = Some("transferred");
+        let session = MediaSession::new(
+            media_params(&negotiated),
+            true,
+            self.settings.media_timeout,
+            now,
+        );
+        self.workers.send(
+            call,
+            WorkerCommand::Bridge {
+                socket,
+                session: Box::new(session),
+            },
+        );
     }
 
     /// Fires IVR timers and ends answered calls that reached the configured
@@ -227,7 +383,14 @@ impl Calls {
                     tracing::debug!(call_id = %self.call_id(call), %content_type, "INFO without a key")
                 }
             },
-            Event::CallEnded { call, reason } => self.ended(call, reason),
+            Event::CallEnded { call, reason } => self.ended(endpoint, call, reason, now),
+            Event::OutgoingAnswered { leg, sdp } => self.bridge_answered(endpoint, leg, &sdp, now),
+            Event::OutgoingFailed { leg, failure } => {
+                if let Some(call) = self.legs.remove(&leg) {
+                    tracing::info!(call_id = %self.call_id(call), ?failure, "bridged transfer failed; taking the fallback");
+                    self.bridge_failed(endpoint, call, now);
+                }
+            }
             Event::TransferSucceeded { call } => {
                 if let Some(state) = self.calls.get_mut(&call) {
                     let target = state.transferring_to.take().unwrap_or_default();
@@ -269,6 +432,11 @@ impl Calls {
                     digit,
                     source,
                 });
+                if state.bridge.is_some() {
+                    // Keys during a bridged transfer are the agent's
+                    // business, not the IVR's (and are not relayed).
+                    return;
+                }
                 let actions = self.ivr.on_key(call, digit, now);
                 self.apply(endpoint, actions, now);
             }
@@ -298,8 +466,37 @@ impl Calls {
         }
     }
 
-    fn ended(&mut self, call: CallHandle, reason: EndReason) {
-        if let Some(state) = self.calls.remove(&call) {
+    fn ended(
+        &mut self,
+        endpoint: &mut Endpoint,
+        call: CallHandle,
+        reason: EndReason,
+        now: Instant,
+    ) {
+        if let Some(caller) = self.legs.remove(&call) {
+            // The agent hung up a bridged call: the caller goes too.
+            if let Some(state) = self.calls.get_mut(&caller) {
+                tracing::info!(call_id = %state.call_id, reason = reason.label(), "agent leg ended; hanging up the caller");
+                state.hangup_reason = Some("transferred");
+                if let Some(bridge) = state.bridge.as_mut() {
+                    bridge.socket = None;
+                }
+            }
+            let _ = endpoint.hangup(caller, now);
+            return;
+        }
+        if let Some(mut state) = self.calls.remove(&call) {
+            if let Some(bridge) = state.bridge.take() {
+                if self.legs.remove(&bridge.leg).is_some() {
+                    // The caller ended first: BYE (or CANCEL) the agent leg.
+                    let _ = endpoint.hangup(bridge.leg, now);
+                }
+                if let Some(answered) = bridge.answered_at {
+                    let seconds = now.saturating_duration_since(answered).as_secs();
+                    state.transferred_to =
+                        Some(format!("{} (bridged, {seconds} s)", bridge.target));
+                }
+            }
             // A transferred caller may hang up before our BYE does.
             let reason = match (reason, state.hangup_reason) {
                 _ if state.transferred_to.is_some() => "transferred",
@@ -440,6 +637,8 @@ impl Calls {
                 hangup_reason: None,
                 transferred_to: None,
                 transferring_to: None,
+                caller: incoming.caller.clone().unwrap_or_default(),
+                bridge: None,
             },
         );
         self.limits

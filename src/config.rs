@@ -461,6 +461,9 @@ pub struct TransferConfig {
     pub timeout_secs: u64,
     /// How long an agent's desktop can resolve a transfer's context token.
     pub context_ttl_secs: u64,
+    /// Bridge mode: how long the target may ring before we CANCEL and the
+    /// dialplan's `on_failure` runs.
+    pub ring_timeout_secs: u64,
     /// Targets by the name dialplans use:
     /// `[transfer.targets.agents]` `uri = "sip:queue@192.0.2.10"`.
     pub targets: BTreeMap<String, TransferTarget>,
@@ -471,6 +474,7 @@ impl Default for TransferConfig {
         TransferConfig {
             timeout_secs: 30,
             context_ttl_secs: 600,
+            ring_timeout_secs: 25,
             targets: BTreeMap::new(),
         }
     }
@@ -484,6 +488,19 @@ pub struct TransferTarget {
     pub uri: String,
     #[serde(default)]
     pub mode: TransferMode,
+    /// Bridge mode: the user name for digest challenges (401/407).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Bridge mode: the password for digest challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl TransferTarget {
+    /// The digest credentials, when both parts are configured.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        Some((self.username.clone()?, self.password.clone()?))
+    }
 }
 
 /// How a caller is handed over.
@@ -494,6 +511,9 @@ pub enum TransferMode {
     /// target with the context in the Refer-To's headers.
     #[default]
     Refer,
+    /// The gateway calls the target itself (an INVITE with the context
+    /// headers) and relays the media between the two legs.
+    Bridge,
 }
 
 impl TransferMode {
@@ -501,6 +521,7 @@ impl TransferMode {
     pub fn code(self) -> &'static str {
         match self {
             TransferMode::Refer => "refer",
+            TransferMode::Bridge => "bridge",
         }
     }
 }
@@ -509,11 +530,25 @@ impl TransferMode {
 const MAX_CONTEXT_TTL_SECS: u64 = 86_400;
 
 impl TransferConfig {
+    /// A copy fit to print: target passwords shown only as set.
+    pub fn redacted(&self) -> TransferConfig {
+        let mut shown = self.clone();
+        for target in shown.targets.values_mut() {
+            if target.password.is_some() {
+                target.password = Some("(set)".to_string());
+            }
+        }
+        shown
+    }
+
     /// Every problem with these settings, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.timeout_secs == 0 {
             problems.push("transfer.timeout_secs must be at least 1".to_string());
+        }
+        if self.ring_timeout_secs == 0 {
+            problems.push("transfer.ring_timeout_secs must be at least 1".to_string());
         }
         if self.context_ttl_secs == 0 || self.context_ttl_secs > MAX_CONTEXT_TTL_SECS {
             problems.push(format!(
@@ -528,6 +563,24 @@ impl TransferConfig {
                     "transfer.targets.{name}.uri: {:?} is not a sip: or sips: URI \
                      (for example \"sip:queue@192.0.2.10:5060\")",
                     target.uri
+                ));
+            }
+            if target.mode == TransferMode::Bridge {
+                let dialable =
+                    crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(&target.uri))
+                        .is_ok_and(|uri| uri.scheme == "sip" && uri.ip().is_some());
+                if sip && !dialable {
+                    problems.push(format!(
+                        "transfer.targets.{name}.uri: {:?}: mode \"bridge\" needs a sip: URI \
+                         with an IP address (the gateway does no DNS), for example \
+                         \"sip:queue@192.0.2.10:5060\"",
+                        target.uri
+                    ));
+                }
+            }
+            if target.username.is_some() != target.password.is_some() {
+                problems.push(format!(
+                    "transfer.targets.{name}: username and password go together"
                 ));
             }
         }
@@ -1089,6 +1142,8 @@ mod tests {
                 TransferTarget {
                     uri: uri.into(),
                     mode: TransferMode::Refer,
+                    username: None,
+                    password: None,
                 },
             );
         }
@@ -1103,6 +1158,53 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn bridge_targets_need_an_ip_address_and_both_credentials() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[transfer]\nring_timeout_secs = 12\n\
+             [transfer.targets.agents]\nuri = \"sip:queue@127.0.0.1:5070;transport=tcp\"\n\
+             mode = \"bridge\"\nusername = \"hotline\"\npassword = \"s3cret\""
+        )
+        .unwrap();
+        let config = Config::load_from(Some(file.path()), &[]).unwrap();
+        assert_eq!(config.transfer.ring_timeout_secs, 12);
+        let agents = &config.transfer.targets["agents"];
+        assert_eq!(agents.mode, TransferMode::Bridge);
+        assert_eq!(
+            agents.credentials(),
+            Some(("hotline".to_string(), "s3cret".to_string()))
+        );
+        let shown = config.transfer.redacted();
+        assert_eq!(shown.targets["agents"].password.as_deref(), Some("(set)"));
+
+        let mut config = Config::default();
+        config.transfer.ring_timeout_secs = 0;
+        config.transfer.targets.insert(
+            "pbx".into(),
+            TransferTarget {
+                uri: "sip:600@pbx.example.com".into(),
+                mode: TransferMode::Bridge,
+                username: Some("u".into()),
+                password: None,
+            },
+        );
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("transfer.ring_timeout_secs must be at least 1"),
+            "{error}"
+        );
+        assert!(
+            error.contains("mode \"bridge\" needs a sip: URI with an IP address"),
+            "{error}"
+        );
+        assert!(
+            error.contains("transfer.targets.pbx: username and password go together"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -221,6 +221,7 @@ fn main() -> ExitCode {
 fn check_config(config: &Config) -> anyhow::Result<()> {
     let mut shown = config.clone();
     shown.sms_outbox = shown.sms_outbox.redacted();
+    shown.transfer = shown.transfer.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
     print!("{text}");
     Ok(())

@@ -73,6 +73,8 @@ async fn gateway_with_plan(plans: &Path) -> Server {
         TransferTarget {
             uri: QUEUE.into(),
             mode: TransferMode::Refer,
+            username: None,
+            password: None,
         },
     );
     start(config).await

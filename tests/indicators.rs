@@ -69,6 +69,8 @@ async fn gateway(db: &ScratchDb, plans: &Path) -> Server {
         TransferTarget {
             uri: "sip:queue@127.0.0.1:5070".into(),
             mode: TransferMode::Refer,
+            username: None,
+            password: None,
         },
     );
     start(config).await

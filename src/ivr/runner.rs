@@ -1,14 +1,15 @@
 //! Runs the IVR engines of live calls inside the server's task: feeds them
 //! keys, playback ends, timers, store answers and transfer failures, and
 //! turns their outputs into what the call glue does (play, stop, hang up,
-//! transfer by REFER). Store work runs in spawned tasks whose answers come
+//! transfer by REFER or by bridging a call of our own to the target). Store work runs in spawned tasks whose answers come
 //! back through a channel, so the SIP task never waits on the database. It
 //! also keeps [`LiveCalls`], the read-only view of who is in which menu
 //! node that the staff API shows.
 //!
 //! A transfer first stores the call's context under a new token
 //! (`Store::create_transfer_context`), then asks for the REFER with that
-//! context in the Refer-To's headers; a target missing from
+//! context in the Refer-To's headers, or (mode "bridge") for a call to the
+//! target with the same context as INVITE headers; a target missing from
 //! `[transfer.targets]` fails at once.
 
 use super::dialplan::Dialplan;
@@ -108,6 +109,16 @@ pub enum CallAction {
         refer_to: String,
         timeout: Duration,
     },
+    /// A bridged transfer: call `uri` with the context `headers` (and the
+    /// credentials for a digest challenge), ring for at most
+    /// `ring_timeout`, and relay the media once it answers.
+    Bridge {
+        target: String,
+        uri: String,
+        headers: Vec<(String, String)>,
+        credentials: Option<(String, String)>,
+        ring_timeout: Duration,
+    },
 }
 
 /// Answers that come back from spawned store work.
@@ -126,6 +137,13 @@ pub enum IvrMessage {
         call: CallHandle,
         target: String,
         refer_to: String,
+    },
+    /// A bridged transfer's context is stored (or could not be): the call
+    /// to the target can go out with these headers.
+    BridgeReady {
+        call: CallHandle,
+        target: String,
+        headers: Vec<(String, String)>,
     },
 }
 
@@ -291,6 +309,28 @@ impl IvrCalls {
                         target,
                         refer_to,
                         timeout,
+                    },
+                )]
+            }
+            IvrMessage::BridgeReady {
+                call,
+                target,
+                headers,
+            } => {
+                let Some(destination) = self.transfers.targets.get(&target) else {
+                    return Vec::new();
+                };
+                if !self.calls.contains_key(&call) {
+                    return Vec::new();
+                }
+                vec![(
+                    call,
+                    CallAction::Bridge {
+                        uri: destination.uri.clone(),
+                        credentials: destination.credentials(),
+                        ring_timeout: Duration::from_secs(self.transfers.ring_timeout_secs),
+                        target,
+                        headers,
                     },
                 )]
             }
@@ -474,8 +514,7 @@ impl IvrCalls {
                         engine.handle(Input::TransferFailed, Utc::now());
                         continue;
                     };
-                    // The one mode so far; another mode is matched here.
-                    let TransferMode::Refer = destination.mode;
+                    let mode = destination.mode;
                     let variables = engine.variables();
                     let context = NewTransferContext {
                         sip_call_id: live.call_id.clone(),
@@ -488,7 +527,7 @@ impl IvrCalls {
                         target: target.clone(),
                         ttl: Duration::from_secs(self.transfers.context_ttl_secs),
                     };
-                    tracing::info!(%target, uri = %destination.uri, "transferring");
+                    tracing::info!(%target, uri = %destination.uri, ?mode, "transferring");
                     let uri = destination.uri.clone();
                     let store = self.store.clone();
                     let messages = self.messages.clone();
@@ -501,12 +540,22 @@ impl IvrCalls {
                                 None
                             }
                         };
-                        let refer_to = transfer_refer_to(&uri, &context, token.as_deref());
-                        let _ = messages.send(IvrMessage::TransferReady {
-                            call,
-                            target,
-                            refer_to,
-                        });
+                        let message = match mode {
+                            TransferMode::Refer => IvrMessage::TransferReady {
+                                call,
+                                refer_to: transfer_refer_to(&uri, &context, token.as_deref()),
+                                target,
+                            },
+                            TransferMode::Bridge => IvrMessage::BridgeReady {
+                                call,
+                                headers: transfer_headers(&context, token.as_deref())
+                                    .into_iter()
+                                    .map(|(name, value)| (name.to_string(), value))
+                                    .collect(),
+                                target,
+                            },
+                        };
+                        let _ = messages.send(message);
                     });
                 }
                 Output::Hangup { reason } => {
@@ -540,6 +589,15 @@ fn settle_transfer(transfers: &mut [CallTransfer], outcome: &str) {
 /// caller, and the context token both as a header and as RFC 7433
 /// User-to-User data.
 pub fn transfer_refer_to(uri: &str, context: &NewTransferContext, token: Option<&str>) -> String {
+    refer::refer_to(uri, &transfer_headers(context, token))
+}
+
+/// The transfer context as SIP headers, the same in both modes: in the
+/// Refer-To's URI headers (refer) or in our INVITE to the target (bridge).
+pub fn transfer_headers(
+    context: &NewTransferContext,
+    token: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut headers: Vec<(&str, String)> = Vec::with_capacity(5);
     if let Some(number) = &context.ticket_number {
         headers.push(("X-Ticket-Number", number.clone()));
@@ -550,7 +608,7 @@ pub fn transfer_refer_to(uri: &str, context: &NewTransferContext, token: Option<
         headers.push(("X-Context-Token", token.to_string()));
         headers.push(("User-to-User", refer::user_to_user(token)));
     }
-    refer::refer_to(uri, &headers)
+    headers
 }
 
 /// Transfer nodes whose target is not in `[transfer.targets]`, one message
@@ -641,6 +699,8 @@ kind = "hangup"
             crate::config::TransferTarget {
                 uri: "sip:q@h".into(),
                 mode: TransferMode::Refer,
+                username: None,
+                password: None,
             },
         );
         assert!(unknown_transfer_targets(&[plan], &transfers).is_empty());

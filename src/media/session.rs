@@ -11,6 +11,7 @@
 use super::g711;
 use super::inband::{InbandConfig, InbandDetector};
 use super::playback::{FrameStatus, Playback, Playlist};
+use super::relay::SampleQueue;
 use super::rfc4733::{self, EventPacket, EventReceiver};
 use crate::sip::sdp::{Codec, Direction};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
@@ -125,6 +126,16 @@ pub struct MediaSession {
     last_received: Instant,
     media_timeout: Duration,
     stats: MediaStats,
+    /// While bridged (see `relay`): what we heard, for the other leg, and
+    /// what the other leg heard, for us to send.
+    relay: Option<Relay>,
+}
+
+#[derive(Debug, Default)]
+struct Relay {
+    heard: SampleQueue,
+    speak: SampleQueue,
+    frame: Vec<i16>,
 }
 
 impl MediaSession {
@@ -153,6 +164,7 @@ impl MediaSession {
             last_received: now,
             media_timeout,
             stats: MediaStats::default(),
+            relay: None,
         };
         session.apply_params(params);
         session
@@ -224,6 +236,22 @@ impl MediaSession {
         }
     }
 
+    /// Bridges the session: playback stops and from now on we send what
+    /// [`MediaSession::exchange_audio`] hands over from the other leg, and
+    /// keep what we receive for it.
+    pub fn start_relay(&mut self) {
+        self.stop();
+        self.relay = Some(Relay::default());
+    }
+
+    /// Moves the audio each of two bridged sessions heard to the other.
+    pub fn exchange_audio(a: &mut MediaSession, b: &mut MediaSession) {
+        if let (Some(a), Some(b)) = (a.relay.as_mut(), b.relay.as_mut()) {
+            a.heard.move_into(&mut b.speak);
+            b.heard.move_into(&mut a.speak);
+        }
+    }
+
     /// A key read outside RTP (SIP INFO) enters the same path as the others.
     pub fn key_from_signalling(&mut self, digit: char) {
         self.key(digit, DtmfSource::SipInfo);
@@ -281,9 +309,14 @@ impl MediaSession {
             }
             return;
         }
-        if payload_type == self.params.payload_type {
+        if payload_type == self.params.payload_type
+            && (self.inband.is_some() || self.relay.is_some())
+        {
+            g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
+            if let Some(relay) = self.relay.as_mut() {
+                relay.heard.push(&self.decoded);
+            }
             if let Some(detector) = self.inband.as_mut() {
-                g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
                 for digit in detector.push(&self.decoded) {
                     self.key(digit, DtmfSource::Inband);
                 }
@@ -355,6 +388,12 @@ impl MediaSession {
 
     /// Fills `self.payload` with the next frame of the playlist or silence.
     fn fill_audio(&mut self) -> Option<FrameStatus> {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.frame.resize(self.payload.len(), 0);
+            relay.speak.pop_frame(&mut relay.frame);
+            g711::encode(self.params.codec, &relay.frame, &mut self.payload);
+            return None;
+        }
         match self.playback.as_mut() {
             Some(playback) => Some(playback.next_frame(&mut self.payload)),
             None => {

@@ -8,6 +8,10 @@
 //! work is a fixed-rate loop over all calls, which needs a precise sleep
 //! and no per-socket wake-ups. Commands come in over a channel; events go
 //! out to the server's task.
+//!
+//! A bridged call (transfer mode "bridge") has a second socket and session
+//! in the same entry, the agent leg: each tick both are read, the audio
+//! each heard is handed to the other (`relay`), and both send.
 
 use super::playback::Playlist;
 use super::session::{MediaEvent, MediaParams, MediaSession, MAX_PACKET};
@@ -34,6 +38,12 @@ pub enum WorkerCommand {
     SendDtmf(char),
     /// A key read from signalling (SIP INFO), for barge-in and the event.
     KeyFromSignalling(char),
+    /// Bridges the call to an answered agent leg: its RTP socket and
+    /// session; the caller's playback stops and audio flows both ways.
+    Bridge {
+        socket: UdpSocket,
+        session: Box<MediaSession>,
+    },
     End,
 }
 
@@ -98,6 +108,15 @@ struct Entry {
     every: u32,
     countdown: u32,
     timeout_reported: bool,
+    agent: Option<AgentLeg>,
+}
+
+/// The agent side of a bridged call.
+struct AgentLeg {
+    socket: UdpSocket,
+    session: Box<MediaSession>,
+    every: u32,
+    countdown: u32,
 }
 
 struct Worker {
@@ -170,6 +189,7 @@ impl Worker {
                 every,
                 countdown: 0,
                 timeout_reported: false,
+                agent: None,
             });
             return;
         }
@@ -190,8 +210,31 @@ impl Worker {
                 entry.session.send_dtmf(digit);
             }
             WorkerCommand::KeyFromSignalling(digit) => entry.session.key_from_signalling(digit),
+            WorkerCommand::Bridge {
+                socket,
+                mut session,
+            } => {
+                entry.session.start_relay();
+                session.start_relay();
+                let every = (session.params().ptime_ms / PACKET_TIME.as_millis() as u32).max(1);
+                entry.agent = Some(AgentLeg {
+                    socket,
+                    session,
+                    every,
+                    countdown: 0,
+                });
+            }
             WorkerCommand::End => {
                 let removed = self.entries.swap_remove(position);
+                if let Some(agent) = &removed.agent {
+                    let stats = agent.session.stats();
+                    tracing::debug!(
+                        call = call.0,
+                        sent = stats.packets_sent,
+                        received = stats.packets_received,
+                        "agent leg media ended"
+                    );
+                }
                 self.index.remove(&call);
                 if let Some(moved) = self.entries.get(position) {
                     self.index.insert(moved.call, position);
@@ -213,28 +256,40 @@ impl Worker {
     fn tick(&mut self, now: Instant) {
         for position in 0..self.entries.len() {
             let entry = &mut self.entries[position];
-            loop {
-                match entry.socket.recv_from(&mut self.receive_buffer) {
-                    Ok((len, source)) => {
-                        entry
-                            .session
-                            .on_datagram(&self.receive_buffer[..len], source, now)
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    // ICMP port unreachable from an earlier send, and the like.
-                    Err(_) => break,
-                }
+            drain_socket(
+                &entry.socket,
+                &mut entry.session,
+                &mut self.receive_buffer,
+                now,
+            );
+            let mut agent_silent = false;
+            if let Some(agent) = entry.agent.as_mut() {
+                drain_socket(
+                    &agent.socket,
+                    &mut agent.session,
+                    &mut self.receive_buffer,
+                    now,
+                );
+                MediaSession::exchange_audio(&mut entry.session, &mut agent.session);
+                send_due(
+                    &agent.socket,
+                    &mut agent.session,
+                    &mut agent.countdown,
+                    agent.every,
+                    &mut self.send_buffer,
+                );
+                // The agent's keys and tones are not the IVR's business.
+                while agent.session.poll_event().is_some() {}
+                agent_silent = agent.session.timed_out(now);
             }
-            if entry.countdown == 0 {
-                entry.countdown = entry.every;
-                if let Some((len, target)) = entry.session.next_packet(&mut self.send_buffer) {
-                    if let Err(e) = entry.socket.send_to(&self.send_buffer[..len], target) {
-                        tracing::trace!(%target, error = %e, "RTP send failed");
-                    }
-                }
-            }
-            entry.countdown -= 1;
-            if !entry.timeout_reported && entry.session.timed_out(now) {
+            send_due(
+                &entry.socket,
+                &mut entry.session,
+                &mut entry.countdown,
+                entry.every,
+                &mut self.send_buffer,
+            );
+            if !entry.timeout_reported && (entry.session.timed_out(now) || agent_silent) {
                 entry.timeout_reported = true;
                 let _ = self.events.send(CallMediaEvent {
                     call: entry.call,
@@ -256,4 +311,35 @@ impl Worker {
             });
         }
     }
+}
+
+/// Feeds every datagram waiting on `socket` to `session`.
+fn drain_socket(socket: &UdpSocket, session: &mut MediaSession, buffer: &mut [u8], now: Instant) {
+    loop {
+        match socket.recv_from(buffer) {
+            Ok((len, source)) => session.on_datagram(&buffer[..len], source, now),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            // ICMP port unreachable from an earlier send, and the like.
+            Err(_) => break,
+        }
+    }
+}
+
+/// Sends the session's next packet when its packet time has come round.
+fn send_due(
+    socket: &UdpSocket,
+    session: &mut MediaSession,
+    countdown: &mut u32,
+    every: u32,
+    buffer: &mut [u8],
+) {
+    if *countdown == 0 {
+        *countdown = every;
+        if let Some((len, target)) = session.next_packet(buffer) {
+            if let Err(e) = socket.send_to(&buffer[..len], target) {
+                tracing::trace!(%target, error = %e, "RTP send failed");
+            }
+        }
+    }
+    *countdown -= 1;
 }

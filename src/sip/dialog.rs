@@ -1,8 +1,9 @@
 //! Dialog state (RFC 3261 §12): identifiers, CSeq spaces, the route set and
 //! the remote target, and building in-dialog requests from them.
 //!
-//! The gateway is the UAS of every dialog it keeps for now (calls it
-//! answers), so a dialog is created from an INVITE and the 2xx we send.
+//! The gateway is the UAS of the calls it answers (a dialog from an INVITE
+//! and the 2xx we send) and the UAC of the calls it places to bridge a
+//! transfer (a dialog from our INVITE and the 2xx we receive).
 
 use super::headers::{NameAddr, Uri};
 use super::message::{Message, Method};
@@ -70,6 +71,45 @@ impl Dialog {
         })
     }
 
+    /// Builds the UAC side of a dialog from the INVITE we sent and the 2xx
+    /// that answered it (RFC 3261 §12.1.2): the route set is the 2xx's
+    /// Record-Route in reverse, the remote target its Contact.
+    pub fn from_uac(invite: &Message, response: &Message) -> Result<Dialog, &'static str> {
+        let from = NameAddr::parse(invite.header("From").ok_or("no From")?)?;
+        let to_value = response.header("To").ok_or("no To")?;
+        let to = NameAddr::parse(to_value)?;
+        let cseq = super::headers::CSeq::parse(invite.header("CSeq").ok_or("no CSeq")?)?;
+        let contact = response
+            .header_values("Contact")
+            .next()
+            .ok_or("no Contact in the 2xx")?;
+        let mut route_set: Vec<String> = response
+            .header_values("Record-Route")
+            .map(str::to_string)
+            .collect();
+        route_set.reverse();
+        Ok(Dialog {
+            id: DialogId {
+                call_id: invite.header("Call-ID").ok_or("no Call-ID")?.to_string(),
+                local_tag: from.tag().ok_or("no From tag")?.to_string(),
+                remote_tag: to.tag().unwrap_or_default().to_string(),
+            },
+            local_uri: invite.header("From").unwrap_or_default().to_string(),
+            remote_uri: to_value.to_string(),
+            local_seq: cseq.seq,
+            remote_seq: 0,
+            remote_target: NameAddr::parse(contact)?.uri,
+            route_set,
+        })
+    }
+
+    /// The ACK of the 2xx to our INVITE with CSeq `seq` (RFC 3261
+    /// §13.2.2.4), without Via: it takes the INVITE's sequence number and
+    /// is not a new request of the dialog's CSeq space.
+    pub fn ack(&self, seq: u32) -> Message {
+        self.build_request(Method::Ack, seq)
+    }
+
     /// Checks and records the CSeq of a new in-dialog request.
     pub fn accept_remote_seq(&mut self, seq: u32) -> Result<(), SequenceError> {
         if seq <= self.remote_seq {
@@ -94,13 +134,17 @@ impl Dialog {
     /// caller adds the Via of the transport it picks.
     pub fn new_request(&mut self, method: Method) -> Message {
         self.local_seq += 1;
+        self.build_request(method, self.local_seq)
+    }
+
+    fn build_request(&self, method: Method, seq: u32) -> Message {
         let (request_uri, routes) = self.request_uri_and_routes();
         let mut request = Message::request(method.clone(), request_uri);
         request.push_header("Max-Forwards", "70");
         request.push_header("From", self.local_uri.clone());
         request.push_header("To", self.remote_uri.clone());
         request.push_header("Call-ID", self.id.call_id.clone());
-        request.push_header("CSeq", format!("{} {}", self.local_seq, method));
+        request.push_header("CSeq", format!("{seq} {method}"));
         for route in routes {
             request.push_header("Route", route);
         }
@@ -164,6 +208,40 @@ mod tests {
         assert_eq!(dialog.id.remote_tag, "abc");
         assert_eq!(dialog.local_uri, "<sip:10000@127.0.0.1>;tag=xyz");
         assert_eq!(dialog.remote_target, "sip:a@127.0.0.1:5061");
+    }
+
+    #[test]
+    fn uac_dialog_from_our_invite_and_the_2xx() {
+        let invite = Message::parse(
+            b"INVITE sip:agents@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+              From: <sip:138@127.0.0.1>;tag=ours\r\nTo: <sip:agents@127.0.0.1:5070>\r\nCall-ID: out\r\n\
+              CSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let ok = Message::parse(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+              From: <sip:138@127.0.0.1>;tag=ours\r\nTo: <sip:agents@127.0.0.1:5070>;tag=theirs\r\n\
+              Call-ID: out\r\nCSeq: 2 INVITE\r\nContact: <sip:a7@127.0.0.1:5071>\r\n\
+              Record-Route: <sip:127.0.0.8;lr>, <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let mut dialog = Dialog::from_uac(&invite, &ok).unwrap();
+        assert_eq!(dialog.id.local_tag, "ours");
+        assert_eq!(dialog.id.remote_tag, "theirs");
+        assert_eq!(dialog.remote_target, "sip:a7@127.0.0.1:5071");
+        let ack = dialog.ack(2);
+        assert_eq!(ack.header("CSeq"), Some("2 ACK"));
+        assert_eq!(
+            ack.header_lines("Route").collect::<Vec<_>>(),
+            vec!["<sip:127.0.0.9;lr>", "<sip:127.0.0.8;lr>"]
+        );
+        let bye = dialog.new_request(Method::Bye);
+        assert_eq!(bye.header("CSeq"), Some("3 BYE"));
+        assert_eq!(
+            bye.header("To"),
+            Some("<sip:agents@127.0.0.1:5070>;tag=theirs")
+        );
+        assert_eq!(dialog.accept_remote_seq(1), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! goes in with [`Endpoint::handle_timeout`], and the application answers
 //! calls with [`Endpoint::accept`], [`Endpoint::reject`] and
 //! [`Endpoint::hangup`], and transfers them with [`Endpoint::refer`] (a
-//! blind transfer, RFC 3515: REFER to the caller, progress by NOTIFY).
+//! blind transfer, RFC 3515: REFER to the caller, progress by NOTIFY) or
+//! places a call of its own to a transfer target with
+//! [`Endpoint::call_out`] (the bridge mode: an INVITE as UAC, see `uac`).
 //! What to send comes out of
 //! [`Endpoint::poll_transmit`], what happened out of
 //! [`Endpoint::poll_event`], and when to call back out of
@@ -23,8 +25,10 @@ use super::headers::{CSeq, NameAddr, Uri, Via};
 use super::message::{Message, Method, ParseError};
 use super::refer;
 use super::transaction::{
-    ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TuNotice, TxStep, TxTimer,
+    ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, TimerValues, TuNotice, TxStep,
+    TxTimer,
 };
+use super::uac::{self, OutgoingInvite, UacFailure, UacState, UacStep};
 use super::validate;
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -195,6 +199,39 @@ pub enum Event {
         call: CallHandle,
         reason: TransferFailure,
     },
+    /// A call we placed ([`Endpoint::call_out`]) was answered and ACKed;
+    /// `sdp` is the answer to our offer. It ends with `CallEnded`.
+    OutgoingAnswered {
+        leg: CallHandle,
+        sdp: Bytes,
+    },
+    /// A call we placed did not reach the target; nothing more comes for
+    /// `leg`.
+    OutgoingFailed {
+        leg: CallHandle,
+        failure: UacFailure,
+    },
+}
+
+/// A call the gateway places (the agent leg of a bridged transfer).
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    /// The target's `sip:` URI; its host must be an IP literal (the
+    /// endpoint does no DNS). `;transport=tcp` sends the INVITE over TCP.
+    pub target: String,
+    /// The From user: the caller's number, so the agent sees who it is.
+    pub from_user: String,
+    /// Extra headers (the transfer context).
+    pub headers: Vec<(String, String)>,
+    /// Our SDP offer.
+    pub sdp: Bytes,
+    /// Username and password for digest challenges.
+    pub credentials: Option<(String, String)>,
+    /// Ringing longer than this sends CANCEL and fails the call.
+    pub ring_timeout: Duration,
+    /// The call on whose behalf we call: its flow's socket and address
+    /// family are used.
+    pub on_behalf_of: CallHandle,
 }
 
 /// Counters for metrics and tests.
@@ -232,6 +269,8 @@ pub enum CallError {
     NotEstablished,
     #[error("a transfer of this call is already in progress")]
     TransferInProgress,
+    #[error("the target is not a sip: URI with an IP address")]
+    BadTarget,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -274,6 +313,7 @@ impl TxKey {
 #[allow(clippy::enum_variant_names)]
 #[derive(Debug)]
 enum Machine {
+    ClientInvite(ClientInvite),
     ServerInvite(ServerInvite),
     ServerNonInvite(ServerNonInvite),
     ClientNonInvite(ClientNonInvite),
@@ -303,6 +343,8 @@ enum CallTimer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerTarget {
     Tx(u64, TxTimer),
+    /// The ring timeout of a call we placed.
+    Ring(CallHandle),
     Call(CallHandle, CallTimer, u32),
 }
 
@@ -358,8 +400,23 @@ struct Call {
     transfer_generation: u32,
 }
 
+/// A call we placed, from the INVITE until it ends.
+#[derive(Debug)]
+struct Outgoing {
+    uac: OutgoingInvite,
+    /// The INVITE sent last (with its Via), for CANCEL and the error ACK.
+    invite: Message,
+    flow: Flow,
+    credentials: Option<(String, String)>,
+    cseq: u32,
+    nonce_count: u32,
+    /// The ACK of the 2xx, sent again when the 2xx is retransmitted.
+    ack: Option<(Bytes, Flow)>,
+}
+
 pub struct Endpoint {
     config: EndpointConfig,
+    outgoing: HashMap<CallHandle, Outgoing>,
     admission: Admission,
     txs: HashMap<u64, Tx>,
     tx_index: HashMap<TxKey, u64>,
@@ -378,6 +435,7 @@ impl Endpoint {
         Endpoint {
             admission: Admission::new(config.admission.clone()),
             config,
+            outgoing: HashMap::new(),
             txs: HashMap::new(),
             tx_index: HashMap::new(),
             merge_index: HashMap::new(),
@@ -419,9 +477,12 @@ impl Endpoint {
 
     /// True while requests we sent (BYE) still wait for their answers.
     pub fn has_client_transactions(&self) -> bool {
-        self.txs
-            .values()
-            .any(|tx| matches!(tx.machine, Machine::ClientNonInvite(_)))
+        self.txs.values().any(|tx| {
+            matches!(
+                tx.machine,
+                Machine::ClientNonInvite(_) | Machine::ClientInvite(_)
+            )
+        })
     }
 
     /// While draining, new calls get `503` and live calls go on.
@@ -1015,8 +1076,25 @@ impl Endpoint {
             return;
         };
         let call = self.txs.get(&id).and_then(|tx| tx.call);
-        let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
-            Some(Machine::ClientNonInvite(m)) => m.on_response(code, now),
+        let invite = call.and_then(|leg| self.outgoing.get(&leg).map(|o| &o.invite));
+        let step = match (self.txs.get_mut(&id).map(|tx| &mut tx.machine), invite) {
+            (Some(Machine::ClientNonInvite(m)), _) => m.on_response(code, now),
+            (Some(Machine::ClientInvite(m)), invite) => {
+                // Without the INVITE (the leg already failed) the machine
+                // only repeats the ACK it built before.
+                let error_ack = || {
+                    invite
+                        .map(|invite| uac::build_error_ack(invite, &response).to_bytes())
+                        .unwrap_or_default()
+                };
+                let step = m.on_response(code, error_ack, now);
+                let deliver = step.deliver_response;
+                self.apply_step(id, step, now);
+                if let (true, Some(leg)) = (deliver, call) {
+                    self.on_outgoing_response(leg, &response, now);
+                }
+                return;
+            }
             _ => return,
         };
         let deliver = step.deliver_response;
@@ -1033,8 +1111,10 @@ impl Endpoint {
             }
             self.timers.pop();
             match target {
+                TimerTarget::Ring(leg) => self.on_ring_timeout(leg, now),
                 TimerTarget::Tx(id, timer) => {
                     let step = match self.txs.get_mut(&id).map(|tx| &mut tx.machine) {
+                        Some(Machine::ClientInvite(m)) => m.on_timer(timer, now),
                         Some(Machine::ServerInvite(m)) => m.on_timer(timer, now),
                         Some(Machine::ServerNonInvite(m)) => m.on_timer(timer, now),
                         Some(Machine::ClientNonInvite(m)) => m.on_timer(timer, now),
@@ -1186,6 +1266,16 @@ impl Endpoint {
     /// Ends a call from our side: a final error before the answer, BYE
     /// after it (deferred until the ACK if it has not arrived yet).
     pub fn hangup(&mut self, handle: CallHandle, now: Instant) -> Result<(), CallError> {
+        if !self.calls.contains_key(&handle) {
+            // A call we placed that is not answered yet: CANCEL it.
+            let outgoing = self
+                .outgoing
+                .get_mut(&handle)
+                .ok_or(CallError::NoSuchCall)?;
+            let step = outgoing.uac.on_abandon();
+            self.apply_uac_step(handle, step, None, now);
+            return Ok(());
+        }
         let call = self.calls.get_mut(&handle).ok_or(CallError::NoSuchCall)?;
         match call.state {
             CallState::Offered => self.reject(handle, 480, now),
@@ -1245,6 +1335,334 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Places a call to a transfer target (the bridge mode): an INVITE with
+    /// `request.sdp` and the context headers, sent on the flow family of
+    /// the call it is for, over TCP when the target URI says
+    /// `transport=tcp`. Challenges are answered with the credentials; the
+    /// outcome comes as [`Event::OutgoingAnswered`] or
+    /// [`Event::OutgoingFailed`] (also after the ring timeout, when a
+    /// CANCEL goes out). [`Endpoint::hangup`] on the returned leg cancels
+    /// it before the answer and sends BYE after it.
+    pub fn call_out(
+        &mut self,
+        request: OutgoingRequest,
+        now: Instant,
+    ) -> Result<CallHandle, CallError> {
+        let base = self
+            .calls
+            .get(&request.on_behalf_of)
+            .map(|c| c.flow)
+            .ok_or(CallError::NoSuchCall)?;
+        let target = Uri::parse(uac::request_uri(&request.target))
+            .ok()
+            .filter(|u| u.scheme == "sip")
+            .ok_or(CallError::BadTarget)?;
+        let ip = target.ip().ok_or(CallError::BadTarget)?;
+        if ip.is_ipv4() != base.local.is_ipv4() {
+            return Err(CallError::BadTarget);
+        }
+        let tcp = target
+            .param("transport")
+            .and_then(|p| p.value.as_deref())
+            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
+        let flow = Flow {
+            transport: if tcp { Transport::Tcp } else { Transport::Udp },
+            listener: base.listener,
+            connection: None,
+            local: base.local,
+            remote: SocketAddr::new(ip, target.port.unwrap_or(5060)),
+        };
+        let user: String = request
+            .from_user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(*c))
+            .collect();
+        let user = if user.is_empty() { "hotline" } else { &user };
+        let transport_param = if tcp { ";transport=tcp" } else { "" };
+        let from = format!("<sip:{user}@{}>", flow.local);
+        let contact = format!("<sip:{user}@{}{transport_param}>", flow.local);
+        let call_id = format!("{}@hotline", random_token());
+        let from_tag = random_token();
+        let cseq = 1;
+        let invite = uac::build_invite(&uac::InviteParts {
+            target: &request.target,
+            from: &from,
+            from_tag: &from_tag,
+            call_id: &call_id,
+            cseq,
+            contact: &contact,
+            user_agent: &self.config.user_agent,
+            headers: &request.headers,
+            sdp: &request.sdp,
+        });
+        let leg = CallHandle(self.next_id());
+        tracing::info!(%call_id, target = %request.target, transport = flow.transport.via_token(), "calling the transfer target");
+        let has_credentials = request.credentials.is_some();
+        self.outgoing.insert(
+            leg,
+            Outgoing {
+                uac: OutgoingInvite::new(has_credentials),
+                invite: invite.clone(),
+                flow,
+                credentials: request.credentials,
+                cseq,
+                nonce_count: 0,
+                ack: None,
+            },
+        );
+        self.send_invite(leg, invite, now);
+        self.arm(now + request.ring_timeout, TimerTarget::Ring(leg));
+        Ok(leg)
+    }
+
+    /// Starts an INVITE client transaction for `invite` (no Via yet).
+    fn send_invite(&mut self, leg: CallHandle, mut invite: Message, now: Instant) {
+        let Some(flow) = self.outgoing.get(&leg).map(|o| o.flow) else {
+            return;
+        };
+        let branch = new_branch();
+        invite.headers.insert(
+            0,
+            super::message::Header {
+                name: "Via".to_string(),
+                value: our_via(flow.transport.via_token(), flow.local, &branch),
+            },
+        );
+        let bytes = invite.to_bytes();
+        let (machine, step) =
+            ClientInvite::start(bytes, flow.transport.is_reliable(), self.config.timers, now);
+        let id = self.next_id();
+        let key = TxKey::Client {
+            branch,
+            method: "INVITE".to_string(),
+        };
+        self.tx_index.insert(key.clone(), id);
+        self.txs.insert(
+            id,
+            Tx {
+                machine: Machine::ClientInvite(machine),
+                key,
+                flow,
+                call: Some(leg),
+                merge_key: None,
+            },
+        );
+        if let Some(outgoing) = self.outgoing.get_mut(&leg) {
+            outgoing.invite = invite;
+        }
+        self.apply_step(id, step, now);
+    }
+
+    fn on_outgoing_response(&mut self, leg: CallHandle, response: &Message, now: Instant) {
+        let Some(code) = response.status() else {
+            return;
+        };
+        let Some(outgoing) = self.outgoing.get_mut(&leg) else {
+            return;
+        };
+        if (200..300).contains(&code) && outgoing.uac.state != UacState::Cancelling {
+            if let Some((ack, flow)) = outgoing.ack.clone() {
+                // A retransmitted 2xx: our ACK was lost.
+                self.transmit(flow, ack);
+                return;
+            }
+        }
+        let challenge = match code {
+            401 => response.header("WWW-Authenticate"),
+            407 => response.header("Proxy-Authenticate"),
+            _ => None,
+        };
+        let step = outgoing.uac.on_response(code, challenge);
+        self.apply_uac_step(leg, step, Some(response), now);
+    }
+
+    fn on_ring_timeout(&mut self, leg: CallHandle, now: Instant) {
+        let step = match self.outgoing.get_mut(&leg) {
+            Some(outgoing) => outgoing.uac.on_ring_timeout(),
+            None => return,
+        };
+        self.apply_uac_step(leg, step, None, now);
+    }
+
+    /// Carries out what the UAC machine decided.
+    fn apply_uac_step(
+        &mut self,
+        leg: CallHandle,
+        step: UacStep,
+        response: Option<&Message>,
+        now: Instant,
+    ) {
+        match step {
+            UacStep::Nothing | UacStep::Ringing => {
+                if step == UacStep::Ringing {
+                    tracing::info!("the transfer target rings");
+                }
+                if self
+                    .outgoing
+                    .get(&leg)
+                    .is_some_and(|o| o.uac.state == UacState::Ended)
+                    && !self.calls.contains_key(&leg)
+                {
+                    self.outgoing.remove(&leg);
+                }
+            }
+            UacStep::Answered => {
+                if let Some(response) = response {
+                    match self.confirm_outgoing(leg, response) {
+                        Some(sdp) => self.events.push_back(Event::OutgoingAnswered { leg, sdp }),
+                        None => self.fail_outgoing(leg, UacFailure::Failed(code_of(response))),
+                    }
+                }
+            }
+            UacStep::AckAndBye => {
+                if let Some(response) = response {
+                    if self.confirm_outgoing(leg, response).is_some() {
+                        self.send_bye(leg, now);
+                        if let Some(call) = self.calls.remove(&leg) {
+                            self.dialogs.remove(&call.dialog.id);
+                        }
+                    }
+                }
+                self.outgoing.remove(&leg);
+            }
+            UacStep::Authenticate { header, challenge } => {
+                let Some(outgoing) = self.outgoing.get_mut(&leg) else {
+                    return;
+                };
+                let Some((username, password)) = outgoing.credentials.clone() else {
+                    return;
+                };
+                outgoing.cseq += 1;
+                outgoing.nonce_count += 1;
+                let uri = outgoing
+                    .invite
+                    .request_uri()
+                    .unwrap_or_default()
+                    .to_string();
+                let credentials = challenge.answer(
+                    &username,
+                    &password,
+                    "INVITE",
+                    &uri,
+                    &random_token(),
+                    outgoing.nonce_count,
+                );
+                let retry = uac::reinvite_with_credentials(
+                    &outgoing.invite,
+                    outgoing.cseq,
+                    header,
+                    credentials,
+                );
+                tracing::info!(realm = %challenge.realm, "answering the target's digest challenge");
+                self.send_invite(leg, retry, now);
+            }
+            UacStep::Cancel { report } => {
+                if let Some(outgoing) = self.outgoing.get(&leg) {
+                    let cancel = uac::build_cancel(&outgoing.invite);
+                    let flow = outgoing.flow;
+                    self.send_cancel(cancel, flow, now);
+                }
+                if let Some(failure) = report {
+                    self.events
+                        .push_back(Event::OutgoingFailed { leg, failure });
+                }
+            }
+            UacStep::Failed(failure) => self.fail_outgoing(leg, failure),
+        }
+    }
+
+    fn fail_outgoing(&mut self, leg: CallHandle, failure: UacFailure) {
+        self.outgoing.remove(&leg);
+        tracing::info!(?failure, "the transfer target was not reached");
+        self.events
+            .push_back(Event::OutgoingFailed { leg, failure });
+    }
+
+    /// ACKs the 2xx to our INVITE and makes the leg a confirmed call of
+    /// its own (BYE either way, in-dialog requests); returns the answer
+    /// SDP, or `None` when the 2xx cannot make a dialog.
+    fn confirm_outgoing(&mut self, leg: CallHandle, response: &Message) -> Option<Bytes> {
+        let outgoing = self.outgoing.get_mut(&leg)?;
+        let dialog = match Dialog::from_uac(&outgoing.invite, response) {
+            Ok(dialog) => dialog,
+            Err(reason) => {
+                tracing::info!(reason, "the target's 2xx cannot set up a dialog");
+                return None;
+            }
+        };
+        let mut ack = dialog.ack(outgoing.cseq);
+        ack.push_header("User-Agent", self.config.user_agent.clone());
+        for name in ["Authorization", "Proxy-Authorization"] {
+            if let Some(value) = outgoing.invite.header(name) {
+                ack.push_header(name, value.to_string());
+            }
+        }
+        let mut flow = outgoing.flow;
+        if let Some((address, _)) = dialog.next_hop() {
+            flow.remote = address;
+        }
+        ack.headers.insert(
+            0,
+            super::message::Header {
+                name: "Via".to_string(),
+                value: our_via(flow.transport.via_token(), flow.local, &new_branch()),
+            },
+        );
+        let bytes = ack.to_bytes();
+        outgoing.ack = Some((bytes.clone(), flow));
+        let leg_flow = outgoing.flow;
+        self.transmit(flow, bytes);
+        self.dialogs.insert(dialog.id.clone(), leg);
+        self.calls.insert(
+            leg,
+            Call {
+                dialog,
+                flow: leg_flow,
+                state: CallState::Confirmed,
+                pending: None,
+                awaiting_ack: None,
+                ack_generation: 0,
+                hangup_after_ack: false,
+                transfer: None,
+                transfer_generation: 0,
+            },
+        );
+        Some(response.body.clone())
+    }
+
+    /// Sends CANCEL in a non-INVITE transaction on the INVITE's branch.
+    fn send_cancel(&mut self, cancel: Message, flow: Flow, now: Instant) {
+        let branch = cancel
+            .header_values("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let (machine, step) = ClientNonInvite::start(
+            cancel.to_bytes(),
+            flow.transport.is_reliable(),
+            self.config.timers,
+            now,
+        );
+        let id = self.next_id();
+        let key = TxKey::Client {
+            branch,
+            method: "CANCEL".to_string(),
+        };
+        self.tx_index.insert(key.clone(), id);
+        self.txs.insert(
+            id,
+            Tx {
+                machine: Machine::ClientNonInvite(machine),
+                key,
+                flow,
+                call: None,
+                merge_key: None,
+            },
+        );
+        self.apply_step(id, step, now);
+    }
+
     /// Sends a final non-2xx to the call's pending INVITE/UPDATE, if any.
     fn finish_pending_invite(&mut self, handle: CallHandle, code: u16, now: Instant) {
         let Some(pending) = self.calls.get_mut(&handle).and_then(|c| c.pending.take()) else {
@@ -1262,6 +1680,7 @@ impl Endpoint {
     /// gets `487` first, so that its transaction ends too (RFC 3261 §15.1.2).
     fn end_call(&mut self, handle: CallHandle, reason: EndReason, now: Instant) {
         self.finish_pending_invite(handle, 487, now);
+        self.outgoing.remove(&handle);
         if let Some(call) = self.calls.remove(&handle) {
             self.dialogs.remove(&call.dialog.id);
             tracing::debug!(call_id = %call.dialog.id.call_id, reason = reason.label(), "call ended");
@@ -1443,18 +1862,21 @@ impl Endpoint {
         bytes
     }
 
-    fn apply_step(&mut self, id: u64, step: TxStep, _now: Instant) {
+    fn apply_step(&mut self, id: u64, step: TxStep, now: Instant) {
         let Some(tx) = self.txs.get(&id) else {
             return;
         };
         let flow = tx.flow;
         let mut unanswered_refer = None;
+        let mut unanswered_invite = None;
         if let (Some(TuNotice::Timeout), TxKey::Client { method, .. }) = (&step.notice, &tx.key) {
             // Our request (a BYE, usually) was never answered: worth knowing
             // when a peer drops signalling under load.
-            tracing::info!(%method, peer = %flow.remote, "request got no answer (timer F)");
-            if method == "REFER" {
-                unanswered_refer = tx.call;
+            tracing::info!(%method, peer = %flow.remote, "request got no answer (timer B/F)");
+            match method.as_str() {
+                "REFER" => unanswered_refer = tx.call,
+                "INVITE" => unanswered_invite = tx.call,
+                _ => {}
             }
         }
         if let Some(bytes) = step.send {
@@ -1477,6 +1899,13 @@ impl Endpoint {
         }
         if let Some(handle) = unanswered_refer {
             self.finish_transfer(handle, Some(TransferFailure::NoAnswer));
+        }
+        if let Some(leg) = unanswered_invite {
+            let step = match self.outgoing.get_mut(&leg) {
+                Some(outgoing) => outgoing.uac.on_transaction_timeout(),
+                None => UacStep::Nothing,
+            };
+            self.apply_uac_step(leg, step, None, now);
         }
     }
 
@@ -1504,6 +1933,10 @@ impl Endpoint {
             }
         }
     }
+}
+
+fn code_of(response: &Message) -> u16 {
+    response.status().unwrap_or(500)
 }
 
 fn capitalise(reason: &str) -> String {

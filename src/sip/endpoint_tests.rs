@@ -2121,3 +2121,225 @@ fn refer_needs_an_established_call_and_one_transfer_at_a_time() {
     );
     assert!(h.sent().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Calls we place (bridged transfers): the INVITE client side.
+// ---------------------------------------------------------------------------
+
+const AGENT: &str = "sip:agents@127.0.0.1:5070";
+
+fn agent_flow() -> Flow {
+    Flow {
+        remote: "127.0.0.1:5070".parse().unwrap(),
+        ..udp_flow()
+    }
+}
+
+impl Harness {
+    /// Places a call to the agent on behalf of an established call and
+    /// returns the leg and the INVITE sent.
+    fn call_agent(&mut self, ring_timeout: Duration) -> (CallHandle, Message) {
+        let caller = self.establish().call;
+        let leg = self
+            .endpoint
+            .call_out(
+                OutgoingRequest {
+                    target: AGENT.into(),
+                    from_user: "13800138000".into(),
+                    headers: vec![("X-Caller".into(), "13800138000".into())],
+                    sdp: Bytes::from_static(ANSWER.as_bytes()),
+                    credentials: None,
+                    ring_timeout,
+                    on_behalf_of: caller,
+                },
+                self.now,
+            )
+            .expect("call_out");
+        let invite = self.one_sent();
+        (leg, invite)
+    }
+
+    /// The agent's response to `invite`, with its tag and Contact.
+    fn agent_answers(&mut self, invite: &Message, code: u16, sdp: Option<&str>) {
+        let mut text = format!("SIP/2.0 {code} Whatever\r\n");
+        for via in invite.header_lines("Via") {
+            text.push_str(&format!("Via: {via}\r\n"));
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            text.push_str(&format!("{name}: {}\r\n", invite.header(name).unwrap()));
+        }
+        text.push_str(&format!(
+            "To: {};tag=agent\r\n",
+            invite.header("To").unwrap()
+        ));
+        text.push_str("Contact: <sip:a7@127.0.0.1:5071>\r\n");
+        match sdp {
+            Some(sdp) => text.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )),
+            None => text.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        self.endpoint
+            .handle_message(text.as_bytes(), agent_flow(), self.now);
+    }
+}
+
+#[test]
+fn an_outgoing_invite_is_sent_to_the_target_and_retransmitted_on_timer_a_until_timer_b() {
+    let mut h = Harness::new();
+    let (leg, invite) = h.call_agent(ms(60_000));
+    assert_eq!(invite.request_uri(), Some(AGENT));
+    assert_eq!(invite.header("X-Caller"), Some("13800138000"));
+    assert!(invite
+        .header("From")
+        .is_some_and(|f| f.starts_with("<sip:13800138000@127.0.0.1:5060>;tag=")));
+    assert_eq!(invite.header("CSeq"), Some("1 INVITE"));
+    assert_eq!(body(&invite), ANSWER);
+    let log = h.advance_to(ms(40_000));
+    assert!(log.iter().all(|s| s.flow.remote == agent_flow().remote));
+    // Timer A: T1 doubling (no T2 cap for INVITE), until timer B at 64·T1.
+    assert_eq!(
+        offsets(&log, |m| is_request(m, "INVITE")),
+        vec![500, 1500, 3500, 7500, 15500, 31500]
+    );
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::OutgoingFailed { leg: l, failure: UacFailure::Unreachable } if *l == leg
+        )),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn an_answered_outgoing_call_is_acked_again_for_each_2xx_and_ended_with_bye() {
+    let mut h = Harness::new();
+    let (leg, invite) = h.call_agent(ms(60_000));
+    h.agent_answers(&invite, 180, None);
+    assert!(h.sent().is_empty());
+    h.agent_answers(&invite, 200, Some(OFFER));
+    let ack = h.one_sent();
+    assert!(is_request(&ack, "ACK"));
+    assert_eq!(ack.request_uri(), Some("sip:a7@127.0.0.1:5071"));
+    assert_eq!(ack.header("CSeq"), Some("1 ACK"));
+    assert_eq!(to_tag(&ack).as_deref(), Some("agent"));
+    assert!(
+        matches!(h.events().as_slice(), [Event::OutgoingAnswered { leg: l, sdp }] if *l == leg && sdp == OFFER.as_bytes())
+    );
+    // The 2xx again (our ACK was lost): the same ACK again, no new event.
+    h.agent_answers(&invite, 200, Some(OFFER));
+    assert_eq!(h.one_sent().to_bytes(), ack.to_bytes());
+    assert!(h.events().is_empty());
+    // The ring timeout passing changes nothing now.
+    let log = h.advance_to(ms(61_000));
+    assert!(offsets(&log, |m| is_request(m, "CANCEL")).is_empty());
+    h.endpoint.hangup(leg, h.now).unwrap();
+    let bye = h.one_sent();
+    assert!(is_request(&bye, "BYE"));
+    assert_eq!(bye.header("CSeq"), Some("2 BYE"));
+    assert_eq!(bye.header("Call-ID"), invite.header("Call-ID"));
+    assert_eq!(
+        Harness::ended(&h.events(), leg),
+        Some(EndReason::LocalHangup)
+    );
+}
+
+#[test]
+fn an_unanswered_outgoing_call_is_cancelled_at_the_ring_timeout_and_its_487_acked() {
+    let mut h = Harness::new();
+    let (leg, invite) = h.call_agent(ms(2_000));
+    h.agent_answers(&invite, 180, None);
+    let log = h.advance_to(ms(2_000));
+    let cancels: Vec<&Message> = log
+        .iter()
+        .map(|s| &s.message)
+        .filter(|m| is_request(m, "CANCEL"))
+        .collect();
+    assert_eq!(cancels.len(), 1, "{log:#?}");
+    assert_eq!(cancels[0].header("Via"), invite.header("Via"));
+    assert_eq!(cancels[0].header("CSeq"), Some("1 CANCEL"));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::OutgoingFailed { leg: l, failure: UacFailure::NotAnswered } if *l == leg
+    )));
+    h.agent_answers(&invite, 487, None);
+    let ack = h.one_sent();
+    assert!(is_request(&ack, "ACK"));
+    assert_eq!(ack.header("Via"), invite.header("Via"));
+    assert!(h.events().is_empty(), "the failure was reported once");
+}
+
+#[test]
+fn a_busy_target_is_acked_and_reported_and_a_bad_target_refused() {
+    let mut h = Harness::new();
+    let (leg, invite) = h.call_agent(ms(60_000));
+    h.agent_answers(&invite, 486, None);
+    let ack = h.one_sent();
+    assert!(is_request(&ack, "ACK"));
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::OutgoingFailed { leg: l, failure: UacFailure::Busy(486) }] if *l == leg
+    ));
+    // A retransmitted 486 gets the same ACK.
+    h.agent_answers(&invite, 486, None);
+    assert_eq!(h.one_sent().to_bytes(), ack.to_bytes());
+
+    let caller = h.endpoint.calls().next().unwrap();
+    let request = |target: &str| OutgoingRequest {
+        target: target.into(),
+        from_user: String::new(),
+        headers: Vec::new(),
+        sdp: Bytes::new(),
+        credentials: None,
+        ring_timeout: ms(1000),
+        on_behalf_of: caller,
+    };
+    for bad in [
+        "sip:agents@pbx.example.com",
+        "tel:+8610",
+        "sip:a@[::1]:5070",
+    ] {
+        assert_eq!(
+            h.endpoint.call_out(request(bad), h.now).err(),
+            Some(CallError::BadTarget),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_target_with_transport_tcp_is_called_over_tcp() {
+    let mut h = Harness::new();
+    let caller = h.establish().call;
+    h.endpoint
+        .call_out(
+            OutgoingRequest {
+                target: "sip:agents@127.0.0.1:5070;transport=tcp".into(),
+                from_user: "13800138000".into(),
+                headers: Vec::new(),
+                sdp: Bytes::from_static(ANSWER.as_bytes()),
+                credentials: None,
+                ring_timeout: ms(10_000),
+                on_behalf_of: caller,
+            },
+            h.now,
+        )
+        .unwrap();
+    let sent = h.transmits();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].flow.transport, Transport::Tcp);
+    assert_eq!(sent[0].flow.connection, None, "a new connection");
+    assert_eq!(sent[0].flow.remote, "127.0.0.1:5070".parse().unwrap());
+    let invite = &sent[0].message;
+    assert!(invite
+        .header("Via")
+        .is_some_and(|v| v.starts_with("SIP/2.0/TCP ")));
+    assert!(invite
+        .header("Contact")
+        .is_some_and(|c| c.ends_with(";transport=tcp>")));
+    // Reliable transport: no timer A retransmissions.
+    let log = h.advance_to(ms(5_000));
+    assert!(offsets(&log, |m| is_request(m, "INVITE")).is_empty());
+}

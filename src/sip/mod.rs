@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod build;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod headers;
 pub mod message;
@@ -12,4 +13,5 @@ pub mod refer;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
+pub mod uac;
 pub mod validate;

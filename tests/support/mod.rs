@@ -375,6 +375,89 @@ impl Client {
         self.send(&response).await;
     }
 
+    /// Answers a request as a UAS would: `code` with our To tag, a Contact,
+    /// extra headers and an optional SDP body. For a 2xx to an INVITE the
+    /// returned dialog is ours (the UAS side) for a later BYE.
+    pub async fn respond(
+        &mut self,
+        request: &Message,
+        code: u16,
+        reason: &str,
+        to_tag: &str,
+        headers: &[(&str, &str)],
+        sdp: Option<String>,
+    ) -> Dialog {
+        let mut response = Message::response(code, reason);
+        for via in request.header_lines("Via") {
+            response.push_header("Via", via);
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            response.push_header(name, request.header(name).unwrap_or_default());
+        }
+        let to = request.header("To").unwrap_or_default();
+        let to = if code > 100 && !to.contains("tag=") {
+            format!("{to};tag={to_tag}")
+        } else {
+            to.to_string()
+        };
+        response.push_header("To", to.clone());
+        response.push_header("Contact", format!("<sip:agent@{}>", self.local));
+        for (name, value) in headers {
+            response.push_header(name, *value);
+        }
+        if let Some(sdp) = sdp {
+            response.set_body("application/sdp", Bytes::from(sdp));
+        }
+        self.send(&response).await;
+        Dialog {
+            call_id: request.header("Call-ID").unwrap_or_default().to_string(),
+            local: to,
+            remote: request.header("From").unwrap_or_default().to_string(),
+            remote_target: request
+                .header("Contact")
+                .and_then(|c| NameAddr::parse(c).ok())
+                .map(|c| c.uri)
+                .unwrap_or_default(),
+            cseq: 100,
+            invite_cseq: 100,
+        }
+    }
+
+    /// The next request with this method, within `limit`.
+    pub async fn request_named(&mut self, method: &str, limit: Duration) -> Option<Message> {
+        self.try_expect(limit, &|m: &Message| {
+            m.method().is_some_and(|m| m.as_str() == method)
+        })
+        .await
+    }
+
+    /// Sends `packets` RTP packets of 20 ms of `codec_pt` audio, paced in
+    /// real time, each payload from `frame(index)`; returns when done.
+    pub async fn send_audio(
+        &self,
+        to: SocketAddr,
+        payload_type: u8,
+        ssrc: u32,
+        packets: u16,
+        frame: impl Fn(u16) -> Vec<u8>,
+    ) {
+        let mut interval = tokio::time::interval(Duration::from_millis(20));
+        for index in 0..packets {
+            interval.tick().await;
+            let payload = frame(index);
+            let bytes = rtp_rs::RtpPacketBuilder::new()
+                .payload_type(payload_type)
+                .ssrc(ssrc)
+                .sequence(rtp_rs::Seq::from(index))
+                .timestamp(u32::from(index) * 160)
+                .marked(index == 0)
+                .payload(&payload)
+                .build()
+                .unwrap();
+            let _ = self.rtp.send_to(&bytes, to).await;
+        }
+    }
+
     /// Sends `keys` to `gateway` as RFC 4733 events (payload type 101,
     /// 100 ms each, 5 ms between packets), continuing `sequence` and
     /// `timestamp`.
