@@ -86,6 +86,8 @@ struct BridgeLeg {
     target: String,
     /// The leg's RTP socket until the media worker takes it at the answer.
     socket: Option<UdpSocket>,
+    /// Our side of the leg's media, for answering its re-INVITEs.
+    local: LocalMedia,
     answered_at: Option<Instant>,
 }
 
@@ -272,6 +274,7 @@ impl Calls {
                         leg,
                         target,
                         socket: Some(socket),
+                        local,
                         answered_at: None,
                     });
                 }
@@ -688,6 +691,9 @@ impl Calls {
         offer: Option<Bytes>,
         now: Instant,
     ) {
+        if self.legs.contains_key(&call) {
+            return self.answer_agent_reoffer(endpoint, call, offer, now);
+        }
         let Some(state) = self.calls.get_mut(&call) else {
             let _ = endpoint.reject(call, 481, now);
             return;
@@ -716,6 +722,47 @@ impl Calls {
         }
     }
 
+    /// A re-INVITE or UPDATE on a bridged transfer's agent leg: PBXs send
+    /// them to put the caller on hold, to resume, or to move the media.
+    /// Answered from the leg's own media; the relay follows the new
+    /// parameters (hold stops what we send the agent, as for a caller).
+    fn answer_agent_reoffer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        leg: CallHandle,
+        offer: Option<Bytes>,
+        now: Instant,
+    ) {
+        let Some(&call) = self.legs.get(&leg) else {
+            return;
+        };
+        let Some(bridge) = self.calls.get_mut(&call).and_then(|c| c.bridge.as_mut()) else {
+            let _ = endpoint.reject(leg, 481, now);
+            return;
+        };
+        bridge.local.session_version += 1;
+        let local = bridge.local;
+        let Some(offer) = offer else {
+            let body = sdp::offer(&self.settings.policy, &local, Direction::SendRecv);
+            let _ = endpoint.accept(leg, Bytes::from(body), now);
+            return;
+        };
+        match sdp::parse_body(&offer)
+            .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
+        {
+            Ok((answer, negotiated)) => {
+                tracing::info!(direction = ?negotiated.direction, "agent leg renegotiated its media");
+                let _ = endpoint.accept(leg, Bytes::from(answer), now);
+                self.workers
+                    .send(call, WorkerCommand::UpdateAgent(media_params(&negotiated)));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "agent leg's re-offer not acceptable");
+                let _ = endpoint.reject(leg, 488, now);
+            }
+        }
+    }
+
     fn apply_answer(
         &mut self,
         endpoint: &mut Endpoint,
@@ -723,12 +770,19 @@ impl Calls {
         answer: &Bytes,
         now: Instant,
     ) {
+        // The answer to an offer we made in a 2xx: on an agent leg it is
+        // the bridged caller's worker that holds that leg's media.
+        let (worker_call, update): (CallHandle, fn(MediaParams) -> WorkerCommand) =
+            match self.legs.get(&call) {
+                Some(&caller) => (caller, WorkerCommand::UpdateAgent),
+                None => (call, WorkerCommand::Update),
+            };
         match sdp::parse_body(answer)
             .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy))
         {
             Ok(negotiated) => self
                 .workers
-                .send(call, WorkerCommand::Update(media_params(&negotiated))),
+                .send(worker_call, update(media_params(&negotiated))),
             Err(e) => {
                 tracing::info!(call_id = %self.call_id(call), error = %e, "answer in ACK not usable, ending the call");
                 let _ = endpoint.hangup(call, now);

@@ -44,6 +44,8 @@ pub enum WorkerCommand {
         socket: UdpSocket,
         session: Box<MediaSession>,
     },
+    /// The agent leg renegotiated its media (hold, resume, a new address).
+    UpdateAgent(MediaParams),
     End,
 }
 
@@ -223,6 +225,12 @@ impl Worker {
                     every,
                     countdown: 0,
                 });
+            }
+            WorkerCommand::UpdateAgent(params) => {
+                if let Some(agent) = entry.agent.as_mut() {
+                    agent.every = (params.ptime_ms / PACKET_TIME.as_millis() as u32).max(1);
+                    agent.session.update(params, now);
+                }
             }
             WorkerCommand::End => {
                 let removed = self.entries.swap_remove(position);
