@@ -102,6 +102,8 @@ pub struct MediaStats {
     /// Not RTP at all (too short, wrong version).
     pub dropped_malformed: u64,
     pub rtcp_received: u64,
+    /// Accepted, but older (by sequence number) than one already received.
+    pub late: u64,
 }
 
 pub struct MediaSession {
@@ -125,6 +127,8 @@ pub struct MediaSession {
     last_received: Instant,
     media_timeout: Duration,
     stats: MediaStats,
+    /// The caller's SSRC and the highest sequence number seen from it.
+    newest: Option<(u32, u16)>,
 }
 
 impl MediaSession {
@@ -153,6 +157,7 @@ impl MediaSession {
             last_received: now,
             media_timeout,
             stats: MediaStats::default(),
+            newest: None,
         };
         session.apply_params(params);
         session
@@ -263,6 +268,7 @@ impl MediaSession {
             return;
         }
         self.stats.packets_received += 1;
+        self.note_sequence(packet.ssrc(), u16::from(packet.sequence_number()));
         self.last_received = now;
         if self.symmetric && !self.latched {
             self.target = Some(source);
@@ -288,6 +294,22 @@ impl MediaSession {
                     self.key(digit, DtmfSource::Inband);
                 }
             }
+        }
+    }
+
+    /// Counts a packet older than the newest one of its stream as late (a
+    /// new SSRC starts a new stream).
+    fn note_sequence(&mut self, ssrc: u32, sequence: u16) {
+        match self.newest {
+            Some((newest_ssrc, newest)) if newest_ssrc == ssrc => {
+                // Sequence numbers wrap: "behind" is a short step back.
+                if (newest.wrapping_sub(sequence) as i16) > 0 {
+                    self.stats.late += 1;
+                } else {
+                    self.newest = Some((ssrc, sequence));
+                }
+            }
+            _ => self.newest = Some((ssrc, sequence)),
         }
     }
 

@@ -183,68 +183,83 @@ impl Store {
     where
         R: FnOnce(&SmsFacts) -> String + Send + 'static,
     {
+        let mut creates = None;
         if let SmsRequest::Create(new) = &mut request {
             new.contact_phone = sms.from.clone();
             new.validate(self.sla())?;
+            creates = Some(new.ticket_type.code());
         }
         let now = self.now();
         let sla = self.inner.sla.clone();
-        self.write(move |conn| {
-            Box::pin(async move {
-                let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
-                    let stored: Option<String> = sqlx::query_scalar(STORED_REPLY)
-                        .bind(&sms.provider)
-                        .bind(&sms.provider_message_id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    let reply = stored.ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "text {} from {} is recorded without its reply",
-                            sms.provider_message_id, sms.provider
-                        ))
-                    })?;
-                    return Ok(SmsOutcome {
-                        reply,
-                        repeated: true,
-                        created: None,
-                    });
-                };
-                let facts = carry_out(conn, &sms, request, &sla, now).await?;
-                let text = reply(&facts);
-                let ticket_id = ticket_of(&facts).map(|t| t.id);
-                if ticket_id.is_some() {
-                    sqlx::query("UPDATE sms_messages SET ticket_id = $1 WHERE id = $2")
-                        .bind(ticket_id)
-                        .bind(inbound_id)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO sms_messages (direction, provider, provider_message_id, \
+        let outcome = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
+                        let stored: Option<String> = sqlx::query_scalar(STORED_REPLY)
+                            .bind(&sms.provider)
+                            .bind(&sms.provider_message_id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        let reply = stored.ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "text {} from {} is recorded without its reply",
+                                sms.provider_message_id, sms.provider
+                            ))
+                        })?;
+                        return Ok(SmsOutcome {
+                            reply,
+                            repeated: true,
+                            created: None,
+                        });
+                    };
+                    let facts = carry_out(conn, &sms, request, &sla, now).await?;
+                    let text = reply(&facts);
+                    let ticket_id = ticket_of(&facts).map(|t| t.id);
+                    if ticket_id.is_some() {
+                        sqlx::query("UPDATE sms_messages SET ticket_id = $1 WHERE id = $2")
+                            .bind(ticket_id)
+                            .bind(inbound_id)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO sms_messages (direction, provider, provider_message_id, \
                      from_number, to_number, body, ticket_id, reply_to, status, created_at) \
                      VALUES ('out', $1, NULL, $2, $3, $4, $5, $6, 'replied', $7)",
-                )
-                .bind(&sms.provider)
-                .bind(&sms.to)
-                .bind(&sms.from)
-                .bind(&text)
-                .bind(ticket_id)
-                .bind(inbound_id)
-                .bind(to_millis(now))
-                .execute(&mut *conn)
-                .await?;
-                let created = match &facts {
-                    SmsFacts::Created(ticket) => Some(ticket.number),
-                    _ => None,
-                };
-                Ok(SmsOutcome {
-                    reply: text,
-                    repeated: false,
-                    created,
+                    )
+                    .bind(&sms.provider)
+                    .bind(&sms.to)
+                    .bind(&sms.from)
+                    .bind(&text)
+                    .bind(ticket_id)
+                    .bind(inbound_id)
+                    .bind(to_millis(now))
+                    .execute(&mut *conn)
+                    .await?;
+                    let created = match &facts {
+                        SmsFacts::Created(ticket) => Some(ticket.number),
+                        _ => None,
+                    };
+                    Ok(SmsOutcome {
+                        reply: text,
+                        repeated: false,
+                        created,
+                    })
                 })
             })
-        })
-        .await
+            .await;
+        if let Ok(outcome) = &outcome {
+            if !outcome.repeated {
+                crate::metrics::sms_received();
+            }
+            if let (Some(_), Some(ticket_type)) = (outcome.created, creates) {
+                crate::metrics::ticket_created(
+                    crate::tickets::model::Channel::Sms.code(),
+                    ticket_type,
+                );
+            }
+        }
+        outcome
     }
 }
 
