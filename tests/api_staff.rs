@@ -975,6 +975,8 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/customers/{id}", "put"),
         ("/api/v1/customers/{id}", "delete"),
         ("/api/v1/reports/indicators", "get"),
+        ("/api/v1/admin/log-level", "get"),
+        ("/api/v1/admin/log-level", "put"),
         ("/api/v1/openapi.json", "get"),
     ];
     for (path, method) in routes {

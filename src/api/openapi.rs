@@ -4,7 +4,7 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, reports, tickets, ApiState, ErrorBody};
+use super::{calls, customers, log_level, reports, tickets, ApiState, ErrorBody};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -39,6 +39,8 @@ use utoipa::{Modify, OpenApi};
         customers::update,
         customers::delete,
         reports::indicators,
+        log_level::show,
+        log_level::change,
         serve,
     ),
     components(schemas(ErrorBody)),
@@ -48,6 +50,7 @@ use utoipa::{Modify, OpenApi};
         (name = "calls", description = "Recorded calls and the calls in the IVR now"),
         (name = "customers", description = "The customer file (客户)"),
         (name = "reports", description = "The centre's monitoring indicators"),
+        (name = "admin", description = "The running gateway: its log level"),
         (name = "meta", description = "This document"),
     )
 )]
