@@ -44,9 +44,11 @@ pub(super) async fn show(staff: Staff) -> Result<Json<LogLevel>, ApiError> {
     request_body = LogLevel,
     responses(
         (status = 200, description = "The new log filter, in force now", body = LogLevel),
+        (status = 400, description = "Unreadable JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 422, description = "Not a log filter", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Not a log filter, or no level", body = ErrorBody),
         (status = 503, description = "This process did not install the logger", body = ErrorBody),
     ),
     security(("bearer" = []))
