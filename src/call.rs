@@ -430,6 +430,7 @@ impl Calls {
         match event {
             MediaEvent::Dtmf { digit, source } => {
                 tracing::info!(%digit, source = source.label(), "key pressed");
+                crate::metrics::dtmf(source);
                 self.publish(CallEvent::Dtmf {
                     call_id,
                     digit,
@@ -507,6 +508,7 @@ impl Calls {
                 _ => reason.label(),
             };
             tracing::info!(call_id = %state.call_id, reason, "call ended");
+            crate::metrics::call_ended(reason);
             self.workers.send(call, WorkerCommand::End);
             self.ivr.end(call, reason, state.transferred_to.as_deref());
             self.publish(CallEvent::Ended {
@@ -535,7 +537,13 @@ impl Calls {
                 Some(entry) => Some(entry),
                 None => {
                     tracing::info!(%dialled, "no dialplan for this number");
-                    self.reject(endpoint, &incoming, 404, "no dialplan", now);
+                    self.reject(
+                        endpoint,
+                        &incoming,
+                        (404, "no_dialplan"),
+                        "no dialplan",
+                        now,
+                    );
                     return;
                 }
             }
@@ -546,12 +554,12 @@ impl Calls {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port, refusing the call");
-                self.reject(endpoint, &incoming, 503, "no RTP port", now);
+                self.reject(endpoint, &incoming, (503, "no_port"), "no RTP port", now);
                 return;
             }
         };
         let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
-            self.reject(endpoint, &incoming, 503, "no RTP port", now);
+            self.reject(endpoint, &incoming, (503, "no_port"), "no RTP port", now);
             return;
         };
         let local = LocalMedia {
@@ -572,7 +580,7 @@ impl Calls {
                     Ok((answer, negotiated)) => (answer, media_params(&negotiated)),
                     Err(e) => {
                         tracing::info!(error = %e, "offer not acceptable");
-                        self.reject(endpoint, &incoming, 488, "no common codec", now);
+                        self.reject(endpoint, &incoming, (488, "codec"), "no common codec", now);
                         return;
                     }
                 }
@@ -594,6 +602,7 @@ impl Calls {
         if endpoint.accept(call, Bytes::from(body), now).is_err() {
             return;
         }
+        crate::metrics::call_setup(now.elapsed());
         let session = MediaSession::new(
             params,
             self.settings.symmetric_rtp,
@@ -651,16 +660,19 @@ impl Calls {
         });
     }
 
-    /// Refuses a call with `status` and records it, with `cause`.
+    /// Refuses a call with `status` and records it, with `cause` (and
+    /// `label`, its metric reason).
     fn reject(
         &mut self,
         endpoint: &mut Endpoint,
         incoming: &IncomingCall,
-        status: u16,
+        (status, label): (u16, &'static str),
         cause: &str,
         now: Instant,
     ) {
         let _ = endpoint.reject(incoming.call, status, now);
+        crate::metrics::call_rejected(label);
+        crate::metrics::call_setup(now.elapsed());
         self.ivr.rejected(
             incoming.call_id.clone(),
             incoming.caller.clone().unwrap_or_default(),

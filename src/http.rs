@@ -23,6 +23,7 @@ pub fn router(config: &Config, store: Store, live_calls: LiveCalls) -> Router {
     let parts = [
         crate::sms::webhook::router(&config.sms, store.clone()),
         crate::sms::status::router(store.clone(), config.sms_outbox.clone()),
+        crate::metrics::router(store.clone()),
         crate::api::router(store.clone(), live_calls.clone()),
         crate::console::router(store, live_calls),
     ];

@@ -328,9 +328,31 @@ fn serve(config: Config) -> anyhow::Result<()> {
                 }
             }
         });
+        tokio::spawn(change_log_level_on_signals());
         server.wait().await;
         Ok(())
     })
+}
+
+/// SIGUSR1 turns debug logging on, SIGUSR2 back to the configured level.
+async fn change_log_level_on_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut usr1), Ok(mut usr2)) = (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) else {
+        return;
+    };
+    loop {
+        let changed = tokio::select! {
+            Some(()) = usr1.recv() => hotline::logging::set_level("debug"),
+            Some(()) = usr2.recv() => hotline::logging::reset_level(),
+            else => return,
+        };
+        if let Err(e) = changed {
+            tracing::error!("{e}");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

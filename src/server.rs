@@ -10,6 +10,7 @@
 
 use crate::call::{CallEvent, CallSettings, Calls};
 use crate::config::Config;
+use crate::health::Readiness;
 use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage, LiveCalls};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
@@ -107,6 +108,8 @@ impl Server {
         };
         let (inbox_tx, inbox) = mpsc::channel(16_384);
         let transports = Transports::bind(&config.sip.udp, &config.sip.tcp, advertised, inbox_tx)?;
+        let readiness = Readiness::default();
+        readiness.set_sip_bound(true);
         let endpoint = Endpoint::new(EndpointConfig {
             timers: config.timer_values(),
             user_agent: config.sip.user_agent.clone(),
@@ -117,6 +120,7 @@ impl Server {
             .context("cannot start media workers")?;
         let (events, _) = broadcast::channel(1024);
         let dialplans = Arc::new(load_dialplans(&config, &prompts)?);
+        readiness.set_dialplans_loaded();
         if dialplans.is_empty() {
             tracing::info!(dir = %config.ivr.dialplans_dir.display(), "no dialplans: every call hears the greeting");
         } else {
@@ -161,16 +165,21 @@ impl Server {
             .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
         let http_addr = http_listener.local_addr()?;
         tracing::info!(http = %http_addr, "HTTP listening");
+        // HTTP keeps serving while calls drain (so that /readyz can say
+        // so), and stops once the SIP side has.
+        let (http_stop, http_stopped) = watch::channel(false);
         let http = tokio::spawn(crate::http::serve(
             http_listener,
-            crate::http::router(&config, store.clone(), live_calls),
-            stopped.clone(),
+            crate::http::router(&config, store.clone(), live_calls)
+                .merge(crate::health::router(store.clone(), readiness.clone())),
+            http_stopped,
         ));
         let core = Core {
             endpoint,
             transports,
             calls,
             drain_timeout: Duration::from_secs(config.shutdown.drain_timeout_secs),
+            readiness,
         };
         let breach_job = tokio::spawn(crate::tickets::jobs::mark_breaches_every(
             store.clone(),
@@ -188,6 +197,7 @@ impl Server {
         let closing = store.clone();
         let task = tokio::spawn(async move {
             let _ = core_task.await;
+            let _ = http_stop.send(true);
             let _ = breach_job.await;
             let _ = http.await;
             if let Some(worker) = outbox_worker {
@@ -291,6 +301,7 @@ struct Core {
     transports: Transports,
     calls: Calls,
     drain_timeout: Duration,
+    readiness: Readiness,
 }
 
 impl Core {
@@ -342,6 +353,7 @@ impl Core {
                 // A dropped `Server` handle stops the gateway too.
                 _ = stop.changed(), if drain_deadline.is_none() => {
                     tracing::info!(active_calls = self.endpoint.active_calls(), "draining: new calls get 503");
+                    self.readiness.set_draining();
                     self.endpoint.set_draining(true);
                     drain_deadline = Some(Instant::now() + self.drain_timeout);
                 }
@@ -350,6 +362,7 @@ impl Core {
             self.endpoint.handle_timeout(now);
             self.calls.enforce_limits(&mut self.endpoint, now);
             self.flush(now);
+            crate::metrics::sip_stats(self.endpoint.stats(), self.endpoint.active_calls());
             if let Some(deadline) = drain_deadline {
                 if exit_deadline.is_none() && (self.endpoint.active_calls() == 0 || now >= deadline)
                 {
@@ -373,6 +386,7 @@ impl Core {
             }
         }
         self.calls.shutdown();
+        self.readiness.set_sip_bound(false);
         tracing::info!("stopped");
     }
 

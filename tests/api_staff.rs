@@ -744,7 +744,12 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
             ended_at: at + chrono::Duration::seconds(40),
             disposition: "ivr".into(),
             reason: None,
-            transfers: Vec::new(),
+            transfers: vec![hotline::tickets::store::CallTransfer {
+                at,
+                target: "agents".into(),
+                mode: "refer".into(),
+                outcome: "failed".into(),
+            }],
             menu_path: vec![
                 (at, "main".into(), "entered".into()),
                 (at, "main".into(), "key 9".into()),
@@ -764,6 +769,13 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
     assert_eq!(path.len(), 3);
     assert_eq!(path[1]["node"], "main");
     assert_eq!(path[1]["event"], "key 9");
+    assert_eq!(calls[0]["reason"], Value::Null);
+    let transfer = &calls[0]["transfers"][0];
+    assert_eq!(
+        (&transfer["target"], &transfer["mode"], &transfer["outcome"]),
+        (&json!("agents"), &json!("refer"), &json!("failed"))
+    );
+    assert!(transfer["at"].is_string());
 
     let detail = api
         .get(&api.agent, &format!("/api/v1/tickets/{number}"))
@@ -972,6 +984,8 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/customers/{id}", "put"),
         ("/api/v1/customers/{id}", "delete"),
         ("/api/v1/reports/indicators", "get"),
+        ("/api/v1/admin/log-level", "get"),
+        ("/api/v1/admin/log-level", "put"),
         ("/api/v1/openapi.json", "get"),
     ];
     for (path, method) in routes {

@@ -7,7 +7,7 @@ use super::auth::Staff;
 use super::error::{ApiError, ErrorBody};
 use super::{ApiQuery, ApiState};
 use crate::ivr::runner::LiveCall;
-use crate::tickets::store::{MenuStep, StoredCall};
+use crate::tickets::store::{CallTransfer, MenuStep, StoredCall};
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -27,10 +27,15 @@ pub(super) struct CallView {
     offered_at: DateTime<Utc>,
     answered_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
-    /// How it ended: `remote_hangup`, `ivr`, `media_timeout`, …
+    /// How it ended: `remote_bye`, `ivr`, `media_timeout`, `transferred`,
+    /// `rejected`, …
     disposition: Option<String>,
+    /// Why, for a rejected call: its status and cause (`404 no dialplan`).
+    reason: Option<String>,
     /// The walk through the menus, in order.
     menu_path: Vec<MenuStepView>,
+    /// The transfers the call tried, in order.
+    transfers: Vec<TransferView>,
     /// Numbers of the tickets the call created or read.
     tickets: Vec<String>,
 }
@@ -42,6 +47,29 @@ pub(super) struct MenuStepView {
     node: String,
     /// What happened there: entered, a key, an outcome.
     event: String,
+}
+
+/// A transfer a call tried.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TransferView {
+    at: DateTime<Utc>,
+    /// The `[transfer.targets]` name.
+    target: String,
+    /// `refer`, `bridge`, or `none` (a target missing from the config).
+    mode: String,
+    /// `accepted`, `failed` or `abandoned` (the call ended first).
+    outcome: String,
+}
+
+impl From<CallTransfer> for TransferView {
+    fn from(t: CallTransfer) -> TransferView {
+        TransferView {
+            at: t.at,
+            target: t.target,
+            mode: t.mode,
+            outcome: t.outcome,
+        }
+    }
 }
 
 impl From<MenuStep> for MenuStepView {
@@ -65,7 +93,9 @@ impl From<StoredCall> for CallView {
             answered_at: call.answered_at,
             ended_at: call.ended_at,
             disposition: call.disposition,
+            reason: call.reason,
             menu_path: call.menu_path.into_iter().map(Into::into).collect(),
+            transfers: call.transfers.into_iter().map(Into::into).collect(),
             tickets: call.tickets,
         }
     }

@@ -16,6 +16,7 @@ mod auth;
 mod calls;
 mod customers;
 mod error;
+mod log_level;
 mod openapi;
 mod reports;
 mod tickets;
@@ -73,6 +74,10 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
                 .delete(customers::delete),
         )
         .route("/reports/indicators", get(reports::indicators))
+        .route(
+            "/admin/log-level",
+            get(log_level::show).put(log_level::change),
+        )
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

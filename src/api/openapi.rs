@@ -4,7 +4,7 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, reports, tickets, transfers, ApiState, ErrorBody};
+use super::{calls, customers, log_level, reports, tickets, transfers, ApiState, ErrorBody};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -40,6 +40,8 @@ use utoipa::{Modify, OpenApi};
         customers::update,
         customers::delete,
         reports::indicators,
+        log_level::show,
+        log_level::change,
         serve,
     ),
     components(schemas(ErrorBody)),
@@ -49,6 +51,7 @@ use utoipa::{Modify, OpenApi};
         (name = "calls", description = "Recorded calls, the calls in the IVR now, and transferred callers' contexts"),
         (name = "customers", description = "The customer file (客户)"),
         (name = "reports", description = "The centre's monitoring indicators"),
+        (name = "admin", description = "The running gateway: its log level"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -347,6 +347,19 @@ impl Engine {
         self.plan.nodes.get(&self.node).map(|n| &n.kind)
     }
 
+    /// The call has ended: the node it was in counts as exited.
+    pub fn left_the_plan(&self) {
+        if self.in_a_node() {
+            crate::metrics::ivr_node_exited(&self.plan.name, &self.node);
+        }
+    }
+
+    /// Whether the call has entered a node yet (before the start, `node`
+    /// names the entry node without the caller being in it).
+    fn in_a_node(&self) -> bool {
+        self.path.iter().any(|step| step.event == "enter")
+    }
+
     fn record(&mut self, event: impl Into<String>) {
         self.path.push(PathStep {
             at: self.now,
@@ -506,6 +519,10 @@ impl Engine {
                 self.finish("dialplan loops without waiting");
                 return;
             }
+            if self.in_a_node() {
+                crate::metrics::ivr_node_exited(&self.plan.name, &self.node);
+            }
+            crate::metrics::ivr_node_entered(&self.plan.name, &name);
             self.node = name;
             self.attempts = 0;
             self.timer = None;

@@ -381,6 +381,12 @@ impl IvrCalls {
             "abandoned"
         };
         settle_transfer(&mut live.transfers, outcome);
+        for transfer in &live.transfers {
+            crate::metrics::transfer(&transfer.mode, &transfer.outcome);
+        }
+        if let Some(engine) = &live.engine {
+            engine.left_the_plan();
+        }
         let (path, tickets): (Vec<PathStep>, Vec<String>) = live
             .engine
             .as_ref()

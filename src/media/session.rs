@@ -103,6 +103,8 @@ pub struct MediaStats {
     /// Not RTP at all (too short, wrong version).
     pub dropped_malformed: u64,
     pub rtcp_received: u64,
+    /// Accepted, but older (by sequence number) than one already received.
+    pub late: u64,
 }
 
 pub struct MediaSession {
@@ -129,6 +131,8 @@ pub struct MediaSession {
     /// While bridged (see `relay`): what we heard, for the other leg, and
     /// what the other leg heard, for us to send.
     relay: Option<Relay>,
+    /// The caller's SSRC and the highest sequence number seen from it.
+    newest: Option<(u32, u16)>,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +169,7 @@ impl MediaSession {
             media_timeout,
             stats: MediaStats::default(),
             relay: None,
+            newest: None,
         };
         session.apply_params(params);
         session
@@ -291,6 +296,7 @@ impl MediaSession {
             return;
         }
         self.stats.packets_received += 1;
+        self.note_sequence(packet.ssrc(), u16::from(packet.sequence_number()));
         self.last_received = now;
         if self.symmetric && !self.latched {
             self.target = Some(source);
@@ -321,6 +327,22 @@ impl MediaSession {
                     self.key(digit, DtmfSource::Inband);
                 }
             }
+        }
+    }
+
+    /// Counts a packet older than the newest one of its stream as late (a
+    /// new SSRC starts a new stream).
+    fn note_sequence(&mut self, ssrc: u32, sequence: u16) {
+        match self.newest {
+            Some((newest_ssrc, newest)) if newest_ssrc == ssrc => {
+                // Sequence numbers wrap: "behind" is a short step back.
+                if (newest.wrapping_sub(sequence) as i16) > 0 {
+                    self.stats.late += 1;
+                } else {
+                    self.newest = Some((ssrc, sequence));
+                }
+            }
+            _ => self.newest = Some((ssrc, sequence)),
         }
     }
 

@@ -359,3 +359,14 @@ fn a_key_we_send_goes_out_as_rfc4733_events_with_marker_and_three_end_packets() 
     let (mut plain, _) = new_session(None);
     assert!(!plain.send_dtmf('7'), "no telephone-event negotiated");
 }
+
+#[test]
+fn packets_behind_the_newest_sequence_number_are_late_across_the_wrap() {
+    let (mut session, now) = new_session(Some(101));
+    let caller = CALLER.parse().unwrap();
+    for sequence in [65_534u16, 65_535, 1, 0, 2, 65_533] {
+        session.on_datagram(&rtp(0, sequence, 0, false, &[0xFF; 160]), caller, now);
+    }
+    let stats = session.stats();
+    assert_eq!((stats.packets_received, stats.late), (6, 2));
+}

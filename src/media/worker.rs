@@ -248,6 +248,7 @@ impl Worker {
                     self.index.insert(moved.call, position);
                 }
                 let stats = removed.session.stats();
+                crate::metrics::media_ended(&stats);
                 tracing::debug!(
                     call = call.0,
                     sent = stats.packets_sent,

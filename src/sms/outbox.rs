@@ -177,15 +177,18 @@ async fn deliver(
                 provider_message_id = sent.provider_message_id.as_deref().unwrap_or(""),
                 "notification sent"
             );
+            crate::metrics::sms_sent();
             store.mark_sent(&claim, sent.provider_message_id).await
         }
         Err(SendError::Permanent(reason)) => {
             tracing::warn!(%reason, "notification refused by the provider; marked failed");
+            crate::metrics::sms_failed();
             store.mark_failed(&claim, reason).await
         }
         Err(SendError::Transient(reason)) if policy.exhausted(claim.attempt) => {
             tracing::warn!(%reason, "notification failed after its last attempt; marked failed");
             let reason = format!("gave up after {} attempts: {reason}", claim.attempt);
+            crate::metrics::sms_failed();
             store.mark_failed(&claim, reason).await
         }
         Err(SendError::Transient(reason)) => {

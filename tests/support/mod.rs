@@ -606,16 +606,34 @@ impl ScratchDb {
 /// One HTTP/1.1 GET over a fresh connection (with a Bearer token if
 /// given): the status, the Content-Type and the body as text.
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, String) {
+    let auth = token.map(|t| ("Authorization", format!("Bearer {t}")));
+    http_request(addr, "GET", path, auth.as_slice(), b"").await
+}
+
+/// One HTTP/1.1 request over a fresh connection: the status, the
+/// Content-Type and the body as text.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String, String) {
     let mut stream = timeout(WAIT, TcpStream::connect(addr))
         .await
         .expect("connects in time")
         .expect("connects");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.expect("sends");
     let mut raw = Vec::new();
     timeout(WAIT, stream.read_to_end(&mut raw))
         .await

@@ -182,9 +182,14 @@ impl Store {
     /// batch's records go in with two statements, as ticket creations do.
     pub async fn record_call(&self, record: CallRecord) -> Result<i64, StoreError> {
         match &self.inner.writer {
-            Some(writer) => writer.record_call(record).await,
+            Some(writer) => {
+                let started = std::time::Instant::now();
+                let id = writer.record_call(record).await;
+                crate::metrics::db_write("call_record", started.elapsed());
+                id
+            }
             None => {
-                self.write(move |conn| {
+                self.write_timed("call_record", move |conn| {
                     Box::pin(async move {
                         let mut ids =
                             insert_call_records(conn, std::slice::from_ref(&record)).await?;

@@ -234,7 +234,22 @@ impl Store {
             + Send
             + 'static,
     {
-        match &self.inner.writer {
+        self.write_timed("other", op).await
+    }
+
+    /// `write`, its latency recorded as a database write of `kind`.
+    async fn write_timed<T, F>(&self, kind: &'static str, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+            )
+                -> futures_core::future::BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let started = std::time::Instant::now();
+        let result = match &self.inner.writer {
             Some(writer) => writer.submit(op).await,
             None => {
                 let mut transaction = self.inner.pool.begin().await?;
@@ -242,7 +257,9 @@ impl Store {
                 transaction.commit().await?;
                 Ok(value)
             }
-        }
+        };
+        crate::metrics::db_write(kind, started.elapsed());
+        result
     }
 }
 

@@ -290,6 +290,17 @@ impl Store {
         row.map(Notification::try_from).transpose()
     }
 
+    /// How many notifications wait to be sent (pending or being sent), and
+    /// when the oldest of them was queued.
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok((depth, oldest.map(from_millis).transpose()?))
+    }
+
     /// How many notifications are in each delivery status.
     pub async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
         let rows: Vec<(String, i64)> =

@@ -56,6 +56,9 @@ impl Store {
                 .await?;
             recorded.extend(breaches);
         }
+        for breach in &recorded {
+            crate::metrics::sla_breached(breach.clock.code());
+        }
         Ok(recorded)
     }
 }

@@ -194,65 +194,81 @@ impl Store {
     where
         R: Fn(&SmsFacts) -> String + Send + Sync + 'static,
     {
+        let mut creates = None;
         if let SmsRequest::Create(new) = &mut request {
             new.contact_phone = sms.from.clone();
             new.validate(self.sla())?;
+            creates = Some(new.ticket_type.code());
         }
         let now = self.now();
         let sla = self.inner.sla.clone();
-        if let (Some(writer), SmsRequest::Create(new)) = (&self.inner.writer, &request) {
-            let customer =
-                customer_by_phones(&mut *self.reader().acquire().await?, &sms.from_spellings)
-                    .await?;
-            let text = TextTicket {
-                ticket: prepare_ticket((**new).clone(), customer, &sla, now)?,
-                sms,
-                now,
-                reply: Arc::new(reply),
-            };
-            return writer.receive_text_ticket(text).await;
-        }
-        self.write(move |conn| {
-            Box::pin(async move {
-                let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
-                    return stored_outcome(conn, &sms).await;
-                };
-                let facts = carry_out(conn, &sms, request, &sla, now).await?;
-                let text = reply(&facts);
-                let ticket_id = ticket_of(&facts).map(|t| t.id);
-                if ticket_id.is_some() {
-                    sqlx::query("UPDATE sms_messages SET ticket_id = $1 WHERE id = $2")
-                        .bind(ticket_id)
-                        .bind(inbound_id)
-                        .execute(&mut *conn)
+        let outcome =
+            if let (Some(writer), SmsRequest::Create(new)) = (&self.inner.writer, &request) {
+                let customer =
+                    customer_by_phones(&mut *self.reader().acquire().await?, &sms.from_spellings)
                         .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO sms_messages (direction, provider, provider_message_id, \
+                let text = TextTicket {
+                    ticket: prepare_ticket((**new).clone(), customer, &sla, now)?,
+                    sms,
+                    now,
+                    reply: Arc::new(reply),
+                };
+                writer.receive_text_ticket(text).await
+            } else {
+                self.write(move |conn| {
+                    Box::pin(async move {
+                        let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
+                            return stored_outcome(conn, &sms).await;
+                        };
+                        let facts = carry_out(conn, &sms, request, &sla, now).await?;
+                        let text = reply(&facts);
+                        let ticket_id = ticket_of(&facts).map(|t| t.id);
+                        if ticket_id.is_some() {
+                            sqlx::query("UPDATE sms_messages SET ticket_id = $1 WHERE id = $2")
+                                .bind(ticket_id)
+                                .bind(inbound_id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        sqlx::query(
+                            "INSERT INTO sms_messages (direction, provider, provider_message_id, \
                      from_number, to_number, body, ticket_id, reply_to, status, created_at) \
                      VALUES ('out', $1, NULL, $2, $3, $4, $5, $6, 'replied', $7)",
-                )
-                .bind(&sms.provider)
-                .bind(&sms.to)
-                .bind(&sms.from)
-                .bind(&text)
-                .bind(ticket_id)
-                .bind(inbound_id)
-                .bind(to_millis(now))
-                .execute(&mut *conn)
-                .await?;
-                let created = match &facts {
-                    SmsFacts::Created(ticket) => Some(ticket.number),
-                    _ => None,
-                };
-                Ok(SmsOutcome {
-                    reply: text,
-                    repeated: false,
-                    created,
+                        )
+                        .bind(&sms.provider)
+                        .bind(&sms.to)
+                        .bind(&sms.from)
+                        .bind(&text)
+                        .bind(ticket_id)
+                        .bind(inbound_id)
+                        .bind(to_millis(now))
+                        .execute(&mut *conn)
+                        .await?;
+                        let created = match &facts {
+                            SmsFacts::Created(ticket) => Some(ticket.number),
+                            _ => None,
+                        };
+                        Ok(SmsOutcome {
+                            reply: text,
+                            repeated: false,
+                            created,
+                        })
+                    })
                 })
-            })
-        })
-        .await
+                .await
+            };
+        if let Ok(outcome) = &outcome {
+            if !outcome.repeated {
+                crate::metrics::sms_received();
+            }
+            if let (Some(_), Some(ticket_type)) = (outcome.created, creates) {
+                crate::metrics::ticket_created(
+                    crate::tickets::model::Channel::Sms.code(),
+                    ticket_type,
+                );
+            }
+        }
+        outcome
     }
 }
 

@@ -221,10 +221,15 @@ impl Store {
         new.validate(self.sla())?;
         let customer = customer_of(self.reader(), &new).await?;
         let prepared = prepare_ticket(new, customer, self.sla(), self.now())?;
-        match &self.inner.writer {
-            Some(writer) => writer.create(prepared).await,
+        let ticket = match &self.inner.writer {
+            Some(writer) => {
+                let started = std::time::Instant::now();
+                let created = writer.create(prepared).await;
+                crate::metrics::db_write("ticket", started.elapsed());
+                created
+            }
             None => {
-                self.write(move |conn| {
+                self.write_timed("ticket", move |conn| {
                     Box::pin(async move {
                         let mut created =
                             insert_tickets(conn, std::slice::from_ref(&prepared)).await?;
@@ -233,7 +238,9 @@ impl Store {
                 })
                 .await
             }
-        }
+        }?;
+        crate::metrics::ticket_created(ticket.channel.code(), ticket.ticket_type.code());
+        Ok(ticket)
     }
 
     /// The ticket with this number, if any. A number with a wrong check

@@ -1,0 +1,121 @@
+//! The packaging files are true: the production example configuration
+//! loads (with its secret from the environment, as the unit provides it, and
+//! refuses to without), uses PostgreSQL, trusted trunks only and a real SMS
+//! provider, and configures every transfer target the shipped dialplans
+//! name; the systemd unit runs that configuration with hardening and passes
+//! `systemd-analyze verify` where it is installed.
+
+use hotline::config::Config;
+use hotline::ivr::dialplan::Dialplan;
+use hotline::ivr::runner::unknown_transfer_targets;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn check_config(secret: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
+    command
+        .arg("--config")
+        .arg(repo("packaging/hotline.production.toml"))
+        .arg("check-config")
+        .env_remove("HOTLINE_DATABASE_URL")
+        .env_remove("HOTLINE_SMS_OUTBOX_AUTH_TOKEN");
+    if let Some(secret) = secret {
+        command.env("HOTLINE_SMS_OUTBOX_AUTH_TOKEN", secret);
+    }
+    command.output().expect("hotline runs")
+}
+
+#[test]
+fn the_production_example_loads_with_its_secret_from_the_environment() {
+    let loaded = check_config(Some("a-secret-token"));
+    let text = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(text.contains("url = \"postgres://"), "{text}");
+    assert!(text.contains("provider = \"twilio\""), "{text}");
+    assert!(text.contains("auth_token = \"(set)\""), "{text}");
+    assert!(!text.contains("a-secret-token"), "secrets are not printed");
+
+    let refused = check_config(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("sms_outbox.auth_token"),
+        "without the secret it names what is missing"
+    );
+}
+
+#[test]
+fn the_production_example_trusts_only_its_trunks_and_serves_the_shipped_dialplans() {
+    let secret = [(
+        "HOTLINE_SMS_OUTBOX_AUTH_TOKEN".to_string(),
+        "a-secret-token".to_string(),
+    )];
+    let config = Config::load_from(Some(&repo("packaging/hotline.production.toml")), &secret)
+        .expect("the configuration is valid");
+    assert!(config.database.url.starts_with("postgres://"));
+    assert!(!config.sip.trusted_networks.is_empty());
+    assert!(
+        config
+            .sip
+            .trusted_networks
+            .iter()
+            .all(|net| net.prefix_len() >= 8),
+        "no network open to the world: {:?}",
+        config.sip.trusted_networks
+    );
+    assert_eq!(config.log.format, "json");
+    let mut plans = Vec::new();
+    for entry in std::fs::read_dir(repo("dialplans")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            plans.push(Dialplan::load(&path).expect("a shipped dialplan"));
+        }
+    }
+    assert!(!plans.is_empty());
+    let problems = unknown_transfer_targets(&plans, &config.transfer);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_unit_runs_the_configuration_hardened() {
+    let unit = std::fs::read_to_string(repo("packaging/hotline.service")).unwrap();
+    for line in [
+        "ExecStart=/usr/local/bin/hotline --config /etc/hotline/hotline.toml serve",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=hotline",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "Restart=always",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "{line} missing from the unit"
+        );
+    }
+    let Ok(output) = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(repo("packaging/hotline.service"))
+        .output()
+    else {
+        eprintln!("systemd-analyze is not installed: unit not verified");
+        return;
+    };
+    let complaints: Vec<String> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        // The binary is not installed on a build machine.
+        .filter(|l| !l.contains("/usr/local/bin/hotline is not executable"))
+        .map(str::to_string)
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
+}
