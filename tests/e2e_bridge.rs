@@ -369,6 +369,34 @@ async fn an_answered_bridge_relays_audio_both_ways_and_the_agents_bye_ends_the_c
         .windows(2)
         .all(|w| w[1] == w[0].wrapping_add(1)));
 
+    // The agent's PBX puts the caller on hold and back (re-INVITEs on the
+    // agent leg): both answered from the leg's media, and the caller's
+    // audio reaches the agent again after the resume.
+    let held = agent_reinvite(&mut agent, &mut agent_dialog, "sendonly").await;
+    assert_eq!(held.status(), Some(200), "{held:?}");
+    let held_sdp = String::from_utf8_lossy(&held.body).to_string();
+    assert!(held_sdp.contains("a=recvonly"), "{held_sdp}");
+    assert!(
+        held_sdp.contains(&format!(" {} ", agent_rtp_at_gateway.port())),
+        "the same media port: {held_sdp}"
+    );
+    let resumed = agent_reinvite(&mut agent, &mut agent_dialog, "sendrecv").await;
+    assert_eq!(resumed.status(), Some(200), "{resumed:?}");
+    assert!(String::from_utf8_lossy(&resumed.body).contains("a=sendrecv"));
+    let (_, agent_heard) = tokio::join!(
+        caller.send_audio(caller_rtp_at_gateway, 0, CALLER_SSRC + 1, 40, |i| {
+            tone(Codec::Pcmu, 400.0, i)
+        }),
+        agent.receive_rtp(Duration::from_millis(900)),
+    );
+    let (to_agent, _, _) = audio_of(&agent_heard, 8);
+    let loud_after_resume = loud(Codec::Pcma, &to_agent);
+    assert!(
+        loud_after_resume.len() >= 20,
+        "{} loud packets to the agent after the resume",
+        loud_after_resume.len()
+    );
+
     assert_eq!(agent.bye(&mut agent_dialog).await, 200);
     let bye = caller
         .answer_bye(Duration::from_secs(5))
@@ -380,6 +408,25 @@ async fn an_answered_bridge_relays_audio_both_ways_and_the_agents_bye_ends_the_c
     assert_eq!(disposition, "transferred");
     assert!(path.contains("transferred to agents (bridged, "), "{path}");
     server.shutdown().await;
+}
+
+/// The agent's re-INVITE offering PCMA with `direction` (`sendonly` puts
+/// the caller on hold, `sendrecv` resumes); returns the final response,
+/// ACKed.
+async fn agent_reinvite(agent: &mut Client, dialog: &mut Dialog, direction: &str) -> Message {
+    let mut invite = agent.in_dialog(dialog, "INVITE");
+    invite.push_header("Contact", format!("<sip:agents@{}>", agent.local));
+    let offer = agent.offer(
+        "8 101",
+        "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        &format!("a={direction}\r\n"),
+    );
+    invite.set_body("application/sdp", bytes::Bytes::from(offer));
+    let cseq = invite.header("CSeq").unwrap().to_string();
+    agent.send(&invite).await;
+    let response = agent.final_response(&cseq).await;
+    agent.ack(dialog).await;
+    response
 }
 
 /// The `name="value"` (or bare) parameter of a credentials header.
