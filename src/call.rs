@@ -387,6 +387,13 @@ impl Calls {
                 }
             },
             Event::CallEnded { call, reason } => self.ended(endpoint, call, reason, now),
+            // Counted by the endpoint's own statistics; recorded here.
+            Event::CallRefused(refused) => self.ivr.rejected(
+                refused.call_id,
+                refused.caller.unwrap_or_default(),
+                refused.dialled.unwrap_or_default(),
+                refused.reason,
+            ),
             Event::OutgoingAnswered { leg, sdp } => self.bridge_answered(endpoint, leg, &sdp, now),
             Event::OutgoingFailed { leg, failure } => {
                 if let Some(call) = self.legs.remove(&leg) {
@@ -639,6 +646,12 @@ impl Calls {
                 if let Some(greeting) = self.greeting() {
                     self.workers.send(call, WorkerCommand::Play(greeting));
                 }
+                self.ivr.answered_without_plan(
+                    call,
+                    incoming.call_id.clone(),
+                    incoming.caller.clone().unwrap_or_default(),
+                    dialled,
+                );
             }
         }
         self.calls.insert(

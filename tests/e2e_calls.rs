@@ -229,11 +229,35 @@ async fn calls_beyond_capacity_get_503_with_retry_after() {
     first.ack(&mut dialog).await;
     let mut second = Client::tcp(server.tcp_addrs[0]).await;
     let offer = second.g711_offer();
-    let (refused, _) = second.invite("10000", Some(offer)).await;
+    let (refused, refused_dialog) = second.invite("10000", Some(offer)).await;
     assert_eq!(refused.status(), Some(503));
     assert!(refused.header("Retry-After").is_some());
     assert_eq!(first.bye(&mut dialog).await, 200);
+    // Both have their call record: the refused one with its reason, the
+    // answered one (no dialplan loaded: it heard the greeting) as ended.
+    let (caller, dialled, disposition, ..) = call_record(&server, &refused_dialog.call_id).await;
+    assert_eq!(
+        (caller.as_str(), dialled.as_str(), disposition.as_str()),
+        ("13800138000", "10000", "rejected")
+    );
+    let (_, _, disposition, ..) = call_record(&server, &dialog.call_id).await;
+    assert_eq!(disposition, "remote_bye");
     server.shutdown().await;
+}
+
+/// The record of the call `call_id` (caller, dialled, disposition, path,
+/// tickets), once written.
+async fn call_record(
+    server: &hotline::server::Server,
+    call_id: &str,
+) -> (String, String, String, String, Vec<String>) {
+    for _ in 0..100 {
+        if let Some(record) = server.store().calls_by_sip_id(call_id).await.unwrap().pop() {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no call record for {call_id}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -249,6 +249,30 @@ impl IvrCalls {
         });
     }
 
+    /// A call answered without a dialplan (none is loaded: it hears the
+    /// greeting): no plan runs, but its record is written when it ends.
+    pub fn answered_without_plan(
+        &mut self,
+        call: CallHandle,
+        call_id: String,
+        caller: String,
+        dialled: String,
+    ) {
+        self.calls.insert(
+            call,
+            RunningCall {
+                call_id,
+                engine: None,
+                pending: None,
+                early_keys: Vec::new(),
+                offered_at: Utc::now(),
+                caller,
+                dialled,
+                transfers: Vec::new(),
+            },
+        );
+    }
+
     /// New calls use these prompts from now on (calls in progress keep the
     /// prompts they are playing).
     pub fn replace_prompts(&mut self, prompts: Arc<PromptLibrary>) {
@@ -456,7 +480,8 @@ impl IvrCalls {
             return Vec::new();
         };
         let Some(engine) = live.engine.as_mut() else {
-            if let Input::Key(key) = input {
+            // Kept for the plan about to start; a call without one has none.
+            if let (Input::Key(key), Some(_)) = (input, &live.pending) {
                 live.early_keys.push(key);
             }
             return Vec::new();

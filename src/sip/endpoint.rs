@@ -112,6 +112,15 @@ impl EndReason {
     }
 }
 
+/// An INVITE admission refused, and why (`503 capacity`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedCall {
+    pub call_id: String,
+    pub caller: Option<String>,
+    pub dialled: Option<String>,
+    pub reason: String,
+}
+
 /// A new INVITE that passed admission; the application must answer it
 /// with `accept` or `reject`.
 #[derive(Debug, Clone)]
@@ -189,6 +198,9 @@ pub enum Event {
         call: CallHandle,
         reason: EndReason,
     },
+    /// A new INVITE refused by admission (capacity, rate, draining), for
+    /// its call record.
+    CallRefused(Box<RefusedCall>),
     /// The transferee reached the transfer target (a 2xx sipfrag). The
     /// call stays up until the application hangs up or the caller does.
     TransferSucceeded {
@@ -693,6 +705,14 @@ impl Endpoint {
                 Refusal::Draining => self.stats.refused_draining += 1,
             }
             tracing::info!(source = %flow.remote, refusal = refusal.label(), "call refused");
+            let (caller, dialled) = parties(&request);
+            self.events
+                .push_back(Event::CallRefused(Box::new(RefusedCall {
+                    call_id: request.header("Call-ID").unwrap_or_default().to_string(),
+                    caller,
+                    dialled,
+                    reason: format!("{code} {}", refusal.label()),
+                })));
             let extra: Vec<(&str, &str)> = retry_after
                 .map(|r| ("Retry-After", r))
                 .into_iter()
@@ -711,16 +731,12 @@ impl Endpoint {
         let tx_id = self.start_server_tx(&request, key, flow, merge_key, Some(handle));
         self.respond_in_tx(tx_id, &request, 100, &[], None, now);
         self.stats.calls_offered += 1;
-        let invite_uri = request.request_uri().and_then(|u| Uri::parse(u).ok());
+        let (caller, dialled) = parties(&request);
         let incoming = IncomingCall {
             call: handle,
             call_id: dialog.id.call_id.clone(),
-            dialled: invite_uri.and_then(|u| u.user),
-            caller: request
-                .header("From")
-                .and_then(|f| NameAddr::parse(f).ok())
-                .and_then(|f| Uri::parse(&f.uri).ok())
-                .and_then(|u| u.user),
+            dialled,
+            caller,
             offer: (!request.body.is_empty()).then(|| request.body.clone()),
             flow,
             invite: request.clone(),
@@ -1933,6 +1949,21 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The caller (the From URI's user) and the dialled number (the
+/// Request-URI's user) of an INVITE.
+fn parties(request: &Message) -> (Option<String>, Option<String>) {
+    let caller = request
+        .header("From")
+        .and_then(|f| NameAddr::parse(f).ok())
+        .and_then(|f| Uri::parse(&f.uri).ok())
+        .and_then(|u| u.user);
+    let dialled = request
+        .request_uri()
+        .and_then(|u| Uri::parse(u).ok())
+        .and_then(|u| u.user);
+    (caller, dialled)
 }
 
 fn code_of(response: &Message) -> u16 {

@@ -1533,7 +1533,12 @@ fn invite_beyond_max_calls_gets_503_with_retry_after() {
     let response = h.one_sent();
     assert_eq!(status(&response), 503);
     assert!(response.has_header("Retry-After"));
-    assert!(h.events().is_empty());
+    let events = h.events();
+    let [Event::CallRefused(refused)] = events.as_slice() else {
+        panic!("expected the refusal for the call record, got {events:#?}");
+    };
+    assert_eq!(refused.call_id, "call-10");
+    assert_eq!(refused.reason, "503 capacity");
     assert_eq!(h.endpoint.active_calls(), 10);
     assert_eq!(h.endpoint.stats().refused_capacity, 1);
 }
@@ -1547,7 +1552,12 @@ fn draining_refuses_new_calls_with_503_and_keeps_live_ones() {
     let response = h.one_sent();
     assert_eq!(status(&response), 503);
     assert!(response.has_header("Retry-After"));
-    assert!(h.events().is_empty());
+    let events = h.events();
+    assert!(
+        matches!(events.as_slice(), [Event::CallRefused(refused)]
+            if refused.call_id == "another-call" && refused.reason == "503 draining"),
+        "{events:#?}"
+    );
     h.receive(&bye("z9hG4bK-bye", &e.our_tag, 2));
     assert_eq!(status(&h.one_sent()), 200);
     assert_eq!(
