@@ -1583,6 +1583,12 @@ impl Endpoint {
                         .push_back(Event::OutgoingFailed { leg, failure });
                 }
             }
+            UacStep::CancelLater { report } => {
+                if let Some(failure) = report {
+                    self.events
+                        .push_back(Event::OutgoingFailed { leg, failure });
+                }
+            }
             UacStep::Failed(failure) => self.fail_outgoing(leg, failure),
         }
     }

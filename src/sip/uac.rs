@@ -35,8 +35,11 @@ pub enum UacFailure {
 pub enum UacState {
     /// INVITE sent, nothing heard yet.
     Calling,
-    /// A provisional response arrived (the target rings).
+    /// A provisional response arrived (100 Trying or the target rings).
     Early,
+    /// We gave up before any response: the CANCEL waits for the first
+    /// provisional one (RFC 3261 §9.1: a CANCEL MUST NOT be sent before).
+    CancelPending,
     /// A 2xx arrived: the call is up.
     Answered,
     /// We gave up (ring timeout or our side hung up) and sent CANCEL;
@@ -62,6 +65,11 @@ pub enum UacStep {
     },
     /// Send CANCEL; when `report` holds a failure, tell the application.
     Cancel {
+        report: Option<UacFailure>,
+    },
+    /// Like `Cancel`, but nothing has answered yet: the CANCEL is sent
+    /// when a provisional response arrives (a `Cancel` step then).
+    CancelLater {
         report: Option<UacFailure>,
     },
     /// A 2xx after we gave up: ACK it and send BYE at once.
@@ -102,6 +110,22 @@ impl OutgoingInvite {
             }
             (UacState::Cancelling, 300..) => {
                 self.state = UacState::Ended;
+                UacStep::Nothing
+            }
+            (UacState::CancelPending, 100..=199) => {
+                self.state = UacState::Cancelling;
+                UacStep::Cancel { report: None }
+            }
+            (UacState::CancelPending, 200..=299) => {
+                self.state = UacState::Ended;
+                UacStep::AckAndBye
+            }
+            (UacState::CancelPending, _) => {
+                self.state = UacState::Ended;
+                UacStep::Nothing
+            }
+            (UacState::Calling, 100) => {
+                self.state = UacState::Early;
                 UacStep::Nothing
             }
             (UacState::Cancelling, _) | (_, 100) => UacStep::Nothing,
@@ -160,23 +184,24 @@ impl OutgoingInvite {
 
     /// The ring timeout expired before an answer.
     pub fn on_ring_timeout(&mut self) -> UacStep {
-        match self.state {
-            UacState::Calling | UacState::Early => {
-                self.state = UacState::Cancelling;
-                UacStep::Cancel {
-                    report: Some(UacFailure::NotAnswered),
-                }
-            }
-            _ => UacStep::Nothing,
-        }
+        self.give_up(Some(UacFailure::NotAnswered))
     }
 
     /// Our side gives up before the answer (the caller hung up).
     pub fn on_abandon(&mut self) -> UacStep {
+        self.give_up(None)
+    }
+
+    /// Cancels the INVITE now, or once something has answered it.
+    fn give_up(&mut self, report: Option<UacFailure>) -> UacStep {
         match self.state {
-            UacState::Calling | UacState::Early => {
+            UacState::Early => {
                 self.state = UacState::Cancelling;
-                UacStep::Cancel { report: None }
+                UacStep::Cancel { report }
+            }
+            UacState::Calling => {
+                self.state = UacState::CancelPending;
+                UacStep::CancelLater { report }
             }
             _ => UacStep::Nothing,
         }
@@ -189,7 +214,7 @@ impl OutgoingInvite {
                 self.state = UacState::Ended;
                 UacStep::Failed(UacFailure::Unreachable)
             }
-            UacState::Cancelling => {
+            UacState::Cancelling | UacState::CancelPending => {
                 self.state = UacState::Ended;
                 UacStep::Nothing
             }
@@ -434,14 +459,40 @@ mod tests {
         assert_eq!(uac.on_response(200, None), UacStep::AckAndBye);
         assert_eq!(uac.state, UacState::Ended);
         let mut uac = OutgoingInvite::new(false);
+        uac.on_response(100, None);
         uac.on_ring_timeout();
         assert_eq!(uac.on_response(487, None), UacStep::Nothing);
         assert_eq!(uac.state, UacState::Ended);
     }
 
     #[test]
+    fn giving_up_before_any_response_cancels_only_once_one_arrives() {
+        let mut uac = OutgoingInvite::new(false);
+        assert_eq!(
+            uac.on_ring_timeout(),
+            UacStep::CancelLater {
+                report: Some(UacFailure::NotAnswered)
+            }
+        );
+        assert_eq!(uac.on_ring_timeout(), UacStep::Nothing, "reported once");
+        assert_eq!(uac.on_response(100, None), UacStep::Cancel { report: None });
+        assert_eq!(uac.on_response(487, None), UacStep::Nothing);
+        assert_eq!(uac.state, UacState::Ended);
+        // Answered before anything else came: hung up at once.
+        let mut uac = OutgoingInvite::new(false);
+        assert_eq!(uac.on_abandon(), UacStep::CancelLater { report: None });
+        assert_eq!(uac.on_response(200, None), UacStep::AckAndBye);
+        // Never answered at all: timer B ends it quietly.
+        let mut uac = OutgoingInvite::new(false);
+        uac.on_abandon();
+        assert_eq!(uac.on_transaction_timeout(), UacStep::Nothing);
+        assert_eq!(uac.state, UacState::Ended);
+    }
+
+    #[test]
     fn abandon_cancels_silently_and_timer_b_is_unreachable() {
         let mut uac = OutgoingInvite::new(false);
+        uac.on_response(100, None);
         assert_eq!(uac.on_abandon(), UacStep::Cancel { report: None });
         assert_eq!(uac.on_transaction_timeout(), UacStep::Nothing);
         let mut uac = OutgoingInvite::new(false);
