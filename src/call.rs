@@ -209,12 +209,14 @@ impl Calls {
                 CallAction::Bridge {
                     target,
                     uri,
+                    addresses,
                     headers,
                     credentials,
                     ring_timeout,
                 } => {
                     let request = OutgoingRequest {
                         target: uri,
+                        addresses,
                         from_user: String::new(),
                         headers,
                         sdp: Bytes::new(),

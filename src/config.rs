@@ -568,12 +568,12 @@ impl TransferConfig {
             if target.mode == TransferMode::Bridge {
                 let dialable =
                     crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(&target.uri))
-                        .is_ok_and(|uri| uri.scheme == "sip" && uri.ip().is_some());
+                        .is_ok_and(|uri| uri.scheme == "sip" && !uri.host.is_empty());
                 if sip && !dialable {
                     problems.push(format!(
                         "transfer.targets.{name}.uri: {:?}: mode \"bridge\" needs a sip: URI \
-                         with an IP address (the gateway does no DNS), for example \
-                         \"sip:queue@192.0.2.10:5060\"",
+                         with a host, for example \"sip:queue@192.0.2.10:5060\" or \
+                         \"sip:queue@pbx.example.com\"",
                         target.uri
                     ));
                 }
@@ -1192,15 +1192,27 @@ mod tests {
                 password: None,
             },
         );
+        config.transfer.targets.insert(
+            "secure".into(),
+            TransferTarget {
+                uri: "sips:600@pbx.example.com".into(),
+                mode: TransferMode::Bridge,
+                username: None,
+                password: None,
+            },
+        );
         let error = config.validate().unwrap_err().to_string();
         assert!(
             error.contains("transfer.ring_timeout_secs must be at least 1"),
             "{error}"
         );
         assert!(
-            error.contains("mode \"bridge\" needs a sip: URI with an IP address"),
+            error.contains(
+                "secure.uri: \"sips:600@pbx.example.com\": mode \"bridge\" needs a sip: URI"
+            ),
             "{error}"
         );
+        assert!(!error.contains("pbx.uri"), "a host name is fine: {error}");
         assert!(
             error.contains("transfer.targets.pbx: username and password go together"),
             "{error}"

@@ -56,11 +56,15 @@ fn repo_prompts() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"))
 }
 
+/// A gateway whose target "agents" is `agent`, at `sip:agents@HOST:PORT`
+/// with HOST its IP address, or `localhost` (a name the gateway resolves)
+/// when `by_name`.
 async fn gateway(
     plans: &Path,
     agent: &Client,
     credentials: Option<(&str, &str)>,
     ring_timeout_secs: u64,
+    by_name: bool,
 ) -> Server {
     std::fs::write(plans.join("bridge.toml"), PLAN).unwrap();
     let mut config = test_config();
@@ -70,7 +74,11 @@ async fn gateway(
     config.transfer.targets.insert(
         "agents".into(),
         TransferTarget {
-            uri: format!("sip:agents@{}", agent.local),
+            uri: if by_name {
+                format!("sip:agents@localhost:{}", agent.local.port())
+            } else {
+                format!("sip:agents@{}", agent.local)
+            },
             mode: TransferMode::Bridge,
             username: credentials.map(|(u, _)| u.to_string()),
             password: credentials.map(|(_, p)| p.to_string()),
@@ -251,7 +259,7 @@ async fn an_answered_bridge_relays_audio_both_ways_and_the_agents_bye_ends_the_c
     // needs the agent's for its config: bind the agent on a placeholder
     // server address first, then point it at the gateway.
     let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
-    let server = gateway(plans.path(), &agent, None, 20).await;
+    let server = gateway(plans.path(), &agent, None, 20, false).await;
     agent.server = server.udp_addrs[0];
     let (mut caller, dialog, caller_rtp_at_gateway) = dial_and_press_0(&server).await;
 
@@ -448,11 +456,16 @@ fn md5_hex(text: &str) -> String {
 async fn a_digest_challenge_is_answered_and_the_callers_bye_ends_the_agent() {
     let plans = tempfile::tempdir().unwrap();
     let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
-    let server = gateway(plans.path(), &agent, Some(("hotline", "s3cret")), 20).await;
+    let server = gateway(plans.path(), &agent, Some(("hotline", "s3cret")), 20, true).await;
     agent.server = server.udp_addrs[0];
     let (mut caller, mut dialog, _) = dial_and_press_0(&server).await;
 
+    // The target is named by host name: the gateway resolved it.
     let invite = expect_invite(&mut agent).await;
+    assert_eq!(
+        invite.request_uri(),
+        Some(format!("sip:agents@localhost:{}", agent.local.port()).as_str())
+    );
     assert_eq!(invite.header("CSeq"), Some("1 INVITE"));
     agent
         .respond(
@@ -524,7 +537,7 @@ async fn a_digest_challenge_is_answered_and_the_callers_bye_ends_the_agent() {
 async fn a_busy_agent_sends_the_caller_to_the_fallback() {
     let plans = tempfile::tempdir().unwrap();
     let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
-    let server = gateway(plans.path(), &agent, None, 20).await;
+    let server = gateway(plans.path(), &agent, None, 20, false).await;
     agent.server = server.udp_addrs[0];
     let (mut caller, dialog, _) = dial_and_press_0(&server).await;
 
@@ -548,7 +561,7 @@ async fn a_busy_agent_sends_the_caller_to_the_fallback() {
 async fn an_unanswered_agent_is_cancelled_and_the_caller_goes_to_the_fallback() {
     let plans = tempfile::tempdir().unwrap();
     let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
-    let server = gateway(plans.path(), &agent, None, 1).await;
+    let server = gateway(plans.path(), &agent, None, 1, false).await;
     agent.server = server.udp_addrs[0];
     let (mut caller, dialog, _) = dial_and_press_0(&server).await;
 

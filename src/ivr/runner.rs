@@ -28,6 +28,7 @@ use crate::tickets::store::{CallRecord, CallTransfer, NewTransferContext, Store,
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -115,6 +116,8 @@ pub enum CallAction {
     Bridge {
         target: String,
         uri: String,
+        /// Where to send the INVITE: the URI's host looked up (A and AAAA).
+        addresses: Vec<SocketAddr>,
         headers: Vec<(String, String)>,
         credentials: Option<(String, String)>,
         ring_timeout: Duration,
@@ -143,6 +146,7 @@ pub enum IvrMessage {
     BridgeReady {
         call: CallHandle,
         target: String,
+        addresses: Vec<SocketAddr>,
         headers: Vec<(String, String)>,
     },
 }
@@ -339,6 +343,7 @@ impl IvrCalls {
             IvrMessage::BridgeReady {
                 call,
                 target,
+                addresses,
                 headers,
             } => {
                 let Some(destination) = self.transfers.targets.get(&target) else {
@@ -351,6 +356,7 @@ impl IvrCalls {
                     call,
                     CallAction::Bridge {
                         uri: destination.uri.clone(),
+                        addresses,
                         credentials: destination.credentials(),
                         ring_timeout: Duration::from_secs(self.transfers.ring_timeout_secs),
                         target,
@@ -579,6 +585,7 @@ impl IvrCalls {
                             },
                             TransferMode::Bridge => IvrMessage::BridgeReady {
                                 call,
+                                addresses: resolve_target(&uri).await,
                                 headers: transfer_headers(&context, token.as_deref())
                                     .into_iter()
                                     .map(|(name, value)| (name.to_string(), value))
@@ -602,6 +609,28 @@ impl IvrCalls {
             }
         }
         actions
+    }
+}
+
+/// The addresses of a bridge target's host: itself when it is an IP
+/// literal, else what the system resolver gives for it (A and AAAA
+/// records; SRV and NAPTR are not looked up, so the port is the URI's or
+/// 5060). Empty when the name does not resolve: the call then fails.
+async fn resolve_target(uri: &str) -> Vec<SocketAddr> {
+    let Ok(target) = crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(uri)) else {
+        return Vec::new();
+    };
+    let port = target.port.unwrap_or(5060);
+    if let Some(ip) = target.ip() {
+        return vec![SocketAddr::new(ip, port)];
+    }
+    let host = target.host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host(format!("{host}:{port}")).await {
+        Ok(addresses) => addresses.collect(),
+        Err(error) => {
+            tracing::warn!(host = %target.host, %error, "cannot resolve the transfer target");
+            Vec::new()
+        }
     }
 }
 

@@ -228,9 +228,11 @@ pub enum Event {
 /// A call the gateway places (the agent leg of a bridged transfer).
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest {
-    /// The target's `sip:` URI; its host must be an IP literal (the
-    /// endpoint does no DNS). `;transport=tcp` sends the INVITE over TCP.
+    /// The target's `sip:` URI. `;transport=tcp` sends the INVITE over TCP.
     pub target: String,
+    /// Where to send it: the URI's host resolved by the caller (the
+    /// endpoint does no DNS); the first of the call's address family.
+    pub addresses: Vec<SocketAddr>,
     /// The From user: the caller's number, so the agent sees who it is.
     pub from_user: String,
     /// Extra headers (the transfer context).
@@ -1373,10 +1375,12 @@ impl Endpoint {
             .ok()
             .filter(|u| u.scheme == "sip")
             .ok_or(CallError::BadTarget)?;
-        let ip = target.ip().ok_or(CallError::BadTarget)?;
-        if ip.is_ipv4() != base.local.is_ipv4() {
-            return Err(CallError::BadTarget);
-        }
+        let remote = request
+            .addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == base.local.is_ipv4())
+            .ok_or(CallError::BadTarget)?;
         let tcp = target
             .param("transport")
             .and_then(|p| p.value.as_deref())
@@ -1386,7 +1390,7 @@ impl Endpoint {
             listener: base.listener,
             connection: None,
             local: base.local,
-            remote: SocketAddr::new(ip, target.port.unwrap_or(5060)),
+            remote,
         };
         let user: String = request
             .from_user

@@ -2137,6 +2137,7 @@ fn refer_needs_an_established_call_and_one_transfer_at_a_time() {
 // ---------------------------------------------------------------------------
 
 const AGENT: &str = "sip:agents@127.0.0.1:5070";
+const AGENT_ADDRESS: &str = "127.0.0.1:5070";
 
 fn agent_flow() -> Flow {
     Flow {
@@ -2155,6 +2156,7 @@ impl Harness {
             .call_out(
                 OutgoingRequest {
                     target: AGENT.into(),
+                    addresses: vec![AGENT_ADDRESS.parse().unwrap()],
                     from_user: "13800138000".into(),
                     headers: vec![("X-Caller".into(), "13800138000".into())],
                     sdp: Bytes::from_static(ANSWER.as_bytes()),
@@ -2297,8 +2299,9 @@ fn a_busy_target_is_acked_and_reported_and_a_bad_target_refused() {
     assert_eq!(h.one_sent().to_bytes(), ack.to_bytes());
 
     let caller = h.endpoint.calls().next().unwrap();
-    let request = |target: &str| OutgoingRequest {
+    let request = |target: &str, address: &str| OutgoingRequest {
         target: target.into(),
+        addresses: address.parse().into_iter().collect(),
         from_user: String::new(),
         headers: Vec::new(),
         sdp: Bytes::new(),
@@ -2306,13 +2309,15 @@ fn a_busy_target_is_acked_and_reported_and_a_bad_target_refused() {
         ring_timeout: ms(1000),
         on_behalf_of: caller,
     };
-    for bad in [
-        "sip:agents@pbx.example.com",
-        "tel:+8610",
-        "sip:a@[::1]:5070",
+    // A name nobody resolved, a tel: URI, and only an address of the other
+    // family than the caller's call.
+    for (bad, address) in [
+        ("sip:agents@pbx.example.com", ""),
+        ("tel:+8610", "127.0.0.1:5060"),
+        ("sip:a@[::1]:5070", "[::1]:5070"),
     ] {
         assert_eq!(
-            h.endpoint.call_out(request(bad), h.now).err(),
+            h.endpoint.call_out(request(bad, address), h.now).err(),
             Some(CallError::BadTarget),
             "{bad}"
         );
@@ -2327,6 +2332,7 @@ fn a_target_with_transport_tcp_is_called_over_tcp() {
         .call_out(
             OutgoingRequest {
                 target: "sip:agents@127.0.0.1:5070;transport=tcp".into(),
+                addresses: vec!["127.0.0.1:5070".parse().unwrap()],
                 from_user: "13800138000".into(),
                 headers: Vec::new(),
                 sdp: Bytes::from_static(ANSWER.as_bytes()),
