@@ -5,6 +5,7 @@
 //! SQLite and, when `DATABASE_URL` is set, on PostgreSQL (each in its own
 //! schema).
 
+#[macro_use]
 mod support;
 
 use bytes::Bytes;
@@ -197,23 +198,6 @@ async fn raw(
 fn mistyped(number: &str) -> String {
     let last = number.as_bytes()[9] - b'0';
     format!("{}{}", &number[..9], (last + 1) % 10)
-}
-
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Sqlite, super::$name).await;
-            })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Postgres, super::$name).await;
-            })+
-        }
-    };
 }
 
 async fn run<F, Fut>(db: Backend, scenario: F)

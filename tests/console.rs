@@ -6,6 +6,7 @@
 //! and staff wrote. Each scenario runs on SQLite and, when `DATABASE_URL`
 //! is set, on PostgreSQL (in its own schema).
 
+#[macro_use]
 mod support;
 
 use bytes::Bytes;
@@ -228,23 +229,6 @@ async fn console(db: Backend, tweak: impl FnOnce(&mut hotline::config::Config)) 
         agent,
         supervisor,
     })
-}
-
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Sqlite, super::$name).await;
-            })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Postgres, super::$name).await;
-            })+
-        }
-    };
 }
 
 async fn run<F, Fut>(db: Backend, scenario: F)

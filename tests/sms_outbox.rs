@@ -10,6 +10,7 @@
 //! scenario runs on a fresh SQLite file, and on PostgreSQL when
 //! `DATABASE_URL` is set (each run in its own schema). Every wait is bounded.
 
+#[macro_use]
 mod support;
 
 use axum::body::Bytes;
@@ -60,23 +61,6 @@ async fn open(database: &ScratchDatabase) -> Store {
     .expect("store opens");
     store.migrate().await.expect("migrations run");
     store
-}
-
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(hotline::tickets::store::Backend::Sqlite, super::$name).await;
-            })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(hotline::tickets::store::Backend::Postgres, super::$name).await;
-            })+
-        }
-    };
 }
 
 async fn run<F, Fut>(backend: Backend, scenario: F)

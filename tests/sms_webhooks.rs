@@ -5,6 +5,7 @@
 //! input. Scenarios that touch the store run on SQLite and, when
 //! `DATABASE_URL` is set, on PostgreSQL (each in its own schema).
 
+#[macro_use]
 mod support;
 
 use bytes::Bytes;
@@ -245,23 +246,6 @@ async fn fault_by_sms(gw: &Gateway, from: &str, text: &str) -> Ticket {
     let tickets = gw.tickets_of(&hotline::sms::phone::normalize(from)).await;
     assert_eq!(tickets.len(), before + 1, "{text} opened a ticket");
     tickets[0].clone()
-}
-
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Sqlite, super::$name).await;
-            })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(super::Backend::Postgres, super::$name).await;
-            })+
-        }
-    };
 }
 
 async fn run<F, Fut>(db: Backend, scenario: F)

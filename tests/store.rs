@@ -4,6 +4,7 @@
 //! the PostgreSQL half says so and passes, so plain `cargo test` works on
 //! any machine; `.ci/run` sets it.
 
+#[macro_use]
 mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -62,24 +63,6 @@ impl Harness {
         self.store.close().await;
         self.database.remove().await;
     }
-}
-
-/// Runs `scenario` on SQLite and (when configured) PostgreSQL.
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(hotline::tickets::store::Backend::Sqlite, super::$name).await;
-            })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(hotline::tickets::store::Backend::Postgres, super::$name).await;
-            })+
-        }
-    };
 }
 
 async fn run<F, Fut>(backend: Backend, scenario: F)

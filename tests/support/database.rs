@@ -5,6 +5,27 @@
 //! `cargo test` passes on any machine; `.ci/run` sets it.
 
 pub use hotline::tickets::store::Backend;
+
+/// Declares each named scenario as two tests, `sqlite::NAME` and
+/// `postgres::NAME`, each calling the suite's own
+/// `run(backend, scenario)`.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::run(crate::support::database::Backend::Sqlite, super::$name).await;
+            })+
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::run(crate::support::database::Backend::Postgres, super::$name).await;
+            })+
+        }
+    };
+}
 use sqlx::{Connection, Executor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+#[macro_use]
 pub mod database;
 pub mod dialplan;
 
