@@ -1006,32 +1006,6 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
     api
 }
 
-/// A dialplan whose main menu waits for a key: long enough to be seen.
-const PLAN: &str = r##"
-[dialplan]
-name = "live"
-entries = { "10000" = "main" }
-
-[nodes.main]
-kind = "menu"
-say = ["welcome"]
-keys = { "9" = "service" }
-on_failure = "bye"
-
-[nodes.service]
-kind = "collect"
-say = ["welcome"]
-variable = "service_number"
-min_digits = 5
-max_digits = 12
-terminator = "#"
-next = "bye"
-on_failure = "bye"
-
-[nodes.bye]
-kind = "hangup"
-"##;
-
 /// Polls the live calls until `done` holds for them (bounded).
 async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut calls = Vec::new();
@@ -1049,7 +1023,7 @@ async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
     let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), PLAN).unwrap();
+    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
     let api = api(Backend::Sqlite, |config| {
         config.prompts.dir =
             std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));

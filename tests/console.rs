@@ -768,32 +768,6 @@ async fn the_dashboard_charts_the_indicators_for_supervisors_only(console: Conso
     console
 }
 
-/// A dialplan whose main menu waits for a key: long enough to be seen.
-const PLAN: &str = r##"
-[dialplan]
-name = "live"
-entries = { "10000" = "main" }
-
-[nodes.main]
-kind = "menu"
-say = ["welcome"]
-keys = { "9" = "service" }
-on_failure = "bye"
-
-[nodes.service]
-kind = "collect"
-say = ["welcome"]
-variable = "service_number"
-min_digits = 5
-max_digits = 12
-terminator = "#"
-next = "bye"
-on_failure = "bye"
-
-[nodes.bye]
-kind = "hangup"
-"##;
-
 /// Reloads the live calls page until it holds `wanted` (bounded).
 async fn live_page_until(console: &Console, browser: &Browser, wanted: &str) -> String {
     let mut html = String::new();
@@ -811,7 +785,7 @@ async fn live_page_until(console: &Console, browser: &Browser, wanted: &str) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_calls_page_shows_the_node_each_caller_is_in() {
     let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), PLAN).unwrap();
+    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
     let console = console(Backend::Sqlite, |config| {
         config.prompts.dir =
             std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));

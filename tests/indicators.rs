@@ -23,7 +23,8 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use support::{http_get, start, test_config, Client, ScratchDb};
+use support::database::{Backend, ScratchDatabase};
+use support::{http_get, start, test_config, Client};
 
 const PLAN: &str = r##"
 [dialplan]
@@ -57,7 +58,7 @@ say = ["agents_busy"]
 kind = "hangup"
 "##;
 
-async fn gateway(db: &ScratchDb, plans: &Path) -> Server {
+async fn gateway(db: &ScratchDatabase, plans: &Path) -> Server {
     std::fs::write(plans.join("indicators.toml"), PLAN).unwrap();
     let mut config = test_config();
     config.database.url = db.url.clone();
@@ -163,8 +164,8 @@ fn count_of(list: &Value, key_field: &str, key: &str) -> u64 {
         .map_or(0, |entry| entry["count"].as_u64().unwrap())
 }
 
-async fn the_report_counts_what_was_driven(postgres: bool) {
-    let Some(db) = ScratchDb::new(postgres, "indicators").await else {
+async fn the_report_counts_what_was_driven(backend: Backend) {
+    let Some(db) = ScratchDatabase::create(backend, "indicators").await else {
         return;
     };
     let plans = tempfile::tempdir().unwrap();
@@ -381,11 +382,11 @@ async fn the_report_counts_what_was_driven(postgres: bool) {
     assert_eq!(empty.survey.mean_score, None);
 
     api_serves_it(&server, &report, from, to).await;
-    if !postgres {
+    if backend == Backend::Sqlite {
         cli_prints_it(&db, &report, from, to);
     }
     server.shutdown().await;
-    db.drop().await;
+    db.remove().await;
 }
 
 async fn api_serves_it(
@@ -469,7 +470,12 @@ async fn api_serves_it(
     }
 }
 
-fn cli_prints_it(db: &ScratchDb, report: &Indicators, from: DateTime<Utc>, to: DateTime<Utc>) {
+fn cli_prints_it(
+    db: &ScratchDatabase,
+    report: &Indicators,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
     let run = |format: &str| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
             .args([
@@ -503,10 +509,10 @@ fn cli_prints_it(db: &ScratchDb, report: &Indicators, from: DateTime<Utc>, to: D
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_report_counts_what_was_driven() {
-    the_report_counts_what_was_driven(false).await;
+    the_report_counts_what_was_driven(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_report_counts_what_was_driven() {
-    the_report_counts_what_was_driven(true).await;
+    the_report_counts_what_was_driven(Backend::Postgres).await;
 }

@@ -13,6 +13,33 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A plan whose main menu waits for a key, so that a caller stays in a
+/// known node long enough to be seen among the live calls.
+pub const LIVE_PLAN: &str = r##"
+[dialplan]
+name = "live"
+entries = { "10000" = "main" }
+
+[nodes.main]
+kind = "menu"
+say = ["welcome"]
+keys = { "9" = "service" }
+on_failure = "bye"
+
+[nodes.service]
+kind = "collect"
+say = ["welcome"]
+variable = "service_number"
+min_digits = 5
+max_digits = 12
+terminator = "#"
+next = "bye"
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
 /// A shipped plan file.
 pub fn shipped(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

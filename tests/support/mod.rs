@@ -548,62 +548,6 @@ pub fn rtp_seq_ts(packet: &[u8]) -> (u16, u32, u8) {
     (seq, ts, packet[1] & 0x7f)
 }
 
-/// A database for one test: a fresh SQLite file, or (when `postgres` and
-/// `DATABASE_URL` is set) a fresh schema of the PostgreSQL test database,
-/// dropped by [`ScratchDb::drop`].
-pub struct ScratchDb {
-    pub url: String,
-    schema: Option<String>,
-}
-
-impl ScratchDb {
-    /// None when PostgreSQL is asked for and `DATABASE_URL` is not set.
-    pub async fn new(postgres: bool, prefix: &str) -> Option<ScratchDb> {
-        use sqlx::{Connection, Executor};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        if !postgres {
-            return Some(ScratchDb {
-                url: format!("sqlite://{}", temp_database().display()),
-                schema: None,
-            });
-        }
-        let Ok(base) = std::env::var("DATABASE_URL") else {
-            eprintln!("DATABASE_URL is not set: skipping the PostgreSQL run");
-            return None;
-        };
-        let schema = format!(
-            "hotline_{prefix}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect");
-        conn.execute(
-            format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
-        )
-        .await
-        .expect("create schema");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        Some(ScratchDb {
-            url: format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-            schema: Some(schema),
-        })
-    }
-
-    /// Drops the PostgreSQL schema (and every table in it), if any.
-    pub async fn drop(&self) {
-        use sqlx::{Connection, Executor};
-        if let (Some(schema), Ok(base)) = (&self.schema, std::env::var("DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                let _ = conn
-                    .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                    .await;
-            }
-        }
-    }
-}
-
 /// One HTTP/1.1 GET over a fresh connection (with a Bearer token if
 /// given): the status, the Content-Type and the body as text.
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, String) {
