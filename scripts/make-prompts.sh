@@ -4,7 +4,8 @@
 # For each [[prompt]] entry (name, voice, text) it speaks the text with
 # espeak-ng (voice `voice`, 150 words per minute) and converts the result
 # with sox to what the gateway plays without conversion: 8 kHz, mono,
-# 16-bit signed PCM WAV, peak-normalised to -3 dBFS, written to
+# 16-bit signed PCM WAV, with espeak-ng's leading and trailing silence cut
+# to a fixed length, peak-normalised to -3 dBFS, written to
 # prompts/<name>.wav. Dithering is off, so the same espeak-ng and sox
 # versions always produce the same bytes.
 #
@@ -21,7 +22,23 @@ MANIFEST=$PROMPTS_DIR/manifest.toml
 RATE_WPM=150
 PEAK_DB=-3
 
+# Below this level (of full scale) a prompt's first and last samples
+# count as silence and are cut.
+SILENCE_THRESHOLD=0.5%
+
 die() { printf 'make-prompts: %s\n' "$*" >&2; exit 1; }
+
+# Seconds of silence before and after a prompt. The say vocabulary (digits,
+# numbers, money, dates, times, durations) is played in runs, one piece
+# after another: a number read digit by digit should sound like one
+# utterance, so its pieces get a short gap. Sentences get a pause after
+# them, as a speaker would leave.
+padding() {
+    case $1 in
+        */digits/* | */numbers/* | */money/* | */date/* | */time/* | */duration/*) echo 0.02 0.1 ;;
+        *) echo 0.05 0.25 ;;
+    esac
+}
 
 for tool in espeak-ng sox python3; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -83,10 +100,15 @@ while IFS= read -r -d '' name && IFS= read -r -d '' voice && IFS= read -r -d '' 
     mkdir -p "$(dirname "$out")"
     espeak-ng -v "$voice" -s "$RATE_WPM" -w "$tmp/speech.wav" -- "$text" \
         || die "$name: espeak-ng failed (voice $voice)"
-    # -D: no dither (deterministic); rate -v: very-high-quality
-    # anti-aliased resampler; norm after rate so the final peak is exact.
+    # -D: no dither (deterministic); gain -h: headroom so that resampling
+    # cannot clip; rate -v: very-high-quality anti-aliased resampler;
+    # silence ... reverse silence ... reverse trims espeak-ng's own leading
+    # and trailing silence (about 0.4 s a prompt) and pad puts back a fixed,
+    # short one; norm last so the final peak is exact.
     sox -D "$tmp/speech.wav" -r 8000 -c 1 -b 16 -e signed-integer "$tmp/out.wav" \
-        remix - rate -v 8000 norm "$PEAK_DB" \
+        remix - gain -h rate -v 8000 \
+        silence 1 0.01 "$SILENCE_THRESHOLD" reverse silence 1 0.01 "$SILENCE_THRESHOLD" reverse \
+        pad $(padding "$name") norm "$PEAK_DB" \
         || die "$name: sox failed"
     mv "$tmp/out.wav" "$out"
     printf '%-14s %5.2f s  %s\n' "$name" "$(soxi -D "$out")" "${out#"$ROOT"/}"
