@@ -39,7 +39,7 @@ start_gateway 127.0.0.1 "$PORT" HOTLINE_CALLS_GREETING=zh/welcome HOTLINE_CALLS_
 FAILED=0
 SUMMARY=()
 
-# Keys after the greeting has played (it is about 4 s), so the recording
+# Keys after the greeting has played (it is about 5.9 s), so the recording
 # holds the whole prompt before barge-in would cut it.
 DIGITS="1,2"
 keys_logged() { # SOURCE: how many key lines with that source the gateway logged
@@ -55,7 +55,7 @@ run_case() { # NAME EXPECTED_SOURCE CALLER ARGS...
     local attempt
     for attempt in 1 2; do
         if timeout --foreground 120 "$TOOLS/$caller" --target "127.0.0.1:$PORT" --dest 10000 \
-            --digits "$DIGITS" --delay 6 --gap 1 --hold 2 --record "$wav" "$@" >"$WORK/$name.out" 2>&1; then
+            --digits "$DIGITS" --delay 7 --gap 1 --hold 2 --record "$wav" "$@" >"$WORK/$name.out" 2>&1; then
             break
         fi
         # baresip-ivr-call picks its own SIP port; once in CI another
