@@ -133,6 +133,18 @@ run_case() {
         --digits 0 --hold "$hold" --hangup "$hangup" --codec pcmu \
         --play "$WORK/caller_mic.wav" --record "$dir/caller_heard.wav" \
         --workdir "$dir/baresip" >"$dir/caller.out" 2>&1 || caller_rc=$?
+    # baresip-ivr-call picks its own SIP port; another process can take it
+    # first ("Address already in use"), and then no call is placed at all.
+    # Such a case is run once more, from a fresh agent and capture.
+    if [ "$caller_rc" -ne 0 ] && [ -z "${RETRYING:-}" ] && grep -q "before ctrl_tcp came up" "$dir/caller.out"; then
+        log "$name: the caller did not start (its port taken?); running the case once more"
+        kill "$agent_pid" "$CAPTURE_PID" 2>/dev/null || true
+        wait "$agent_pid" "$CAPTURE_PID" 2>/dev/null || true
+        CAPTURE_PID=""
+        mv "$dir" "$dir.first-try"
+        RETRYING=1 run_case "$@"
+        return
+    fi
     local agent_rc=0
     wait "$agent_pid" || agent_rc=$?
     sleep 0.5
