@@ -25,7 +25,7 @@ use super::rows::{TicketRow, TICKET_COLUMNS};
 use super::tickets::{
     apply_transition, insert_tickets, prepare_ticket, NewTicket, PreparedTicket, Ticket,
 };
-use super::{to_millis, Store, StoreError};
+use super::{bind_in_order, to_millis, Store, StoreError};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Status};
 use crate::tickets::number::TicketNumber;
@@ -304,6 +304,7 @@ pub(super) async fn receive_text_tickets(
             "('in', ?, ?, ?, ?, ?, NULL, NULL, 'received', ?)"
         )
     );
+    let sql = bind_in_order(conn, sql);
     let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
     for text in texts {
         insert = insert
@@ -358,6 +359,7 @@ pub(super) async fn receive_text_tickets(
                 .join(" "),
             parameters(2 * fresh.len() + 1, fresh.len())
         );
+        let links = bind_in_order(conn, links);
         let mut update = sqlx::query(&links);
         for (&i, ticket) in fresh.iter().zip(&tickets) {
             update = update.bind(owned[i]).bind(ticket.id);
@@ -371,6 +373,7 @@ pub(super) async fn receive_text_tickets(
              to_number, body, ticket_id, reply_to, status, created_at) VALUES {}",
             numbered_rows(fresh.len(), "('out', ?, NULL, ?, ?, ?, ?, ?, 'replied', ?)")
         );
+        let sql = bind_in_order(conn, sql);
         let mut replies = sqlx::query(&sql);
         for (&i, ticket) in fresh.iter().zip(tickets) {
             let text = &texts[i];
@@ -439,6 +442,7 @@ async fn stored_replies(
         parameters(1, providers.len()),
         parameters(providers.len() + 1, retries.len())
     );
+    let sql = bind_in_order(conn, sql);
     let mut select = sqlx::query_as::<_, (String, String, String)>(&sql);
     for provider in providers {
         select = select.bind(provider);
@@ -657,6 +661,7 @@ async fn customers_by_phones<'a>(
          JOIN customers c ON c.id = p.customer_id WHERE p.phone IN ({})",
         parameters(1, phones.len())
     );
+    let sql = bind_in_order(conn, sql);
     let mut select = sqlx::query_as::<_, (String, i64, String, String)>(&sql);
     for phone in phones {
         select = select.bind(phone);
