@@ -243,11 +243,13 @@ async fn run(
     }
 }
 
-/// Rows per multi-row statement. sqlx binds each parameter by asking
-/// SQLite for its name, which scans the statement's parameter list, so
-/// binding one statement costs the square of its parameters: 512 tickets
-/// in one INSERT took seconds under load. A few dozen rows keep a
-/// statement cheap while one commit still carries the whole batch.
+/// Rows per multi-row statement. sqlx binds each numbered parameter by
+/// asking SQLite for its name, which scans the statement's parameter list,
+/// so binding one statement cost the square of its parameters: 512 tickets
+/// in one INSERT took seconds under load. The statements now bind
+/// anonymous parameters (`bind_in_order`), but a few dozen rows still keep
+/// each statement, and the number of distinct ones sqlx prepares and
+/// caches, small while one commit carries the whole batch.
 const ROWS_PER_STATEMENT: usize = 32;
 
 /// Inserts `items` in a savepoint with one call of `insert` per
