@@ -1113,6 +1113,43 @@ async fn health_check_answers_ok() {
     gw.finish().await;
 }
 
+/// A retry meets the rate limits before the store finds it is a retry: the
+/// token it took is given back, and one the limits refuse is answered from
+/// the store. Its id is forgotten by the limits here (they remember the
+/// last 16 per sender), as after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_the_limits_forgot_are_answered_and_not_counted() {
+    let Some(gw) = gateway(Backend::Sqlite, |config| {
+        config.sms.max_per_sender_per_minute = 18;
+    })
+    .await
+    else {
+        return;
+    };
+    let from = "+8613800138013";
+    let first = gw.twilio(from, "FAULT no dial tone", "SMf0").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    for n in 0..16 {
+        assert_eq!(
+            gw.twilio(from, "HELP", &format!("SMh{n}")).await.status,
+            200
+        );
+    }
+    // One token left; the retry takes it and gives it back.
+    let retry = gw.twilio(from, "FAULT no dial tone", "SMf0").await;
+    assert_eq!((retry.status, &retry.body), (200, &first.body));
+    assert_eq!(gw.twilio(from, "HELP", "SMh16").await.status, 200);
+    assert_eq!(gw.twilio(from, "HELP", "SMh17").await.status, 429);
+    let refused_but_answered = gw.twilio(from, "FAULT no dial tone", "SMf0").await;
+    assert_eq!(
+        (refused_but_answered.status, &refused_but_answered.body),
+        (200, &first.body)
+    );
+    assert_eq!(gw.tickets_of("13800138013").await.len(), 1);
+    assert_eq!(gw.stored_texts().await, 2 * 18);
+    gw.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
     let Some(gw) = gateway(Backend::Sqlite, |config| {

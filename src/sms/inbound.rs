@@ -1,13 +1,14 @@
-//! Handling one inbound text, whichever provider delivered it: a retry is
-//! answered from the store; otherwise the sender's rate limits are
-//! checked, the text is read as a command, and the store carries it out
-//! and records the reply in one transaction (`Store::receive_sms`). Owns
-//! the rate limits; knows nothing of HTTP, signatures or reply wording.
+//! Handling one inbound text, whichever provider delivered it: the
+//! sender's rate limits are checked, the text is read as a command, and the
+//! store carries it out and records the reply in one transaction
+//! (`Store::receive_sms`), or finds it is a retry and answers it with the
+//! stored reply. Owns the rate limits; knows nothing of HTTP, signatures or
+//! reply wording.
 
 use crate::config::SmsConfig;
 use crate::sms::command::{self, Command, TicketRef};
-use crate::sms::limits::SenderLimits;
-use crate::sms::{phone, reply};
+use crate::sms::limits::{SenderLimits, Taken};
+use crate::sms::{phone, reply, segments};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Channel, TicketType};
 use crate::tickets::store::{InboundSms, NewTicket, SmsOutcome, SmsRequest, Store, StoreError};
@@ -66,6 +67,14 @@ impl SmsInbound {
     }
 
     /// Handles one delivery of `text` and returns the reply to send back.
+    ///
+    /// Nothing is read before the write: the store finds a retry of a text
+    /// already handled itself, in the write's transaction, and answers it
+    /// with the stored reply (on SQLite inside the writer's batch, so a text
+    /// costs one hand-off to the database). A retry therefore meets the
+    /// rate limits first; it gives back any token it took, and one the
+    /// limits refuse is looked up before it is refused, so a retry is never
+    /// refused and never counted.
     pub async fn receive(&self, text: Text) -> Result<SmsOutcome, InboundError> {
         let from = phone::normalize(&text.from);
         let digits = from.strip_prefix('+').unwrap_or(&from);
@@ -80,40 +89,30 @@ impl SmsInbound {
                 "the text is longer than {MAX_TEXT_CHARS} characters"
             )));
         }
-        if let Some(reply) = self
-            .store
-            .sms_reply(text.provider, &text.message_id)
-            .await?
-        {
-            tracing::info!("retry of a text already answered");
-            return Ok(SmsOutcome {
-                reply,
-                repeated: true,
-                created: None,
-            });
-        }
         let now = Instant::now();
-        take(&self.texts, &from, &text.message_id, now).map_err(|retry_after| {
-            InboundError::RateLimited {
+        let mut tokens = Tokens::default();
+        if let Err(retry_after) = tokens.take(&self.texts, &from, &text.message_id, now) {
+            let refusal = InboundError::RateLimited {
                 reason: "too many texts from this number",
                 retry_after,
-            }
-        })?;
+            };
+            return self.retry_or(&text, tokens, refusal).await;
+        }
         let parsed = command::parse(&text.body);
         let request = self.request_for(&parsed, &from);
         if matches!(request, SmsRequest::Create(_)) {
-            take(&self.new_tickets, &from, &text.message_id, now).map_err(|retry_after| {
-                InboundError::RateLimited {
+            if let Err(retry_after) = tokens.take(&self.new_tickets, &from, &text.message_id, now) {
+                let refusal = InboundError::RateLimited {
                     reason: "too many new tickets from this number",
                     retry_after,
-                }
-            })?;
+                };
+                return self.retry_or(&text, tokens, refusal).await;
+            }
         }
-        tracing::info!(command = ?parsed.command, language = %parsed.language, "text read");
         let zone = self.store.sla().calendar().timezone();
         let inbound = InboundSms {
             provider: text.provider.to_string(),
-            provider_message_id: text.message_id,
+            provider_message_id: text.message_id.clone(),
             from_spellings: phone::spellings(&from),
             from,
             to: text.to,
@@ -121,14 +120,51 @@ impl SmsInbound {
         };
         let outcome = self
             .store
-            .receive_sms(inbound, request, move |facts| {
-                reply::reply(&parsed, facts, zone)
+            .receive_sms(inbound, request, {
+                let parsed = parsed.clone();
+                move |facts| reply::reply(&parsed, facts, zone)
             })
             .await?;
-        if let Some(number) = outcome.created {
-            tracing::info!(ticket = %number, "ticket opened by SMS");
+        if outcome.repeated {
+            tokens.give_back(&text.message_id);
         }
+        tracing::info!(
+            command = ?parsed.command,
+            language = %parsed.language,
+            ticket = outcome.created.map(tracing::field::display),
+            repeated = outcome.repeated,
+            segments = segments::segments(&outcome.reply),
+            "text answered"
+        );
         Ok(outcome)
+    }
+
+    /// The stored reply if `text` is a retry of a text already answered
+    /// (its tokens given back); otherwise `refusal`.
+    async fn retry_or(
+        &self,
+        text: &Text,
+        tokens: Tokens<'_>,
+        refusal: InboundError,
+    ) -> Result<SmsOutcome, InboundError> {
+        let Some(reply) = self
+            .store
+            .sms_reply(text.provider, &text.message_id)
+            .await?
+        else {
+            return Err(refusal);
+        };
+        tokens.give_back(&text.message_id);
+        tracing::info!(
+            repeated = true,
+            segments = segments::segments(&reply),
+            "text answered"
+        );
+        Ok(SmsOutcome {
+            reply,
+            repeated: true,
+            created: None,
+        })
     }
 
     /// What the store must do for `parsed` from `sender`.
@@ -158,14 +194,38 @@ impl SmsInbound {
     }
 }
 
-fn take(
-    limits: &Mutex<SenderLimits>,
-    sender: &str,
-    id: &str,
-    now: Instant,
-) -> Result<(), Duration> {
-    limits
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take(sender, id, now)
+/// The limits that took a token for one delivery, and for which sender.
+#[derive(Default)]
+struct Tokens<'a> {
+    sender: String,
+    taken: Vec<&'a Mutex<SenderLimits>>,
+}
+
+impl<'a> Tokens<'a> {
+    /// Counts message `id` from `sender` against `limits`.
+    fn take(
+        &mut self,
+        limits: &'a Mutex<SenderLimits>,
+        sender: &str,
+        id: &str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let taken = lock(limits).take(sender, id, now)?;
+        if taken == Taken::Token {
+            self.sender = sender.to_string();
+            self.taken.push(limits);
+        }
+        Ok(())
+    }
+
+    /// Gives back every token taken: the delivery was a retry.
+    fn give_back(self, id: &str) {
+        for limits in self.taken {
+            lock(limits).give_back(&self.sender, id);
+        }
+    }
+}
+
+fn lock(limits: &Mutex<SenderLimits>) -> std::sync::MutexGuard<'_, SenderLimits> {
+    limits.lock().unwrap_or_else(PoisonError::into_inner)
 }

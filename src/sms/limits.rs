@@ -9,7 +9,13 @@
 //!
 //! A message id already counted for a sender is not counted again, so a
 //! provider's retries of one text (even concurrent ones) use one token and
-//! all get the same answer.
+//! all get the same answer. A delivery that turns out to be a retry of a
+//! text already answered gives its token back ([`SenderLimits::give_back`]).
+//!
+//! Senders whose bucket has refilled are forgotten once the map has grown
+//! to twice its size after the last such pruning (at least
+//! [`PRUNE_ABOVE`]), so a flood of new senders costs amortized constant
+//! time per text rather than a scan of every bucket on every text.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -19,12 +25,23 @@ const REMEMBERED_IDS: usize = 16;
 /// Past this many senders, full buckets are dropped on the next take.
 const PRUNE_ABOVE: usize = 10_000;
 
+/// Whether a take used a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A new message id: one token used.
+    Token,
+    /// No token used: no limit, or this message id was counted already.
+    Free,
+}
+
 /// Token buckets, one per sender.
 #[derive(Debug)]
 pub struct SenderLimits {
     capacity: u32,
     period: Duration,
     buckets: HashMap<String, Bucket>,
+    /// The next take prunes when there are more senders than this.
+    prune_above: usize,
 }
 
 #[derive(Debug)]
@@ -42,17 +59,19 @@ impl SenderLimits {
             capacity,
             period,
             buckets: HashMap::new(),
+            prune_above: PRUNE_ABOVE,
         }
     }
 
     /// Counts message `id` from `sender` at `now`. `Err` carries how long
     /// until the sender may send again.
-    pub fn take(&mut self, sender: &str, id: &str, now: Instant) -> Result<(), Duration> {
+    pub fn take(&mut self, sender: &str, id: &str, now: Instant) -> Result<Taken, Duration> {
         if self.capacity == 0 {
-            return Ok(());
+            return Ok(Taken::Free);
         }
-        if self.buckets.len() > PRUNE_ABOVE {
+        if self.buckets.len() > self.prune_above {
             self.prune(now);
+            self.prune_above = PRUNE_ABOVE.max(2 * self.buckets.len());
         }
         let capacity = f64::from(self.capacity);
         let rate = capacity / self.period.as_secs_f64();
@@ -68,7 +87,7 @@ impl SenderLimits {
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
         bucket.updated = now;
         if bucket.recent_ids.iter().any(|seen| seen == id) {
-            return Ok(());
+            return Ok(Taken::Free);
         }
         if bucket.tokens < 1.0 {
             let wait = (1.0 - bucket.tokens) / rate;
@@ -79,7 +98,20 @@ impl SenderLimits {
             bucket.recent_ids.pop_front();
         }
         bucket.recent_ids.push_back(id.to_string());
-        Ok(())
+        Ok(Taken::Token)
+    }
+
+    /// Returns the token that message `id` from `sender` took
+    /// ([`Taken::Token`]), which turned out to be a retry of a text already
+    /// answered: the id is forgotten again and the token is back.
+    pub fn give_back(&mut self, sender: &str, id: &str) {
+        let capacity = f64::from(self.capacity);
+        if let Some(bucket) = self.buckets.get_mut(sender) {
+            if let Some(position) = bucket.recent_ids.iter().position(|seen| seen == id) {
+                bucket.recent_ids.remove(position);
+                bucket.tokens = (bucket.tokens + 1.0).min(capacity);
+            }
+        }
     }
 
     /// Forgets senders whose bucket has refilled: they are as if new.
@@ -106,14 +138,18 @@ mod tests {
         let mut limits = SenderLimits::new(3, MINUTE);
         let start = Instant::now();
         for id in ["a", "b", "c"] {
-            assert_eq!(limits.take("138", id, start), Ok(()));
+            assert_eq!(limits.take("138", id, start), Ok(Taken::Token));
         }
         let wait = limits.take("138", "d", start).unwrap_err();
         assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
-        assert_eq!(limits.take("139", "d", start), Ok(()), "others are apart");
+        assert_eq!(
+            limits.take("139", "d", start),
+            Ok(Taken::Token),
+            "others are apart"
+        );
         assert_eq!(
             limits.take("138", "d", start + Duration::from_secs(20)),
-            Ok(())
+            Ok(Taken::Token)
         );
     }
 
@@ -121,10 +157,26 @@ mod tests {
     fn a_retried_message_id_is_counted_once() {
         let mut limits = SenderLimits::new(1, MINUTE);
         let now = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(limits.take("138", "SM1", now), Ok(()));
+        assert_eq!(limits.take("138", "SM1", now), Ok(Taken::Token));
+        for _ in 0..4 {
+            assert_eq!(limits.take("138", "SM1", now), Ok(Taken::Free));
         }
         assert!(limits.take("138", "SM2", now).is_err());
+    }
+
+    #[test]
+    fn a_token_given_back_can_be_used_again() {
+        let mut limits = SenderLimits::new(1, MINUTE);
+        let now = Instant::now();
+        assert_eq!(limits.take("138", "SM1", now), Ok(Taken::Token));
+        assert!(limits.take("138", "SM2", now).is_err());
+        limits.give_back("138", "SM1");
+        limits.give_back("138", "SM1");
+        assert_eq!(limits.take("138", "SM2", now), Ok(Taken::Token));
+        assert!(
+            limits.take("138", "SM1", now).is_err(),
+            "one token back only"
+        );
     }
 
     #[test]
@@ -132,7 +184,7 @@ mod tests {
         let mut limits = SenderLimits::new(0, MINUTE);
         let now = Instant::now();
         for n in 0..100 {
-            assert_eq!(limits.take("138", &n.to_string(), now), Ok(()));
+            assert_eq!(limits.take("138", &n.to_string(), now), Ok(Taken::Free));
         }
     }
 
@@ -146,5 +198,21 @@ mod tests {
         assert_eq!(limits.senders(), PRUNE_ABOVE + 1);
         let _ = limits.take("new", "x", start + MINUTE);
         assert_eq!(limits.senders(), 1);
+    }
+
+    #[test]
+    fn senders_within_their_period_are_scanned_rarely() {
+        let mut limits = SenderLimits::new(1, MINUTE);
+        let start = Instant::now();
+        for n in 0..=PRUNE_ABOVE {
+            let _ = limits.take(&n.to_string(), "x", start);
+        }
+        // Nobody has refilled: the scan keeps all and waits for twice as many.
+        let _ = limits.take("one more", "x", start);
+        assert_eq!(limits.prune_above, 2 * (PRUNE_ABOVE + 1));
+        for n in 0..PRUNE_ABOVE {
+            let _ = limits.take(&format!("b{n}"), "x", start);
+        }
+        assert_eq!(limits.prune_above, 2 * (PRUNE_ABOVE + 1), "no scan since");
     }
 }

@@ -9,7 +9,7 @@
 use crate::config::SmsConfig;
 use crate::sms::inbound::{InboundError, SmsInbound, Text};
 use crate::sms::{segments, signature};
-use crate::tickets::store::{SmsOutcome, Store};
+use crate::tickets::store::Store;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -178,7 +178,6 @@ async fn handle_twilio(webhooks: &Webhooks, request: Request) -> Result<Response
     };
     tracing::Span::current().record("message_id", text.message_id.as_str());
     let outcome = webhooks.inbound.receive(text).await?;
-    log_outcome(&outcome);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
@@ -267,7 +266,6 @@ async fn handle_generic(webhooks: &Webhooks, request: Request) -> Result<Respons
         body: message.text,
     };
     let outcome = webhooks.inbound.receive(text).await?;
-    log_outcome(&outcome);
     let reply = serde_json::json!({
         "id": message.id,
         "reply": {
@@ -283,14 +281,6 @@ async fn handle_generic(webhooks: &Webhooks, request: Request) -> Result<Respons
         reply.to_string(),
     )
         .into_response())
-}
-
-fn log_outcome(outcome: &SmsOutcome) {
-    tracing::info!(
-        repeated = outcome.repeated,
-        segments = segments::segments(&outcome.reply),
-        "answered"
-    );
 }
 
 /// The request's media type if it is one of `accepted`; 415 otherwise.

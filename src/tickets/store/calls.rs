@@ -3,7 +3,7 @@
 //! and the transfers it tried, linked to the tickets it touched.
 
 use super::tickets::placeholders;
-use super::{from_millis, to_millis, Store, StoreError};
+use super::{bind_in_order, from_millis, to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
@@ -250,6 +250,7 @@ pub(super) async fn insert_call_records(
          RETURNING id, sip_call_id, offered_at, ended_at",
         placeholders(records.len(), CALL_INSERT_PARAMS)
     );
+    let sql = bind_in_order(conn, sql);
     let mut insert = sqlx::query_as::<_, (i64, String, i64, i64)>(&sql);
     for record in records {
         insert = insert
@@ -296,6 +297,7 @@ pub(super) async fn insert_call_records(
              ON CONFLICT (call_id, ticket_id) DO NOTHING",
             placeholders(links.len(), 2)
         );
+        let sql = bind_in_order(conn, sql);
         let mut link = sqlx::query(&sql);
         for (id, number) in links {
             link = link.bind(id).bind(number.to_string());

@@ -319,6 +319,38 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// `sql` for `conn`'s database: on SQLite, numbered parameters that appear
+/// in order (`$1, $2, …`, each once, as the multi-row statements write
+/// them) become anonymous `?`, bound by position just the same. sqlx binds
+/// a numbered SQLite parameter by asking for its name, which SQLite finds
+/// by scanning the statement's list of names, so binding a statement of n
+/// numbered parameters takes n² steps: 7 % of the gateway's CPU when
+/// texts opened 5,000 tickets a second. Anonymous ones have no name to
+/// look up. Any other SQL is left as it is.
+fn bind_in_order(conn: &AnyConnection, sql: String) -> String {
+    if conn.backend_name() != "SQLite" {
+        return sql;
+    }
+    let mut anonymous = String::with_capacity(sql.len());
+    let mut next = 1_usize;
+    let mut rest = sql.as_str();
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if rest[at + 1..at + 1 + digits].parse::<usize>() != Ok(next) {
+            return sql;
+        }
+        anonymous.push_str(&rest[..at]);
+        anonymous.push('?');
+        next += 1;
+        rest = &rest[at + 1 + digits..];
+    }
+    anonymous.push_str(rest);
+    anonymous
+}
+
 /// Milliseconds since the epoch, as stored.
 fn to_millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -342,6 +374,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::ConnectOptions;
+
+    #[tokio::test]
+    async fn parameters_in_order_become_anonymous_on_sqlite_only() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&format!("sqlite://{}/x.db", dir.path().display())).unwrap();
+        let mut conn = AnyConnectOptions::from_str(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let sql = |text: &str| bind_in_order(&conn, text.to_string());
+        assert_eq!(sql("VALUES ($1, $2), ($3, $4)"), "VALUES (?, ?), (?, ?)");
+        assert_eq!(sql("SELECT $2, $1"), "SELECT $2, $1");
+        assert_eq!(sql("SELECT $1, $1"), "SELECT $1, $1");
+        assert_eq!(sql("SELECT 1"), "SELECT 1");
+        let (a, b): (i64, String) = sqlx::query_as(&sql("SELECT $1, $2"))
+            .bind(7_i64)
+            .bind("x")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((a, b.as_str()), (7, "x"));
+    }
 
     #[test]
     fn urls_choose_the_backend() {

@@ -8,7 +8,7 @@
 //! `sms::outbox`'s job.
 
 use super::tickets::placeholders;
-use super::{from_millis, parse_code, to_millis, Backend, Store, StoreError};
+use super::{bind_in_order, from_millis, parse_code, to_millis, Backend, Store, StoreError};
 use crate::tickets::notifications::{self, NotificationKind};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
@@ -201,6 +201,7 @@ pub(super) async fn queue_notifications(
          next_attempt_at, attempts) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
         placeholders(queued.len(), OUTBOX_INSERT_PARAMS)
     );
+    let sql = bind_in_order(conn, sql);
     let mut insert = sqlx::query(&sql);
     for notice in queued {
         insert = insert

@@ -5,7 +5,7 @@
 use super::outbox::{queue_notifications, QueuedNotification};
 use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
-use super::{to_millis, Store, StoreError};
+use super::{bind_in_order, to_millis, Store, StoreError};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use crate::tickets::notifications::{self, NotificationKind};
@@ -783,6 +783,7 @@ pub(super) async fn insert_tickets(
              ON CONFLICT (number) DO NOTHING RETURNING id, number",
             placeholders(pending.len(), TICKET_INSERT_PARAMS)
         );
+        let sql = bind_in_order(conn, sql);
         let mut insert = sqlx::query_as::<_, (i64, String)>(&sql);
         for (&index, number) in pending.iter().zip(&candidates) {
             let p = &prepared[index];
@@ -829,6 +830,7 @@ pub(super) async fn insert_tickets(
          to_status, detail) VALUES {}",
         placeholders(prepared.len(), EVENT_INSERT_PARAMS)
     );
+    let sql = bind_in_order(conn, sql);
     let mut events = sqlx::query(&sql);
     for (p, (id, _)) in prepared.iter().zip(&numbers) {
         events = events
