@@ -405,6 +405,7 @@ impl Core {
                 self.flush(now);
                 self.transports.on_closed(id)
             }
+            Inbound::TcpConnectFailed { remote } => self.endpoint.handle_tcp_failure(remote, now),
         }
     }
 

@@ -9,7 +9,7 @@
 
 mod support;
 
-use hotline::config::{TransferMode, TransferTarget};
+use hotline::config::{Config, TransferMode, TransferTarget};
 use hotline::media::g711;
 use hotline::media::prompt::PromptLibrary;
 use hotline::server::Server;
@@ -66,6 +66,31 @@ async fn gateway(
     ring_timeout_secs: u64,
     by_name: bool,
 ) -> Server {
+    let uri = if by_name {
+        format!("sip:agents@localhost:{}", agent.local.port())
+    } else {
+        format!("sip:agents@{}", agent.local)
+    };
+    gateway_for(plans, uri, credentials, ring_timeout_secs).await
+}
+
+/// A gateway whose target "agents" is `uri`.
+async fn gateway_for(
+    plans: &Path,
+    uri: String,
+    credentials: Option<(&str, &str)>,
+    ring_timeout_secs: u64,
+) -> Server {
+    start(bridge_config(plans, uri, credentials, ring_timeout_secs)).await
+}
+
+/// The configuration of [`gateway_for`].
+fn bridge_config(
+    plans: &Path,
+    uri: String,
+    credentials: Option<(&str, &str)>,
+    ring_timeout_secs: u64,
+) -> Config {
     std::fs::write(plans.join("bridge.toml"), PLAN).unwrap();
     let mut config = test_config();
     config.prompts.dir = repo_prompts().to_path_buf();
@@ -74,17 +99,13 @@ async fn gateway(
     config.transfer.targets.insert(
         "agents".into(),
         TransferTarget {
-            uri: if by_name {
-                format!("sip:agents@localhost:{}", agent.local.port())
-            } else {
-                format!("sip:agents@{}", agent.local)
-            },
+            uri,
             mode: TransferMode::Bridge,
             username: credentials.map(|(u, _)| u.to_string()),
             password: credentials.map(|(_, p)| p.to_string()),
         },
     );
-    start(config).await
+    config
 }
 
 /// Dials 10000 with PCMU only and presses 0; returns the caller, its
@@ -215,9 +236,19 @@ async fn call_record(
 
 /// Waits for the fallback: the caller hears "agents are busy" and is hung up.
 async fn expect_fallback(server: &Server, caller: &mut Client, dialog: &Dialog) {
+    expect_fallback_within(server, caller, dialog, Duration::from_secs(8)).await
+}
+
+/// [`expect_fallback`], the whole "agents are busy" prompt heard within `within`.
+async fn expect_fallback_within(
+    server: &Server,
+    caller: &mut Client,
+    dialog: &Dialog,
+    within: Duration,
+) {
     let mut heard = Vec::new();
     let mut buf = [0u8; 2048];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let deadline = tokio::time::Instant::now() + within;
     let library = PromptLibrary::load_dir(repo_prompts()).unwrap();
     let busy = library
         .get("zh/agents_busy")
@@ -587,5 +618,31 @@ async fn an_unanswered_agent_is_cancelled_and_the_caller_goes_to_the_fallback() 
         .expect("the 487 is ACKed");
     assert_eq!(ack.header("CSeq"), Some("1 ACK"));
     expect_fallback(&server, &mut caller, &dialog).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_refuses_tcp_sends_the_caller_to_the_fallback_at_once() {
+    let plans = tempfile::tempdir().unwrap();
+    // A TCP port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = bridge_config(
+        plans.path(),
+        format!("sip:agents@{closed};transport=tcp"),
+        None,
+        30,
+    );
+    // The ring timeout (30 s) and timer B (64·T1, 32 s) both end past the
+    // fallback's deadline (20 s from the key, which covers the menu's and
+    // the transfer's prompts): only the refused connection can end the
+    // transfer in time.
+    config.sip.t1_ms = 500;
+    config.sip.t2_ms = 4_000;
+    let server = start(config).await;
+    let (mut caller, dialog, _) = dial_and_press_0(&server).await;
+    expect_fallback_within(&server, &mut caller, &dialog, Duration::from_secs(20)).await;
     server.shutdown().await;
 }

@@ -1150,6 +1150,31 @@ impl Endpoint {
         }
     }
 
+    /// A TCP connection to `remote` could not be opened: every client
+    /// transaction waiting on it fails now (RFC 3261 §17.1.4), rather than
+    /// at timer B or F, so that a transfer to an agent that is down goes
+    /// to its fallback at once.
+    pub fn handle_tcp_failure(&mut self, remote: SocketAddr, now: Instant) {
+        let failed: Vec<u64> = self
+            .txs
+            .iter()
+            .filter(|(_, tx)| {
+                tx.flow.transport == Transport::Tcp
+                    && tx.flow.remote == remote
+                    && matches!(tx.key, TxKey::Client { .. })
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in failed {
+            let step = TxStep {
+                terminated: true,
+                notice: Some(TuNotice::TransportError),
+                ..TxStep::default()
+            };
+            self.apply_step(id, step, now);
+        }
+    }
+
     fn on_call_timer(
         &mut self,
         handle: CallHandle,
@@ -1895,10 +1920,17 @@ impl Endpoint {
         let flow = tx.flow;
         let mut unanswered_refer = None;
         let mut unanswered_invite = None;
-        if let (Some(TuNotice::Timeout), TxKey::Client { method, .. }) = (&step.notice, &tx.key) {
+        if let (Some(notice), TxKey::Client { method, .. }) = (&step.notice, &tx.key) {
             // Our request (a BYE, usually) was never answered: worth knowing
             // when a peer drops signalling under load.
-            tracing::info!(%method, peer = %flow.remote, "request got no answer (timer B/F)");
+            match notice {
+                TuNotice::Timeout => {
+                    tracing::info!(%method, peer = %flow.remote, "request got no answer (timer B/F)")
+                }
+                TuNotice::TransportError => {
+                    tracing::info!(%method, peer = %flow.remote, "request could not be sent (transport)")
+                }
+            }
             match method.as_str() {
                 "REFER" => unanswered_refer = tx.call,
                 "INVITE" => unanswered_invite = tx.call,

@@ -2359,3 +2359,44 @@ fn a_target_with_transport_tcp_is_called_over_tcp() {
     let log = h.advance_to(ms(5_000));
     assert!(offsets(&log, |m| is_request(m, "INVITE")).is_empty());
 }
+
+#[test]
+fn a_tcp_target_that_cannot_be_reached_fails_the_call_at_once() {
+    let mut h = Harness::new();
+    let caller = h.establish().call;
+    let target: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    let leg = h
+        .endpoint
+        .call_out(
+            OutgoingRequest {
+                target: "sip:agents@127.0.0.1:5070;transport=tcp".into(),
+                addresses: vec![target],
+                from_user: "13800138000".into(),
+                headers: Vec::new(),
+                sdp: Bytes::from_static(ANSWER.as_bytes()),
+                credentials: None,
+                ring_timeout: ms(60_000),
+                on_behalf_of: caller,
+            },
+            h.now,
+        )
+        .unwrap();
+    let _ = h.transmits();
+    // A connection to some other peer failing changes nothing.
+    h.endpoint
+        .handle_tcp_failure("127.0.0.1:5099".parse().unwrap(), h.now);
+    assert!(!h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::OutgoingFailed { .. })));
+    h.endpoint.handle_tcp_failure(target, h.now);
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::OutgoingFailed { leg: l, failure: UacFailure::Unreachable } if *l == leg
+        )),
+        "{events:#?}"
+    );
+    assert!(!h.endpoint.has_client_transactions());
+}

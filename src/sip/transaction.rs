@@ -62,6 +62,9 @@ pub enum TxTimer {
 pub enum TuNotice {
     /// The transaction gave up waiting (B, F, H): treat like a 408.
     Timeout,
+    /// The transport could not carry the request (a TCP connection that
+    /// could not be opened): treat like a 503 (RFC 3261 §8.1.3.1).
+    TransportError,
 }
 
 /// The outcome of feeding one input to a transaction.

@@ -35,6 +35,11 @@ pub enum Inbound {
     TcpClosed {
         id: u64,
     },
+    /// A connection we opened to send something could not be made: what
+    /// was waiting to go to `remote` over TCP is lost.
+    TcpConnectFailed {
+        remote: SocketAddr,
+    },
 }
 
 /// How long an outgoing TCP connection attempt may take.
@@ -340,8 +345,14 @@ async fn connect_tcp(
         Ok(Ok(stream)) => {
             let _ = serve_connection(id, stream, remote, local, Some(first), inbox).await;
         }
-        Ok(Err(e)) => tracing::info!(%remote, error = %e, "TCP connect failed"),
-        Err(_) => tracing::info!(%remote, "TCP connect timed out"),
+        Ok(Err(e)) => {
+            tracing::info!(%remote, error = %e, "TCP connect failed");
+            let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
+        }
+        Err(_) => {
+            tracing::info!(%remote, "TCP connect timed out");
+            let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
+        }
     }
 }
 
