@@ -248,6 +248,7 @@ on_both!(
     logout_and_revocation_end_the_session,
     posts_without_the_session_csrf_token_get_403_and_change_nothing,
     the_board_shows_tickets_by_status_highlights_breaches_and_filters,
+    old_open_work_stays_on_the_board_under_a_flood_of_new_tickets,
     resolving_from_the_ticket_page_queues_the_customer_text,
     agents_work_tickets_but_assign_only_to_themselves,
     what_customers_and_staff_wrote_is_escaped,
@@ -541,6 +542,51 @@ async fn the_board_shows_tickets_by_status_highlights_breaches_and_filters(
         .get(Some(&browser), "/console/board?channel=fax")
         .await;
     assert!(bad.expect(400).contains("unknown channel"));
+    console
+}
+
+/// Tickets in the flood of [`old_open_work_stays_on_the_board_under_a_flood_of_new_tickets`]:
+/// more than a column shows (200) and more than the whole board used to
+/// load (the newest 500 of any status).
+const FLOOD: usize = 501;
+
+async fn old_open_work_stays_on_the_board_under_a_flood_of_new_tickets(
+    console: Console,
+) -> Console {
+    let old = console.ticket("13900139000", "专线中断").await;
+    console
+        .store()
+        .transition(&old, Action::Dispatch, Actor::staff("x"), None, None)
+        .await
+        .unwrap();
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..FLOOD {
+        let store = console.store().clone();
+        flood.spawn(async move {
+            let new = NewTicket::new(
+                TicketType::FaultReport,
+                "virtual_network",
+                "13800138000",
+                &format!("flood {i}"),
+                Channel::Staff,
+                Actor::staff("zhang.wei"),
+            );
+            store.create_ticket(new).await.unwrap();
+        });
+    }
+    while let Some(created) = flood.join_next().await {
+        created.unwrap();
+    }
+
+    let browser = console.login(&console.agent).await;
+    let board = console.get(Some(&browser), "/console/board").await;
+    let board = board.expect(200);
+    let dispatched = column(board, "dispatched");
+    assert!(dispatched.contains(&old), "{dispatched}");
+    assert!(!dispatched.contains("capped"));
+    let new = column(board, "new");
+    assert_eq!(new.matches("<article").count(), 200);
+    assert!(new.contains("the newest 200; filter to see others"));
     console
 }
 

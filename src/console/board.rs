@@ -1,7 +1,8 @@
 //! The ticket board: one column per status, each ticket a card with its
 //! next SLA deadline counting down and breached tickets highlighted, with
 //! the staff API's list filters (level, category, channel, breached, text,
-//! phone).
+//! phone). Each column is loaded on its own, so a flood of new tickets
+//! never pushes older work in other states off the board.
 
 use super::clocks::{clocks, countdown_text, next_deadline};
 use super::page::{local_time, page, ConsoleError};
@@ -16,8 +17,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use std::str::FromStr;
 
-/// The most tickets the board loads, newest first.
-const BOARD_LIMIT: i64 = 500;
+/// The most tickets one column shows, newest first.
+const COLUMN_LIMIT: i64 = 200;
 /// How much of a description a card shows.
 const SNIPPET_CHARS: usize = 80;
 
@@ -59,7 +60,8 @@ fn text(value: &str) -> Option<String> {
 }
 
 impl BoardFilter {
-    fn query(&self) -> Result<TicketQuery, ConsoleError> {
+    /// The query for one column.
+    fn query(&self, status: Status) -> Result<TicketQuery, ConsoleError> {
         Ok(TicketQuery {
             level: code("level", &self.level)?,
             category: text(&self.category),
@@ -75,7 +77,8 @@ impl BoardFilter {
             },
             text: text(&self.q),
             contact_phone: text(&self.phone),
-            limit: Some(BOARD_LIMIT),
+            status: Some(status),
+            limit: Some(COLUMN_LIMIT),
             ..TicketQuery::default()
         })
     }
@@ -86,18 +89,25 @@ pub(super) async fn show(
     session: Session,
     Query(filter): Query<BoardFilter>,
 ) -> Result<Markup, ConsoleError> {
-    let tickets = state.store.list_tickets(&filter.query()?).await?;
+    let mut columns = Vec::with_capacity(Status::ALL.len());
+    for status in Status::ALL {
+        let tickets = state.store.list_tickets(&filter.query(*status)?).await?;
+        columns.push((*status, tickets));
+    }
+    let shown: usize = columns.iter().map(|(_, tickets)| tickets.len()).sum();
     let now = state.store.now();
     let zone = state.store.sla().calendar().timezone();
     let categories = state.store.sla().categories();
     let body = html! {
         (filter_form(&filter, &categories))
-        p.summary { "Tickets shown: " (tickets.len()) @if tickets.len() as i64 == BOARD_LIMIT { " (the newest " (BOARD_LIMIT) ")" } }
+        p.summary { "Tickets shown: " (shown) }
         div.board {
-            @for status in Status::ALL {
-                @let column: Vec<&Ticket> = tickets.iter().filter(|t| t.status == *status).collect();
+            @for (status, column) in &columns {
                 section.column data-status=(status.code()) {
                     h2 { (status.chinese_name()) " " span.code { (status.code()) } " " span.count { (column.len()) } }
+                    @if column.len() as i64 == COLUMN_LIMIT {
+                        p.capped { "the newest " (COLUMN_LIMIT) "; filter to see others" }
+                    }
                     @for ticket in column {
                         (card(ticket, now, zone))
                     }
