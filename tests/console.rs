@@ -567,7 +567,7 @@ async fn old_open_work_stays_on_the_board_under_a_flood_of_new_tickets(
                 TicketType::FaultReport,
                 "virtual_network",
                 "13800138000",
-                &format!("flood {i}"),
+                format!("flood {i}"),
                 Channel::Staff,
                 Actor::staff("zhang.wei"),
             );
