@@ -728,24 +728,12 @@ impl Calls {
         let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
         state.local.session_version += 1;
         let local = state.local;
-        let Some(offer) = offer else {
-            let body = sdp::offer(&self.settings.policy, &local, Direction::SendRecv);
-            let _ = endpoint.accept(call, Bytes::from(body), now);
-            return;
-        };
-        match sdp::parse_body(&offer)
-            .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
+        if let Some(negotiated) =
+            answer_offer(endpoint, &self.settings.policy, call, &local, offer, now)
         {
-            Ok((answer, negotiated)) => {
-                tracing::info!(direction = ?negotiated.direction, "media renegotiated");
-                let _ = endpoint.accept(call, Bytes::from(answer), now);
-                self.workers
-                    .send(call, WorkerCommand::Update(media_params(&negotiated)));
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "re-offer not acceptable");
-                let _ = endpoint.reject(call, 488, now);
-            }
+            tracing::info!(direction = ?negotiated.direction, "media renegotiated");
+            self.workers
+                .send(call, WorkerCommand::Update(media_params(&negotiated)));
         }
     }
 
@@ -769,24 +757,12 @@ impl Calls {
         };
         bridge.local.session_version += 1;
         let local = bridge.local;
-        let Some(offer) = offer else {
-            let body = sdp::offer(&self.settings.policy, &local, Direction::SendRecv);
-            let _ = endpoint.accept(leg, Bytes::from(body), now);
-            return;
-        };
-        match sdp::parse_body(&offer)
-            .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
+        if let Some(negotiated) =
+            answer_offer(endpoint, &self.settings.policy, leg, &local, offer, now)
         {
-            Ok((answer, negotiated)) => {
-                tracing::info!(direction = ?negotiated.direction, "agent leg renegotiated its media");
-                let _ = endpoint.accept(leg, Bytes::from(answer), now);
-                self.workers
-                    .send(call, WorkerCommand::UpdateAgent(media_params(&negotiated)));
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "agent leg's re-offer not acceptable");
-                let _ = endpoint.reject(leg, 488, now);
-            }
+            tracing::info!(direction = ?negotiated.direction, "agent leg renegotiated its media");
+            self.workers
+                .send(call, WorkerCommand::UpdateAgent(media_params(&negotiated)));
         }
     }
 
@@ -814,6 +790,36 @@ impl Calls {
                 tracing::info!(call_id = %self.call_id(call), error = %e, "answer in ACK not usable, ending the call");
                 let _ = endpoint.hangup(call, now);
             }
+        }
+    }
+}
+
+/// Answers a re-INVITE or UPDATE on `handle` from our media `local`: an
+/// offer of our own when it carried none (RFC 3261 §14.2), our answer, or
+/// 488 when nothing in its offer is acceptable. The negotiated media when
+/// its offer was answered.
+fn answer_offer(
+    endpoint: &mut Endpoint,
+    policy: &MediaPolicy,
+    handle: CallHandle,
+    local: &LocalMedia,
+    offer: Option<Bytes>,
+    now: Instant,
+) -> Option<NegotiatedMedia> {
+    let Some(offer) = offer else {
+        let body = sdp::offer(policy, local, Direction::SendRecv);
+        let _ = endpoint.accept(handle, Bytes::from(body), now);
+        return None;
+    };
+    match sdp::parse_body(&offer).and_then(|offer| sdp::answer(&offer, policy, local)) {
+        Ok((answer, negotiated)) => {
+            let _ = endpoint.accept(handle, Bytes::from(answer), now);
+            Some(negotiated)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "re-offer not acceptable");
+            let _ = endpoint.reject(handle, 488, now);
+            None
         }
     }
 }

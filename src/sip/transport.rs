@@ -341,19 +341,16 @@ async fn connect_tcp(
     first: Bytes,
     inbox: mpsc::Sender<Inbound>,
 ) {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+    let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             let _ = serve_connection(id, stream, remote, local, Some(first), inbox).await;
+            return;
         }
-        Ok(Err(e)) => {
-            tracing::info!(%remote, error = %e, "TCP connect failed");
-            let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
-        }
-        Err(_) => {
-            tracing::info!(%remote, "TCP connect timed out");
-            let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
-        }
-    }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+    };
+    tracing::info!(%remote, %error, "TCP connect failed");
+    let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
 }
 
 /// Registers a connection with the endpoint's task and starts its reader

@@ -11,6 +11,9 @@
 # The caller is a lean SIPp scenario (tests/bench/fault_flow_caller.py):
 # no message tracing, and all keys of a call in one pcap, so that the load
 # tool, which shares the machine's two cores, costs as little as it can.
+# DTMF=sipp sends the keys with SIPp's own play_dtmf instead (payload type
+# 96); at 375/s that overloads SIPp (see docs/benchmarks.md). KEEP=1
+# keeps the work directory (SQLite file, gateway log, SIPp's stats).
 #
 # The run happens in network namespaces of its own. On loopback, every UDP
 # packet delivered on the machine is also offered to each raw socket, and
@@ -103,8 +106,7 @@ for rate in "$@"; do
     tickets=$(python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(
         'SELECT count(*) FROM tickets WHERE service_number = ?', (sys.argv[2],)).fetchone()[0])" \
         "$WORK/hotline.db" "${KEYS%#}")
-    # Last line of SIPp's stat file: cumulative counters; the call length
-    # is SIPp's mean over the last interval (-fd 1).
+    # Last line of SIPp's stat file: cumulative counters.
     read -r created ok failed < <(python3 - "$WORK/stats.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
