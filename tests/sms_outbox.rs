@@ -87,6 +87,7 @@ on_both!(
     a_refused_text_fails_at_once,
     retries_back_off_and_then_give_up,
     status_callbacks_update_the_row_when_signed,
+    status_callbacks_signed_with_or_without_the_default_port_are_taken,
     transitions_and_the_breach_job_queue_their_texts_in_their_transaction,
 );
 
@@ -782,6 +783,72 @@ async fn status_callbacks_update_the_row_when_signed(database: Arc<ScratchDataba
         StatusCode::BAD_REQUEST
     );
     assert_eq!(tickets.len(), 4);
+    server.abort();
+    store.close().await;
+}
+
+/// The callback URL as configured has no port; Twilio may sign it with the
+/// scheme's default port written out. Both spellings are taken, another
+/// port is not, and a refused report changes nothing.
+async fn status_callbacks_signed_with_or_without_the_default_port_are_taken(
+    database: Arc<ScratchDatabase>,
+) {
+    let store = open(&database).await;
+    create_tickets(&store, 2).await;
+    let claims = store
+        .claim_notifications(Utc::now(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 2);
+    for (i, claim) in claims.iter().enumerate() {
+        assert!(store
+            .mark_sent(claim, Some(format!("SMp{i}")))
+            .await
+            .unwrap());
+    }
+    const PUBLIC: &str = "https://hooks.example.com/sms/status";
+    let (base, server) = status_server(store.clone(), |_| SmsOutboxConfig {
+        auth_token: AUTH_TOKEN.into(),
+        status_callback_url: PUBLIC.into(),
+        ..SmsOutboxConfig::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let report = |signed_base: &str, i: usize| {
+        let key = claims[i].dedup_key.clone();
+        let signed_url = hotline::sms::provider::status_callback_for(signed_base, &key);
+        let query = signed_url.split_once('?').unwrap().1.to_string();
+        let sid = format!("SMp{i}");
+        let params = vec![
+            ("MessageSid".to_string(), sid),
+            ("MessageStatus".to_string(), "delivered".to_string()),
+        ];
+        let signature = twilio_signature(AUTH_TOKEN, &signed_url, &params);
+        let request = client
+            .post(format!("{base}/sms/status?{query}"))
+            .form(&params)
+            .header(TWILIO_SIGNATURE_HEADER, signature);
+        async move { request.send().await.unwrap().status() }
+    };
+    let status_of = |i: usize| {
+        let store = store.clone();
+        let key = claims[i].dedup_key.clone();
+        async move { store.notification(&key).await.unwrap().unwrap().status }
+    };
+    for wrong in [
+        "https://hooks.example.com:8443/sms/status",
+        "http://hooks.example.com:443/sms/status",
+    ] {
+        assert_eq!(report(wrong, 0).await, StatusCode::FORBIDDEN, "{wrong}");
+    }
+    assert_eq!(status_of(0).await, DeliveryStatus::Sent);
+    assert_eq!(
+        report("https://hooks.example.com:443/sms/status", 0).await,
+        StatusCode::OK
+    );
+    assert_eq!(status_of(0).await, DeliveryStatus::Delivered);
+    assert_eq!(report(PUBLIC, 1).await, StatusCode::OK);
+    assert_eq!(status_of(1).await, DeliveryStatus::Delivered);
     server.abort();
     store.close().await;
 }

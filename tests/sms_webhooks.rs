@@ -1211,3 +1211,83 @@ async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
     assert_eq!(status.status, 200, "other commands still work");
     gw.finish().await;
 }
+
+/// Twilio keeps the port when the URL in its console has one, and its own
+/// validators accept the URL with and without the scheme's default port:
+/// so does the gateway, for those two spellings only. Tampered requests
+/// are still refused and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_signatures_with_and_without_the_default_port_are_accepted() {
+    for public_url in ["https://gw.example.com", "https://gw.example.com:443"] {
+        let Some(gw) = gateway(Backend::Sqlite, |config| {
+            config.sms.public_url = public_url.to_string();
+        })
+        .await
+        else {
+            return;
+        };
+        let send = |signed_for: &'static str, params: Vec<(String, String)>| {
+            let signature = signature::twilio_signature(TOKEN, signed_for, &params);
+            let addr = gw.addr();
+            async move {
+                post(
+                    addr,
+                    "/sms/twilio",
+                    &[
+                        ("content-type", FORM.to_string()),
+                        ("x-twilio-signature", signature),
+                    ],
+                    form(&params),
+                )
+                .await
+            }
+        };
+        for (n, signed_for) in [
+            "https://gw.example.com:443/sms/twilio",
+            "https://gw.example.com/sms/twilio",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let params = twilio_params("+8613800138020", "HELP", &format!("SMport{n}"));
+            let reply = send(signed_for, params).await;
+            assert_eq!(
+                reply.status, 200,
+                "{public_url}, signed for {signed_for}: {}",
+                reply.body
+            );
+            assert!(reply.twiml_message().contains("STATUS <ticket>"));
+        }
+        assert_eq!(gw.stored_texts().await, 4, "two texts, two replies");
+        for signed_for in [
+            "https://gw.example.com:8443/sms/twilio",
+            "http://gw.example.com:443/sms/twilio",
+            "https://gw.example.com:80/sms/twilio",
+            "https://other.example.com:443/sms/twilio",
+        ] {
+            let params = twilio_params("+8613800138020", "FAULT x", "SMportbad");
+            let reply = send(signed_for, params).await;
+            assert_eq!(reply.status, 403, "{public_url}, signed for {signed_for}");
+        }
+        // Signed with the port, then the body changed on the way.
+        let params = twilio_params("+8613800138020", "HELP", "SMporttampered");
+        let signature =
+            signature::twilio_signature(TOKEN, "https://gw.example.com:443/sms/twilio", &params);
+        let mut tampered = params.clone();
+        tampered[5].1 = "FAULT fake".to_string();
+        let reply = post(
+            gw.addr(),
+            "/sms/twilio",
+            &[
+                ("content-type", FORM.to_string()),
+                ("x-twilio-signature", signature),
+            ],
+            form(&tampered),
+        )
+        .await;
+        assert_eq!(reply.status, 403, "tampered: {}", reply.body);
+        assert_eq!(gw.stored_texts().await, 4, "refused requests store nothing");
+        assert_eq!(gw.count("SELECT COUNT(*) FROM tickets").await, 0);
+        gw.finish().await;
+    }
+}

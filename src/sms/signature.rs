@@ -5,7 +5,10 @@
 //!   followed by every form parameter's key and value, sorted by key and
 //!   then by value)). A JSON webhook is signed over the URL alone, and the
 //!   URL carries `bodySHA256=<hex SHA-256 of the raw body>`, which binds the
-//!   body to the signature.
+//!   body to the signature. Twilio keeps the port when the URL configured
+//!   in its console has one, and its own validators accept the URL with
+//!   and without the scheme's default port; so do we, for those two forms
+//!   only ([`default_port_twin`]).
 //! - The generic JSON provider: `X-Hotline-Timestamp: <unix seconds>` and
 //!   `X-Hotline-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." +
 //!   raw body)>`, with several comma-separated `v1=` values while a secret
@@ -73,9 +76,12 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
     BASE64.encode(twilio_mac(auth_token, url, params).finalize().into_bytes())
 }
 
-/// Checks a form-encoded Twilio webhook: `url` exactly as Twilio requested
-/// it (scheme, host, port and query string as configured in Twilio), every
+/// Checks a form-encoded Twilio webhook: `url` as Twilio requested it
+/// (scheme, host, port and query string as configured in Twilio), every
 /// form parameter received, and the `X-Twilio-Signature` header if any.
+/// A signature over `url` with the scheme's default port written out
+/// (`https://host:443/…`) or left out (`https://host/…`) matches either
+/// spelling; any other difference is a mismatch.
 pub fn verify_twilio_form(
     auth_token: &str,
     url: &str,
@@ -83,9 +89,53 @@ pub fn verify_twilio_form(
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
     let claimed = decode_twilio_header(header)?;
-    twilio_mac(auth_token, url, params)
-        .verify_slice(&claimed)
-        .map_err(|_| SignatureError::Mismatch)
+    let matches = |url: &str| -> subtle::Choice {
+        let expected = twilio_mac(auth_token, url, params).finalize().into_bytes();
+        expected.as_slice().ct_eq(&claimed)
+    };
+    let mut any = matches(url);
+    if let Some(twin) = default_port_twin(url) {
+        any |= matches(&twin);
+    }
+    if bool::from(any) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// `url` with its scheme's default port (443 for https, 80 for http)
+/// written out when it has none, or left out when it is written: the
+/// other spelling of the same address, which Twilio may have signed.
+/// `None` for any other port or scheme, or a URL without an authority.
+pub fn default_port_twin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else if scheme.eq_ignore_ascii_case("http") {
+        "80"
+    } else {
+        return None;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    // The port follows the host; userinfo (before the last '@') may hold ':'.
+    let host_start = authority.rfind('@').map_or(0, |at| at + 1);
+    let host_and_port = &authority[host_start..];
+    let port_colon = match host_and_port.rfind(']') {
+        // An IPv6 literal: a port can only follow its closing bracket.
+        Some(bracket) => host_and_port[bracket..].find(':').map(|i| bracket + i),
+        None => host_and_port.find(':'),
+    };
+    let twin_authority = match port_colon {
+        None if host_and_port.is_empty() => return None,
+        None => format!("{authority}:{default_port}"),
+        Some(colon) if &host_and_port[colon + 1..] == default_port => {
+            authority[..host_start + colon].to_string()
+        }
+        Some(_) => return None,
+    };
+    Some(format!("{scheme}://{twin_authority}{tail}"))
 }
 
 /// Checks a JSON Twilio webhook: the signature over `url` alone, and the
@@ -294,6 +344,97 @@ mod tests {
             twilio_signature(TOKEN, URL, &params),
             "IK+Dwps556ElfBT0I3Rgjkr1wJU="
         );
+    }
+
+    #[test]
+    fn the_default_port_has_one_twin_spelling() {
+        let twin = |url: &str| default_port_twin(url);
+        assert_eq!(
+            twin("https://host/sms/twilio?a=1").as_deref(),
+            Some("https://host:443/sms/twilio?a=1")
+        );
+        assert_eq!(
+            twin("https://host:443/sms/twilio").as_deref(),
+            Some("https://host/sms/twilio")
+        );
+        assert_eq!(twin("http://host").as_deref(), Some("http://host:80"));
+        assert_eq!(twin("HTTP://host:80?x").as_deref(), Some("HTTP://host?x"));
+        assert_eq!(
+            twin("https://user:pw@host/p").as_deref(),
+            Some("https://user:pw@host:443/p")
+        );
+        assert_eq!(
+            twin("https://[2001:db8::1]:443/p").as_deref(),
+            Some("https://[2001:db8::1]/p")
+        );
+        assert_eq!(
+            twin("https://[2001:db8::1]/p").as_deref(),
+            Some("https://[2001:db8::1]:443/p")
+        );
+        for none in [
+            "https://host:8443/p",
+            "http://host:443/p",
+            "https://host:80/p",
+            "https://host:/p",
+            "ftp://host/p",
+            "https:///p",
+            "host/p",
+        ] {
+            assert_eq!(twin(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn twilios_validator_signs_the_url_with_its_port_and_we_accept_it() {
+        // twilio-python 9.13: RequestValidator("12345").compute_signature(
+        //   "https://gw.example.com:443/sms/twilio", params); its validate()
+        // accepts it for the URL with and without ":443".
+        let params = pairs(&[
+            ("Body", "帮助"),
+            ("From", "+8613800138000"),
+            ("MessageSid", "SMport1"),
+            ("To", "+8610000"),
+        ]);
+        let with_port = "https://gw.example.com:443/sms/twilio";
+        let signature = "i8Z2dAg6PzIezdc8rzoqDUGqDxU=";
+        assert_eq!(twilio_signature(TOKEN, with_port, &params), signature);
+        for requested in [with_port, "https://gw.example.com/sms/twilio"] {
+            assert_eq!(
+                verify_twilio_form(TOKEN, requested, &params, Some(signature)),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_with_or_without_the_default_port_verifies() {
+        let params = documented_params();
+        for (signed, requested) in [
+            ("https://mycompany.com:443/myapp.php?foo=1&bar=2", URL),
+            (URL, "https://mycompany.com:443/myapp.php?foo=1&bar=2"),
+            ("http://mycompany.com:80/a", "http://mycompany.com/a"),
+        ] {
+            let signature = twilio_signature(TOKEN, signed, &params);
+            assert_eq!(
+                verify_twilio_form(TOKEN, requested, &params, Some(&signature)),
+                Ok(()),
+                "signed for {signed}, requested as {requested}"
+            );
+        }
+        for (signed, requested) in [
+            ("https://mycompany.com:8443/a", "https://mycompany.com/a"),
+            ("https://mycompany.com/a", "https://mycompany.com:8443/a"),
+            ("https://mycompany.com:80/a", "https://mycompany.com/a"),
+            ("http://mycompany.com:443/a", "http://mycompany.com/a"),
+            ("https://mycompany.com:443/a", "http://mycompany.com/a"),
+        ] {
+            let signature = twilio_signature(TOKEN, signed, &params);
+            assert_eq!(
+                verify_twilio_form(TOKEN, requested, &params, Some(&signature)),
+                Err(SignatureError::Mismatch),
+                "signed for {signed}, requested as {requested}"
+            );
+        }
     }
 
     #[test]
