@@ -25,7 +25,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     options.max_connections = config.database.max_connections;
     Store::open(&config.database.url, options)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database.url))
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::redact::url(&config.database.url)
+            )
+        })
 }
 
 /// Parses a vocabulary code for the command line.

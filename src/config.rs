@@ -251,19 +251,25 @@ impl Default for SmsOutboxConfig {
 /// The longest retry delay allowed (a day).
 const MAX_BACKOFF_SECS: u64 = 86_400;
 
+/// A secret as printed: `(set)`, or empty when it is not set.
+fn mask_secret(value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        "(set)".to_string()
+    }
+}
+
 impl SmsOutboxConfig {
-    /// These settings with the auth token and secret masked, for printing.
+    /// These settings with the auth token and secret masked, and any
+    /// credentials in the URLs, for printing.
     pub fn redacted(&self) -> SmsOutboxConfig {
-        let mask = |value: &str| {
-            if value.is_empty() {
-                String::new()
-            } else {
-                "(set)".to_string()
-            }
-        };
         SmsOutboxConfig {
-            auth_token: mask(&self.auth_token),
-            secret: mask(&self.secret),
+            auth_token: mask_secret(&self.auth_token),
+            secret: mask_secret(&self.secret),
+            api_base: crate::redact::url(&self.api_base),
+            url: crate::redact::url(&self.url),
+            status_callback_url: crate::redact::url(&self.status_callback_url),
             ..self.clone()
         }
     }
@@ -291,7 +297,7 @@ impl SmsOutboxConfig {
                 if !url_ok(&self.api_base) {
                     problems.push(format!(
                         "sms_outbox.api_base: {:?} must be an http:// or https:// URL",
-                        self.api_base
+                        crate::redact::url(&self.api_base)
                     ));
                 }
             }
@@ -302,7 +308,7 @@ impl SmsOutboxConfig {
                 if !self.url.trim().is_empty() && !url_ok(&self.url) {
                     problems.push(format!(
                         "sms_outbox.url: {:?} must be an http:// or https:// URL",
-                        self.url
+                        crate::redact::url(&self.url)
                     ));
                 }
             }
@@ -313,7 +319,7 @@ impl SmsOutboxConfig {
         if !self.status_callback_url.is_empty() && !url_ok(&self.status_callback_url) {
             problems.push(format!(
                 "sms_outbox.status_callback_url: {:?} must be an http:// or https:// URL",
-                self.status_callback_url
+                crate::redact::url(&self.status_callback_url)
             ));
         }
         for (key, value) in [
@@ -645,6 +651,19 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// A copy fit to print (`check-config`): every secret shown only as
+    /// `(set)`, and credentials in URLs masked (`crate::redact`).
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.database.url = crate::redact::url(&self.database.url);
+        shown.sms.twilio_auth_token = mask_secret(&self.sms.twilio_auth_token);
+        shown.sms.generic_secret = mask_secret(&self.sms.generic_secret);
+        shown.sms.public_url = crate::redact::url(&self.sms.public_url);
+        shown.sms_outbox = self.sms_outbox.redacted();
+        shown.transfer = self.transfer.redacted();
+        shown
+    }
+
     /// Loads defaults, the file and the environment, then validates.
     /// `explicit` is the `--config` path: it must exist; the default file
     /// may be absent.
@@ -785,7 +804,8 @@ impl Config {
             || url.starts_with("postgresql://"))
         {
             problems.push(format!(
-                "database.url: {url:?} must start with sqlite: or postgres://"
+                "database.url: {:?} must start with sqlite: or postgres://",
+                crate::redact::url(url)
             ));
         }
         let sms = &self.sms;
@@ -801,7 +821,8 @@ impl Config {
                 || url.contains('#')
             {
                 problems.push(format!(
-                    "sms.public_url: {url:?} must be an http:// or https:// base URL without query"
+                    "sms.public_url: {:?} must be an http:// or https:// base URL without query",
+                    crate::redact::url(url)
                 ));
             }
         }
@@ -923,6 +944,40 @@ mod tests {
 
     fn missing_default_file() -> Option<&'static Path> {
         None
+    }
+
+    #[test]
+    fn the_printed_config_shows_no_secret() {
+        let mut config = Config::default();
+        config.database.url = "postgres://hotline:TOPSECRET1@db/hotline".into();
+        config.sms.twilio_auth_token = "TOPSECRET2".into();
+        config.sms.generic_secret = "TOPSECRET3".into();
+        config.sms.public_url = "https://u:TOPSECRET4@gw.example.com".into();
+        config.sms_outbox.provider = "generic".into();
+        config.sms_outbox.url = "https://relay.example.com/send?token=TOPSECRET5".into();
+        config.sms_outbox.secret = "TOPSECRET6".into();
+        config.sms_outbox.auth_token = "TOPSECRET7".into();
+        let shown = toml::to_string_pretty(&config.redacted()).unwrap();
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert!(
+            shown.contains("postgres://hotline:***@db/hotline"),
+            "{shown}"
+        );
+        assert!(shown.contains("twilio_auth_token = \"(set)\""), "{shown}");
+        let unset = toml::to_string_pretty(&Config::default().redacted()).unwrap();
+        assert!(unset.contains("generic_secret = \"\""), "{unset}");
+    }
+
+    #[test]
+    fn problems_name_a_bad_url_without_its_password() {
+        let mut config = Config::default();
+        config.database.url = "mysql://root:TOPSECRET@db/x".into();
+        let problems = config.validate().unwrap_err().to_string();
+        assert!(
+            problems.contains("database.url: \"mysql://root:***@db/x\" must start with"),
+            "{problems}"
+        );
+        assert!(!problems.contains("TOPSECRET"), "{problems}");
     }
 
     #[test]

@@ -219,9 +219,7 @@ fn main() -> ExitCode {
 }
 
 fn check_config(config: &Config) -> anyhow::Result<()> {
-    let mut shown = config.clone();
-    shown.sms_outbox = shown.sms_outbox.redacted();
-    shown.transfer = shown.transfer.redacted();
+    let shown = config.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
     print!("{text}");
     Ok(())
@@ -244,7 +242,10 @@ async fn migrate(config: Config) -> anyhow::Result<String> {
     let store = admin::open_store(&config).await?;
     store.migrate().await?;
     store.close().await;
-    Ok(format!("database {} is up to date\n", config.database.url))
+    Ok(format!(
+        "database {} is up to date\n",
+        hotline::redact::url(&config.database.url)
+    ))
 }
 
 async fn ticket(config: Config, command: TicketCommand) -> anyhow::Result<String> {

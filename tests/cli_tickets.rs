@@ -195,3 +195,26 @@ fn api_tokens_are_shown_once_listed_without_the_token_and_revoked() {
         text(&unknown)
     );
 }
+
+/// A database URL's password never reaches the terminal: not in the error
+/// of a database that cannot be opened, nor in `check-config`.
+#[test]
+fn database_passwords_are_never_printed() {
+    let url = "postgres://hotline:TOPSECRET@127.0.0.1:1/hotline";
+    for args in [&["ticket", "list"][..], &["check-config"][..]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(args)
+            .env("HOTLINE_DATABASE_URL", url)
+            .env("HOTLINE_SMS_GENERIC_SECRET", "ALSOSECRET")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("hotline runs");
+        let shown = text(&output);
+        assert!(!shown.contains("TOPSECRET"), "{args:?}: {shown}");
+        assert!(!shown.contains("ALSOSECRET"), "{args:?}: {shown}");
+        assert!(
+            shown.contains("postgres://hotline:***@127.0.0.1:1/hotline"),
+            "{args:?} still says which database: {shown}"
+        );
+    }
+}

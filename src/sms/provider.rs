@@ -214,7 +214,14 @@ fn transport_error(error: reqwest::Error) -> SendError {
     } else {
         "request failed"
     };
-    SendError::Transient(format!("{what}: {error}"))
+    // reqwest names the URL in its message; a provider URL may carry
+    // credentials, which must not reach the logs or `last_error`.
+    let url = error.url().map(|url| crate::redact::url(url.as_str()));
+    let error = error.without_url();
+    match url {
+        Some(url) => SendError::Transient(format!("{what}: {error} ({url})")),
+        None => SendError::Transient(format!("{what}: {error}")),
+    }
 }
 
 /// Reads a provider's answer: 2xx is sent (with the id in `id_field` of a

@@ -271,7 +271,10 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
     } else {
         Err(StoreError::Invalid {
             field: "database url",
-            reason: format!("{url:?} must start with sqlite: or postgres://"),
+            reason: format!(
+                "{:?} must start with sqlite: or postgres://",
+                crate::redact::url(url)
+            ),
         })
     }
 }
