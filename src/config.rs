@@ -134,10 +134,11 @@ pub struct SmsConfig {
     pub replay_window_secs: u64,
     /// Larger webhook bodies get 413.
     pub max_body_bytes: usize,
-    /// Texts one sender may send per minute; more get 429 (0: no limit).
+    /// Texts one sender may send per minute; more are recorded, not acted
+    /// on, and answered "try again in N minutes" (0: no limit).
     pub max_per_sender_per_minute: u32,
-    /// Tickets one sender may open by SMS per hour; more get 429 (0: no
-    /// limit).
+    /// Tickets one sender may open by SMS per hour; more are answered the
+    /// same way and open nothing (0: no limit).
     pub max_new_tickets_per_sender_per_hour: u32,
     /// Our SMS number, the `from` of replies (empty: the number the
     /// sender texted).

@@ -42,6 +42,7 @@ pub const SLA_BREACHES: &str = "hotline_sla_breaches_total";
 pub const SMS_RECEIVED: &str = "hotline_sms_received_total";
 pub const SMS_SENT: &str = "hotline_sms_sent_total";
 pub const SMS_FAILED: &str = "hotline_sms_failed_total";
+pub const SMS_RATE_LIMITED: &str = "hotline_sms_rate_limited_total";
 pub const OUTBOX_DEPTH: &str = "hotline_outbox_depth";
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
@@ -137,6 +138,10 @@ fn describe() {
     );
     describe_counter!(SMS_SENT, "Notifications the SMS provider took");
     describe_counter!(SMS_FAILED, "Notifications that failed for good");
+    describe_counter!(
+        SMS_RATE_LIMITED,
+        "Inbound texts refused by a per-sender rate limit (recorded and answered, nothing done), by limit"
+    );
     describe_gauge!(
         OUTBOX_DEPTH,
         "Notifications waiting to be sent (pending or sending), at scrape time"
@@ -237,6 +242,12 @@ pub fn sla_breached(clock: &'static str) {
 
 pub fn sms_received() {
     counter!(SMS_RECEIVED).increment(1);
+}
+
+/// A text (not a retry) refused by the rate `limit` (`texts`,
+/// `new_tickets`): recorded and answered, nothing done.
+pub fn sms_rate_limited(limit: &'static str) {
+    counter!(SMS_RATE_LIMITED, "limit" => limit).increment(1);
 }
 
 pub fn sms_sent() {

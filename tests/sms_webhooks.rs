@@ -81,6 +81,15 @@ impl Gateway {
         sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
     }
 
+    /// A text column of the one row `sql` selects.
+    async fn text_of(&self, sql: &str) -> String {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database.url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    }
+
     async fn execute(&self, sql: &str) {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&self.database.url)
@@ -754,6 +763,23 @@ async fn answers_confirm_or_reopen_the_ticket_asked_about(gw: Gateway) -> Gatewa
     let sixth = fault_by_sms(&gw, phone, "FAULT six").await;
     resolve_and_ask(&gw, &sixth).await;
     assert!(gw.text(phone, "n").await.starts_with("Sorry"));
+    // A bare digit says no language: the reply is in the question's, the
+    // ticket's (Chinese here, English for "FAULT four" above).
+    let eighth = fault_by_sms(&gw, phone, "报障 八").await;
+    resolve_and_ask(&gw, &eighth).await;
+    assert_eq!(
+        gw.text(phone, "1").await,
+        format!("感谢您的确认，工单{}已确认恢复。", eighth.number)
+    );
+    let ninth = fault_by_sms(&gw, phone, "报障 九").await;
+    resolve_and_ask(&gw, &ninth).await;
+    assert_eq!(
+        gw.text(phone, "2").await,
+        format!(
+            "很抱歉故障仍未恢复，工单{}已重新处理，工程师会再次跟进。",
+            ninth.number
+        )
+    );
     // Nobody else can answer for the sender.
     let seventh = fault_by_sms(&gw, phone, "FAULT seven").await;
     resolve_and_ask(&gw, &seventh).await;
@@ -1139,20 +1165,36 @@ async fn retries_the_limits_forgot_are_answered_and_not_counted() {
     let retry = gw.twilio(from, "FAULT no dial tone", "SMf0").await;
     assert_eq!((retry.status, &retry.body), (200, &first.body));
     assert_eq!(gw.twilio(from, "HELP", "SMh16").await.status, 200);
-    assert_eq!(gw.twilio(from, "HELP", "SMh17").await.status, 429);
+    let over = gw.twilio(from, "HELP", "SMh17").await;
+    assert_eq!(over.status, 200);
+    assert!(over.twiml_message().starts_with("Too many messages"));
     let refused_but_answered = gw.twilio(from, "FAULT no dial tone", "SMf0").await;
     assert_eq!(
         (refused_but_answered.status, &refused_but_answered.body),
         (200, &first.body)
     );
     assert_eq!(gw.tickets_of("13800138013").await.len(), 1);
-    assert_eq!(gw.stored_texts().await, 2 * 18);
+    assert_eq!(gw.stored_texts().await, 2 * 19, "18 answered, 1 refused");
     gw.finish().await;
 }
 
+/// A text over a sender's limit gets a 200 and a reply in its language
+/// saying when to try again (a 4xx would show the customer nothing); it is
+/// recorded with that outcome and nothing it asks is done. Told once per
+/// run of refusals; a retry of a refused text gets the same answer and is
+/// not counted again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
-    let Some(gw) = gateway(Backend::Sqlite, |config| {
+async fn senders_over_their_limits_are_told_when_to_try_again() {
+    told_when_to_try_again(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_over_their_limits_are_told_when_to_try_again_on_postgres() {
+    told_when_to_try_again(Backend::Postgres).await;
+}
+
+async fn told_when_to_try_again(db: Backend) {
+    let Some(gw) = gateway(db, |config| {
         config.sms.max_per_sender_per_minute = 3;
         config.sms.max_new_tickets_per_sender_per_hour = 1;
     })
@@ -1160,6 +1202,8 @@ async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
     else {
         return;
     };
+    let status_of =
+        |sid: &str| format!("SELECT status FROM sms_messages WHERE provider_message_id = '{sid}'");
     for n in 0..3 {
         let reply = gw
             .twilio("+8613800138010", "HELP", &format!("SMlim{n}"))
@@ -1167,29 +1211,85 @@ async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
         assert_eq!(reply.status, 200);
     }
     let stored = gw.stored_texts().await;
-    let over = gw.twilio("+8613800138010", "HELP", "SMlim3").await;
-    assert_eq!(over.status, 429, "{}", over.body);
-    assert!(
-        over.body.contains("too many texts from this number"),
-        "{}",
-        over.body
+    let over = gw
+        .twilio("+8613800138010", "FAULT no dial tone", "SMlim3")
+        .await;
+    assert_eq!(over.status, 200, "{}", over.body);
+    assert_eq!(
+        over.twiml_message(),
+        "Too many messages from this number. Please try again in 1 minute."
     );
-    let retry_after: u64 = over.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=20).contains(&retry_after), "{retry_after}");
-    assert_eq!(gw.stored_texts().await, stored, "nothing stored");
-    // A retry of a text already answered is not counted again.
+    assert_eq!(
+        gw.stored_texts().await,
+        stored + 2,
+        "the text and its reply"
+    );
+    assert_eq!(gw.text_of(&status_of("SMlim3")).await, "rate_limited");
+    assert!(
+        gw.tickets_of("13800138010").await.is_empty(),
+        "nothing done"
+    );
+    // The provider retries it: the same answer, nothing more stored.
+    let retry = gw
+        .twilio("+8613800138010", "FAULT no dial tone", "SMlim3")
+        .await;
+    assert_eq!((retry.status, &retry.body), (200, &over.body));
+    assert_eq!(gw.stored_texts().await, stored + 2);
+    // Told once: the next refused text (the same number, another
+    // spelling) is recorded and gets no reply, and so do its retries.
+    let quiet = gw.twilio("13800138010", "HELP", "SMlim4").await;
+    assert_eq!(quiet.status, 200);
+    assert_eq!(
+        quiet.body,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+    );
+    assert_eq!(gw.stored_texts().await, stored + 4);
+    assert_eq!(
+        gw.text_of(
+            "SELECT o.status FROM sms_messages o JOIN sms_messages i ON o.reply_to = i.id \
+             WHERE i.provider_message_id = 'SMlim4'"
+        )
+        .await,
+        "withheld"
+    );
+    assert_eq!(
+        gw.twilio("13800138010", "HELP", "SMlim4").await.body,
+        quiet.body
+    );
+    // A retry of a text answered before the limit is not refused.
     let retry = gw.twilio("+8613800138010", "HELP", "SMlim0").await;
-    assert_eq!(retry.status, 200);
-    // Others are not held back; the same number in another spelling is.
+    assert!(
+        retry.twiml_message().starts_with("10000 by SMS"),
+        "{}",
+        retry.body
+    );
+    // Others are not held back.
     assert_eq!(
         gw.twilio("+8613800138011", "HELP", "SMother").await.status,
         200
     );
-    assert_eq!(gw.twilio("13800138010", "HELP", "SMlim4").await.status, 429);
+
+    // Chinese for a Chinese text, generic provider.
+    let now = chrono::Utc::now().timestamp();
+    let generic = |id: &str, text: &str| {
+        serde_json::json!({"id": id, "from": "+8613800138014", "to": "10000", "text": text})
+            .to_string()
+    };
+    for n in 0..3 {
+        let reply = gw
+            .generic(&generic(&format!("g-lim{n}"), "帮助"), now)
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+    let over = gw.generic(&generic("g-lim3", "报障 宽带断了"), now).await;
+    assert_eq!(over.status, 200, "{}", over.body);
+    let json: serde_json::Value = serde_json::from_str(&over.body).unwrap();
+    assert_eq!(json["reply"]["text"], "您发送短信过于频繁，请1分钟后再试。");
+    assert_eq!(json["reply"]["to"], "+8613800138014");
+    let quiet = gw.generic(&generic("g-lim4", "查询"), now).await;
+    let json: serde_json::Value = serde_json::from_str(&quiet.body).unwrap();
+    assert_eq!(json["reply"], serde_json::Value::Null, "{}", quiet.body);
+    assert!(gw.tickets_of("13800138014").await.is_empty());
 
     // Tickets are limited apart: one new ticket per hour here.
     assert_eq!(
@@ -1199,16 +1299,21 @@ async fn senders_over_their_limits_get_429_and_nothing_is_stored() {
         200
     );
     let second = gw.twilio("+8613800138012", "报障 二", "SMt2").await;
-    assert_eq!(second.status, 429, "{}", second.body);
-    assert!(
-        second.body.contains("too many new tickets"),
-        "{}",
-        second.body
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        second.twiml_message(),
+        "您通过短信提交的报障和投诉过多，请60分钟后再试，或拨打10000。"
     );
-    assert!(second.headers.contains_key("retry-after"));
+    assert_eq!(gw.text_of(&status_of("SMt2")).await, "rate_limited");
+    let retry = gw.twilio("+8613800138012", "报障 二", "SMt2").await;
+    assert_eq!(retry.body, second.body, "a retry: the same reply");
     assert_eq!(gw.tickets_of("13800138012").await.len(), 1);
     let status = gw.twilio("+8613800138012", "STATUS", "SMt3").await;
-    assert_eq!(status.status, 200, "other commands still work");
+    assert!(
+        status.twiml_message().starts_with("Your open tickets"),
+        "other commands still work: {}",
+        status.body
+    );
     gw.finish().await;
 }
 

@@ -40,7 +40,10 @@
 //!   stripped of leading punctuation; it may be empty.
 //! - The language is Chinese when a Chinese keyword was used or the message
 //!   has any Chinese character ([`crate::sms::text::is_chinese`]); English
-//!   otherwise, including a bare "1" or "2" or a number alone.
+//!   otherwise. A message without a single letter or Chinese character (a
+//!   bare "1" or "2", a number alone) says nothing about its language: it
+//!   is English only by default ([`ParsedCommand::language_is_default`]),
+//!   and a reply may follow what the message answers instead.
 
 use crate::sms::text::{self, FoldedChar};
 use crate::tickets::model::Language;
@@ -51,6 +54,10 @@ use crate::tickets::number::{TicketNumber, TicketNumberError};
 pub struct ParsedCommand {
     pub command: Command,
     pub language: Language,
+    /// The message has no letter and no Chinese character (digits and
+    /// punctuation only), so `language` is the default, not the sender's
+    /// choice.
+    pub language_is_default: bool,
 }
 
 /// What a text message asks for.
@@ -141,7 +148,12 @@ pub fn parse(text: &str) -> ParsedCommand {
     } else {
         Language::En
     };
-    ParsedCommand { command, language }
+    let language_is_default = language == Language::En && !chars.iter().any(|c| c.is_alphabetic());
+    ParsedCommand {
+        command,
+        language,
+        language_is_default,
+    }
 }
 
 /// The command, and whether a Chinese keyword named it.
@@ -298,14 +310,16 @@ mod tests {
             parse(&format!("查询 {n}")),
             ParsedCommand {
                 command: Command::Status(Some(valid())),
-                language: Language::Zh
+                language: Language::Zh,
+                language_is_default: false
             }
         );
         assert_eq!(
             parse(&format!("STATUS {n}")),
             ParsedCommand {
                 command: Command::Status(Some(valid())),
-                language: Language::En
+                language: Language::En,
+                language_is_default: false
             }
         );
     }
@@ -318,7 +332,8 @@ mod tests {
             parse(&format!("请帮我查询 {}，谢谢", full_width(&grouped))),
             ParsedCommand {
                 command: Command::Status(Some(valid())),
-                language: Language::Zh
+                language: Language::Zh,
+                language_is_default: false
             }
         );
         assert_eq!(
@@ -407,7 +422,8 @@ mod tests {
             parse("报障：宽带断了，灯一直闪"),
             ParsedCommand {
                 command: Command::Fault("宽带断了,灯一直闪".to_string()),
-                language: Language::Zh
+                language: Language::Zh,
+                language_is_default: false
             }
         );
         assert_eq!(
@@ -517,12 +533,34 @@ mod tests {
             parse(""),
             ParsedCommand {
                 command: Command::Unknown,
-                language: Language::En
+                language: Language::En,
+                language_is_default: true
             }
         );
         assert_eq!(command("   "), Command::Unknown);
         assert_eq!(parse("你好").language, Language::Zh);
         assert_eq!(command("你好"), Command::Unknown);
         assert_eq!(command(&number()), Command::Unknown);
+    }
+
+    #[test]
+    fn digits_alone_do_not_say_which_language() {
+        for neutral in ["1", "2", " 1。", "２", &number()] {
+            let parsed = parse(neutral);
+            assert_eq!(parsed.language, Language::En, "{neutral}");
+            assert!(parsed.language_is_default, "{neutral}");
+        }
+        for (chosen, language) in [
+            ("是", Language::Zh),
+            ("否", Language::Zh),
+            ("1 谢谢", Language::Zh),
+            ("yes", Language::En),
+            ("N", Language::En),
+            ("STATUS", Language::En),
+        ] {
+            let parsed = parse(chosen);
+            assert_eq!(parsed.language, language, "{chosen}");
+            assert!(!parsed.language_is_default, "{chosen}");
+        }
     }
 }

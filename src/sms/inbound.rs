@@ -2,15 +2,18 @@
 //! sender's rate limits are checked, the text is read as a command, and the
 //! store carries it out and records the reply in one transaction
 //! (`Store::receive_sms`), or finds it is a retry and answers it with the
-//! stored reply. Owns the rate limits; knows nothing of HTTP, signatures or
-//! reply wording.
+//! stored reply. A text over a limit is not an error: it is recorded with
+//! its outcome and answered ("too many texts, try again in N minutes", once
+//! per run of refusals) without doing what it asks
+//! (`Store::record_refused_sms`), so the provider gets a 200 and the sender
+//! a reason. Owns the rate limits; knows nothing of HTTP or signatures.
 
 use crate::config::SmsConfig;
 use crate::sms::command::{self, Command, TicketRef};
-use crate::sms::limits::{SenderLimits, Taken};
+use crate::sms::limits::{RateLimit, SenderLimits, Taken};
 use crate::sms::{phone, reply, segments};
 use crate::tickets::lifecycle::Action;
-use crate::tickets::model::{Actor, Channel, TicketType};
+use crate::tickets::model::{Actor, Channel, Language, TicketType};
 use crate::tickets::store::{InboundSms, NewTicket, SmsOutcome, SmsRequest, Store, StoreError};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -32,11 +35,6 @@ pub struct Text {
 pub enum InboundError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{reason}; retry after {} s", retry_after.as_secs())]
-    RateLimited {
-        reason: &'static str,
-        retry_after: Duration,
-    },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -66,7 +64,8 @@ impl SmsInbound {
         }
     }
 
-    /// Handles one delivery of `text` and returns the reply to send back.
+    /// Handles one delivery of `text` and returns the reply to send back
+    /// (empty: send none).
     ///
     /// Nothing is read before the write: the store finds a retry of a text
     /// already handled itself, in the write's transaction, and answers it
@@ -74,7 +73,8 @@ impl SmsInbound {
     /// costs one hand-off to the database). A retry therefore meets the
     /// rate limits first; it gives back any token it took, and one the
     /// limits refuse is looked up before it is refused, so a retry is never
-    /// refused and never counted.
+    /// refused and never counted. A refused text is recorded with its
+    /// reply, so its retries get that same reply.
     pub async fn receive(&self, text: Text) -> Result<SmsOutcome, InboundError> {
         let from = phone::normalize(&text.from);
         let digits = from.strip_prefix('+').unwrap_or(&from);
@@ -90,34 +90,30 @@ impl SmsInbound {
             )));
         }
         let now = Instant::now();
-        let mut tokens = Tokens::default();
-        if let Err(retry_after) = tokens.take(&self.texts, &from, &text.message_id, now) {
-            let refusal = InboundError::RateLimited {
-                reason: "too many texts from this number",
-                retry_after,
-            };
-            return self.retry_or(&text, tokens, refusal).await;
-        }
         let parsed = command::parse(&text.body);
+        let mut tokens = Tokens::default();
+        if let Err(wait) = tokens.take(&self.texts, &from, &text.message_id, now) {
+            let refusal = Refusal {
+                limit: RateLimit::Texts,
+                limits: &self.texts,
+                wait,
+            };
+            return self.refuse(text, from, &parsed, tokens, refusal).await;
+        }
         let request = self.request_for(&parsed, &from);
         if matches!(request, SmsRequest::Create(_)) {
-            if let Err(retry_after) = tokens.take(&self.new_tickets, &from, &text.message_id, now) {
-                let refusal = InboundError::RateLimited {
-                    reason: "too many new tickets from this number",
-                    retry_after,
+            if let Err(wait) = tokens.take(&self.new_tickets, &from, &text.message_id, now) {
+                let refusal = Refusal {
+                    limit: RateLimit::NewTickets,
+                    limits: &self.new_tickets,
+                    wait,
                 };
-                return self.retry_or(&text, tokens, refusal).await;
+                return self.refuse(text, from, &parsed, tokens, refusal).await;
             }
         }
         let zone = self.store.sla().calendar().timezone();
-        let inbound = InboundSms {
-            provider: text.provider.to_string(),
-            provider_message_id: text.message_id.clone(),
-            from_spellings: phone::spellings(&from),
-            from,
-            to: text.to,
-            body: text.body,
-        };
+        let message_id = text.message_id.clone();
+        let inbound = inbound_sms(text, from);
         let outcome = self
             .store
             .receive_sms(inbound, request, {
@@ -126,7 +122,7 @@ impl SmsInbound {
             })
             .await?;
         if outcome.repeated {
-            tokens.give_back(&text.message_id);
+            tokens.give_back(&message_id);
         }
         tracing::info!(
             command = ?parsed.command,
@@ -139,32 +135,61 @@ impl SmsInbound {
         Ok(outcome)
     }
 
-    /// The stored reply if `text` is a retry of a text already answered
-    /// (its tokens given back); otherwise `refusal`.
-    async fn retry_or(
+    /// A text `refusal`'s limit refused: the stored reply if it is a retry
+    /// of a text already answered (its tokens given back); otherwise it is
+    /// recorded as refused, with the reply that says when to try again (or
+    /// none, when this sender was told already), and nothing it asks done.
+    /// Tokens it took from other limits stay taken: it was received.
+    async fn refuse(
         &self,
-        text: &Text,
+        text: Text,
+        from: String,
+        parsed: &command::ParsedCommand,
         tokens: Tokens<'_>,
-        refusal: InboundError,
+        refusal: Refusal<'_>,
     ) -> Result<SmsOutcome, InboundError> {
-        let Some(reply) = self
+        if let Some(reply) = self
             .store
             .sms_reply(text.provider, &text.message_id)
             .await?
-        else {
-            return Err(refusal);
+        {
+            tokens.give_back(&text.message_id);
+            tracing::info!(
+                repeated = true,
+                segments = segments::segments(&reply),
+                "text answered"
+            );
+            return Ok(SmsOutcome {
+                reply,
+                repeated: true,
+                created: None,
+            });
+        }
+        let told = lock(refusal.limits).tell(&from);
+        let reply = if told {
+            let zh = parsed.language == Language::Zh;
+            reply::rate_limited(zh, refusal.limit, refusal.wait)
+        } else {
+            String::new()
         };
-        tokens.give_back(&text.message_id);
+        let message_id = text.message_id.clone();
+        let outcome = self
+            .store
+            .record_refused_sms(inbound_sms(text, from), reply)
+            .await?;
+        if outcome.repeated {
+            tokens.give_back(&message_id);
+        } else {
+            crate::metrics::sms_rate_limited(refusal.limit.code());
+        }
         tracing::info!(
-            repeated = true,
-            segments = segments::segments(&reply),
-            "text answered"
+            limit = refusal.limit.code(),
+            wait_secs = refusal.wait.as_secs(),
+            told,
+            repeated = outcome.repeated,
+            "text refused by a rate limit"
         );
-        Ok(SmsOutcome {
-            reply,
-            repeated: true,
-            created: None,
-        })
+        Ok(outcome)
     }
 
     /// What the store must do for `parsed` from `sender`.
@@ -191,6 +216,25 @@ impl SmsInbound {
             Command::Answer(false) => SmsRequest::Answer(Action::Reopen),
             _ => SmsRequest::Nothing,
         }
+    }
+}
+
+/// Which limit refused a text, and how long until the sender may send again.
+struct Refusal<'a> {
+    limit: RateLimit,
+    limits: &'a Mutex<SenderLimits>,
+    wait: Duration,
+}
+
+/// `text` as the store records it, from `from` (normalised).
+fn inbound_sms(text: Text, from: String) -> InboundSms {
+    InboundSms {
+        provider: text.provider.to_string(),
+        provider_message_id: text.message_id,
+        from_spellings: phone::spellings(&from),
+        from,
+        to: text.to,
+        body: text.body,
     }
 }
 

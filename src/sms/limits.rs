@@ -12,6 +12,11 @@
 //! all get the same answer. A delivery that turns out to be a retry of a
 //! text already answered gives its token back ([`SenderLimits::give_back`]).
 //!
+//! A refused sender is told so once per run of refusals ([`SenderLimits::tell`]):
+//! the first refused text since its last accepted one gets the "too many
+//! texts" reply, later ones none, so that a flood (or two auto-responders
+//! answering each other) is not answered text for text.
+//!
 //! Senders whose bucket has refilled are forgotten once the map has grown
 //! to twice its size after the last such pruning (at least
 //! [`PRUNE_ABOVE`]), so a flood of new senders costs amortized constant
@@ -24,6 +29,25 @@ use std::time::{Duration, Instant};
 const REMEMBERED_IDS: usize = 16;
 /// Past this many senders, full buckets are dropped on the next take.
 const PRUNE_ABOVE: usize = 10_000;
+
+/// Which limit refused a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// `max_per_sender_per_minute`: texts of any kind.
+    Texts,
+    /// `max_new_tickets_per_sender_per_hour`: texts that open a ticket.
+    NewTickets,
+}
+
+impl RateLimit {
+    /// The limit's name in metrics and logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            RateLimit::Texts => "texts",
+            RateLimit::NewTickets => "new_tickets",
+        }
+    }
+}
 
 /// Whether a take used a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +73,8 @@ struct Bucket {
     tokens: f64,
     updated: Instant,
     recent_ids: VecDeque<String>,
+    /// The sender was told it is over the limit since its last token.
+    told: bool,
 }
 
 impl SenderLimits {
@@ -82,6 +108,7 @@ impl SenderLimits {
                 tokens: capacity,
                 updated: now,
                 recent_ids: VecDeque::new(),
+                told: false,
             });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
@@ -94,6 +121,7 @@ impl SenderLimits {
             return Err(Duration::from_secs_f64(wait.max(0.001)));
         }
         bucket.tokens -= 1.0;
+        bucket.told = false;
         if bucket.recent_ids.len() == REMEMBERED_IDS {
             bucket.recent_ids.pop_front();
         }
@@ -111,6 +139,16 @@ impl SenderLimits {
                 bucket.recent_ids.remove(position);
                 bucket.tokens = (bucket.tokens + 1.0).min(capacity);
             }
+        }
+    }
+
+    /// Whether a text from `sender` that this limit refused should be
+    /// answered with "too many texts": only the first refusal since the
+    /// sender's last accepted text is.
+    pub fn tell(&mut self, sender: &str) -> bool {
+        match self.buckets.get_mut(sender) {
+            Some(bucket) => !std::mem::replace(&mut bucket.told, true),
+            None => true,
         }
     }
 
@@ -177,6 +215,22 @@ mod tests {
             limits.take("138", "SM1", now).is_err(),
             "one token back only"
         );
+    }
+
+    #[test]
+    fn a_refused_sender_is_told_once_per_run_of_refusals() {
+        let mut limits = SenderLimits::new(1, MINUTE);
+        let start = Instant::now();
+        assert_eq!(limits.take("138", "a", start), Ok(Taken::Token));
+        assert!(limits.take("138", "b", start).is_err());
+        assert!(limits.tell("138"), "the first refusal is told");
+        assert!(limits.take("138", "c", start).is_err());
+        assert!(!limits.tell("138"), "later ones are not");
+        assert!(limits.tell("139"), "others apart");
+        let later = start + MINUTE;
+        assert_eq!(limits.take("138", "d", later), Ok(Taken::Token));
+        assert!(limits.take("138", "e", later).is_err());
+        assert!(limits.tell("138"), "a new run after an accepted text");
     }
 
     #[test]

@@ -3,12 +3,18 @@
 //! and did ([`SmsFacts`]) to the words sent back. Every reply is cut to
 //! [`MAX_SEGMENTS`] SMS parts.
 //!
+//! Language: the sender's, as the command parser read it; except that a
+//! bare "1" or "2" (no letter, no Chinese) is answered in the language of
+//! the question it answers, i.e. the ticket's, in which the restoration
+//! question was sent.
+//!
 //! Privacy: a ticket's details (type, promised repair time) go only to its
 //! own contact number. Anyone else who sends its number learns that it
 //! exists and its state, nothing more; a cancel from another number is
 //! answered exactly like a cancel of a ticket that does not exist.
 
 use crate::sms::command::{Command, ParsedCommand, TicketRef};
+use crate::sms::limits::RateLimit;
 use crate::sms::segments;
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Language, Status, TicketType};
@@ -16,6 +22,7 @@ use crate::tickets::notifications::english_name;
 use crate::tickets::store::{AnswerFacts, CancelFacts, SmsFacts, Ticket, TicketFacts};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::time::Duration;
 
 /// The most SMS parts a reply may take.
 pub const MAX_SEGMENTS: usize = 3;
@@ -23,7 +30,13 @@ pub const MAX_SEGMENTS: usize = 3;
 /// The reply to `parsed`, given what the store found and did; `zone` is
 /// the SLA calendar's, for promised times.
 pub fn reply(parsed: &ParsedCommand, facts: &SmsFacts, zone: Tz) -> String {
-    let zh = parsed.language == Language::Zh;
+    let language = match facts {
+        SmsFacts::Answer(AnswerFacts::Applied(ticket, _)) if parsed.language_is_default => {
+            ticket.language
+        }
+        _ => parsed.language,
+    };
+    let zh = language == Language::Zh;
     let text = match facts {
         SmsFacts::Ticket(TicketFacts::NotFound) => not_found(zh, &asked_number(&parsed.command)),
         SmsFacts::Ticket(TicketFacts::Own(ticket)) => own_status(zh, ticket, zone),
@@ -64,6 +77,34 @@ fn without_store(zh: bool, command: &Command) -> String {
         Command::Unknown if zh => format!("抱歉，未能识别您的短信。{}", help(zh)),
         Command::Unknown => format!("Sorry, we did not understand that. {}", help(zh)),
         Command::Status(None) | Command::Answer(_) | Command::Help => help(zh),
+    }
+}
+
+/// The answer to a text refused by a rate limit: which limit, and how many
+/// whole minutes (at least one) until the sender may try again.
+pub fn rate_limited(zh: bool, limit: RateLimit, wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    match (limit, zh) {
+        (RateLimit::Texts, true) => format!("您发送短信过于频繁，请{minutes}分钟后再试。"),
+        (RateLimit::NewTickets, true) => {
+            format!("您通过短信提交的报障和投诉过多，请{minutes}分钟后再试，或拨打10000。")
+        }
+        (RateLimit::Texts, false) => format!(
+            "Too many messages from this number. Please try again in {minutes} minute{}.",
+            plural(minutes)
+        ),
+        (RateLimit::NewTickets, false) => format!(
+            "Too many new tickets from this number by SMS. Please try again in {minutes} minute{}, or call 10000.",
+            plural(minutes)
+        ),
+    }
+}
+
+fn plural(count: u64) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -383,6 +424,66 @@ mod tests {
         for text in texts {
             assert!(segments::segments(&text) <= MAX_SEGMENTS, "{text}");
             assert!(!text.ends_with('…'), "cut: {text}");
+        }
+    }
+
+    #[test]
+    fn a_bare_digit_is_answered_in_the_language_of_the_question() {
+        let mut zh_ticket = ticket(1, Status::Confirmed);
+        zh_ticket.language = Language::Zh;
+        let mut en_ticket = ticket(2, Status::InProgress);
+        en_ticket.language = Language::En;
+        let applied = |ticket: &Ticket, action| {
+            SmsFacts::Answer(AnswerFacts::Applied(Box::new(ticket.clone()), action))
+        };
+        let zh_number = zh_ticket.number;
+        assert_eq!(
+            reply(&parse("1"), &applied(&zh_ticket, Action::Confirm), ZONE),
+            format!("感谢您的确认，工单{zh_number}已确认恢复。")
+        );
+        assert!(
+            reply(&parse(" 2。"), &applied(&zh_ticket, Action::Reopen), ZONE)
+                .starts_with("很抱歉故障仍未恢复")
+        );
+        assert!(
+            reply(&parse("2"), &applied(&en_ticket, Action::Reopen), ZONE)
+                .starts_with("Sorry the service is still not restored")
+        );
+        // Words say which language the sender chose.
+        assert!(
+            reply(&parse("yes"), &applied(&zh_ticket, Action::Confirm), ZONE)
+                .starts_with("Thank you")
+        );
+        assert!(
+            reply(&parse("是"), &applied(&en_ticket, Action::Confirm), ZONE)
+                .starts_with("感谢您的确认")
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_sender_is_told_when_to_try_again() {
+        let secs = Duration::from_secs;
+        assert_eq!(
+            rate_limited(true, RateLimit::Texts, secs(5)),
+            "您发送短信过于频繁，请1分钟后再试。"
+        );
+        assert_eq!(
+            rate_limited(false, RateLimit::Texts, secs(60)),
+            "Too many messages from this number. Please try again in 1 minute."
+        );
+        assert_eq!(
+            rate_limited(false, RateLimit::NewTickets, secs(61)),
+            "Too many new tickets from this number by SMS. Please try again in 2 minutes, or call 10000."
+        );
+        assert_eq!(
+            rate_limited(true, RateLimit::NewTickets, secs(719)),
+            "您通过短信提交的报障和投诉过多，请12分钟后再试，或拨打10000。"
+        );
+        for zh in [true, false] {
+            for limit in [RateLimit::Texts, RateLimit::NewTickets] {
+                let text = rate_limited(zh, limit, secs(3600));
+                assert_eq!(segments::segments(&text), 1, "{text}");
+            }
         }
     }
 

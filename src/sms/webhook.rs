@@ -4,7 +4,10 @@
 //! type and size, reads the body, verifies the signature
 //! (`sms::signature`), picks out the fields, and hands the text to
 //! `sms::inbound`. Every refusal is a 4xx with its reason in the body and
-//! stores nothing; a store failure is a 503 the provider retries.
+//! stores nothing; a store failure is a 503 the provider retries. A text
+//! over a sender's rate limit is not refused here: it is answered with 200
+//! and a reply that says so (or no reply, see `sms::limits`), because a
+//! provider shows the customer nothing of a 4xx.
 
 use crate::config::SmsConfig;
 use crate::sms::inbound::{InboundError, SmsInbound, Text};
@@ -12,7 +15,7 @@ use crate::sms::{segments, signature};
 use crate::tickets::store::Store;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -44,7 +47,6 @@ struct Webhooks {
 struct Refusal {
     status: StatusCode,
     reason: String,
-    retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -52,7 +54,6 @@ impl Refusal {
         Refusal {
             status,
             reason: reason.into(),
-            retry_after: None,
         }
     }
 }
@@ -64,18 +65,12 @@ impl IntoResponse for Refusal {
         } else {
             tracing::info!(status = %self.status, reason = %self.reason, "webhook refused");
         }
-        let mut response = (
+        (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("{}\n", self.reason),
         )
-            .into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+            .into_response()
     }
 }
 
@@ -83,14 +78,6 @@ impl From<InboundError> for Refusal {
     fn from(error: InboundError) -> Refusal {
         match error {
             InboundError::Invalid(reason) => Refusal::new(StatusCode::BAD_REQUEST, reason),
-            InboundError::RateLimited {
-                reason,
-                retry_after,
-            } => Refusal {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                reason: format!("{reason}; try again later"),
-                retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
-            },
             InboundError::Store(error) => Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the ticket store failed, retry later: {error}"),
@@ -266,15 +253,21 @@ async fn handle_generic(webhooks: &Webhooks, request: Request) -> Result<Respons
         body: message.text,
     };
     let outcome = webhooks.inbound.receive(text).await?;
-    let reply = serde_json::json!({
-        "id": message.id,
-        "reply": {
-            "from": reply_from,
-            "to": message.from,
-            "text": outcome.reply,
-            "segments": segments::segments(&outcome.reply),
-        },
-    });
+    // An empty reply is one withheld (a sender told once already that it
+    // is over its limit): nothing to send.
+    let reply = if outcome.reply.is_empty() {
+        serde_json::json!({ "id": message.id, "reply": null })
+    } else {
+        serde_json::json!({
+            "id": message.id,
+            "reply": {
+                "from": reply_from,
+                "to": message.from,
+                "text": outcome.reply,
+                "segments": segments::segments(&outcome.reply),
+            },
+        })
+    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, JSON)],
@@ -356,8 +349,12 @@ fn non_empty(name: &str, value: String) -> Result<String, Refusal> {
     }
 }
 
-/// A TwiML response that sends `reply` back to the sender.
+/// A TwiML response that sends `reply` back to the sender; an empty one
+/// (a reply withheld) sends nothing.
 fn twiml(reply: &str) -> String {
+    if reply.is_empty() {
+        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_string();
+    }
     let mut escaped = String::with_capacity(reply.len());
     for c in reply.chars() {
         match c {
@@ -377,6 +374,7 @@ fn twiml(reply: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn twiml_escapes_markup() {
@@ -384,6 +382,14 @@ mod tests {
             twiml("a <b> & 'c'"),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
              a &lt;b&gt; &amp; &apos;c&apos;</Message></Response>"
+        );
+    }
+
+    #[test]
+    fn an_empty_reply_is_a_response_without_a_message() {
+        assert_eq!(
+            twiml(""),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
         );
     }
 

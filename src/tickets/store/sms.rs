@@ -35,6 +35,14 @@ use sqlx::AnyConnection;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The status of an inbound text a rate limit refused (and of nothing else):
+/// recorded with its reply, so that staff see it and a retry gets the same
+/// answer, but nothing it asked was done.
+const RATE_LIMITED: &str = "rate_limited";
+/// The status of a reply recorded but not sent (empty): a refused sender is
+/// told only once per run of refusals.
+const WITHHELD: &str = "withheld";
+
 /// How many open tickets a sender's list holds at most.
 const MAX_OPEN_LISTED: i64 = 20;
 /// The outbox kind of the "reply 1 if service is restored, 2 if not"
@@ -184,6 +192,43 @@ impl Store {
             .await?)
     }
 
+    /// Records a text that a rate limit refused, with `reply` (empty: none
+    /// is sent), in one transaction and without doing anything it asks. A
+    /// message already recorded (a retry, or a delivery racing this one)
+    /// changes nothing and gets its stored reply.
+    pub async fn record_refused_sms(
+        &self,
+        sms: InboundSms,
+        reply: String,
+    ) -> Result<SmsOutcome, StoreError> {
+        let now = self.now();
+        let outcome = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let Some(inbound_id) = insert_inbound(conn, &sms, RATE_LIMITED, now).await?
+                    else {
+                        return stored_outcome(conn, &sms).await;
+                    };
+                    let status = if reply.is_empty() {
+                        WITHHELD
+                    } else {
+                        "replied"
+                    };
+                    insert_reply(conn, &sms, &reply, None, inbound_id, status, now).await?;
+                    Ok(SmsOutcome {
+                        reply,
+                        repeated: false,
+                        created: None,
+                    })
+                })
+            })
+            .await;
+        if matches!(&outcome, Ok(outcome) if !outcome.repeated) {
+            crate::metrics::sms_received();
+        }
+        outcome
+    }
+
     /// Records `sms`, carries out `request` and records the reply that
     /// `reply` words from the result, all in one transaction. A message
     /// already handled changes nothing and gets its stored reply.
@@ -218,7 +263,8 @@ impl Store {
             (_, request) => {
                 self.write(move |conn| {
                     Box::pin(async move {
-                        let Some(inbound_id) = insert_inbound(conn, &sms, now).await? else {
+                        let Some(inbound_id) = insert_inbound(conn, &sms, "received", now).await?
+                        else {
                             return stored_outcome(conn, &sms).await;
                         };
                         let facts = carry_out(conn, &sms, request, &sla, now).await?;
@@ -231,20 +277,8 @@ impl Store {
                                 .execute(&mut *conn)
                                 .await?;
                         }
-                        sqlx::query(
-                            "INSERT INTO sms_messages (direction, provider, provider_message_id, \
-                     from_number, to_number, body, ticket_id, reply_to, status, created_at) \
-                     VALUES ('out', $1, NULL, $2, $3, $4, $5, $6, 'replied', $7)",
-                        )
-                        .bind(&sms.provider)
-                        .bind(&sms.to)
-                        .bind(&sms.from)
-                        .bind(&text)
-                        .bind(ticket_id)
-                        .bind(inbound_id)
-                        .bind(to_millis(now))
-                        .execute(&mut *conn)
-                        .await?;
+                        insert_reply(conn, &sms, &text, ticket_id, inbound_id, "replied", now)
+                            .await?;
                         let created = match &facts {
                             SmsFacts::Created(ticket) => Some(ticket.number),
                             _ => None,
@@ -508,16 +542,18 @@ const STORED_REPLY: &str = "SELECT o.body FROM sms_messages i \
     WHERE i.provider = $1 AND i.provider_message_id = $2 AND i.direction = 'in' \
     ORDER BY o.id LIMIT 1";
 
-/// Records the inbound text; `None` when the message id is already there.
+/// Records the inbound text with `status`; `None` when the message id is
+/// already there.
 async fn insert_inbound(
     conn: &mut AnyConnection,
     sms: &InboundSms,
+    status: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
          to_number, body, ticket_id, reply_to, status, created_at) \
-         VALUES ('in', $1, $2, $3, $4, $5, NULL, NULL, 'received', $6) \
+         VALUES ('in', $1, $2, $3, $4, $5, NULL, NULL, $6, $7) \
          ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING id",
     )
     .bind(&sms.provider)
@@ -525,9 +561,38 @@ async fn insert_inbound(
     .bind(&sms.from)
     .bind(&sms.to)
     .bind(&sms.body)
+    .bind(status)
     .bind(to_millis(now))
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+/// Records the reply `text` to the inbound text `inbound_id`.
+async fn insert_reply(
+    conn: &mut AnyConnection,
+    sms: &InboundSms,
+    text: &str,
+    ticket_id: Option<i64>,
+    inbound_id: i64,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sms_messages (direction, provider, provider_message_id, \
+         from_number, to_number, body, ticket_id, reply_to, status, created_at) \
+         VALUES ('out', $1, NULL, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&sms.provider)
+    .bind(&sms.to)
+    .bind(&sms.from)
+    .bind(text)
+    .bind(ticket_id)
+    .bind(inbound_id)
+    .bind(status)
+    .bind(to_millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn carry_out(
