@@ -545,7 +545,7 @@ mod tests {
 
     #[test]
     fn digits_alone_do_not_say_which_language() {
-        for neutral in ["1", "2", " 1。", "２", &number()] {
+        for neutral in ["1", "2", " 1. ", "２", &number()] {
             let parsed = parse(neutral);
             assert_eq!(parsed.language, Language::En, "{neutral}");
             assert!(parsed.language_is_default, "{neutral}");
