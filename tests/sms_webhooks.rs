@@ -281,6 +281,7 @@ on_both!(
     help_unknown_and_mistyped_numbers_get_their_texts,
     details_go_only_to_the_tickets_own_number,
     five_concurrent_retries_make_one_ticket_and_five_identical_replies,
+    faults_that_name_their_product_get_its_category,
     a_burst_of_reports_and_their_retries_opens_one_ticket_each,
     a_generic_retry_gets_the_same_reply,
     malformed_requests_are_refused_and_store_nothing,
@@ -550,7 +551,7 @@ async fn faults_and_complaints_open_tickets_for_the_sender(gw: Gateway) -> Gatew
     assert_eq!(zh.contact_phone, "13800138001");
     assert_eq!(zh.description, "宽带断了,灯一直闪");
     assert_eq!(zh.language, Language::Zh);
-    assert_eq!(zh.category, gw.store().sla().default_category());
+    assert_eq!(zh.category, "bandwidth", "宽带 names the product");
     assert_eq!(zh.level, CustomerLevel::LocalC);
     assert!(zh.due.repair.is_some());
     let events = gw.store().events(zh.id).await.unwrap();
@@ -565,6 +566,7 @@ async fn faults_and_complaints_open_tickets_for_the_sender(gw: Gateway) -> Gatew
     let en = &gw.tickets_of("13800138001").await[0];
     assert_eq!(en.language, Language::En);
     assert_eq!(en.description, "Router is DOWN");
+    assert_eq!(en.category, gw.store().sla().default_category());
     assert!(
         reply.starts_with(&format!(
             "Your fault report is ticket {}. Repair promised by ",
@@ -615,6 +617,34 @@ async fn faults_and_complaints_open_tickets_for_the_sender(gw: Gateway) -> Gatew
         .await
         .starts_with("Please say what happened"));
     assert_eq!(gw.tickets_of("13800138001").await.len(), count);
+    gw
+}
+
+/// The product words of `sla.toml`'s categories decide an SMS fault's
+/// category; a fault that names none gets the default.
+async fn faults_that_name_their_product_get_its_category(gw: Gateway) -> Gateway {
+    let phone = "+8613800138030";
+    for (text, category) in [
+        ("报障 专线中断，客户无法访问总部", "bandwidth"),
+        ("报障：我们的800号码打不进来", "toll_free"),
+        ("报障 4008热线无人接听", "toll_free"),
+        ("报障 虚拟网短号拨不通", "virtual_network"),
+        ("报障 物流E通登录失败", "industry_app"),
+        ("报障 无线宽带没有信号", "ict"),
+        ("FAULT the leased line drops every evening", "bandwidth"),
+        ("FAULT our BROADBAND is down", "bandwidth"),
+        ("FAULT call me back on 18001234567", "ict"),
+        ("报障 电话没有拨号音", "ict"),
+    ] {
+        let ticket = fault_by_sms(&gw, phone, text).await;
+        assert_eq!(ticket.category, category, "{text}");
+        assert!(ticket.due.repair.is_some(), "{text}");
+    }
+    // A complaint keeps the default category: the words name faults.
+    gw.text(phone, "投诉 专线维修太慢").await;
+    let complaint = &gw.tickets_of("13800138030").await[0];
+    assert_eq!(complaint.ticket_type, TicketType::Complaint);
+    assert_eq!(complaint.category, gw.store().sla().default_category());
     gw
 }
 

@@ -192,12 +192,19 @@ impl SmsInbound {
         Ok(outcome)
     }
 
-    /// What the store must do for `parsed` from `sender`.
+    /// What the store must do for `parsed` from `sender`. A fault report
+    /// gets the category of the first product its description names
+    /// (`sla.toml`'s `keywords`), or the default category.
     fn request_for(&self, parsed: &command::ParsedCommand, sender: &str) -> SmsRequest {
+        let sla = self.store.sla();
         let new_ticket = |ticket_type, description: &str| {
+            let named = match ticket_type {
+                TicketType::FaultReport => sla.category_named_in(description),
+                _ => None,
+            };
             let mut new = NewTicket::new(
                 ticket_type,
-                self.store.sla().default_category(),
+                named.unwrap_or(sla.default_category()),
                 sender,
                 description,
                 Channel::Sms,

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod notifications;
 pub mod number;
+pub mod product_words;
 pub mod report;
 pub mod sla;
 pub mod store;

@@ -33,9 +33,16 @@
 //! `sla.toml` (the shipped one is built in, see [`SlaPolicy::builtin`])
 //! documents every key. [`SlaPolicy::from_toml`] reports every problem in
 //! the file at once, each with the file name and line.
+//!
+//! Each category may also list `keywords`: the words customers use for its
+//! products ("专线", "800", "leased line"), by which a text that reports a
+//! fault gets its category ([`SlaPolicy::category_named_in`], rules in
+//! [`crate::tickets::product_words`]). A word may belong to one category
+//! only.
 
 pub use super::calendar::{BusinessCalendar, CalendarError, CalendarSpec, MAX_SEARCH_DAYS};
 use super::model::{CustomerLevel, UnknownCode};
+use super::product_words::{self, ProductWords};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -293,6 +300,7 @@ pub struct SlaPolicy {
     calendar: BusinessCalendar,
     default_category: String,
     categories: Vec<Category>,
+    product_words: ProductWords,
 }
 
 /// The shipped policy file.
@@ -357,6 +365,13 @@ impl SlaPolicy {
         &self.default_category
     }
 
+    /// The category whose product word comes first in `text` (a customer's
+    /// description of a fault), if any word does; see
+    /// [`crate::tickets::product_words`].
+    pub fn category_named_in(&self, text: &str) -> Option<&str> {
+        self.product_words.category_in(text)
+    }
+
     /// The display name of a category (its `name` key, else its code).
     pub fn category_name(&self, code: &str) -> Option<&str> {
         self.categories
@@ -403,6 +418,9 @@ impl SlaPolicy {
         &self.calendar
     }
 }
+
+/// A category's product word: (word as written, category code).
+type ProductWord = (String, String);
 
 /// Walks the spanned TOML tree, collecting problems.
 struct Checker<'a> {
@@ -550,6 +568,10 @@ impl Checker<'_> {
                 None
             }
         };
+        let (categories, product_words) = match categories {
+            Some((categories, words)) => (Some(categories), Some(ProductWords::new(words))),
+            None => (None, None),
+        };
 
         let default_category = match get("default_category") {
             None => {
@@ -584,6 +606,7 @@ impl Checker<'_> {
             calendar: calendar?,
             default_category: default_category?,
             categories: categories?,
+            product_words: product_words?,
         })
     }
 
@@ -904,26 +927,93 @@ impl Checker<'_> {
         Some(levels.map(|limit| limit.or(default).expect("checked above")))
     }
 
+    /// The categories, and every category's product words as (word as
+    /// written, category code).
     fn categories(
         &mut self,
         key: &raw::Key,
         node: &raw::Node,
         defaults: Option<&ClockTable>,
-    ) -> Option<Vec<Category>> {
+    ) -> Option<(Vec<Category>, Vec<ProductWord>)> {
         let entries = self.table(node, "[categories]", None)?;
         if entries.is_empty() {
             self.report(&key.span, "[categories] lists no category".into());
             return None;
         }
         let mut categories = Vec::new();
+        let mut words = Vec::new();
+        // Folded word → the category that listed it first.
+        let mut owners: BTreeMap<String, String> = BTreeMap::new();
         let mut ok = true;
         for (key, node) in entries {
+            match self.keywords(key, node, &mut owners) {
+                Some(found) => words.extend(found),
+                None => ok = false,
+            }
             match self.category(key, node, defaults) {
                 Some(category) => categories.push(category),
                 None => ok = false,
             }
         }
-        ok.then_some(categories)
+        ok.then_some((categories, words))
+    }
+
+    /// A category's `keywords`: strings, none empty once folded, none
+    /// listed before (by any category, `owners`).
+    fn keywords(
+        &mut self,
+        key: &raw::Key,
+        node: &raw::Node,
+        owners: &mut BTreeMap<String, String>,
+    ) -> Option<Vec<ProductWord>> {
+        let code = key.name.as_str();
+        let raw::Value::Table(entries) = &node.value else {
+            return Some(Vec::new());
+        };
+        let Some((_, list)) = entries.iter().find(|(k, _)| k.name == "keywords") else {
+            return Some(Vec::new());
+        };
+        let items = self.array(list, &format!("the keywords of category \"{code}\""))?;
+        let mut words = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let Some(word) = self.string(item, &format!("a keyword of category \"{code}\"")) else {
+                ok = false;
+                continue;
+            };
+            let folded = product_words::folded(word);
+            if folded.is_empty() {
+                self.report(
+                    &item.span,
+                    format!("keyword \"{word}\" of category \"{code}\" is empty"),
+                );
+                ok = false;
+                continue;
+            }
+            match owners.get(&folded) {
+                Some(owner) if owner == code => {
+                    self.report(
+                        &item.span,
+                        format!("keyword \"{word}\" is listed twice for category \"{code}\""),
+                    );
+                    ok = false;
+                }
+                Some(owner) => {
+                    self.report(
+                        &item.span,
+                        format!(
+                            "keyword \"{word}\" of category \"{code}\" is already a keyword of category \"{owner}\" (a word can name one category only)"
+                        ),
+                    );
+                    ok = false;
+                }
+                None => {
+                    owners.insert(folded, code.to_string());
+                    words.push((word.to_string(), code.to_string()));
+                }
+            }
+        }
+        ok.then_some(words)
     }
 
     fn category(
@@ -945,7 +1035,7 @@ impl Checker<'_> {
             ok = false;
         }
         let context = format!("for category \"{code}\"");
-        let clocks = self.clocks(node, &context, &["name"]);
+        let clocks = self.clocks(node, &context, &["name", "keywords"]);
         let mut name = code.to_string();
         if let raw::Value::Table(entries) = &node.value {
             if let Some((_, value)) = entries.iter().find(|(k, _)| k.name == "name") {
@@ -1449,6 +1539,80 @@ repair = "3wd"
     }
 
     #[test]
+    fn keywords_name_their_category() {
+        let text = SMALL.replace(
+            "name = \"带宽\"\n",
+            "name = \"带宽\"\nkeywords = [\"宽带\", \"专线\", \"leased line\"]\n",
+        );
+        let policy = SlaPolicy::from_toml(&text, "sla.toml").unwrap();
+        assert_eq!(policy.category_named_in("专线中断"), Some("bandwidth"));
+        assert_eq!(
+            policy.category_named_in("Leased line down"),
+            Some("bandwidth")
+        );
+        assert_eq!(policy.category_named_in("no dial tone"), None);
+        let none = SlaPolicy::from_toml(SMALL, "sla.toml").unwrap();
+        assert_eq!(none.category_named_in("专线中断"), None);
+    }
+
+    #[test]
+    fn the_shipped_keywords_name_the_products_of_the_domain() {
+        let policy = SlaPolicy::builtin();
+        for (text, category) in [
+            ("专线中断", "bandwidth"),
+            ("宽带断了", "bandwidth"),
+            ("the broadband is down", "bandwidth"),
+            ("leased line flapping", "bandwidth"),
+            ("800号码打不进来", "toll_free"),
+            ("4008热线无人接听", "toll_free"),
+            ("虚拟网短号拨不通", "virtual_network"),
+            ("企业彩铃不响", "virtual_network"),
+            ("物流E通登录失败", "industry_app"),
+            ("全球眼看不到画面", "ict"),
+            ("无线宽带没信号", "ict"),
+        ] {
+            assert_eq!(policy.category_named_in(text), Some(category), "{text}");
+            assert!(policy.has_category(category));
+        }
+        assert_eq!(policy.category_named_in("电话没有拨号音"), None);
+        assert_eq!(policy.category_named_in("call me on 18001234567"), None);
+    }
+
+    #[test]
+    fn bad_keywords_are_reported_with_their_lines() {
+        let text = SMALL
+            .replace(
+                "[categories.ict]\nrepair = \"24h\"\n",
+                "[categories.ict]\nrepair = \"24h\"\nkeywords = [\"ICT\", \"宽带\", 5, \"  \", \"ict\"]\n",
+            )
+            .replace(
+                "name = \"带宽\"\n",
+                "name = \"带宽\"\nkeywords = [\"ＩＣＴ\", \"宽带\"]\n",
+            );
+        let error = SlaPolicy::from_toml(&text, "sla.toml").unwrap_err();
+        let messages: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "sla.toml line 17: a keyword of category \"ict\" must be a string, found an integer",
+                "sla.toml line 17: keyword \"  \" of category \"ict\" is empty",
+                "sla.toml line 17: keyword \"ict\" is listed twice for category \"ict\"",
+                "sla.toml line 21: keyword \"ＩＣＴ\" of category \"bandwidth\" is already a keyword of category \"ict\" (a word can name one category only)",
+                "sla.toml line 21: keyword \"宽带\" of category \"bandwidth\" is already a keyword of category \"ict\" (a word can name one category only)",
+            ]
+        );
+        let text = SMALL.replace(
+            "name = \"带宽\"\n",
+            "name = \"带宽\"\nkeywords = \"宽带\"\n",
+        );
+        let error = SlaPolicy::from_toml(&text, "sla.toml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "sla.toml line 20: the keywords of category \"bandwidth\" must be an array, found a string"
+        );
+    }
+
+    #[test]
     fn structural_problems_are_all_reported() {
         let text = SMALL
             .replace("Asia/Shanghai", "Asia/Shangai")
@@ -1464,7 +1628,7 @@ repair = "3wd"
                 "sla.toml line 2: default_category \"nope\" is not a category (expected one of: ict, bandwidth, industry_app)",
                 "sla.toml line 5: [calendar]: working hours end 09:00 is not after their start 18:00",
                 "sla.toml line 15: category \"ict\" has no repair limit (set repair in [categories.ict] or in [clocks])",
-                "sla.toml line 16: unknown key \"colour\" in category \"ict\" (expected one of: dispatch, accept, feedback, repair, confirm, name)",
+                "sla.toml line 16: unknown key \"colour\" in category \"ict\" (expected one of: dispatch, accept, feedback, repair, confirm, name, keywords)",
                 "sla.toml line 21: repair limit for category \"bandwidth\": unknown customer level \"vip\" (expected one of: group, provincial, local_a, local_b, local_c), or default",
             ]
         );
