@@ -1280,4 +1280,30 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hotline.example.toml");
         Config::load_from(Some(&path), &[]).unwrap();
     }
+
+    /// The commented target blocks are what the start-up warning asks for:
+    /// uncommented, they define the targets the shipped plans name.
+    #[test]
+    fn the_examples_commented_targets_work_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hotline.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut in_transfer = false;
+        let uncommented: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with('[') {
+                    in_transfer = line == "[transfer]";
+                }
+                match line.strip_prefix("#   ") {
+                    Some(block) if in_transfer => block,
+                    _ => line,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: Config = toml::from_str(&uncommented).unwrap();
+        config.validate().unwrap();
+        let names: Vec<&str> = config.transfer.targets.keys().map(String::as_str).collect();
+        assert_eq!(names, ["agents", "agents_priority"]);
+    }
 }

@@ -671,24 +671,47 @@ pub fn transfer_headers(
     headers
 }
 
-/// Transfer nodes whose target is not in `[transfer.targets]`, one message
-/// each (file, line, node, target): such transfers always fail.
+/// Transfer targets the plans name that are not in `[transfer.targets]`,
+/// one message per target: where it is used (file, line, node), that every
+/// transfer to it fails, and the config block to add, ready to paste.
 pub fn unknown_transfer_targets(plans: &[Dialplan], transfers: &TransferConfig) -> Vec<String> {
-    let mut problems = Vec::new();
+    // Target → its uses, in plan and line order.
+    let mut missing: Vec<(&str, Vec<String>)> = Vec::new();
     for plan in plans {
-        for node in plan.nodes.values() {
-            if let super::dialplan::NodeKind::Transfer(transfer) = &node.kind {
-                if !transfers.targets.contains_key(&transfer.target) {
-                    problems.push(format!(
-                        "{} line {}: node \"{}\" transfers to \"{}\", which is not in \
-                         [transfer.targets]; that transfer will always fail",
-                        plan.file, node.line, node.name, transfer.target
-                    ));
-                }
+        let mut nodes: Vec<_> = plan.nodes.values().collect();
+        nodes.sort_by_key(|node| node.line);
+        for node in nodes {
+            let super::dialplan::NodeKind::Transfer(transfer) = &node.kind else {
+                continue;
+            };
+            if transfers.targets.contains_key(&transfer.target) {
+                continue;
+            }
+            let used = format!("{} line {} (node \"{}\")", plan.file, node.line, node.name);
+            match missing
+                .iter_mut()
+                .find(|(name, _)| *name == transfer.target)
+            {
+                Some((_, uses)) => uses.push(used),
+                None => missing.push((&transfer.target, vec![used])),
             }
         }
     }
-    problems
+    missing
+        .into_iter()
+        .map(|(target, uses)| {
+            format!(
+                "{}: transfer target \"{target}\" is not in [transfer.targets], so every \
+                 transfer to it fails and the node's on_failure runs. Add it to hotline.toml \
+                 with your agents' SIP URI (the queue, PBX or ACD that answers them):\n\
+                 \x20   [transfer.targets.{target}]\n\
+                 \x20   uri = \"sip:{target}@192.0.2.10:5060\"\n\
+                 \x20   mode = \"refer\"   # or \"bridge\" (with username and password) when the trunk refuses REFER\n\
+                 (commented examples in hotline.example.toml, [transfer]; docs/staff.md)",
+                uses.join(", ")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -749,11 +772,31 @@ kind = "hangup"
         .unwrap();
         let mut transfers = TransferConfig::default();
         let problems = unknown_transfer_targets(std::slice::from_ref(&plan), &transfers);
-        assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].starts_with("t.toml line 6: node \"main\" transfers to \"agents\""),
-            "{problems:?}"
+        assert_eq!(
+            problems,
+            [
+                "t.toml line 6 (node \"main\"): transfer target \"agents\" is not in \
+              [transfer.targets], so every transfer to it fails and the node's on_failure \
+              runs. Add it to hotline.toml with your agents' SIP URI (the queue, PBX or ACD \
+              that answers them):\n    [transfer.targets.agents]\n    \
+              uri = \"sip:agents@192.0.2.10:5060\"\n    mode = \"refer\"   # or \"bridge\" \
+              (with username and password) when the trunk refuses REFER\n\
+              (commented examples in hotline.example.toml, [transfer]; docs/staff.md)"
+            ]
         );
+        // The block it proposes is a valid target.
+        let block = problems[0]
+            .lines()
+            .skip(1)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: toml::Value = toml::from_str(&block).unwrap();
+        let target: crate::config::TransferTarget = parsed["transfer"]["targets"]["agents"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(target.mode, TransferMode::Refer);
         transfers.targets.insert(
             "agents".into(),
             crate::config::TransferTarget {
