@@ -1,7 +1,12 @@
 //! Command-line administration: `migrate`, `ticket …`, `customers import`,
 //! `token create|list|revoke`, `dialplan check|simulate` and `report indicators`. Each command opens the configured database, does one
 //! thing and prints a plain-text answer; the text is built here (and tested)
-//! so that `main` stays a thin parser.
+//! so that `main` stays a thin parser. Times are shown in the SLA
+//! calendar's time zone with their offset, as the console and the texts to
+//! customers show them, and tables are aligned by display width
+//! (`admin::table`).
+
+mod table;
 
 use crate::config::Config;
 use crate::tickets::lifecycle::{allowed_actions, Action};
@@ -11,9 +16,11 @@ use crate::tickets::model::{
 use crate::tickets::sla::SlaClock;
 use crate::tickets::store::{NewTicket, Store, StoreError, StoreOptions, Ticket, TicketEvent};
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use std::fmt::Write;
 use std::sync::Arc;
+use table::{local_time, printable, truncate, Table};
 
 /// Opens the configured store (without migrating).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -41,16 +48,49 @@ where
     text.parse().map_err(|e: T::Err| e.to_string())
 }
 
-/// A time on the command line: RFC 3339, or a date (midnight UTC).
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
+/// A time given on the command line: an instant (RFC 3339, with its
+/// offset), or a date, which means midnight in the SLA calendar's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliTime {
+    At(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+impl CliTime {
+    /// The instant: a date's start of day in `zone` (the first instant of
+    /// it where a DST change skips midnight).
+    pub fn resolve(self, zone: Tz) -> DateTime<Utc> {
+        match self {
+            CliTime::At(at) => at,
+            CliTime::Date(date) => {
+                let mut local = date.and_time(chrono::NaiveTime::MIN);
+                // A zone whose clocks skip midnight: the day starts later.
+                for _ in 0..24 * 4 {
+                    if let Some(at) = zone.from_local_datetime(&local).earliest() {
+                        return at.with_timezone(&Utc);
+                    }
+                    local += chrono::Duration::minutes(15);
+                }
+                date.and_time(chrono::NaiveTime::MIN).and_utc()
+            }
+        }
     }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|midnight| midnight.and_utc())
-        .ok_or_else(|| format!("{text:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
+}
+
+/// A time on the command line: RFC 3339, or a date (midnight in the SLA
+/// calendar's time zone, resolved with [`CliTime::resolve`]).
+pub fn parse_time(text: &str) -> Result<CliTime, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(CliTime::At(time.with_timezone(&Utc)));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(CliTime::Date)
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
+}
+
+/// The SLA calendar's time zone: the one the CLI shows times in.
+fn zone_of(store: &Store) -> Tz {
+    store.sla().calendar().timezone()
 }
 
 /// How `report indicators` prints.
@@ -61,24 +101,53 @@ pub enum ReportFormat {
 }
 
 /// `report indicators`: the indicators of [from, to) (defaults: the 24
-/// hours up to now) as pretty JSON or CSV.
+/// hours up to now) as pretty JSON or CSV, times in the SLA calendar's
+/// zone with their offset.
 pub async fn indicators(
     store: &Store,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    from: Option<CliTime>,
+    to: Option<CliTime>,
     format: ReportFormat,
 ) -> anyhow::Result<String> {
-    let to = to.unwrap_or_else(|| store.now());
-    let from = from.unwrap_or(to - chrono::Duration::hours(24));
+    let zone = zone_of(store);
+    let to = to.map_or_else(|| store.now(), |to| to.resolve(zone));
+    let from = from.map_or(to - chrono::Duration::hours(24), |from| from.resolve(zone));
     let report = store.indicators(from, to).await?;
     Ok(match format {
         ReportFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&report)?;
+            let mut json = serde_json::to_value(&report)?;
+            local_times_in(&mut json, zone);
+            let mut text = serde_json::to_string_pretty(&json)?;
             text.push('\n');
             text
         }
-        ReportFormat::Csv => crate::tickets::report::indicators_csv(&report),
+        ReportFormat::Csv => crate::tickets::report::indicators_csv(&report, zone),
     })
+}
+
+/// Every RFC 3339 UTC time in `json` (the report's range and hours)
+/// rewritten in `zone`, with its offset.
+fn local_times_in(json: &mut serde_json::Value, zone: Tz) {
+    match json {
+        serde_json::Value::String(text) if text.ends_with('Z') => {
+            if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+                *text = at
+                    .with_timezone(&zone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                local_times_in(item, zone);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for value in fields.values_mut() {
+                local_times_in(value, zone);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Filters for `ticket list`.
@@ -123,28 +192,37 @@ pub async fn list(store: &Store, filter: ListFilter) -> Result<String, StoreErro
         limit: Some(filter.limit),
     };
     let tickets = store.list_tickets(&query).await?;
-    Ok(ticket_table(&tickets))
+    Ok(ticket_table(&tickets, zone_of(store)))
 }
 
-/// One line per ticket, with a header.
-pub fn ticket_table(tickets: &[Ticket]) -> String {
-    let mut out = format!(
-        "{:<10}  {:<11}  {:<16}  {:<16}  {:<8}  {:<14}  {}\n",
-        "NUMBER", "STATUS", "TYPE", "CATEGORY", "LEVEL", "PHONE", "CREATED"
-    );
+/// The most display columns of a description in the ticket list.
+const LISTED_DESCRIPTION_WIDTH: usize = 30;
+
+/// One line per ticket, with a header; times in `zone`.
+pub fn ticket_table(tickets: &[Ticket], zone: Tz) -> String {
+    let mut table = Table::new(&[
+        "NUMBER",
+        "STATUS",
+        "TYPE",
+        "CATEGORY",
+        "LEVEL",
+        "PHONE",
+        "CREATED",
+        "DESCRIPTION",
+    ]);
     for t in tickets {
-        let _ = writeln!(
-            out,
-            "{:<10}  {:<11}  {:<16}  {:<16}  {:<8}  {:<14}  {}",
-            t.number,
-            t.status,
-            t.ticket_type,
-            t.category,
-            t.level,
-            t.contact_phone,
-            time(t.created_at)
-        );
+        table.row(vec![
+            t.number.to_string(),
+            t.status.to_string(),
+            t.ticket_type.to_string(),
+            t.category.clone(),
+            t.level.to_string(),
+            t.contact_phone.clone(),
+            local_time(t.created_at, zone),
+            truncate(&printable(&t.description), LISTED_DESCRIPTION_WIDTH),
+        ]);
     }
+    let mut out = table.render();
     let _ = writeln!(out, "({} ticket(s))", tickets.len());
     out
 }
@@ -155,11 +233,13 @@ pub async fn show(store: &Store, number: &str) -> Result<String, StoreError> {
         .await?
         .ok_or_else(|| StoreError::TicketNotFound(number.to_string()))?;
     let events = store.events(ticket.id).await?;
-    Ok(describe(&ticket, &events))
+    Ok(describe(&ticket, &events, zone_of(store)))
 }
 
-/// A ticket's fields, deadlines, allowed actions and history.
-pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
+/// A ticket's fields, deadlines, allowed actions and history; times in
+/// `zone`.
+pub fn describe(ticket: &Ticket, events: &[TicketEvent], zone: Tz) -> String {
+    let time = |at: DateTime<Utc>| local_time(at, zone);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -167,7 +247,7 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
         ticket.number, ticket.version
     );
     let field = |out: &mut String, name: &str, value: &str| {
-        let _ = writeln!(out, "  {name:<15} {value}");
+        let _ = writeln!(out, "  {name:<15} {}", printable(value));
     };
     field(
         &mut out,
@@ -234,26 +314,24 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
         },
     );
     let _ = writeln!(out, "history:");
+    let mut history = Table::default();
     for event in events {
         let change = match (event.from_status, event.to_status) {
-            (Some(from), Some(to)) => format!(" {from} → {to}"),
-            (None, Some(to)) => format!(" → {to}"),
+            (Some(from), Some(to)) => format!("{from} → {to}"),
+            (None, Some(to)) => format!("→ {to}"),
             _ => String::new(),
         };
-        let _ = writeln!(
-            out,
-            "  {}  {:<10} {:<16}{change}  {}",
+        history.row(vec![
+            String::new(),
             time(event.at),
-            event.kind,
+            event.kind.clone(),
             event.actor.to_string(),
-            event.detail
-        );
+            change,
+            event.detail.clone(),
+        ]);
     }
+    out.push_str(&history.render());
     out
-}
-
-fn time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
 /// What `ticket create` needs.
@@ -297,7 +375,7 @@ pub async fn create(store: &Store, args: CreateArgs) -> Result<String, StoreErro
     new.language = args.language;
     let ticket = store.create_ticket(new).await?;
     let events = store.events(ticket.id).await?;
-    Ok(describe(&ticket, &events))
+    Ok(describe(&ticket, &events, zone_of(store)))
 }
 
 pub async fn transition(
@@ -312,7 +390,7 @@ pub async fn transition(
         .transition(number, action, Actor::staff(by), version, note)
         .await?;
     let events = store.events(ticket.id).await?;
-    Ok(describe(&ticket, &events))
+    Ok(describe(&ticket, &events, zone_of(store)))
 }
 
 /// `token create`: makes a staff API token and shows it, once.
@@ -336,21 +414,19 @@ pub async fn token_create(
 /// `token list`: every token, revoked ones included (never the tokens).
 pub async fn token_list(store: &Store) -> Result<String, StoreError> {
     let tokens = store.api_tokens().await?;
-    let mut out = format!(
-        "{:<5}  {:<24}  {:<10}  {:<20}  {}\n",
-        "ID", "NAME", "ROLE", "CREATED", "REVOKED"
-    );
+    let zone = zone_of(store);
+    let time = |at: DateTime<Utc>| local_time(at, zone);
+    let mut table = Table::new(&["ID", "NAME", "ROLE", "CREATED", "REVOKED"]);
     for t in &tokens {
-        let _ = writeln!(
-            out,
-            "{:<5}  {:<24}  {:<10}  {:<20}  {}",
-            t.id,
-            t.name,
-            t.role,
+        table.row(vec![
+            t.id.to_string(),
+            t.name.clone(),
+            t.role.to_string(),
             time(t.created_at),
-            t.revoked_at.map_or_else(|| "-".to_string(), time)
-        );
+            t.revoked_at.map_or_else(|| "-".to_string(), time),
+        ]);
     }
+    let mut out = table.render();
     let _ = writeln!(out, "({} token(s))", tokens.len());
     Ok(out)
 }
@@ -364,7 +440,10 @@ pub async fn token_revoke(store: &Store, id: i64) -> Result<String, StoreError> 
             field: "token id",
             reason: format!("there is no token {id} (see `hotline token list`)"),
         })?;
-    let at = token.revoked_at.map_or_else(|| "-".to_string(), time);
+    let zone = zone_of(store);
+    let at = token
+        .revoked_at
+        .map_or_else(|| "-".to_string(), |at| local_time(at, zone));
     Ok(format!(
         "token {} ({}, {}) revoked at {at}\n",
         token.id, token.name, token.role

@@ -75,12 +75,14 @@ enum ReportCommand {
     ///
     /// Example: hotline report indicators --from 2026-11-30 --to 2026-12-01 --format csv
     Indicators {
-        /// Start, RFC 3339 or a UTC date (default: 24 hours before --to).
+        /// Start, RFC 3339 or a date (midnight in the SLA calendar's time
+        /// zone; default: 24 hours before --to).
         #[arg(long, value_parser = admin::parse_time)]
-        from: Option<chrono::DateTime<chrono::Utc>>,
-        /// End (exclusive), RFC 3339 or a UTC date (default: now).
+        from: Option<admin::CliTime>,
+        /// End (exclusive), RFC 3339 or a date (midnight in the SLA
+        /// calendar's time zone; default: now).
         #[arg(long, value_parser = admin::parse_time)]
-        to: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<admin::CliTime>,
         #[arg(long, value_enum, default_value_t = admin::ReportFormat::Json)]
         format: admin::ReportFormat,
     },
@@ -221,8 +223,21 @@ fn main() -> ExitCode {
 fn check_config(config: &Config) -> anyhow::Result<()> {
     let shown = config.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
-    print!("{text}");
-    Ok(())
+    print_out(&text)
+}
+
+/// Prints `text` on stdout; a reader that went away (`hotline ticket list |
+/// head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot print"),
+    }
 }
 
 /// Runs an administration command on a small runtime and prints its text.
@@ -234,8 +249,7 @@ fn run_admin(
         .build()
         .context("cannot start the async runtime")?;
     let text = runtime.block_on(command)?;
-    print!("{text}");
-    Ok(())
+    print_out(&text)
 }
 
 async fn migrate(config: Config) -> anyhow::Result<String> {
@@ -279,8 +293,8 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<String> 
 
 async fn report_indicators(
     config: Config,
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    to: Option<chrono::DateTime<chrono::Utc>>,
+    from: Option<admin::CliTime>,
+    to: Option<admin::CliTime>,
     format: admin::ReportFormat,
 ) -> anyhow::Result<String> {
     let store = admin::open_store(&config).await?;

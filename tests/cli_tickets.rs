@@ -218,3 +218,129 @@ fn database_passwords_are_never_printed() {
         );
     }
 }
+
+/// The first `YYYY-MM-DD HH:MM:SS±HH:MM` time in `line`.
+fn first_time(line: &str) -> &str {
+    (0..line.len())
+        .filter(|&i| line.is_char_boundary(i) && line.is_char_boundary((i + 25).min(line.len())))
+        .map(|i| &line[i..(i + 25).min(line.len())])
+        .find(|candidate| {
+            chrono::DateTime::parse_from_str(candidate, "%Y-%m-%d %H:%M:%S%:z").is_ok()
+        })
+        .unwrap_or_else(|| panic!("a time in {line:?}"))
+}
+
+/// The display column where `needle` starts in `line`.
+fn column_of(line: &str, needle: &str) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} in {line:?}"));
+    line[..at].width()
+}
+
+/// Times are the SLA calendar's (Asia/Shanghai), with the offset, as the
+/// console and the texts show them; tables stay aligned with Chinese text.
+#[test]
+fn times_are_local_and_tables_align_with_chinese_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("local.db");
+    assert!(hotline(&db, &["migrate"]).status.success());
+    let descriptions = [
+        "专线中断，总部无法访问",
+        "no dial tone",
+        "宽带断了\n灯一直闪\u{1b}[2J",
+    ];
+    for (n, description) in descriptions.iter().enumerate() {
+        let created = hotline(
+            &db,
+            &[
+                "ticket",
+                "create",
+                "--type",
+                "fault_report",
+                "--category",
+                "bandwidth",
+                "--phone",
+                &format!("1380000000{n}"),
+                "--description",
+                description,
+                "--by",
+                if n == 0 { "王工" } else { "li" },
+            ],
+        );
+        assert!(created.status.success(), "{}", text(&created));
+    }
+    let before = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let after = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let local = |shown: &str| {
+        let at = chrono::DateTime::parse_from_str(shown, "%Y-%m-%d %H:%M:%S%:z")
+            .unwrap_or_else(|e| panic!("{shown:?}: {e}"));
+        assert_eq!(at.offset().local_minus_utc(), 8 * 3600, "{shown}");
+        let at = at.with_timezone(&chrono::Utc);
+        assert!(before < at && at < after, "{shown} is now, in +08:00");
+    };
+
+    let listed = text(&hotline(&db, &["ticket", "list"]));
+    assert!(!listed.contains('\u{1b}'), "no escape reaches the terminal");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 1 + 3 + 1, "{listed}");
+    let header = lines[0];
+    for line in &lines[1..4] {
+        let created = first_time(line);
+        local(created);
+        assert_eq!(column_of(line, created), column_of(header, "CREATED"));
+        let description = line[line.find(created).unwrap() + 25..].trim_start();
+        assert_eq!(
+            column_of(line, description),
+            column_of(header, "DESCRIPTION"),
+            "{listed}"
+        );
+    }
+    assert!(listed.contains("专线中断，总部无法访问"), "{listed}");
+    assert!(listed.contains("宽带断了 灯一直闪 [2J"), "{listed}");
+
+    let number = lines[3].split_whitespace().next().unwrap();
+    let shown = text(&hotline(&db, &["ticket", "show", number]));
+    let created = shown
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("created"))
+        .unwrap()
+        .trim();
+    local(created);
+    let history: Vec<&str> = shown
+        .lines()
+        .skip_while(|line| *line != "history:")
+        .skip(1)
+        .collect();
+    assert!(!history.is_empty(), "{shown}");
+    for line in history {
+        local(first_time(line));
+    }
+    assert!(
+        !shown.contains(":00Z") && !listed.contains(":00Z"),
+        "no UTC Z times"
+    );
+
+    for (name, role) in [("王小明", "agent"), ("li.na", "supervisor")] {
+        let made = hotline(&db, &["token", "create", "--name", name, "--role", role]);
+        assert!(made.status.success(), "{}", text(&made));
+    }
+    let tokens = text(&hotline(&db, &["token", "list"]));
+    let lines: Vec<&str> = tokens.lines().collect();
+    for line in &lines[1..3] {
+        assert_eq!(
+            column_of(
+                line,
+                if line.contains("王") {
+                    "agent"
+                } else {
+                    "supervisor"
+                }
+            ),
+            column_of(lines[0], "ROLE"),
+            "{tokens}"
+        );
+        local(first_time(line));
+    }
+}

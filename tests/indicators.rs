@@ -501,10 +501,26 @@ fn cli_prints_it(
         String::from_utf8(output.stdout).unwrap()
     };
     let printed: Value = serde_json::from_str(&run("json")).unwrap();
-    assert_eq!(printed, serde_json::to_value(report).unwrap());
+    // The same report, its times in the SLA calendar's zone with the offset.
+    let local = |at: DateTime<Utc>| {
+        at.with_timezone(&chrono_tz::Asia::Shanghai)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+    };
+    let mut expected = serde_json::to_value(report).unwrap();
+    expected["from"] = local(report.from).into();
+    expected["to"] = local(report.to).into();
+    for (i, hour) in report.calls.per_hour.iter().enumerate() {
+        expected["calls"]["per_hour"][i]["hour"] = local(hour.hour).into();
+    }
+    assert_eq!(printed, expected);
+    assert!(
+        printed["from"].as_str().unwrap().ends_with("+08:00"),
+        "{printed}"
+    );
     let csv = run("csv");
     assert!(csv.contains("calls.offered,,4\n"), "{csv}");
     assert!(csv.contains("tickets.created,,3\n"), "{csv}");
+    assert!(csv.contains(&format!("from,,{}\n", local(from))), "{csv}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

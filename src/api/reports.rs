@@ -67,7 +67,8 @@ pub(super) async fn indicators(
     Ok(if csv {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            indicators_csv(&report),
+            // The API speaks UTC, as its JSON does.
+            indicators_csv(&report, chrono_tz::UTC),
         )
             .into_response()
     } else {

@@ -4,15 +4,22 @@
 //! or mean without data (null in the JSON).
 
 use super::store::Indicators;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 
-/// The indicators as CSV text with a header row.
-pub fn indicators_csv(report: &Indicators) -> String {
+/// The indicators as CSV text with a header row; times (the range, the
+/// hours) in `zone`, RFC 3339 with its offset.
+pub fn indicators_csv(report: &Indicators, zone: Tz) -> String {
+    let time = |at: DateTime<Utc>| {
+        at.with_timezone(&zone)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+    };
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut row = |indicator: &str, key: &str, value: String| {
         rows.push((indicator.to_string(), key.to_string(), value));
     };
-    row("from", "", report.from.to_rfc3339());
-    row("to", "", report.to.to_rfc3339());
+    row("from", "", time(report.from));
+    row("to", "", time(report.to));
     let calls = &report.calls;
     row("calls.offered", "", calls.offered.to_string());
     row("calls.answered", "", calls.answered.to_string());
@@ -26,7 +33,7 @@ pub fn indicators_csv(report: &Indicators) -> String {
     );
     row("calls.transferred", "", calls.transferred.to_string());
     for hour in &calls.per_hour {
-        let key = hour.hour.to_rfc3339();
+        let key = time(hour.hour);
         row("calls.per_hour.offered", &key, hour.offered.to_string());
         row("calls.per_hour.answered", &key, hour.answered.to_string());
     }
