@@ -65,6 +65,20 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Try the SMS side of a running gateway.
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SmsCommand {
+    /// Post one text to the running gateway's SMS webhook as the provider
+    /// would, signed with the configured secret, and print the reply.
+    ///
+    /// Example: HOTLINE_SMS_GENERIC_SECRET=try-it hotline sms test --from 13800138000 "报障 专线中断"
+    Test(hotline::sms::webhook_client::TestText),
 }
 
 #[derive(Subcommand)]
@@ -193,6 +207,9 @@ fn main() -> ExitCode {
         Command::Report {
             command: ReportCommand::Indicators { from, to, format },
         } => run_admin(report_indicators(config, from, to, format)),
+        Command::Sms {
+            command: SmsCommand::Test(text),
+        } => run_admin(async move { Ok(hotline::sms::webhook_client::send(&config, text).await?) }),
         Command::Dialplan {
             command: DialplanCommand::Check { dir },
         } => run_admin(async move {

@@ -1426,3 +1426,102 @@ async fn twilio_signatures_with_and_without_the_default_port_are_accepted() {
         gw.finish().await;
     }
 }
+
+/// `hotline sms test` (the real binary) posts a signed text to a running
+/// gateway as the provider would, and prints the reply; a retry with the
+/// same id gets the same reply; without the secret it says what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sms_test_command_posts_a_signed_text_and_prints_the_reply() {
+    let Some(gw) = gateway(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let url = format!("http://{}", gw.addr());
+    let run = move |env: Vec<(&'static str, &'static str)>, args: Vec<String>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
+        command
+            .arg("sms")
+            .arg("test")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("HOTLINE_SMS_GENERIC_SECRET")
+            .env_remove("HOTLINE_SMS_TWILIO_AUTH_TOKEN")
+            .env_remove("HOTLINE_SMS_PUBLIC_URL");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("hotline runs"))
+    };
+    let out = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let generic = vec![("HOTLINE_SMS_GENERIC_SECRET", SECRET)];
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec!["--url".into(), url.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    let first = run(
+        generic.clone(),
+        args(&["--from", "+8613800138040", "--id", "cli-1", "报障 专线中断"]),
+    )
+    .await
+    .unwrap();
+    assert!(first.status.success(), "{}", out(&first));
+    let tickets = gw.tickets_of("13800138040").await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].category, "bandwidth");
+    let printed = out(&first);
+    assert!(
+        printed.contains(&format!(
+            "reply: 您的客户报障已受理，工单号{}",
+            tickets[0].number
+        )),
+        "{printed}"
+    );
+    let again = run(
+        generic.clone(),
+        args(&["--from", "+8613800138040", "--id", "cli-1", "报障 专线中断"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out(&again), printed, "a retry: the same reply");
+    assert_eq!(gw.tickets_of("13800138040").await.len(), 1);
+
+    let twilio = run(
+        vec![
+            ("HOTLINE_SMS_TWILIO_AUTH_TOKEN", TOKEN),
+            ("HOTLINE_SMS_PUBLIC_URL", PUBLIC_URL),
+        ],
+        args(&["--from", "+8613800138040", "STATUS"]),
+    )
+    .await
+    .unwrap();
+    assert!(twilio.status.success(), "{}", out(&twilio));
+    assert!(
+        out(&twilio).contains("reply: Your open tickets:"),
+        "{}",
+        out(&twilio)
+    );
+
+    let off = run(Vec::new(), args(&["HELP"])).await.unwrap();
+    assert!(!off.status.success());
+    assert!(
+        out(&off).contains("HOTLINE_SMS_GENERIC_SECRET"),
+        "{}",
+        out(&off)
+    );
+    let wrong = run(
+        vec![("HOTLINE_SMS_GENERIC_SECRET", "not-the-secret")],
+        args(&["HELP"]),
+    )
+    .await
+    .unwrap();
+    assert!(!wrong.status.success());
+    assert!(out(&wrong).contains("answered 403"), "{}", out(&wrong));
+    gw.finish().await;
+}

@@ -8,7 +8,8 @@
 //! (`inbound`) and the HTTP webhooks (`webhook`); outbound: the provider
 //! clients (`provider`), the outbox worker that delivers queued
 //! notifications (`outbox`) and the delivery-status callback routes
-//! (`status`).
+//! (`status`); for operators, `hotline sms test` posts a signed text to a
+//! running gateway's webhook (`webhook_client`).
 
 pub mod command;
 pub mod inbound;
@@ -22,3 +23,4 @@ pub mod signature;
 pub mod status;
 pub mod text;
 pub mod webhook;
+pub mod webhook_client;
