@@ -136,7 +136,7 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
             t.ticket_type,
             t.category,
             t.level,
-            t.contact_phone,
+            t.contact_phone.as_deref().unwrap_or("-"),
             time(t.created_at)
         );
     }
@@ -183,7 +183,11 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent]) -> String {
         field(&mut out, "service number", service);
     }
     field(&mut out, "description", &ticket.description);
-    field(&mut out, "contact phone", &ticket.contact_phone);
+    field(
+        &mut out,
+        "contact phone",
+        ticket.contact_phone.as_deref().unwrap_or("(none known)"),
+    );
     if let Some(customer) = ticket.customer_id {
         field(&mut out, "customer", &customer.to_string());
     }
@@ -407,6 +411,7 @@ pub async fn simulate_dialplan(
     keys: String,
     dialled: Option<String>,
     caller: String,
+    asserted: Option<String>,
 ) -> anyhow::Result<String> {
     let prompts = prompt_library(&config)?;
     let plan = crate::ivr::dialplan::Dialplan::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -433,21 +438,20 @@ pub async fn simulate_dialplan(
     )
     .await?;
     store.migrate().await?;
-    let script = crate::ivr::simulate::Script {
-        caller,
-        dialled,
-        keys: keys
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect(),
-        now: Utc::now(),
-        transfer: Default::default(),
-    };
+    let keys = keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut script = crate::ivr::simulate::Script::new(&caller, &dialled, keys, Utc::now());
+    script.asserted = asserted;
+    script.limit = std::time::Duration::from_secs(config.calls.max_duration_secs);
+    script.time_limit_prompt = config.calls.time_limit_prompt.clone();
     let calendar = Arc::new(sla.calendar().clone());
     let lines =
-        crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar).await;
+        crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar, &prompts)
+            .await;
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));

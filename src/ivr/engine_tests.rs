@@ -109,6 +109,7 @@ fn now() -> DateTime<Utc> {
 fn start(text: &str, entry: &str, customer: Option<(String, CustomerLevel)>) -> Engine {
     let info = CallInfo {
         caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
         dialled: "10000".into(),
         customer,
         transferred: None,
@@ -169,10 +170,12 @@ fn ticket(number: &str) -> StoreReply {
         ticket: TicketFacts {
             number: number.into(),
             status: Status::Dispatched.code().into(),
-            ticket_type: "fault_report".into(),
-            category: "virtual_network".into(),
-            created_at: now(),
-            repair_due: None,
+            details: Some(TicketDetails {
+                ticket_type: "fault_report".into(),
+                category: "virtual_network".into(),
+                created_at: now(),
+                repair_due: None,
+            }),
         },
         open_count: 1,
         position: None,
@@ -243,7 +246,7 @@ fn a_caller_who_types_ahead_skips_the_prompts_and_loses_no_key() {
         panic!("no ticket created: {out:?}");
     };
     assert_eq!(service_number.as_deref(), Some("55512345"));
-    assert_eq!(contact_phone, "13800138000");
+    assert_eq!(contact_phone.as_deref(), Some("13800138000"));
     let keys: Vec<_> = engine
         .path()
         .iter()
@@ -385,7 +388,13 @@ fn a_mistyped_ticket_number_is_refused_before_any_lookup() {
     assert_eq!(prompt_names(&out), ["zh/mistyped", "zh/enter_ticket"]);
     key(&mut engine, &good);
     let out = outputs(&mut engine);
-    assert!(out.contains(&Output::Store(StoreRequest::LookupNumber(good.clone()))));
+    assert!(out.contains(&Output::Store(StoreRequest::LookupNumber {
+        number: good.clone(),
+        asker: Asker {
+            phone: PhoneNumber::contact("13800138000").ok(),
+            vouched: false,
+        },
+    })));
     engine.handle(Input::Store(ticket(&good)), now());
     assert_eq!(
         prompt_names(&outputs(&mut engine)),
@@ -581,6 +590,7 @@ kind = "hangup"
 fn transferred(lookup: Option<StoreReply>) -> Engine {
     let info = CallInfo {
         caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
         dialled: "survey".into(),
         customer: None,
         transferred: Some(Transferred {
@@ -637,6 +647,10 @@ fn a_key_stores_its_score_on_the_loaded_ticket_then_thanks() {
             score: 4,
             phone: "13800138000".into(),
             agent: Some("agent7".into()),
+            asker: Asker {
+                phone: PhoneNumber::contact("13800138000").ok(),
+                vouched: true,
+            },
         }))
     );
     engine.handle(Input::Store(ticket("1234567890")), now());

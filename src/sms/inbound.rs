@@ -6,9 +6,10 @@
 //! reply wording.
 
 use crate::config::SmsConfig;
+use crate::phone::PhoneNumber;
 use crate::sms::command::{self, Command, TicketRef};
 use crate::sms::limits::{SenderLimits, Taken};
-use crate::sms::{phone, reply, segments};
+use crate::sms::{reply, segments};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Channel, TicketType};
 use crate::tickets::store::{InboundSms, NewTicket, SmsOutcome, SmsRequest, Store, StoreError};
@@ -76,14 +77,13 @@ impl SmsInbound {
     /// limits refuse is looked up before it is refused, so a retry is never
     /// refused and never counted.
     pub async fn receive(&self, text: Text) -> Result<SmsOutcome, InboundError> {
-        let from = phone::normalize(&text.from);
-        let digits = from.strip_prefix('+').unwrap_or(&from);
-        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let Ok(sender) = PhoneNumber::parse(&text.from) else {
             return Err(InboundError::Invalid(format!(
                 "the sender {:?} is not a phone number",
                 text.from
             )));
-        }
+        };
+        let from = sender.to_string();
         if text.body.chars().count() > MAX_TEXT_CHARS {
             return Err(InboundError::Invalid(format!(
                 "the text is longer than {MAX_TEXT_CHARS} characters"
@@ -113,7 +113,7 @@ impl SmsInbound {
         let inbound = InboundSms {
             provider: text.provider.to_string(),
             provider_message_id: text.message_id.clone(),
-            from_spellings: phone::spellings(&from),
+            from_spellings: sender.spellings(),
             from,
             to: text.to,
             body: text.body,
