@@ -403,16 +403,34 @@ pub fn check_dialplans(config: &Config, dir: &std::path::Path) -> anyhow::Result
     Ok(out)
 }
 
+/// What `dialplan simulate` is asked to play through.
+pub struct SimulatedCall {
+    /// Key groups, comma-separated.
+    pub keys: String,
+    /// Default: the plan's first entry.
+    pub dialled: Option<String>,
+    /// The From user part.
+    pub caller: String,
+    /// A number a trusted P-Asserted-Identity gives.
+    pub asserted: Option<String>,
+    /// Transfers fail busy rather than unavailable.
+    pub busy_agents: bool,
+}
+
 /// `dialplan simulate`: the transcript of one simulated call, against a
 /// scratch SQLite store that is removed afterwards.
 pub async fn simulate_dialplan(
     config: Config,
     file: std::path::PathBuf,
-    keys: String,
-    dialled: Option<String>,
-    caller: String,
-    asserted: Option<String>,
+    call: SimulatedCall,
 ) -> anyhow::Result<String> {
+    let SimulatedCall {
+        keys,
+        dialled,
+        caller,
+        asserted,
+        busy_agents,
+    } = call;
     let prompts = prompt_library(&config)?;
     let plan = crate::ivr::dialplan::Dialplan::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let problems = crate::ivr::check::check(std::slice::from_ref(&plan), &|name| {
@@ -446,6 +464,9 @@ pub async fn simulate_dialplan(
         .collect();
     let mut script = crate::ivr::simulate::Script::new(&caller, &dialled, keys, Utc::now());
     script.asserted = asserted;
+    if busy_agents {
+        script.transfers = crate::ivr::engine::TransferFailure::Busy;
+    }
     script.limit = std::time::Duration::from_secs(config.calls.max_duration_secs);
     script.time_limit_prompt = config.calls.time_limit_prompt.clone();
     let calendar = Arc::new(sla.calendar().clone());

@@ -114,6 +114,10 @@ enum DialplanCommand {
         /// The number a trusted P-Asserted-Identity gives the call.
         #[arg(long)]
         asserted: Option<String>,
+        /// How transfers to agents fail in the simulation: "unavailable"
+        /// (nothing could be tried) or "busy" (the agents did not answer).
+        #[arg(long, default_value = "unavailable", value_parser = ["unavailable", "busy"])]
+        transfers: String,
     },
 }
 
@@ -213,9 +217,18 @@ fn main() -> ExitCode {
                     dialled,
                     caller,
                     asserted,
+                    transfers,
                 },
         } => run_admin(admin::simulate_dialplan(
-            config, file, keys, dialled, caller, asserted,
+            config,
+            file,
+            admin::SimulatedCall {
+                keys,
+                dialled,
+                caller,
+                asserted,
+                busy_agents: transfers == "busy",
+            },
         )),
     };
     match result {

@@ -270,8 +270,10 @@ pub struct Engine {
     path: Vec<PathStep>,
     /// Numbers of the tickets this call created or read, for its record.
     tickets: Vec<String>,
-    /// The ticket an agent named when transferring the call in.
-    vouched: Option<String>,
+    /// Tickets this caller hears in full whatever their number: the one an
+    /// agent named when transferring the call in, and those the call
+    /// created.
+    vouched: Vec<String>,
     now: DateTime<Utc>,
 }
 
@@ -311,7 +313,7 @@ impl Engine {
             outputs: VecDeque::new(),
             path: Vec::new(),
             tickets: Vec::new(),
-            vouched: None,
+            vouched: Vec::new(),
             now: DateTime::<Utc>::MIN_UTC,
         }
     }
@@ -418,7 +420,7 @@ impl Engine {
                 open_count,
                 position,
             }) => {
-                self.vouched = Some(ticket.number.clone());
+                self.vouched.push(ticket.number.clone());
                 self.load_ticket(ticket, open_count, position)
             }
             Some(StoreReply::NotFound) => self.record("ticket not loaded: no such ticket"),
@@ -807,13 +809,13 @@ impl Engine {
     }
 
     /// Who asks about ticket `number`: the caller's number, and whether an
-    /// agent vouched for the caller with this ticket.
+    /// agent vouched for the caller with this ticket (or the call made it).
     fn asker(&self, number: &str) -> Asker {
         let digits = |text: &str| -> String { text.chars().filter(char::is_ascii_digit).collect() };
         let vouched = self
             .vouched
-            .as_deref()
-            .is_some_and(|vouched| digits(vouched) == digits(number));
+            .iter()
+            .any(|vouched| digits(vouched) == digits(number));
         Asker {
             phone: self.info.contact.clone(),
             vouched,
@@ -866,6 +868,9 @@ impl Engine {
                 open_count,
                 position,
             } => {
+                if matches!(kind, NodeKind::TicketCreate(_)) {
+                    self.vouched.push(ticket.number.clone());
+                }
                 self.load_ticket(ticket, open_count, position);
                 self.enter(ok);
             }

@@ -8,7 +8,8 @@
 //! fires (the caller stays silent), so every timeout path can be driven.
 //! A script may also carry what a transferred call's INVITE would (a
 //! ticket number, Referred-By): the ticket is looked up in the store as
-//! for a live call.
+//! for a live call. Transfers to agents fail (nobody answers a
+//! simulation), as the script says: busy, or unavailable.
 //!
 //! The call keeps a clock: prompts take as long as their WAVs play,
 //! pauses their length, each key `key_interval`, a silent caller the
@@ -51,11 +52,14 @@ pub struct Script {
     pub time_limit_prompt: String,
     /// How long the caller takes per key.
     pub key_interval: Duration,
+    /// How transfers to agents fail here.
+    pub transfers: TransferFailure,
 }
 
 impl Script {
     /// A script with the gateway's defaults for the limit (half an hour),
-    /// its prompt and a quarter second per key.
+    /// its prompt, a quarter second per key, and transfers that cannot be
+    /// made (no targets here).
     pub fn new(caller: &str, dialled: &str, keys: Vec<String>, now: DateTime<Utc>) -> Script {
         let defaults = crate::config::CallsConfig::default();
         Script {
@@ -68,6 +72,7 @@ impl Script {
             limit: Duration::from_secs(defaults.max_duration_secs),
             time_limit_prompt: defaults.time_limit_prompt,
             key_interval: Duration::from_millis(250),
+            transfers: TransferFailure::Unavailable,
         }
     }
 }
@@ -198,9 +203,10 @@ pub async fn simulate(
                 }
                 Output::Transfer { target } => {
                     lines.push(format!(
-                        "transfer to {target} (no transfer targets here: unavailable)"
+                        "transfer to {target} (simulated: {})",
+                        script.transfers.code()
                     ));
-                    inputs.push_back(Input::TransferFailed(TransferFailure::Unavailable));
+                    inputs.push_back(Input::TransferFailed(script.transfers));
                 }
                 Output::Hangup { reason } => {
                     lines.push(format!("hangs up ({reason})"));

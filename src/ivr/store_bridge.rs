@@ -36,11 +36,10 @@ pub fn facts(ticket: &Ticket, asker: &Asker) -> TicketFacts {
     }
 }
 
-/// The caller themselves, asking about tickets they made or that carry
-/// their number.
-fn own(phone: Option<&str>) -> Asker {
+/// The caller, asking about the tickets that carry their number.
+fn own(phone: &str) -> Asker {
     Asker {
-        phone: phone.and_then(|p| PhoneNumber::parse(p).ok()),
+        phone: PhoneNumber::parse(phone).ok(),
         vouched: false,
     }
 }
@@ -128,7 +127,13 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             new.service_number = service_number;
             new.language = Some(language);
             let ticket = store.create_ticket(new).await?;
-            reply(store, &ticket, &own(ticket.contact_phone.as_deref())).await
+            // The caller just reported it: they hear it in full, with or
+            // without a number.
+            let creator = Asker {
+                phone: None,
+                vouched: true,
+            };
+            reply(store, &ticket, &creator).await
         }
         StoreRequest::LookupNumber { number, asker } => match store.ticket(&number).await {
             Ok(Some(ticket)) => reply(store, &ticket, &asker).await,
@@ -139,7 +144,7 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             let open = open_tickets(store, &phone).await?;
             Ok(match open.get(position) {
                 Some(ticket) => StoreReply::Ticket {
-                    ticket: facts(ticket, &own(Some(&phone))),
+                    ticket: facts(ticket, &own(&phone)),
                     open_count: open.len(),
                     position: Some(position + 1),
                 },

@@ -155,6 +155,8 @@ fn outcome(event: &str) -> String {
         "re-enter",
         "store failed",
         "transfer to",
+        "transfer failed",
+        "not found",
         "hangup",
     ] {
         if event.starts_with(prefix) {
