@@ -286,8 +286,24 @@ impl Client {
         sdp: Option<String>,
         headers: &[(&str, &str)],
     ) -> (Message, Dialog) {
+        self.invite_from(user, None, sdp, headers).await
+    }
+
+    /// `invite_with` from another caller: `from` (a name-addr such as
+    /// `"Anonymous" <sip:anonymous@anonymous.invalid>`, a tag is added)
+    /// replaces the client's own From.
+    pub async fn invite_from(
+        &mut self,
+        user: &str,
+        from: Option<&str>,
+        sdp: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (Message, Dialog) {
         let call_id = self.unique("call-");
         let mut invite = self.request("INVITE", user, &call_id, 1);
+        if let Some(from) = from {
+            invite.set_header("From", format!("{from};tag=caller{}", self.counter));
+        }
         for (name, value) in headers {
             invite.push_header(name, *value);
         }
