@@ -88,7 +88,7 @@ fn describe() {
     describe_counter!(CALLS_ENDED, "Answered calls ended, by disposition");
     describe_counter!(
         CALLS_CONTAINED,
-        "Calls that ended in the IVR (not transferred)"
+        "Answered calls served by the IVR alone: ended by the plan or the caller, no transfer tried"
     );
     describe_gauge!(CALLS_ACTIVE, "Calls in progress");
     describe_histogram!(
