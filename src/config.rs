@@ -958,6 +958,12 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(trusted, vec!["127.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            config.sip.asserted_identity_from,
+            config.sip.trusted_networks
+        );
+        assert_eq!(config.calls.max_duration_secs, 1800, "half an hour");
+        assert_eq!(config.calls.time_limit_prompt, "time_limit");
     }
 
     #[test]
