@@ -542,10 +542,12 @@ async fn report_fault(
     ticket
 }
 
+/// The shipped prompts and plans, and the default time-limit prompt.
 fn shipped_hotline() -> hotline::config::Config {
     let mut config = test_config();
     config.prompts.dir = repo("prompts");
     config.ivr.dialplans_dir = repo("dialplans");
+    config.calls.time_limit_prompt = "time_limit".into();
     config
 }
 

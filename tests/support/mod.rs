@@ -32,8 +32,10 @@ pub fn test_config() -> Config {
     config.media.rtp_bind_v6 = "::1".parse().unwrap();
     config.media.rtp_port_min = 30000;
     config.media.rtp_port_max = 39998;
-    // Silence unless a test asks for a prompt: calls tests check the stream.
+    // Silence unless a test asks for a prompt: calls tests check the stream
+    // (and calls at their time limit get BYE at once).
     config.calls.greeting = Vec::new();
+    config.calls.time_limit_prompt = String::new();
     config.database.url = format!("sqlite://{}", temp_database().display());
     // No dialplans: calls hear the (empty) greeting unless a test loads some.
     config.ivr.dialplans_dir = std::path::PathBuf::from("/nonexistent/hotline-dialplans");
