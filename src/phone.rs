@@ -123,9 +123,7 @@ impl PhoneNumber {
         let national = if is_mainland_mobile(normal) {
             Some(normal)
         } else {
-            normal
-                .strip_prefix('0')
-                .filter(|rest| !rest.starts_with('0'))
+            fixed_line_number(normal)
         };
         if let Some(national) = national {
             all.extend(["+86", "86", "0086"].map(|prefix| format!("{prefix}{national}")));
@@ -150,10 +148,7 @@ impl PhoneNumber {
         if is_mainland_mobile(normal) {
             return Some(format!("+86{normal}"));
         }
-        normal
-            .strip_prefix('0')
-            .filter(|rest| rest.len() >= 9 && !rest.starts_with('0'))
-            .map(|rest| format!("+86{rest}"))
+        fixed_line_number(normal).map(|national| format!("+86{national}"))
     }
 
     fn digits(&self) -> &str {
@@ -195,6 +190,15 @@ fn mainland(national: &str) -> String {
     } else {
         format!("0{national}")
     }
+}
+
+/// A mainland fixed line's number without its trunk `0` (area code and
+/// line, 9 to 11 digits), when `normal` is one: what `+86` precedes in its
+/// international form, and reads back as `normal`.
+fn fixed_line_number(normal: &str) -> Option<&str> {
+    let rest = normal.strip_prefix('0')?;
+    let plausible = (9..=11).contains(&rest.len()) && !rest.starts_with('0');
+    (plausible && mainland(rest) == normal).then_some(rest)
 }
 
 fn is_mainland_mobile(digits: &str) -> bool {
