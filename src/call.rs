@@ -529,8 +529,12 @@ impl Calls {
                     interrupted,
                 });
                 if state.saying_goodbye {
-                    tracing::info!("time-limit prompt played; hanging up");
-                    let _ = endpoint.hangup(call, now);
+                    // The goodbye has no barge-in: only its own end (not a
+                    // stop of the prompt it replaced) ends the call.
+                    if !interrupted {
+                        tracing::info!("time-limit prompt played; hanging up");
+                        let _ = endpoint.hangup(call, now);
+                    }
                     return;
                 }
                 // An interrupted prompt was stopped by a key, which the
