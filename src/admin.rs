@@ -217,7 +217,7 @@ pub fn ticket_table(tickets: &[Ticket], zone: Tz) -> String {
             t.ticket_type.to_string(),
             t.category.clone(),
             t.level.to_string(),
-            t.contact_phone.clone(),
+            t.contact_phone.as_deref().unwrap_or("-").to_string(),
             local_time(t.created_at, zone),
             truncate(&printable(&t.description), LISTED_DESCRIPTION_WIDTH),
         ]);
@@ -268,7 +268,11 @@ pub fn describe(ticket: &Ticket, events: &[TicketEvent], zone: Tz) -> String {
         field(&mut out, "service number", service);
     }
     field(&mut out, "description", &ticket.description);
-    field(&mut out, "contact phone", &ticket.contact_phone);
+    field(
+        &mut out,
+        "contact phone",
+        ticket.contact_phone.as_deref().unwrap_or("(none known)"),
+    );
     if let Some(customer) = ticket.customer_id {
         field(&mut out, "customer", &customer.to_string());
     }
@@ -483,15 +487,34 @@ pub fn check_dialplans(config: &Config, dir: &std::path::Path) -> anyhow::Result
     Ok(out)
 }
 
+/// What `dialplan simulate` is asked to play through.
+pub struct SimulatedCall {
+    /// Key groups, comma-separated.
+    pub keys: String,
+    /// Default: the plan's first entry.
+    pub dialled: Option<String>,
+    /// The From user part.
+    pub caller: String,
+    /// A number a trusted P-Asserted-Identity gives.
+    pub asserted: Option<String>,
+    /// Transfers fail busy rather than unavailable.
+    pub busy_agents: bool,
+}
+
 /// `dialplan simulate`: the transcript of one simulated call, against a
 /// scratch SQLite store that is removed afterwards.
 pub async fn simulate_dialplan(
     config: Config,
     file: std::path::PathBuf,
-    keys: String,
-    dialled: Option<String>,
-    caller: String,
+    call: SimulatedCall,
 ) -> anyhow::Result<String> {
+    let SimulatedCall {
+        keys,
+        dialled,
+        caller,
+        asserted,
+        busy_agents,
+    } = call;
     let prompts = prompt_library(&config)?;
     let plan = crate::ivr::dialplan::Dialplan::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let problems = crate::ivr::check::check(std::slice::from_ref(&plan), &|name| {
@@ -517,21 +540,23 @@ pub async fn simulate_dialplan(
     )
     .await?;
     store.migrate().await?;
-    let script = crate::ivr::simulate::Script {
-        caller,
-        dialled,
-        keys: keys
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect(),
-        now: Utc::now(),
-        transfer: Default::default(),
-    };
+    let keys = keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut script = crate::ivr::simulate::Script::new(&caller, &dialled, keys, Utc::now());
+    script.asserted = asserted;
+    if busy_agents {
+        script.transfers = crate::ivr::engine::TransferFailure::Busy;
+    }
+    script.limit = std::time::Duration::from_secs(config.calls.max_duration_secs);
+    script.time_limit_prompt = config.calls.time_limit_prompt.clone();
     let calendar = Arc::new(sla.calendar().clone());
     let lines =
-        crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar).await;
+        crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar, &prompts)
+            .await;
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));

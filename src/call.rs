@@ -9,11 +9,19 @@
 //! fallback), bridges calls to agents (mode "bridge": an outgoing leg with
 //! its own RTP port, ringback meanwhile, media relayed once it answers,
 //! either side's BYE ending both), and ends calls on media timeout or at
-//! their time limit.
+//! their time limit (after a goodbye prompt).
+//!
+//! Who calls is read once, at the INVITE (`sip::identity`): the caller's
+//! number from a trusted P-Asserted-Identity or Remote-Party-ID, else from
+//! From; the IVR, the call record and a bridged transfer's INVITE use it,
+//! the last one withholding it (From `anonymous`, `Privacy: id`) when the
+//! caller asked for privacy.
 //!
 //! It makes no network calls itself: it tells the endpoint what to answer
 //! and the media workers what to do, and publishes [`CallEvent`]s.
 
+use crate::ivr::engine::TransferFailure;
+use crate::ivr::runner::{bridge_failure, refer_failure};
 use crate::ivr::runner::{CallAction, Dialplans, IvrCalls, IvrMessage};
 use crate::media::dtmf_info;
 use crate::media::playback::{PlayItem, Playlist};
@@ -23,8 +31,11 @@ use crate::media::relay;
 use crate::media::session::{DtmfSource, MediaEvent, MediaParams, MediaSession};
 use crate::media::worker::{CallMediaEvent, MediaWorkers, WorkerCommand};
 use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingRequest};
+use crate::sip::identity::{self, CallerIdentity};
 use crate::sip::sdp::{self, Direction, LocalMedia, MediaPolicy, NegotiatedMedia};
+use crate::tickets::model::Language;
 use bytes::Bytes;
+use ipnet::IpNet;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, UdpSocket};
@@ -59,6 +70,11 @@ pub struct CallSettings {
     pub policy: MediaPolicy,
     pub advertised: Option<IpAddr>,
     pub max_duration: Duration,
+    /// Heard (in the call's language) when `max_duration` is reached; empty:
+    /// none.
+    pub time_limit_prompt: String,
+    /// Sources whose identity headers are believed (`sip::identity`).
+    pub asserted_identity_from: Vec<IpNet>,
     pub media_timeout: Duration,
     pub symmetric_rtp: bool,
     pub greeting: Vec<String>,
@@ -74,10 +90,12 @@ struct Call {
     transferred_to: Option<String>,
     /// The target of the transfer in progress.
     transferring_to: Option<String>,
-    /// The caller's number, presented to a bridged transfer's target.
-    caller: String,
+    /// Who calls, presented to a bridged transfer's target as they allow.
+    identity: CallerIdentity,
     /// The agent leg of a bridged transfer, ringing or answered.
     bridge: Option<BridgeLeg>,
+    /// The time limit was reached: the goodbye plays, then BYE.
+    saying_goodbye: bool,
 }
 
 /// A call we placed to bridge the caller to a transfer target.
@@ -201,7 +219,11 @@ impl Calls {
                         }
                         Err(e) => {
                             tracing::info!(%target, error = %e, "cannot transfer; taking the fallback");
-                            let actions = self.ivr.on_transfer_failed(call, now);
+                            let actions = self.ivr.on_transfer_failed(
+                                call,
+                                TransferFailure::Unavailable,
+                                now,
+                            );
                             self.apply(endpoint, actions, now);
                         }
                     }
@@ -245,16 +267,16 @@ impl Calls {
         };
         let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
         let address = state.local.address;
-        request.from_user = state.caller.clone();
+        present_caller(&state.identity, &mut request);
         let socket = match self.ports.allocate(address.is_ipv6()) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port for the agent leg; taking the fallback");
-                return self.bridge_failed(endpoint, call, now);
+                return self.bridge_failed(endpoint, call, TransferFailure::Unavailable, now);
             }
         };
         let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
-            return self.bridge_failed(endpoint, call, now);
+            return self.bridge_failed(endpoint, call, TransferFailure::Unavailable, now);
         };
         let local = LocalMedia {
             address,
@@ -285,20 +307,26 @@ impl Calls {
             }
             Err(e) => {
                 tracing::info!(%target, error = %e, "cannot call the target; taking the fallback");
-                self.bridge_failed(endpoint, call, now);
+                self.bridge_failed(endpoint, call, TransferFailure::Unavailable, now);
             }
         }
     }
 
     /// The agent leg was not reached: the caller's ringback stops and the
     /// IVR takes the transfer node's fallback.
-    fn bridge_failed(&mut self, endpoint: &mut Endpoint, call: CallHandle, now: Instant) {
+    fn bridge_failed(
+        &mut self,
+        endpoint: &mut Endpoint,
+        call: CallHandle,
+        failure: TransferFailure,
+        now: Instant,
+    ) {
         if let Some(state) = self.calls.get_mut(&call) {
             state.bridge = None;
             state.transferring_to = None;
         }
         self.workers.send(call, WorkerCommand::StopPlayback);
-        let actions = self.ivr.on_transfer_failed(call, now);
+        let actions = self.ivr.on_transfer_failed(call, failure, now);
         self.apply(endpoint, actions, now);
     }
 
@@ -325,7 +353,7 @@ impl Calls {
             tracing::info!("the target's answer has no usable media; ending its leg");
             self.legs.remove(&leg);
             let _ = endpoint.hangup(leg, now);
-            return self.bridge_failed(endpoint, call, now);
+            return self.bridge_failed(endpoint, call, TransferFailure::Unavailable, now);
         };
         let Some(socket) = bridge.socket.take() else {
             return;
@@ -350,7 +378,9 @@ impl Calls {
     }
 
     /// Fires IVR timers and ends answered calls that reached the configured
-    /// maximum duration.
+    /// maximum duration: the IVR stops, the caller hears the time-limit
+    /// prompt in the call's language, then BYE (at the prompt's end, or
+    /// when its length has passed if the worker never says it finished).
     pub fn enforce_limits(&mut self, endpoint: &mut Endpoint, now: Instant) {
         let actions = self.ivr.on_timers(now);
         self.apply(endpoint, actions, now);
@@ -359,10 +389,46 @@ impl Calls {
                 return;
             }
             self.limits.pop();
-            if let Some(state) = self.calls.get_mut(&call) {
-                tracing::info!(call_id = %state.call_id, "call reached its time limit");
-                state.hangup_reason = Some("time_limit");
+            let Some(state) = self.calls.get_mut(&call) else {
+                continue;
+            };
+            if state.saying_goodbye {
+                tracing::info!(call_id = %state.call_id, "time-limit prompt over; hanging up");
                 let _ = endpoint.hangup(call, now);
+                continue;
+            }
+            tracing::info!(call_id = %state.call_id, "call reached its time limit");
+            state.hangup_reason = Some("time_limit");
+            if state.bridge.is_some() {
+                // Caller and agent are talking: both legs end (no prompt
+                // would reach the caller over the relay).
+                let _ = endpoint.hangup(call, now);
+                continue;
+            }
+            state.saying_goodbye = true;
+            let language = self.ivr.on_time_limit(call, now).unwrap_or(Language::Zh);
+            let name = format!("{}/{}", language.code(), self.settings.time_limit_prompt);
+            match self
+                .prompts
+                .get(&name)
+                .filter(|_| !self.settings.time_limit_prompt.is_empty())
+            {
+                Some(prompt) => {
+                    let length = prompt.duration();
+                    self.workers.send(
+                        call,
+                        WorkerCommand::Play(Playlist {
+                            items: vec![PlayItem::Prompt(prompt.clone())],
+                            looping: false,
+                            barge_in: false,
+                        }),
+                    );
+                    self.limits
+                        .push(Reverse((now + length + GOODBYE_GRACE, call)));
+                }
+                None => {
+                    let _ = endpoint.hangup(call, now);
+                }
             }
         }
     }
@@ -400,7 +466,7 @@ impl Calls {
             Event::OutgoingFailed { leg, failure } => {
                 if let Some(call) = self.legs.remove(&leg) {
                     tracing::info!(call_id = %self.call_id(call), ?failure, "bridged transfer failed; taking the fallback");
-                    self.bridge_failed(endpoint, call, now);
+                    self.bridge_failed(endpoint, call, bridge_failure(failure), now);
                 }
             }
             Event::TransferSucceeded { call } => {
@@ -423,7 +489,9 @@ impl Calls {
                         "transfer failed; taking the fallback"
                     );
                 }
-                let actions = self.ivr.on_transfer_failed(call, now);
+                let actions = self
+                    .ivr
+                    .on_transfer_failed(call, refer_failure(reason), now);
                 self.apply(endpoint, actions, now);
             }
         }
@@ -445,9 +513,10 @@ impl Calls {
                     digit,
                     source,
                 });
-                if state.bridge.is_some() {
+                if state.bridge.is_some() || state.saying_goodbye {
                     // Keys during a bridged transfer are the agent's
-                    // business, not the IVR's (and are not relayed).
+                    // business, not the IVR's (and are not relayed); keys
+                    // during the goodbye change nothing.
                     return;
                 }
                 let actions = self.ivr.on_key(call, digit, now);
@@ -459,6 +528,15 @@ impl Calls {
                     call_id,
                     interrupted,
                 });
+                if state.saying_goodbye {
+                    // The goodbye has no barge-in: only its own end (not a
+                    // stop of the prompt it replaced) ends the call.
+                    if !interrupted {
+                        tracing::info!("time-limit prompt played; hanging up");
+                        let _ = endpoint.hangup(call, now);
+                    }
+                    return;
+                }
                 // An interrupted prompt was stopped by a key, which the
                 // engine has already acted on.
                 if !interrupted {
@@ -517,9 +595,9 @@ impl Calls {
                 _ => reason.label(),
             };
             tracing::info!(call_id = %state.call_id, reason, "call ended");
-            crate::metrics::call_ended(reason);
             self.workers.send(call, WorkerCommand::End);
-            self.ivr.end(call, reason, state.transferred_to.as_deref());
+            let transfers_tried = self.ivr.end(call, reason, state.transferred_to.as_deref());
+            crate::metrics::call_ended(reason, transfers_tried);
             self.publish(CallEvent::Ended {
                 call_id: state.call_id,
                 reason: reason.to_string(),
@@ -537,6 +615,17 @@ impl Calls {
             source = %incoming.flow.remote,
             "incoming call"
         );
+        let identity = identity::caller_identity(
+            &incoming.invite,
+            incoming.flow.remote.ip(),
+            &self.settings.asserted_identity_from,
+        );
+        for ignored in &identity.ignored {
+            tracing::debug!(%ignored, "caller identity header not used");
+        }
+        if let Some((number, source)) = &identity.number {
+            tracing::info!(%number, %source, private = identity.private, "caller's number");
+        }
         let call = incoming.call;
         let dialled = incoming.dialled.clone().unwrap_or_default();
         let entry = if self.dialplans.is_empty() {
@@ -549,6 +638,7 @@ impl Calls {
                     self.reject(
                         endpoint,
                         &incoming,
+                        &identity,
                         (404, "no_dialplan"),
                         "no dialplan",
                         now,
@@ -563,12 +653,26 @@ impl Calls {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port, refusing the call");
-                self.reject(endpoint, &incoming, (503, "no_port"), "no RTP port", now);
+                self.reject(
+                    endpoint,
+                    &incoming,
+                    &identity,
+                    (503, "no_port"),
+                    "no RTP port",
+                    now,
+                );
                 return;
             }
         };
         let Ok(rtp_port) = socket.local_addr().map(|a| a.port()) else {
-            self.reject(endpoint, &incoming, (503, "no_port"), "no RTP port", now);
+            self.reject(
+                endpoint,
+                &incoming,
+                &identity,
+                (503, "no_port"),
+                "no RTP port",
+                now,
+            );
             return;
         };
         let local = LocalMedia {
@@ -589,7 +693,14 @@ impl Calls {
                     Ok((answer, negotiated)) => (answer, media_params(&negotiated)),
                     Err(e) => {
                         tracing::info!(error = %e, "offer not acceptable");
-                        self.reject(endpoint, &incoming, (488, "codec"), "no common codec", now);
+                        self.reject(
+                            endpoint,
+                            &incoming,
+                            &identity,
+                            (488, "codec"),
+                            "no common codec",
+                            now,
+                        );
                         return;
                     }
                 }
@@ -638,7 +749,7 @@ impl Calls {
                 self.ivr.start(
                     call,
                     incoming.call_id.clone(),
-                    incoming.caller.clone().unwrap_or_default(),
+                    &identity,
                     dialled,
                     entry,
                     transfer,
@@ -651,7 +762,7 @@ impl Calls {
                 self.ivr.answered_without_plan(
                     call,
                     incoming.call_id.clone(),
-                    incoming.caller.clone().unwrap_or_default(),
+                    identity.label(),
                     dialled,
                 );
             }
@@ -664,8 +775,9 @@ impl Calls {
                 hangup_reason: None,
                 transferred_to: None,
                 transferring_to: None,
-                caller: incoming.caller.clone().unwrap_or_default(),
+                identity,
                 bridge: None,
+                saying_goodbye: false,
             },
         );
         self.limits
@@ -681,6 +793,7 @@ impl Calls {
         &mut self,
         endpoint: &mut Endpoint,
         incoming: &IncomingCall,
+        identity: &CallerIdentity,
         (status, label): (u16, &'static str),
         cause: &str,
         now: Instant,
@@ -690,7 +803,7 @@ impl Calls {
         crate::metrics::call_setup(now.elapsed());
         self.ivr.rejected(
             incoming.call_id.clone(),
-            incoming.caller.clone().unwrap_or_default(),
+            identity.label(),
             incoming.dialled.clone().unwrap_or_default(),
             format!("{status} {cause}"),
         );
@@ -790,6 +903,36 @@ impl Calls {
                 tracing::info!(call_id = %self.call_id(call), error = %e, "answer in ACK not usable, ending the call");
                 let _ = endpoint.hangup(call, now);
             }
+        }
+    }
+}
+
+/// How long after the time-limit prompt's length the call is hung up on
+/// even if the media worker has not reported the prompt done.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+
+/// Presents the caller to a bridged transfer's target: their number in
+/// From and P-Asserted-Identity (E.164 `tel:` URI, when the number has
+/// one), or, when they asked for privacy, From `anonymous` with the
+/// asserted identity marked `Privacy: id` (RFC 3325 §9.3: the agents'
+/// side is inside the trust domain and may see it, and must not pass it
+/// on). A caller without a known number is presented as they presented
+/// themselves (their From user).
+fn present_caller(identity: &CallerIdentity, request: &mut OutgoingRequest) {
+    request.from_user = if identity.private {
+        "anonymous".to_string()
+    } else {
+        identity.label()
+    };
+    let Some(phone) = identity.phone() else {
+        return;
+    };
+    if let Some(e164) = phone.e164() {
+        request
+            .headers
+            .push(("P-Asserted-Identity".into(), format!("<tel:{e164}>")));
+        if identity.private {
+            request.headers.push(("Privacy".into(), "id".into()));
         }
     }
 }

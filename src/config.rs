@@ -53,6 +53,10 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// Sources allowed to send SIP; others get 403.
     pub trusted_networks: Vec<IpNet>,
+    /// Sources whose P-Asserted-Identity and Remote-Party-ID headers are
+    /// believed (RFC 3325's trust domain: the carrier's SBCs); from others
+    /// those headers are ignored and the caller's number comes from From.
+    pub asserted_identity_from: Vec<IpNet>,
     /// New INVITEs per second per source address (0: no limit).
     pub invites_per_second_per_source: u32,
 }
@@ -83,8 +87,13 @@ pub struct MediaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CallsConfig {
-    /// An answered call is ended with BYE after this long.
+    /// An answered call is ended after this long: it hears
+    /// `time_limit_prompt`, then gets BYE.
     pub max_duration_secs: u64,
+    /// The prompt a call hears when it reaches `max_duration_secs`, by name
+    /// in the call's language (`time_limit`: `prompts/zh/time_limit.wav`
+    /// for a Mandarin call); empty: BYE at once.
+    pub time_limit_prompt: String,
     /// Prompts (names under `prompts.dir`, without `.wav`) played when a
     /// call is answered; a key stops them.
     pub greeting: Vec<String>,
@@ -386,13 +395,19 @@ impl Default for SipConfig {
             t2_ms: 4000,
             t4_ms: 5000,
             max_calls: 5000,
-            trusted_networks: ["127.0.0.0/8", "::1/128"]
-                .iter()
-                .map(|net| net.parse().expect("built-in network is valid"))
-                .collect(),
+            trusted_networks: loopback(),
+            asserted_identity_from: loopback(),
             invites_per_second_per_source: 200,
         }
     }
+}
+
+/// This machine only: what the gateway trusts out of the box.
+fn loopback() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|net| net.parse().expect("built-in network is valid"))
+        .collect()
 }
 
 impl Default for MediaConfig {
@@ -415,7 +430,11 @@ impl Default for MediaConfig {
 impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
-            max_duration_secs: 30,
+            // Half an hour: far longer than any menu walk (a fault report
+            // keyed at a normal pace takes about a minute), short enough
+            // that a line left open by a broken phone is freed.
+            max_duration_secs: 1800,
+            time_limit_prompt: "time_limit".to_string(),
             greeting: vec!["zh/welcome".to_string()],
             loop_greeting: false,
         }
@@ -995,6 +1014,12 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(trusted, vec!["127.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            config.sip.asserted_identity_from,
+            config.sip.trusted_networks
+        );
+        assert_eq!(config.calls.max_duration_secs, 1800, "half an hour");
+        assert_eq!(config.calls.time_limit_prompt, "time_limit");
     }
 
     #[test]

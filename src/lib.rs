@@ -15,6 +15,7 @@ pub mod ivr;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod phone;
 pub mod redact;
 pub mod server;
 pub mod sip;

@@ -108,9 +108,12 @@ enum DialplanCommand {
     /// against each other and the prompts; prints every problem.
     Check { dir: Option<PathBuf> },
     /// Run a dialplan without SIP, against a scratch ticket store, and print
-    /// what the caller hears, in order, and the outcome.
+    /// what the caller hears, in order, and the outcome. The call keeps time
+    /// (prompt lengths, 0.25 s per key, timeouts) and ends at
+    /// calls.max_duration_secs as a live call would.
     ///
     /// Example: hotline dialplan simulate dialplans/10000.toml --keys "9,13800138000#,1"
+    /// --caller anonymous --asserted 13900139000
     Simulate {
         file: PathBuf,
         /// Key groups, comma-separated; each is pressed when the plan next
@@ -120,8 +123,17 @@ enum DialplanCommand {
         /// The dialled number (default: the plan's first entry).
         #[arg(long)]
         dialled: Option<String>,
+        /// The caller's From user part: a number, or e.g. `anonymous`,
+        /// `sipp` or an extension `8001`, whose number is then unknown.
         #[arg(long, default_value = "13800138000")]
         caller: String,
+        /// The number a trusted P-Asserted-Identity gives the call.
+        #[arg(long)]
+        asserted: Option<String>,
+        /// How transfers to agents fail in the simulation: "unavailable"
+        /// (nothing could be tried) or "busy" (the agents did not answer).
+        #[arg(long, default_value = "unavailable", value_parser = ["unavailable", "busy"])]
+        transfers: String,
     },
 }
 
@@ -223,9 +235,19 @@ fn main() -> ExitCode {
                     keys,
                     dialled,
                     caller,
+                    asserted,
+                    transfers,
                 },
         } => run_admin(admin::simulate_dialplan(
-            config, file, keys, dialled, caller,
+            config,
+            file,
+            admin::SimulatedCall {
+                keys,
+                dialled,
+                caller,
+                asserted,
+                busy_agents: transfers == "busy",
+            },
         )),
     };
     match result {

@@ -89,7 +89,7 @@ fn describe() {
     describe_counter!(CALLS_ENDED, "Answered calls ended, by disposition");
     describe_counter!(
         CALLS_CONTAINED,
-        "Calls that ended in the IVR (not transferred)"
+        "Answered calls served by the IVR alone: ended by the plan or the caller, no transfer tried"
     );
     describe_gauge!(CALLS_ACTIVE, "Calls in progress");
     describe_histogram!(
@@ -192,10 +192,12 @@ pub fn call_setup(took: Duration) {
     histogram!(CALL_SETUP_SECONDS).record(took.as_secs_f64());
 }
 
-/// An answered call ended with `disposition`.
-pub fn call_ended(disposition: &str) {
+/// An answered call ended with `disposition`, having tried
+/// `transfers_tried` transfers; contained in the IVR as the indicators
+/// define it (`tickets::store::is_contained`).
+pub fn call_ended(disposition: &str, transfers_tried: usize) {
     counter!(CALLS_ENDED, "disposition" => disposition.to_string()).increment(1);
-    if disposition != crate::tickets::store::TRANSFERRED {
+    if crate::tickets::store::is_contained(disposition, transfers_tried) {
         counter!(CALLS_CONTAINED).increment(1);
     }
 }

@@ -140,6 +140,8 @@ impl Server {
                 policy,
                 advertised,
                 max_duration: Duration::from_secs(config.calls.max_duration_secs),
+                time_limit_prompt: config.calls.time_limit_prompt.clone(),
+                asserted_identity_from: config.sip.asserted_identity_from.clone(),
                 media_timeout: Duration::from_secs(config.media.timeout_secs),
                 symmetric_rtp: config.media.symmetric_rtp,
                 greeting: config.calls.greeting.clone(),
@@ -267,6 +269,21 @@ fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Di
         .map_err(|e| anyhow::anyhow!("bad dialplans:\n{e}"))?;
     for problem in crate::ivr::runner::unknown_transfer_targets(&plans, &config.transfer) {
         tracing::warn!("{problem}");
+    }
+    let goodbye = &config.calls.time_limit_prompt;
+    let languages: std::collections::BTreeSet<&str> = plans
+        .iter()
+        .flat_map(|plan| plan.languages.iter().map(|l| l.code()))
+        .collect();
+    for language in languages {
+        let name = format!("{language}/{goodbye}");
+        if !goodbye.is_empty() && prompts.get(&name).is_none() {
+            tracing::warn!(
+                "calls.time_limit_prompt: there is no prompt {name} in {}; {language} calls \
+                 that reach calls.max_duration_secs are hung up on without it",
+                config.prompts.dir.display()
+            );
+        }
     }
     Ok(Dialplans::new(plans))
 }

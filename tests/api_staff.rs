@@ -322,6 +322,11 @@ async fn the_list_filters_by_every_field(api: Api) -> Api {
         ),
         ("channel=staff", vec![fault.clone()]),
         ("phone=13800138000", vec![fault.clone()]),
+        // Any spelling of the number is the same search.
+        ("phone=%2B86%20138-0013-8000", vec![fault.clone()]),
+        ("phone=8613800138000", vec![fault.clone()]),
+        ("phone=008613800138000", vec![fault.clone()]),
+        ("phone=sipp", vec![]),
         ("q=100%25", vec![complaint.clone()]),
         ("q=%E4%B8%93%E7%BA%BF", vec![]),
         ("breached=true", vec![]),
@@ -921,6 +926,39 @@ async fn bad_bodies_and_queries_get_the_error_shape(api: Api) -> Api {
     assert_eq!(
         bad_phone.expect_error(422, "invalid_field")["field"],
         "type"
+    );
+    let extension = api
+        .post(
+            &api.supervisor,
+            "/api/v1/tickets",
+            json!({
+                "type": "complaint",
+                "category": "virtual_network",
+                "contact_phone": "8001",
+                "description": "x",
+            }),
+        )
+        .await;
+    assert_eq!(
+        extension.expect_error(422, "invalid_field")["field"],
+        "contact phone",
+        "an extension is no callback number"
+    );
+    let without = api
+        .post(
+            &api.supervisor,
+            "/api/v1/tickets",
+            json!({
+                "type": "complaint",
+                "category": "virtual_network",
+                "description": "walk-in, no number given",
+            }),
+        )
+        .await;
+    assert_eq!(
+        without.expect(201)["contact_phone"],
+        Value::Null,
+        "a ticket without a contact number"
     );
     for (query, field) in [
         ("status=lost", "status"),

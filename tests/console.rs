@@ -517,10 +517,16 @@ async fn the_board_shows_tickets_by_status_highlights_breaches_and_filters(
             .cloned()
             .collect()
     };
-    let filtered = console
-        .get(Some(&browser), "/console/board?phone=13900139000")
-        .await;
-    assert_eq!(numbers(filtered.expect(200)), vec![dispatched.clone()]);
+    for phone in ["13900139000", "%2B86+139+0013+9000", "0086-139-0013-9000"] {
+        let filtered = console
+            .get(Some(&browser), &format!("/console/board?phone={phone}"))
+            .await;
+        assert_eq!(
+            numbers(filtered.expect(200)),
+            vec![dispatched.clone()],
+            "{phone}"
+        );
+    }
     let filtered = console
         .get(Some(&browser), "/console/board?q=%E4%B8%93%E7%BA%BF&level=")
         .await;

@@ -4,15 +4,18 @@
 
 mod support;
 
+use hotline::ivr::engine::TransferFailure;
+use hotline::ivr::simulate::Script;
 use hotline::ivr::transferred::{TicketReference, TransferContext};
 use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, CustomerLevel, Language, TicketType};
 use hotline::tickets::number::damm_digit;
 use hotline::tickets::store::{NewCustomer, NewTicket, Store};
 use std::path::PathBuf;
+use std::time::Duration;
 use support::dialplan::{
-    assert_every_outcome_walked, broken_store, ends_with_hangup, heard, scratch, shipped,
-    simulate_call, Scratch,
+    assert_every_outcome_walked, broken_store, ends_with_hangup, heard, scratch, script, shipped,
+    simulate_call, simulate_script, Scratch,
 };
 
 fn plan() -> PathBuf {
@@ -47,6 +50,22 @@ impl Caller {
             TransferContext::default(),
         )
         .await
+    }
+
+    async fn walk_script(&self, script: Script) -> Vec<String> {
+        simulate_script(&self.store, &plan(), script).await
+    }
+
+    /// A call whose transfers to agents fail busy (tried, nobody answered).
+    async fn walk_busy(&self, from: &str, dialled: &str, keys: &str) -> Vec<String> {
+        let mut script = script(from, dialled, keys);
+        script.transfers = TransferFailure::Busy;
+        self.walk_script(script).await
+    }
+
+    /// The tickets, newest first.
+    async fn tickets(&self) -> Vec<hotline::tickets::store::Ticket> {
+        self.store.list_tickets(&Default::default()).await.unwrap()
     }
 
     /// A call an agent transferred to `dialled` with `ticket`.
@@ -143,13 +162,13 @@ async fn status_reads_the_callers_open_tickets_latest_first_then_says_there_are_
 async fn status_by_number_reads_a_finished_ticket_without_a_deadline() {
     let c = caller().await;
     c.dial("10000", "9,55512345#,1,1").await;
-    let number = c.store.list_tickets(&Default::default()).await.unwrap()[0]
-        .number
-        .to_string();
-    let t = c.walk("13700000000", "10000", &format!("1,{number}")).await;
+    let number = c.tickets().await[0].number.to_string();
+    // The ticket's own caller, keying its number (2 at their list).
+    let t = c.dial("10000", &format!("1,2,{number}")).await;
     let h = heard(&t);
+    assert_eq!(h[4], "zh/enter_ticket_number", "{h:?}");
     assert!(
-        h[3].starts_with("zh/ticket zh/status_is zh/status/new zh/repair_due_is"),
+        h[5].starts_with("zh/ticket zh/status_is zh/status/new zh/repair_due_is"),
         "{h:?}"
     );
     for action in [Action::Dispatch, Action::Accept, Action::Resolve] {
@@ -158,11 +177,42 @@ async fn status_by_number_reads_a_finished_ticket_without_a_deadline() {
             .await
             .unwrap();
     }
-    let h = heard(&c.walk("13700000000", "10000", &format!("1,{number}")).await);
+    // Resolved, it is no longer among the open ones: 1 asks for a number.
+    let h = heard(&c.dial("10000", &format!("1,{number}")).await);
     assert_eq!(
         h[3], "zh/ticket zh/status_is zh/status/resolved zh/status_options",
         "{h:?}"
     );
+}
+
+#[tokio::test]
+async fn a_stranger_keying_a_ticket_number_hears_only_its_state() {
+    let c = caller().await;
+    c.dial("10000", "9,55512345#,1,1").await;
+    let number = c.tickets().await[0].number.to_string();
+    for stranger in ["13700000000", "anonymous", "8001"] {
+        let t = c.walk(stranger, "10000", &format!("1,{number}")).await;
+        let h = heard(&t);
+        let read = h
+            .iter()
+            .find(|l| l.starts_with("zh/ticket "))
+            .unwrap_or_else(|| panic!("{h:?}"));
+        assert_eq!(
+            read,
+            "zh/ticket zh/status_is zh/status/new zh/details_only_to_contact zh/status_options",
+            "no deadline, no type: {stranger}"
+        );
+        assert!(
+            t.iter().any(|l| l.contains("details withheld")),
+            "{stranger}: {t:#?}"
+        );
+    }
+    // The same number in another spelling is the owner.
+    let h = heard(
+        &c.walk("+86 138-0013-8000", "10000", &format!("1,2,{number}"))
+            .await,
+    );
+    assert!(h[5].contains("zh/repair_due_is"), "{h:?}");
 }
 
 #[tokio::test]
@@ -242,7 +292,15 @@ async fn self_help_reads_each_code_and_returns_to_its_menu() {
         assert_eq!(h[4 + 2 * i], "zh/selfhelp/menu");
     }
     assert!(t.iter().any(|l| l.starts_with("transfer to agents")));
-    assert_eq!(h.last().unwrap(), "zh/agents_busy zh/goodbye");
+    assert_eq!(
+        h[h.len() - 2..],
+        [
+            "zh/request_recorded zh/your_ticket_number_is zh/agent_will_call_back \
+             zh/repeat_or_hang_up",
+            "zh/goodbye"
+        ],
+        "no agent could be reached: a callback request"
+    );
 }
 
 #[tokio::test]
@@ -276,12 +334,150 @@ async fn star_switches_to_english_and_back() {
 #[tokio::test]
 async fn a_silent_caller_at_the_service_number_is_sent_to_an_agent() {
     let c = caller().await;
-    let t = c.dial("100009", "").await;
+    let t = c.walk_busy("13800138000", "100009", "").await;
     assert!(
         t.iter().any(|l| l.starts_with("transfer to agents")),
         "{t:#?}"
     );
     assert_eq!(heard(&t).last().unwrap(), "zh/agents_busy zh/goodbye");
+}
+
+#[tokio::test]
+async fn agents_busy_only_when_agents_were_tried_else_a_callback_is_recorded() {
+    let c = caller().await;
+    let busy = c.walk_busy("13800138000", "10000", "0").await;
+    assert_eq!(heard(&busy).last().unwrap(), "zh/agents_busy zh/goodbye");
+    assert!(
+        c.tickets().await.is_empty(),
+        "busy agents: nothing recorded"
+    );
+
+    let unavailable = c.dial("10000", "0").await;
+    let h = heard(&unavailable);
+    assert_eq!(h[2], "zh/transferring", "{h:?}");
+    assert_eq!(h[3], "zh/agent_unavailable", "{h:?}");
+    assert_eq!(
+        h[4],
+        "zh/request_recorded zh/your_ticket_number_is zh/agent_will_call_back \
+         zh/repeat_or_hang_up"
+    );
+    let tickets = c.tickets().await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].ticket_type, TicketType::Consultation);
+    assert_eq!(tickets[0].contact_phone.as_deref(), Some("13800138000"));
+
+    // With a ticket of their own (read in this call): a note on it, no
+    // new ticket.
+    let t = c.dial("10000", "1,*,0").await;
+    assert!(t.iter().any(|l| l.contains("AddNote")), "{t:#?}");
+    assert_eq!(c.tickets().await.len(), 1);
+    let events = c.store.events(tickets[0].id).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "note" && e.detail.contains("call back")));
+}
+
+#[tokio::test]
+async fn a_caller_without_a_number_keys_a_callback_number_for_the_fault_ticket() {
+    let c = caller().await;
+    for from in ["anonymous", "sipp", "linphone", "8001"] {
+        let t = c.walk(from, "10000", "9,12345#,1,1,13700137000#,1").await;
+        let h = heard(&t);
+        assert_eq!(h[6], "zh/enter_callback_number", "{from}: {h:?}");
+        assert_eq!(h[7], "zh/you_entered zh/confirm_or_reenter");
+        assert!(h[8].starts_with("zh/fault_reported zh/your_ticket_number_is"));
+        assert!(!h[8].contains("no_callback_number"));
+        let ticket = &c.tickets().await[0];
+        assert_eq!(
+            ticket.contact_phone.as_deref(),
+            Some("13700137000"),
+            "{from}"
+        );
+        assert_eq!(ticket.service_number.as_deref(), Some("12345"));
+    }
+    assert_eq!(c.tickets().await.len(), 4, "one ticket per call");
+}
+
+#[tokio::test]
+async fn a_dialable_service_number_becomes_the_contact_without_asking() {
+    let c = caller().await;
+    // The issue's call: SIPp (From user sipp), 9, 13800138000#, 1, 1.
+    let t = c.walk("sipp", "10000", "9,13800138000#,1,1").await;
+    assert!(!heard(&t)
+        .iter()
+        .any(|l| l.contains("enter_callback_number")));
+    let tickets = c.tickets().await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].contact_phone.as_deref(), Some("13800138000"));
+    assert!(
+        t.iter().any(|l| l.contains("reporter: \"sipp\"")),
+        "the history names who called: {t:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_asserted_number_is_the_contact_of_an_anonymous_caller() {
+    let c = caller().await;
+    let mut script = script("anonymous", "10000", "9,12345#,1,1");
+    script.asserted = Some("+86 139 0013 9000".into());
+    let t = c.walk_script(script).await;
+    assert!(!heard(&t)
+        .iter()
+        .any(|l| l.contains("enter_callback_number")));
+    let tickets = c.tickets().await;
+    assert_eq!(tickets[0].contact_phone.as_deref(), Some("13900139000"));
+}
+
+#[tokio::test]
+async fn a_caller_who_keys_no_number_still_gets_the_ticket_and_hears_why_no_callback() {
+    let c = caller().await;
+    let t = c.walk("anonymous", "100009", "12345#,1,1").await;
+    let h = heard(&t);
+    let read = h
+        .iter()
+        .find(|l| l.starts_with("zh/fault_reported"))
+        .unwrap();
+    assert!(read.contains("zh/no_callback_number"), "{h:?}");
+    ends_with_hangup(&t);
+    let tickets = c.tickets().await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].contact_phone, None);
+    assert!(c
+        .store
+        .notifications(tickets[0].id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_call_length_is_modelled_and_the_time_limit_says_goodbye() {
+    let c = caller().await;
+    let t = c.dial("10000", "9,55512345#,1,1").await;
+    let length = t
+        .iter()
+        .find_map(|l| l.strip_prefix("call length: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap();
+    assert!((60.0..300.0).contains(&length), "{length}");
+    assert!(c.tickets().await.len() == 1);
+    // The old default of 30 s cut this report off before its ticket.
+    let mut short = script("13800138000", "10000", "9,55512345#,1,1");
+    short.limit = Duration::from_secs(30);
+    let t = c.walk_script(short).await;
+    let tail: Vec<&String> = t.iter().rev().take(5).collect();
+    assert!(
+        t.contains(&"hears: zh/time_limit".to_string())
+            && t.contains(&"hangs up (time_limit)".to_string()),
+        "{tail:#?}"
+    );
+    assert!(t.iter().any(|l| l.contains("time limit reached")));
+    assert_eq!(
+        c.tickets().await.len(),
+        1,
+        "no ticket from the cut-off call"
+    );
 }
 
 /// Store failures these lookups cannot meet in a simulation: the store is
@@ -292,6 +488,8 @@ async fn a_silent_caller_at_the_service_number_is_sent_to_an_agent() {
 const NOT_DRIVEN: &[(&str, &str)] = &[
     ("status_next", "store failed"),
     ("status_by_number", "store failed"),
+    // Reached only with the caller's own ticket just read from the store.
+    ("callback_note", "store failed"),
 ];
 
 #[tokio::test]
@@ -299,6 +497,8 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
     const UNKNOWN: &str = "13800138000";
     const GROUP: &str = "13900000001";
     const STRANGER: &str = "13700000000";
+    const OWNER: &str = "13600000000";
+    const ANONYMOUS: &str = "anonymous";
     let c = caller().await;
     c.store
         .create_customer(NewCustomer {
@@ -319,11 +519,12 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
         transcripts.push(t);
     };
 
-    // Main menu, language switch, tiered agents.
+    // Main menu, language switch, tiered agents (busy: no callback
+    // tickets yet, so that the status walks below start without tickets).
     for keys in ["5,5,5,5", "", "*,*,0"] {
-        run(c.walk(UNKNOWN, "10000", keys).await);
+        run(c.walk_busy(UNKNOWN, "10000", keys).await);
     }
-    run(c.walk(GROUP, "10000", "0").await);
+    run(c.walk_busy(GROUP, "10000", "0").await);
     // Status by number, before this caller has tickets: silence, and
     // three mistyped numbers.
     let check = damm_digit([1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -339,10 +540,28 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
     run(c
         .walk(UNKNOWN, "10000", &format!("1,123456789{check}"))
         .await);
+    // No transfer can be made: a callback request for a caller with a
+    // number.
+    run(c.walk(UNKNOWN, "10000", "0").await);
     // Complaint, consultation, self-help.
     for keys in ["2,1,5", "3,1,5", "4,1,2,3,4,5,9,*,4,0", "4"] {
         run(c.walk(UNKNOWN, "10000", keys).await);
     }
+    // A caller without a number: the callback number asked for by the
+    // complaint, the consultation and the callback request (0), with
+    // every answer; none keyed, or only wrong ones.
+    for first in ["2", "3", "0"] {
+        for keys in [
+            format!("{first},123#,13700137000#,7,2,13700137000#,1,1,5"),
+            format!("{first},123#,123#,123#,1,5"),
+            format!("{first},13700137000#"),
+            first.to_string(),
+        ] {
+            run(c.walk(ANONYMOUS, "10000", &keys).await);
+        }
+    }
+    // The caller's own ticket read, then 0: a callback note on it.
+    run(c.walk(UNKNOWN, "10000", "1,*,0").await);
     // Fault report: the service number with every answer at its
     // confirmation, every category, silence everywhere.
     for (dialled, keys) in [
@@ -351,8 +570,19 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
     ] {
         run(c.walk(UNKNOWN, dialled, keys).await);
     }
+    // Without the caller's number: a service number that is a phone
+    // number, a callback number with every answer, none.
+    for keys in [
+        "13800138000#,1,1",
+        "12345#,1,1,123#,13700137000#,7,2,13700137000#,1,1,5",
+        "12345#,1,1,123#,123#,123#,1,5",
+        "12345#,1,1,13700137000#",
+        "12345#,1,1",
+    ] {
+        run(c.walk(ANONYMOUS, "100009", keys).await);
+    }
     for keys in ["2", "3", "4", "5", "0", ""] {
-        run(c.walk(GROUP, "100009", keys).await);
+        run(c.walk_busy(GROUP, "100009", keys).await);
     }
     // The group caller now has open fault tickets; a complaint last makes
     // the latest one a ticket without a deadline.
@@ -419,15 +649,22 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
         }
         numbers.push(number);
     }
+    // Their owner keys them (2 at the owner's list of open ones)...
     for number in &numbers {
-        run(c.walk(STRANGER, "10000", &format!("1,{number},1,5")).await);
+        run(c.walk(OWNER, "10000", &format!("1,2,{number},1,5")).await);
     }
     for number in &numbers[..2] {
         for then in ["2", "*"] {
             run(c
-                .walk(STRANGER, "10000", &format!("1,{number},{then}"))
+                .walk(OWNER, "10000", &format!("1,2,{number},{then}"))
                 .await);
         }
+    }
+    // ...and a stranger, who hears the state only.
+    for then in ["1,5", "2", "*"] {
+        run(c
+            .walk(STRANGER, "10000", &format!("1,{},{then}", numbers[0]))
+            .await);
     }
     // A store that is down: every store node takes its error path.
     let down = tempfile::tempdir().unwrap();
@@ -437,6 +674,7 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
         ("10000", "2"),
         ("10000", "3"),
         ("100009", "55512345#,1,1"),
+        ("10000", "0"),
     ] {
         run(simulate_call(
             &broken,

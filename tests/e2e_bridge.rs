@@ -111,13 +111,24 @@ fn bridge_config(
 /// Dials 10000 with PCMU only and presses 0; returns the caller, its
 /// dialog and the gateway's RTP address for it.
 async fn dial_and_press_0(server: &Server) -> (Client, Dialog, SocketAddr) {
+    dial_from_and_press_0(server, None, &[]).await
+}
+
+/// `dial_and_press_0` with another From and extra INVITE headers.
+async fn dial_from_and_press_0(
+    server: &Server,
+    from: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (Client, Dialog, SocketAddr) {
     let mut caller = Client::udp(server.udp_addrs[0]).await;
     let offer = caller.offer(
         "0 101",
         "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
         "a=sendrecv\r\n",
     );
-    let (response, mut dialog) = caller.invite("10000", Some(offer)).await;
+    let (response, mut dialog) = caller
+        .invite_from("10000", from, Some(offer), headers)
+        .await;
     assert_eq!(response.status(), Some(200), "{response:?}");
     caller.ack(&mut dialog).await;
     let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
@@ -280,7 +291,7 @@ async fn expect_fallback_within(
     );
     let (_, _, disposition, path, _) = call_record(server, &dialog.call_id).await;
     assert_eq!(disposition, "ivr");
-    assert!(path.contains("\"transfer failed\""), "{path}");
+    assert!(path.contains("\"transfer failed: "), "{path}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,6 +316,11 @@ async fn an_answered_bridge_relays_audio_both_ways_and_the_agents_bye_ends_the_c
             .is_some_and(|from| from.contains(&format!("sip:{CALLER}@"))),
         "the agent sees the caller's number: {invite:?}"
     );
+    assert_eq!(
+        invite.header("P-Asserted-Identity"),
+        Some("<tel:+8613800138000>")
+    );
+    assert_eq!(invite.header("Privacy"), None);
     assert_eq!(invite.header("X-Customer-Level"), Some("local_c"));
     assert_eq!(invite.header("X-Caller"), Some(CALLER));
     let token = invite
@@ -561,6 +577,43 @@ async fn a_digest_challenge_is_answered_and_the_callers_bye_ends_the_agent() {
     let (_, _, disposition, path, _) = call_record(&server, &dialog.call_id).await;
     assert_eq!(disposition, "transferred");
     assert!(path.contains("transferred to agents (bridged, "), "{path}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_number_reaches_the_agent_only_as_a_private_asserted_identity() {
+    let plans = tempfile::tempdir().unwrap();
+    let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let server = gateway(plans.path(), &agent, None, 20, false).await;
+    agent.server = server.udp_addrs[0];
+    // An RFC 3323 anonymous caller whose trunk (loopback: trusted by
+    // default) asserts the number.
+    let (mut caller, dialog, _) = dial_from_and_press_0(
+        &server,
+        Some("\"Anonymous\" <sip:anonymous@anonymous.invalid>"),
+        &[
+            ("P-Asserted-Identity", "<tel:+86-139-0013-9000>"),
+            ("Privacy", "id"),
+        ],
+    )
+    .await;
+    let invite = expect_invite(&mut agent).await;
+    let from = invite.header("From").unwrap();
+    assert!(from.contains("sip:anonymous@"), "{from}");
+    assert!(!from.contains("13900139000"), "{from}");
+    assert_eq!(
+        invite.header("P-Asserted-Identity"),
+        Some("<tel:+8613900139000>")
+    );
+    assert_eq!(invite.header("Privacy"), Some("id"));
+    assert_eq!(invite.header("X-Caller"), Some("13900139000"));
+    let _ = caller.receive_rtp(Duration::from_millis(100)).await;
+    agent
+        .respond(&invite, 486, "Busy Here", "busy2", &[], None)
+        .await;
+    expect_fallback(&server, &mut caller, &dialog).await;
+    let (caller_label, _, _, _, _) = call_record(&server, &dialog.call_id).await;
+    assert_eq!(caller_label, "13900139000", "the record names the number");
     server.shutdown().await;
 }
 

@@ -8,6 +8,14 @@
 //! outbox worker. A call an agent transfers to `survey` with the ticket in
 //! `X-Ticket-Number` stores the caller's score on that ticket; one with a
 //! mistyped number stores nothing.
+//!
+//! Callers whose From is no phone number (RFC 3323 `anonymous`, with and
+//! without a trusted P-Asserted-Identity; SIPp's `sipp`; an extension
+//! `8001`; none keyed at all) each make exactly one ticket with the best
+//! contact number there is, and hear its number read back; a
+//! P-Asserted-Identity from a source not trusted for it is ignored. A call
+//! that reaches `calls.max_duration_secs` hears the time-limit prompt, then
+//! BYE.
 
 mod support;
 
@@ -49,9 +57,19 @@ impl Call {
         number: &str,
         headers: &[(&str, &str)],
     ) -> Call {
+        Call::dial_from(server, number, None, headers).await
+    }
+
+    /// A call from another From (and extra INVITE headers).
+    async fn dial_from(
+        server: &hotline::server::Server,
+        number: &str,
+        from: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Call {
         let mut client = Client::udp(server.udp_addrs[0]).await;
         let offer = client.g711_offer();
-        let (response, mut dialog) = client.invite_with(number, Some(offer), headers).await;
+        let (response, mut dialog) = client.invite_from(number, from, Some(offer), headers).await;
         assert_eq!(response.status(), Some(200), "{response:?}");
         client.ack(&mut dialog).await;
         let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
@@ -308,7 +326,11 @@ async fn a_fault_call_s_sms_confirmation_is_delivered() {
     assert_eq!(status, Some(hotline::tickets::store::DeliveryStatus::Sent));
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 1, "one text: {received:?}");
-    assert_eq!(received[0].0, CALLER);
+    assert_eq!(
+        received[0].0,
+        format!("+86{CALLER}"),
+        "providers get E.164 numbers"
+    );
     assert!(
         received[0].1.contains(&ticket.number.to_string()),
         "{}",
@@ -449,5 +471,224 @@ async fn a_call_transferred_to_survey_with_a_ticket_header_stores_the_score_on_t
     assert!(tickets.is_empty());
     assert_eq!(survey_events(&server, &ticket, 2).await.len(), 1);
     assert_eq!(server.store().surveys(ticket.id).await.unwrap().len(), 1);
+    server.shutdown().await;
+}
+
+/// Every ticket, newest first, once there are `count` of them.
+async fn all_tickets(server: &hotline::server::Server, count: usize) -> Vec<Ticket> {
+    let mut tickets = Vec::new();
+    for _ in 0..100 {
+        tickets = server
+            .store()
+            .list_tickets(&TicketQuery::default())
+            .await
+            .unwrap();
+        if tickets.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tickets
+}
+
+const ANONYMOUS: &str = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
+/// One fault report at 10000 from `from` with `headers`: 9 and the service
+/// number with its confirmation over the greeting, then the category, then
+/// `then` (a callback number and its confirmation, or wrong ones). Returns
+/// the new ticket, once the caller has heard its number read back.
+async fn report_fault(
+    server: &hotline::server::Server,
+    library: &PromptLibrary,
+    before: usize,
+    (from, headers): (Option<&str>, &[(&str, &str)]),
+    service: &str,
+    then: &str,
+) -> Ticket {
+    let mut call = Call::dial_from(server, "10000", from, headers).await;
+    let sip_call_id = call.dialog.call_id.clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press(&format!("9{service}#1")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    call.press("1").await;
+    if !then.is_empty() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        call.press(then).await;
+    }
+    let tickets = all_tickets(server, before + 1).await;
+    assert_eq!(
+        tickets.len(),
+        before + 1,
+        "exactly one ticket for the call from {from:?}"
+    );
+    let ticket = tickets[0].clone();
+    assert_eq!(ticket.ticket_type, TicketType::FaultReport);
+    assert_eq!(ticket.service_number.as_deref(), Some(service));
+    let mut read_back = vec!["zh/your_ticket_number_is".to_string()];
+    read_back.extend(digit_prompts(&ticket));
+    assert!(
+        call.hears(&prompts(library, &read_back), Duration::from_secs(60))
+            .await,
+        "the call from {from:?} hears its ticket number"
+    );
+    call.hang_up().await;
+    let (_, _, _, path, linked) = call_record(server, &sip_call_id).await;
+    assert_eq!(linked, [ticket.number.to_string()], "{path}");
+    assert_eq!(
+        all_tickets(server, before + 1).await.len(),
+        before + 1,
+        "and no second ticket"
+    );
+    ticket
+}
+
+/// The shipped prompts and plans, and the default time-limit prompt.
+fn shipped_hotline() -> hotline::config::Config {
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = repo("dialplans");
+    config.calls.time_limit_prompt = "time_limit".into();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_whose_from_is_no_number_each_report_one_fault_with_the_best_contact_number() {
+    // Loopback is where asserted identities are trusted by default.
+    let server = start(shipped_hotline()).await;
+    let library = PromptLibrary::load_dir(&repo("prompts")).unwrap();
+
+    // RFC 3323 anonymous with the trunk's P-Asserted-Identity: no
+    // question, the asserted number is the contact.
+    let asserted = report_fault(
+        &server,
+        &library,
+        0,
+        (
+            Some(ANONYMOUS),
+            &[
+                ("P-Asserted-Identity", "<tel:+86-139-0013-9000>"),
+                ("Privacy", "id"),
+            ],
+        ),
+        "12345",
+        "",
+    )
+    .await;
+    assert_eq!(asserted.contact_phone.as_deref(), Some("13900139000"));
+    let texts = server.store().notifications(asserted.id).await.unwrap();
+    assert_eq!(texts.len(), 1, "the asserted mobile gets the SMS");
+    assert_eq!(texts[0].recipient, "13900139000");
+
+    // Anonymous without one: asked, keys a callback number, confirms.
+    let keyed = report_fault(
+        &server,
+        &library,
+        1,
+        (Some(ANONYMOUS), &[]),
+        "12345",
+        "13700137000#1",
+    )
+    .await;
+    assert_eq!(keyed.contact_phone.as_deref(), Some("13700137000"));
+
+    // SIPp's From user and the keys: the service number is a
+    // phone number, so it is the contact.
+    let sipp = report_fault(
+        &server,
+        &library,
+        2,
+        (Some("<sip:sipp@127.0.0.1>"), &[]),
+        "13800138000",
+        "",
+    )
+    .await;
+    assert_eq!(sipp.contact_phone.as_deref(), Some("13800138000"));
+
+    // A PBX extension reporting a fixed line: that line is the contact
+    // (and gets no SMS).
+    let extension = report_fault(
+        &server,
+        &library,
+        3,
+        (Some("<sip:8001@127.0.0.1>"), &[]),
+        "55512345",
+        "",
+    )
+    .await;
+    assert_eq!(extension.contact_phone.as_deref(), Some("55512345"));
+    assert!(server
+        .store()
+        .notifications(extension.id)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // No number at all (three wrong ones): the ticket is kept anyway.
+    let none = report_fault(
+        &server,
+        &library,
+        4,
+        (Some("<sip:linphone@127.0.0.1>"), &[]),
+        "12345",
+        "123#123#123#",
+    )
+    .await;
+    assert_eq!(none.contact_phone, None);
+    assert!(server
+        .store()
+        .notifications(none.id)
+        .await
+        .unwrap()
+        .is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asserted_identity_from_an_untrusted_source_is_ignored() {
+    let mut config = shipped_hotline();
+    config.sip.asserted_identity_from = vec!["192.0.2.0/24".parse().unwrap()];
+    let server = start(config).await;
+    let library = PromptLibrary::load_dir(&repo("prompts")).unwrap();
+    let ticket = report_fault(
+        &server,
+        &library,
+        0,
+        (
+            Some(ANONYMOUS),
+            &[("P-Asserted-Identity", "<tel:+8613900139000>")],
+        ),
+        "12345",
+        "13700137000#1",
+    )
+    .await;
+    assert_eq!(
+        ticket.contact_phone.as_deref(),
+        Some("13700137000"),
+        "the caller was asked: the assertion did not count"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_at_its_time_limit_hears_goodbye_then_bye() {
+    let mut config = shipped_hotline();
+    config.calls.max_duration_secs = 2;
+    let server = start(config).await;
+    let library = PromptLibrary::load_dir(&repo("prompts")).unwrap();
+    let mut call = Call::dial(&server, "10000").await;
+    let sip_call_id = call.dialog.call_id.clone();
+    let goodbye = prompts(&library, &["zh/time_limit".to_string()]);
+    assert!(
+        call.hears(&goodbye, Duration::from_secs(15)).await,
+        "the time-limit prompt plays in full"
+    );
+    // Keys now change nothing.
+    call.press("9").await;
+    let bye = call.client.answer_bye(Duration::from_secs(5)).await;
+    assert!(bye.is_some(), "then BYE");
+    let (_, _, disposition, path, _) = call_record(&server, &sip_call_id).await;
+    assert_eq!(disposition, "time_limit");
+    assert!(path.contains("time limit reached"), "{path}");
+    assert!(!path.contains("key 9"), "{path}");
     server.shutdown().await;
 }

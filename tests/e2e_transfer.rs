@@ -289,7 +289,7 @@ async fn a_486_notify_sends_the_caller_to_the_fallback_which_they_hear() {
 
     let (_, _, disposition, path, _) = call_record(&server, &dialog.call_id).await;
     assert_eq!(disposition, "ivr");
-    assert!(path.contains("\"transfer failed\""), "{path}");
+    assert!(path.contains("\"transfer failed: busy\""), "{path}");
     assert!(path.contains("\"node\":\"busy\""), "{path}");
     server.shutdown().await;
 }

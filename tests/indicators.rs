@@ -254,10 +254,10 @@ async fn the_report_counts_what_was_driven(backend: Backend) {
             calls.transferred,
             calls.contained
         ),
-        (4, 3, 1, 1, 1, 2),
-        "{calls:#?}"
+        (4, 3, 1, 1, 1, 1),
+        "the failed transfer is not contained: {calls:#?}"
     );
-    assert_eq!(calls.containment_rate, Some(2.0 / 3.0));
+    assert_eq!(calls.containment_rate, Some(1.0 / 3.0));
     assert_eq!(calls.per_hour.iter().map(|h| h.offered).sum::<u64>(), 4);
     assert_eq!(calls.per_hour.iter().map(|h| h.answered).sum::<u64>(), 3);
     assert_eq!(calls.abandoned_by_node.len(), 1);
@@ -521,6 +521,55 @@ fn cli_prints_it(
     assert!(csv.contains("calls.offered,,4\n"), "{csv}");
     assert!(csv.contains("tickets.created,,3\n"), "{csv}");
     assert!(csv.contains(&format!("from,,{}\n", local(from))), "{csv}");
+}
+
+/// A call the gateway cuts off at `calls.max_duration_secs` was not
+/// served by the IVR: answered, not contained.
+async fn a_call_cut_off_at_its_time_limit_is_not_contained(backend: Backend) {
+    let Some(db) = ScratchDatabase::create(backend, "indicators_limit").await else {
+        return;
+    };
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("indicators.toml"), PLAN).unwrap();
+    let mut config = test_config();
+    config.database.url = db.url.clone();
+    config.prompts.dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts")).to_path_buf();
+    config.ivr.dialplans_dir = plans.path().to_path_buf();
+    config.calls.max_duration_secs = 1;
+    let server = start(config).await;
+    let store = server.store().clone();
+    let from = store.now() - Span::seconds(1);
+    let (_, answered) = dial(&server, "10000").await;
+    let (mut client, _, _) = answered.expect("10000 answers");
+    assert!(
+        client.answer_bye(Duration::from_secs(20)).await.is_some(),
+        "the gateway ends the call at its limit"
+    );
+    wait_for_records(&server, 1).await;
+    let calls = store
+        .indicators(from, store.now() + Span::seconds(1))
+        .await
+        .unwrap()
+        .calls;
+    assert_eq!(
+        (calls.answered, calls.contained, calls.containment_rate),
+        (1, 0, Some(0.0)),
+        "{calls:#?}"
+    );
+    let records = store.recent_calls(10).await.unwrap();
+    assert_eq!(records[0].disposition.as_deref(), Some("time_limit"));
+    server.shutdown().await;
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_time_limited_call_is_not_contained() {
+    a_call_cut_off_at_its_time_limit_is_not_contained(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_time_limited_call_is_not_contained() {
+    a_call_cut_off_at_its_time_limit_is_not_contained(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

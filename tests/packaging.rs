@@ -1,6 +1,7 @@
 //! The packaging files are true: the production example configuration
 //! loads (with its secret from the environment, as the unit provides it, and
-//! refuses to without), uses PostgreSQL, trusted trunks only and a real SMS
+//! refuses to without), uses PostgreSQL, trusted trunks only (identity
+//! assertions from the SBCs only), a real call time limit and a real SMS
 //! provider, and configures every transfer target the shipped dialplans
 //! name; the systemd unit runs that configuration with hardening and passes
 //! `systemd-analyze verify` where it is installed.
@@ -69,6 +70,19 @@ fn the_production_example_trusts_only_its_trunks_and_serves_the_shipped_dialplan
             .all(|net| net.prefix_len() >= 8),
         "no network open to the world: {:?}",
         config.sip.trusted_networks
+    );
+    assert!(
+        config.sip.asserted_identity_from.iter().all(|net| config
+            .sip
+            .trusted_networks
+            .iter()
+            .any(|trusted| trusted.contains(net))),
+        "identity assertions only from sources that may send SIP at all"
+    );
+    assert!(
+        config.calls.max_duration_secs >= 600,
+        "calls are not cut off inside a menu walk: {} s",
+        config.calls.max_duration_secs
     );
     assert_eq!(config.log.format, "json");
     let mut plans = Vec::new();

@@ -1,10 +1,14 @@
-//! Property tests for the SIP parsers: no input makes them panic, what we
-//! build parses back to the same message, and what we build is accepted by
-//! an independent SIP parser (`rsip`).
+//! Property tests for the SIP parsers: no input makes them panic (caller
+//! identity headers included), what we build parses back to the same
+//! message, and what we build is accepted by an independent SIP parser
+//! (`rsip`); any phone number's normal form and older spellings read back
+//! as the same number.
 
 use bytes::Bytes;
+use hotline::phone::PhoneNumber;
 use hotline::sip::build::response_to;
-use hotline::sip::headers::{CSeq, NameAddr, Uri, Via};
+use hotline::sip::headers::{AssertedIdentity, CSeq, NameAddr, Privacy, RemotePartyId, Uri, Via};
+use hotline::sip::identity::caller_identity;
 use hotline::sip::message::{stream_frame_len, Message, Method};
 use hotline::sip::validate::check_request;
 use proptest::prelude::*;
@@ -50,6 +54,39 @@ proptest! {
         let _ = NameAddr::parse(&value);
         let _ = Uri::parse(&value);
         let _ = CSeq::parse(&value);
+        let _ = AssertedIdentity::parse_list(&value);
+        let _ = RemotePartyId::parse(&value);
+        let _ = Privacy::parse(&value);
+    }
+
+    #[test]
+    fn any_identity_headers_give_a_caller_without_panicking(
+        from in ".{0,80}",
+        asserted in ".{0,80}",
+        party in ".{0,80}",
+        privacy in ".{0,20}",
+    ) {
+        let mut invite = Message::parse(INVITE.as_bytes()).unwrap();
+        invite.set_header("From", from);
+        invite.push_header("P-Asserted-Identity", asserted);
+        invite.push_header("Remote-Party-ID", party);
+        invite.push_header("Privacy", privacy);
+        let loopback = ["127.0.0.0/8".parse().unwrap()];
+        let identity = caller_identity(&invite, "127.0.0.1".parse().unwrap(), &loopback);
+        if let Some(phone) = identity.phone() {
+            prop_assert!(phone.is_dialable());
+        }
+    }
+
+    #[test]
+    fn a_phone_number_is_its_own_normal_form(raw in "[+0-9 ()-]{0,24}") {
+        if let Ok(phone) = PhoneNumber::parse(&raw) {
+            let again = PhoneNumber::parse(phone.as_str()).unwrap();
+            prop_assert_eq!(&again, &phone);
+            for spelling in phone.spellings() {
+                prop_assert_eq!(&PhoneNumber::parse(&spelling).unwrap(), &phone, "{}", spelling);
+            }
+        }
     }
 
     #[test]

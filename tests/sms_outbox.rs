@@ -428,7 +428,10 @@ async fn assert_all_delivered_once(store: &Store, simulator: &Simulator, tickets
             let taken = accepted
                 .get(&notification.dedup_key)
                 .unwrap_or_else(|| panic!("{} never reached the provider", notification.dedup_key));
-            assert_eq!(taken.to, notification.recipient);
+            assert_eq!(
+                taken.to,
+                hotline::sms::provider::international(&notification.recipient)
+            );
             assert_eq!(taken.text, notification.body);
             if let Some(number) = &taken.ticket {
                 assert_eq!(number, &ticket.number.to_string());

@@ -101,6 +101,9 @@ on_both!(
     concurrent_call_records_keep_their_own_tickets,
     a_survey_score_is_an_event_and_a_row_and_only_1_to_5,
     a_transfer_context_resolves_by_its_token_until_it_expires,
+    every_spelling_of_a_number_is_one_customer_and_one_search,
+    rows_written_before_the_normal_form_are_found_under_every_spelling,
+    a_report_without_a_contact_number_is_kept_and_not_texted,
 );
 
 fn fault(phone: &str) -> NewTicket {
@@ -526,6 +529,192 @@ async fn a_mistyped_number_is_an_error_not_a_miss(store: Store, _clock: TestCloc
     assert_eq!(store.ticket(&other).await.unwrap(), None);
 }
 
+/// The spellings one mainland mobile reaches the gateway in: from trunks,
+/// SMS providers, staff and customer files.
+const SPELLINGS: [&str; 7] = [
+    "13800138000",
+    "+8613800138000",
+    "8613800138000",
+    "008613800138000",
+    "+86 138-0013-8000",
+    "138 0013 8000",
+    "(+86) 138.0013.8000",
+];
+
+async fn every_spelling_of_a_number_is_one_customer_and_one_search(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let customer = store
+        .create_customer(NewCustomer {
+            name: "某某集团".into(),
+            level: CustomerLevel::Group,
+            language: Language::Zh,
+            phones: vec!["+86 138-0013-8000".into(), "+86 (0)10 1234 5678".into()],
+            products: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(customer.phones, ["13800138000", "01012345678"]);
+    for spelling in SPELLINGS {
+        let found = store.customer_by_phone(spelling).await.unwrap();
+        assert_eq!(found.map(|c| c.id), Some(customer.id), "{spelling}");
+    }
+    for spelling in ["010-12345678", "861012345678", "+861012345678"] {
+        let found = store.customer_by_phone(spelling).await.unwrap();
+        assert_eq!(found.map(|c| c.id), Some(customer.id), "{spelling}");
+    }
+    let taken = store
+        .create_customer(NewCustomer {
+            name: "另一个".into(),
+            level: CustomerLevel::LocalC,
+            language: Language::Zh,
+            phones: vec!["008613800138000".into()],
+            products: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("already belongs to customer"),
+        "{taken}"
+    );
+    for spelling in SPELLINGS {
+        let ticket = store.create_ticket(fault(spelling)).await.unwrap();
+        assert_eq!(ticket.contact_phone.as_deref(), Some("13800138000"));
+        assert_eq!(ticket.customer_id, Some(customer.id), "{spelling}");
+        assert_eq!(ticket.level, CustomerLevel::Group);
+    }
+    for spelling in SPELLINGS {
+        let found = store
+            .list_tickets(&TicketQuery {
+                contact_phone: Some(spelling.into()),
+                ..TicketQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), SPELLINGS.len(), "{spelling}");
+    }
+    let extension = store.create_ticket(fault("8001")).await.unwrap_err();
+    assert!(
+        extension.to_string().contains("cannot be called back"),
+        "{extension}"
+    );
+}
+
+async fn rows_written_before_the_normal_form_are_found_under_every_spelling(
+    store: Store,
+    _clock: TestClock,
+    url: String,
+) {
+    // Older versions kept caller IDs and imported phones as they came.
+    let ticket = store.create_ticket(fault("13900139000")).await.unwrap();
+    let customer = store
+        .create_customer(NewCustomer {
+            name: "Acme".into(),
+            level: CustomerLevel::LocalA,
+            language: Language::En,
+            phones: vec!["13700137000".into()],
+            products: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    conn.execute(
+        format!(
+            "UPDATE tickets SET contact_phone = '+8613900139000' WHERE id = {}",
+            ticket.id
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    conn.execute("UPDATE customer_phones SET phone = '008613700137000'")
+        .await
+        .unwrap();
+    for spelling in ["13900139000", "8613900139000", "+86 139 0013 9000"] {
+        let found = store
+            .list_tickets(&TicketQuery {
+                contact_phone: Some(spelling.into()),
+                ..TicketQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{spelling}");
+    }
+    for spelling in ["13700137000", "+8613700137000"] {
+        let found = store.customer_by_phone(spelling).await.unwrap();
+        assert_eq!(found.map(|c| c.id), Some(customer.id), "{spelling}");
+    }
+    let linked = store.create_ticket(fault("13700137000")).await.unwrap();
+    assert_eq!(linked.customer_id, Some(customer.id));
+    assert_eq!(linked.level, CustomerLevel::LocalA);
+    let taken = store
+        .create_customer(NewCustomer {
+            name: "Copy".into(),
+            level: CustomerLevel::LocalC,
+            language: Language::Zh,
+            phones: vec!["13700137000".into()],
+            products: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("already belongs to customer"),
+        "{taken}"
+    );
+}
+
+async fn a_report_without_a_contact_number_is_kept_and_not_texted(
+    store: Store,
+    _clock: TestClock,
+    _url: String,
+) {
+    let mut anonymous = fault("13800138000");
+    anonymous.contact_phone = None;
+    anonymous.actor = Actor::customer("anonymous");
+    let ticket = store.create_ticket(anonymous).await.unwrap();
+    assert_eq!(ticket.contact_phone, None);
+    assert_eq!(ticket.customer_id, None);
+    let read = store
+        .ticket(&ticket.number.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.contact_phone, None, "read back without a contact");
+    assert!(store.notifications(ticket.id).await.unwrap().is_empty());
+    let resolved = async {
+        for action in [Action::Dispatch, Action::Accept, Action::Resolve] {
+            store
+                .transition(
+                    &ticket.number.to_string(),
+                    action,
+                    Actor::staff("a1"),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    resolved.await;
+    assert!(
+        store.notifications(ticket.id).await.unwrap().is_empty(),
+        "no dispatch or restoration text without a number"
+    );
+    let none = store
+        .list_tickets(&TicketQuery {
+            contact_phone: Some(String::new()),
+            ..TicketQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "an empty search finds no contactless ticket"
+    );
+}
+
 async fn events_are_append_only(store: Store, _clock: TestClock, url: String) {
     let ticket = store.create_ticket(fault("13800138007")).await.unwrap();
     let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
@@ -687,7 +876,7 @@ async fn a_new_ticket_queues_its_text_in_the_same_commit(
     let number = mobile.number.to_string();
     assert_eq!(queued[0].kind, "ticket_created");
     assert_eq!(queued[0].dedup_key, format!("ticket_created:{number}"));
-    assert_eq!(queued[0].recipient, "+8613800138000");
+    assert_eq!(queued[0].recipient, "13800138000", "the phone normal form");
     assert_eq!(queued[0].attempts, 0);
     assert_eq!(queued[0].sent_at, None);
     assert!(
@@ -711,7 +900,7 @@ async fn a_new_ticket_queues_its_text_in_the_same_commit(
         let ticket = task.await.unwrap().unwrap();
         let queued = store.notifications(ticket.id).await.unwrap();
         assert_eq!(queued.len(), 1);
-        assert_eq!(queued[0].recipient, ticket.contact_phone);
+        assert_eq!(Some(&queued[0].recipient), ticket.contact_phone.as_ref());
         assert!(queued[0].body.contains(&ticket.number.to_string()));
         assert!(
             queued[0].body.starts_with("【10000】"),

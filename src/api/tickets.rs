@@ -39,7 +39,10 @@ pub(super) struct TicketView {
     category: String,
     service_number: Option<String>,
     description: String,
-    contact_phone: String,
+    /// The number to call or text back, in the phone normal form; null
+    /// when none was known (a caller who withheld their number and keyed
+    /// none).
+    contact_phone: Option<String>,
     customer_id: Option<i64>,
     level: String,
     language: String,
@@ -236,7 +239,8 @@ pub(super) struct TicketFilter {
     breached: Option<String>,
     /// Text contained in the description.
     q: Option<String>,
-    /// The contact phone.
+    /// The contact phone, in any spelling: `+86 138-0013-8000`,
+    /// `8613800138000` and `13800138000` find the same tickets.
     phone: Option<String>,
     /// How many, newest first (default 100).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
@@ -253,8 +257,11 @@ pub(super) struct NewTicketRequest {
     /// A product category of `sla.toml`.
     #[schema(example = "virtual_network")]
     category: String,
+    /// Any spelling of a number that can be called back (stored in the
+    /// phone normal form); omitted, the ticket has no contact and is not
+    /// texted.
     #[schema(example = "13800138000")]
-    contact_phone: String,
+    contact_phone: Option<String>,
     description: String,
     service_number: Option<String>,
     /// Default: the customer on file for the contact phone.
@@ -385,11 +392,12 @@ pub(super) async fn create(
     let mut new = NewTicket::new(
         ticket_type,
         request.category,
-        request.contact_phone,
+        String::new(),
         request.description,
         channel,
         staff.actor(),
     );
+    new.contact_phone = request.contact_phone;
     new.service_number = request.service_number;
     new.customer_id = request.customer_id;
     new.level = code("level", request.level)?;

@@ -138,8 +138,8 @@ fn charts(ind: &Indicators, zone: Tz) -> Markup {
         section.chart #containment {
             h2 { "IVR containment 自助完成率" }
             (ring("Containment", calls.containment_rate))
-            p { (calls.contained) " of " (calls.answered) " answered calls ended in the IVR; "
-                (calls.transferred) " transferred" }
+            p { (calls.contained) " of " (calls.answered) " answered calls were served by the IVR \
+                alone (no transfer tried, not cut off); " (calls.transferred) " transferred" }
         }
         section.chart #tickets-by-channel {
             h2 { "Tickets by channel 渠道" }

@@ -64,7 +64,7 @@ fn details(ticket: &Ticket, zone: Tz) -> Markup {
             dt { "Category" } dd { (ticket.category) }
             dt { "Level" } dd { (ticket.level.chinese_name()) }
             dt { "Channel" } dd { (ticket.channel.chinese_name()) }
-            dt { "Contact" } dd { (ticket.contact_phone) }
+            dt { "Contact" } dd { (ticket.contact_phone.as_deref().unwrap_or("none known 无联系电话")) }
             @if let Some(service) = &ticket.service_number {
                 dt { "Service number" } dd { (service) }
             }

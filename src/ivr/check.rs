@@ -14,7 +14,8 @@
 //! 5. no loop runs without ever waiting for the caller (only menus and
 //!    collects wait);
 //! 6. collect and menu settings can be satisfied (digit limits, terminator,
-//!    prefixes, ticket-number validation, confirm keys, timeouts, retries);
+//!    prefixes, ticket-number and phone-number validation, confirm keys,
+//!    timeouts, retries);
 //! 7. variable names are well formed, and every `${name}` refers to a
 //!    built-in variable ([`BUILTIN_VARIABLES`]) or one some collect or set
 //!    node of the same plan sets;
@@ -54,6 +55,7 @@ use std::path::Path;
 /// known), usable as `${name}` in any template.
 pub const BUILTIN_VARIABLES: &[&str] = &[
     "caller",
+    "contact",
     "dialled",
     "language",
     "customer.name",
@@ -64,10 +66,16 @@ pub const BUILTIN_VARIABLES: &[&str] = &[
     "ticket.category",
     "ticket.repair_due",
     "ticket.created_at",
+    "ticket.details",
     "tickets.open_count",
     "tickets.position",
     "transferred_by",
+    "transfer.failure",
 ];
+
+/// The fewest and most digits a phone number that can be called back has
+/// (`crate::phone`): what a collect with `validate = "phone"` must allow.
+const PHONE_DIGITS: (u32, u32) = (7, 15);
 
 /// The most digits a collect may take.
 pub const MAX_DIGITS: u32 = 64;
@@ -458,6 +466,16 @@ impl<'a> Checker<'a, '_> {
                 ),
             );
         }
+        if c.validate == Validation::Phone && (max < PHONE_DIGITS.0 || min > PHONE_DIGITS.1) {
+            self.at(
+                node,
+                format!(
+                    "validate = \"phone\" needs {} to {} digits, but min_digits {min} and \
+                     max_digits {max} exclude them",
+                    PHONE_DIGITS.0, PHONE_DIGITS.1
+                ),
+            );
+        }
         if let Some(confirm) = &c.confirm {
             for (field, key) in [("yes", &confirm.yes), ("no", &confirm.no)] {
                 if !is_key(key) {
@@ -734,16 +752,29 @@ fn case_problems(case: &Case) -> Vec<String> {
             Some(_) => {}
         }
     }
-    match (&case.variable, &case.equals, case.is_set) {
-        (Some(variable), None, None) => {
-            problems.push(format!("variable \"{variable}\" needs equals or is_set"))
-        }
-        (Some(variable), Some(_), Some(_)) => problems.push(format!(
-            "variable \"{variable}\" has both equals and is_set; use one"
+    let tests: Vec<&str> = [
+        ("equals", case.equals.is_some()),
+        ("is_set", case.is_set.is_some()),
+        ("is_phone", case.is_phone.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, given)| *given)
+    .map(|(field, _)| field)
+    .collect();
+    match (&case.variable, tests.as_slice()) {
+        (Some(variable), []) => problems.push(format!(
+            "variable \"{variable}\" needs equals, is_set or is_phone"
         )),
-        (None, Some(_), _) => problems.push("equals is only for a variable".to_string()),
-        (None, None, Some(_)) => problems.push("is_set is only for a variable".to_string()),
-        _ => {}
+        (Some(_), [_]) | (None, []) => {}
+        (Some(variable), _) => problems.push(format!(
+            "variable \"{variable}\" has {}; use one",
+            tests.join(" and ")
+        )),
+        (None, _) => problems.extend(
+            tests
+                .iter()
+                .map(|test| format!("{test} is only for a variable")),
+        ),
     }
     problems
 }
@@ -1279,6 +1310,14 @@ next = "again"
                 vec!["confirm.no \"22\" is not a key; use one of 0-9, * or #"],
             ),
             (
+                "min_digits = 10\nmax_digits = 10\nterminator = \"#\"\nvalidate = \"ticket_number\"",
+                "min_digits = 3\nmax_digits = 5\nterminator = \"#\"\nvalidate = \"phone\"",
+                vec![
+                    "validate = \"phone\" needs 7 to 15 digits, but min_digits 3 and \
+                     max_digits 5 exclude them",
+                ],
+            ),
+            (
                 "terminator = \"#\"",
                 "first_digit_timeout_secs = 0\ninter_digit_timeout_secs = 0\nretries = 11",
                 vec![
@@ -1398,6 +1437,9 @@ cases = [
     { variable = "caller", goto = "bye" },
     { variable = "caler", is_set = true, goto = "bye" },
     { level = [], goto = "bye" },
+    { variable = "contact", is_set = true, is_phone = true, goto = "bye" },
+    { is_phone = false, goto = "bye" },
+    { variable = "contact", is_phone = true, goto = "bye" },
 ]
 else = "bye"
 
@@ -1419,8 +1461,12 @@ kind = "hangup"
              time or variable",
             "case 6: equals is only for a variable",
             "case 7: is_set is only for a variable",
-            "case 8: variable \"caller\" needs equals or is_set",
+            "case 8: variable \"caller\" needs equals, is_set or is_phone",
             "case 10: level lists no levels, so it never holds",
+            "case 11: variable \"contact\" has is_set and is_phone; use one",
+            "case 12: has no condition; set one of caller_known, level, business_hours, day, \
+             time or variable",
+            "case 12: is_phone is only for a variable",
         ];
         let expected: Vec<String> = expected
             .iter()

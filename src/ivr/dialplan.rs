@@ -153,6 +153,9 @@ pub enum Validation {
     None,
     /// A ticket number with a correct check digit.
     TicketNumber,
+    /// A phone number that can be called back (`crate::phone`): at least 7
+    /// digits, so an extension or a service code is asked for again.
+    Phone,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -236,13 +239,18 @@ pub struct Case {
     /// Local time of day range "HH:MM-HH:MM" (may wrap midnight).
     #[serde(default)]
     pub time: Option<String>,
-    /// A variable's value: `variable` with `equals`, or `is_set`.
+    /// A variable's value: `variable` with `equals`, `is_set` or
+    /// `is_phone`.
     #[serde(default)]
     pub variable: Option<String>,
     #[serde(default)]
     pub equals: Option<String>,
     #[serde(default)]
     pub is_set: Option<bool>,
+    /// The variable holds a phone number that can be called back (true),
+    /// or is unset or holds anything else (false).
+    #[serde(default)]
+    pub is_phone: Option<bool>,
     pub goto: String,
 }
 

@@ -16,11 +16,19 @@
 //! (`CallInfo::transferred`): the engine records where it came from and
 //! sets `ticket.*` before the first node, with the same code that handles
 //! a lookup's reply.
+//!
+//! Who is asking goes with every store request about a ticket: the
+//! caller's number (`CallInfo::contact`, never a number keyed in) and
+//! whether an agent vouched for the caller by naming that ticket in the
+//! transfer, so that the store side applies the one privacy rule
+//! (`tickets::privacy`) and a stranger's `ticket.*` holds only the number
+//! and the state (`ticket.details` = `withheld`).
 
 use super::dialplan::{
     Case, Collect, Confirm, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
 };
 use super::speech::{self, render, Utterance};
+use crate::phone::PhoneNumber;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::{CustomerLevel, Language, TicketType};
 use crate::tickets::number::TicketNumber;
@@ -44,7 +52,31 @@ pub enum Input {
     PlaybackDone,
     Timer(TimerId),
     Store(StoreReply),
-    TransferFailed,
+    TransferFailed(TransferFailure),
+    /// The call reached its time limit: the engine stops (the call glue
+    /// says goodbye and hangs up).
+    TimeLimit,
+}
+
+/// Why a transfer did not reach anyone, as `transfer.failure` tells the
+/// plan: the two deserve different words to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferFailure {
+    /// Nothing could be tried: no such target is configured, the call to
+    /// it could not be placed, or the caller's phone cannot be transferred.
+    Unavailable,
+    /// The target was tried and did not take the call: busy, no answer,
+    /// declined.
+    Busy,
+}
+
+impl TransferFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferFailure::Unavailable => "unavailable",
+            TransferFailure::Busy => "busy",
+        }
+    }
 }
 
 /// What the engine asks for.
@@ -68,6 +100,16 @@ pub enum Output {
     },
 }
 
+/// Who asks about a ticket, for the privacy rule (`tickets::privacy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asker {
+    /// The caller's number, when known.
+    pub phone: Option<PhoneNumber>,
+    /// An agent vouched for the caller by transferring the call in with
+    /// this ticket.
+    pub vouched: bool,
+}
+
 /// A request to the ticket store; the answer comes back as `Input::Store`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreRequest {
@@ -76,11 +118,18 @@ pub enum StoreRequest {
         category: String,
         service_number: Option<String>,
         description: String,
-        contact_phone: String,
+        /// The number to call back (phone normal form), if any is known.
+        contact_phone: Option<String>,
+        /// Who reports it, for the ticket's history: the caller's number,
+        /// else the From user as sent.
+        reporter: String,
         /// The call's language, which the customer's texts follow.
         language: Language,
     },
-    LookupNumber(String),
+    LookupNumber {
+        number: String,
+        asker: Asker,
+    },
     /// The caller's open ticket at `position` (0 = the latest).
     LookupCaller {
         phone: String,
@@ -89,6 +138,7 @@ pub enum StoreRequest {
     AddNote {
         number: String,
         text: String,
+        asker: Asker,
     },
     /// A satisfaction score (1–5) for ticket `number`, given by `phone`,
     /// after a call `agent` transferred (if known).
@@ -97,6 +147,7 @@ pub enum StoreRequest {
         score: u8,
         phone: String,
         agent: Option<String>,
+        asker: Asker,
     },
 }
 
@@ -105,6 +156,15 @@ pub enum StoreRequest {
 pub struct TicketFacts {
     pub number: String,
     pub status: String,
+    /// None when the asker may hear only that the ticket exists and its
+    /// state (`tickets::privacy`).
+    pub details: Option<TicketDetails>,
+}
+
+/// What only the ticket's own contact (or a caller an agent vouched for)
+/// hears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketDetails {
     pub ticket_type: String,
     pub category: String,
     pub created_at: DateTime<Utc>,
@@ -114,8 +174,8 @@ pub struct TicketFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreReply {
     /// A ticket created, found or noted, with the count of its contact's
-    /// open tickets, and for a caller lookup its position among them
-    /// (1 = the latest).
+    /// open tickets (0 when its details are withheld), and for a caller
+    /// lookup its position among them (1 = the latest).
     Ticket {
         ticket: TicketFacts,
         open_count: usize,
@@ -128,7 +188,13 @@ pub enum StoreReply {
 /// Who is calling, known before the first node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallInfo {
+    /// The From URI's user part as sent (`anonymous`, `sipp`, `8001`,
+    /// `13800138000`).
     pub caller: String,
+    /// The caller's number, when known (`sip::identity`): a trusted
+    /// P-Asserted-Identity or Remote-Party-ID, else the From user when it
+    /// can be called back.
+    pub contact: Option<PhoneNumber>,
     pub dialled: String,
     /// Name and level of the customer on file for the caller's number.
     pub customer: Option<(String, CustomerLevel)>,
@@ -204,6 +270,10 @@ pub struct Engine {
     path: Vec<PathStep>,
     /// Numbers of the tickets this call created or read, for its record.
     tickets: Vec<String>,
+    /// Tickets this caller hears in full whatever their number: the one an
+    /// agent named when transferring the call in, and those the call
+    /// created.
+    vouched: Vec<String>,
     now: DateTime<Utc>,
 }
 
@@ -217,6 +287,9 @@ impl Engine {
     ) -> Engine {
         let mut variables = BTreeMap::new();
         variables.insert("caller".to_string(), info.caller.clone());
+        if let Some(contact) = &info.contact {
+            variables.insert("contact".to_string(), contact.to_string());
+        }
         variables.insert("dialled".to_string(), info.dialled.clone());
         if let Some((name, level)) = &info.customer {
             variables.insert("customer.name".to_string(), name.clone());
@@ -240,6 +313,7 @@ impl Engine {
             outputs: VecDeque::new(),
             path: Vec::new(),
             tickets: Vec::new(),
+            vouched: Vec::new(),
             now: DateTime::<Utc>::MIN_UTC,
         }
     }
@@ -264,6 +338,11 @@ impl Engine {
 
     pub fn variables(&self) -> &BTreeMap<String, String> {
         &self.variables
+    }
+
+    /// The language the call is in now.
+    pub fn language(&self) -> Language {
+        self.language
     }
 
     pub fn handle(&mut self, input: Input, now: DateTime<Utc>) {
@@ -298,15 +377,21 @@ impl Engine {
                     self.on_store(reply);
                 }
             }
-            Input::TransferFailed => {
+            Input::TransferFailed(failure) => {
                 if self.stage == Stage::WaitingTransfer {
                     self.stage = Stage::Idle;
-                    self.record("transfer failed");
+                    self.record(format!("transfer failed: {}", failure.code()));
+                    self.variables
+                        .insert("transfer.failure".into(), failure.code().into());
                     if let Some(NodeKind::Transfer(node)) = self.current() {
                         let target = node.on_failure.clone();
                         self.enter(target);
                     }
                 }
+            }
+            Input::TimeLimit => {
+                self.record("time limit reached");
+                self.stage = Stage::Finished;
             }
         }
     }
@@ -334,7 +419,10 @@ impl Engine {
                 ticket,
                 open_count,
                 position,
-            }) => self.load_ticket(ticket, open_count, position),
+            }) => {
+                self.vouched.push(ticket.number.clone());
+                self.load_ticket(ticket, open_count, position)
+            }
             Some(StoreReply::NotFound) => self.record("ticket not loaded: no such ticket"),
             Some(StoreReply::Failed(reason)) => {
                 self.record(format!("ticket not loaded: store failed: {reason}"))
@@ -600,12 +688,14 @@ impl Engine {
                 );
                 match fields {
                     (Ok(category), Ok(service_number), Ok(description)) => {
+                        let contact_phone = self.contact_for_ticket();
                         self.request(StoreRequest::CreateTicket {
                             ticket_type: node.ticket_type,
                             category,
                             service_number,
                             description,
-                            contact_phone: self.info.caller.clone(),
+                            contact_phone,
+                            reporter: self.reporter(),
                             language: self.language,
                         });
                         None
@@ -617,40 +707,40 @@ impl Engine {
                 }
             }
             NodeKind::TicketLookup(node) => {
-                let request = match (&node.by, &node.number) {
-                    (LookupBy::Caller, _) => Ok(StoreRequest::LookupCaller {
-                        phone: self.info.caller.clone(),
-                        position: 0,
-                    }),
-                    (LookupBy::CallerNext, _) => Ok(StoreRequest::LookupCaller {
-                        phone: self.info.caller.clone(),
-                        position: self
-                            .variables
-                            .get("tickets.position")
-                            .and_then(|p| p.parse().ok())
-                            .unwrap_or(0),
-                    }),
-                    (LookupBy::Number, Some(template)) => {
-                        render(template, &self.variables).map(StoreRequest::LookupNumber)
+                let by_caller = matches!(node.by, LookupBy::Caller | LookupBy::CallerNext);
+                let Some(phone) = self.info.contact.clone().filter(|_| by_caller) else {
+                    if by_caller {
+                        // A caller whose number is unknown has no tickets
+                        // of their own to find.
+                        self.record("not found: the caller's number is unknown");
+                        return Some(node.not_found.clone());
                     }
-                    (LookupBy::Number, None) => Err(speech::SpeechError::Unset("number".into())),
+                    return self.lookup_number(node);
                 };
-                match request {
-                    Ok(request) => {
-                        self.request(request);
-                        None
-                    }
-                    Err(e) => {
-                        self.record(format!("cannot look up: {e}"));
-                        Some(node.on_error.clone())
-                    }
-                }
+                let position = match node.by {
+                    LookupBy::CallerNext => self
+                        .variables
+                        .get("tickets.position")
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0),
+                    _ => 0,
+                };
+                self.request(StoreRequest::LookupCaller {
+                    phone: phone.to_string(),
+                    position,
+                });
+                None
             }
             NodeKind::TicketNote(node) => {
                 let number = self.variables.get("ticket.number").cloned();
                 match (number, render(&node.text, &self.variables)) {
                     (Some(number), Ok(text)) => {
-                        self.request(StoreRequest::AddNote { number, text });
+                        let asker = self.asker(&number);
+                        self.request(StoreRequest::AddNote {
+                            number,
+                            text,
+                            asker,
+                        });
                         None
                     }
                     _ => {
@@ -671,11 +761,13 @@ impl Engine {
                     });
                 match score {
                     Ok(score) => {
+                        let asker = self.asker(&number);
                         self.request(StoreRequest::RecordSurvey {
                             number,
                             score,
-                            phone: self.info.caller.clone(),
+                            phone: self.reporter(),
                             agent: self.info.transferred.as_ref().and_then(|t| t.by.clone()),
+                            asker,
                         });
                         None
                     }
@@ -694,6 +786,63 @@ impl Engine {
                 None
             }
             NodeKind::Goto(node) => Some(node.next.clone()),
+        }
+    }
+
+    /// A lookup of the ticket whose number the node's template gives.
+    fn lookup_number(&mut self, node: &super::dialplan::TicketLookup) -> Option<String> {
+        let number = match &node.number {
+            Some(template) => render(template, &self.variables),
+            None => Err(speech::SpeechError::Unset("number".into())),
+        };
+        match number {
+            Ok(number) => {
+                let asker = self.asker(&number);
+                self.request(StoreRequest::LookupNumber { number, asker });
+                None
+            }
+            Err(e) => {
+                self.record(format!("cannot look up: {e}"));
+                Some(node.on_error.clone())
+            }
+        }
+    }
+
+    /// Who asks about ticket `number`: the caller's number, and whether an
+    /// agent vouched for the caller with this ticket (or the call made it).
+    fn asker(&self, number: &str) -> Asker {
+        let digits = |text: &str| -> String { text.chars().filter(char::is_ascii_digit).collect() };
+        let vouched = self
+            .vouched
+            .iter()
+            .any(|vouched| digits(vouched) == digits(number));
+        Asker {
+            phone: self.info.contact.clone(),
+            vouched,
+        }
+    }
+
+    /// Who reports a ticket or gives a score, for its history: the
+    /// caller's number, else the From user as sent.
+    fn reporter(&self) -> String {
+        self.info
+            .contact
+            .as_ref()
+            .map_or_else(|| self.info.caller.clone(), ToString::to_string)
+    }
+
+    /// A new ticket's contact number: the `contact` variable (the caller's
+    /// number, or what the plan set or collected) in the phone normal
+    /// form. A value that cannot be called back gives a ticket without a
+    /// contact rather than no ticket.
+    fn contact_for_ticket(&mut self) -> Option<String> {
+        let value = self.variables.get("contact")?.clone();
+        match PhoneNumber::contact(&value) {
+            Ok(phone) => Some(phone.to_string()),
+            Err(e) => {
+                self.record(format!("ticket without a contact: {e}"));
+                None
+            }
         }
     }
 
@@ -719,6 +868,9 @@ impl Engine {
                 open_count,
                 position,
             } => {
+                if matches!(kind, NodeKind::TicketCreate(_)) {
+                    self.vouched.push(ticket.number.clone());
+                }
                 self.load_ticket(ticket, open_count, position);
                 self.enter(ok);
             }
@@ -734,22 +886,40 @@ impl Engine {
     }
 
     /// Makes `ticket` the call's current ticket: the `ticket.*` and
-    /// `tickets.*` variables, the path and the call's ticket list.
+    /// `tickets.*` variables, the path and the call's ticket list. Without
+    /// its details only the number, the state and `ticket.details =
+    /// withheld` are set.
     fn load_ticket(&mut self, ticket: TicketFacts, open_count: usize, position: Option<usize>) {
-        self.record(format!("ticket {}", ticket.number));
+        match ticket.details {
+            Some(_) => self.record(format!("ticket {}", ticket.number)),
+            None => self.record(format!("ticket {} (details withheld)", ticket.number)),
+        }
         if !self.tickets.contains(&ticket.number) {
             self.tickets.push(ticket.number.clone());
         }
         let v = &mut self.variables;
+        for name in [
+            "ticket.type",
+            "ticket.category",
+            "ticket.created_at",
+            "ticket.repair_due",
+            "tickets.open_count",
+        ] {
+            v.remove(name);
+        }
         v.insert("ticket.number".into(), ticket.number);
         v.insert("ticket.status".into(), ticket.status);
-        v.insert("ticket.type".into(), ticket.ticket_type);
-        v.insert("ticket.category".into(), ticket.category);
-        v.insert("ticket.created_at".into(), ticket.created_at.to_rfc3339());
-        match ticket.repair_due {
-            Some(due) => v.insert("ticket.repair_due".into(), due.to_rfc3339()),
-            None => v.remove("ticket.repair_due"),
+        let Some(details) = ticket.details else {
+            v.insert("ticket.details".into(), "withheld".into());
+            return;
         };
+        v.insert("ticket.details".into(), "shown".into());
+        v.insert("ticket.type".into(), details.ticket_type);
+        v.insert("ticket.category".into(), details.category);
+        v.insert("ticket.created_at".into(), details.created_at.to_rfc3339());
+        if let Some(due) = details.repair_due {
+            v.insert("ticket.repair_due".into(), due.to_rfc3339());
+        }
         v.insert("tickets.open_count".into(), open_count.to_string());
         if let Some(position) = position {
             v.insert("tickets.position".into(), position.to_string());
@@ -803,6 +973,10 @@ impl Engine {
             }
             if let Some(set) = case.is_set {
                 return value.is_some() == set;
+            }
+            if let Some(phone) = case.is_phone {
+                let dialable = value.is_some_and(|v| PhoneNumber::contact(v).is_ok());
+                return dialable == phone;
             }
         }
         false
@@ -1002,6 +1176,7 @@ fn valid_input(collect: &Collect, digits: &str) -> bool {
     match collect.validate {
         Validation::None => true,
         Validation::TicketNumber => digits.parse::<TicketNumber>().is_ok(),
+        Validation::Phone => PhoneNumber::contact(digits).is_ok(),
     }
 }
 

@@ -109,6 +109,7 @@ fn now() -> DateTime<Utc> {
 fn start(text: &str, entry: &str, customer: Option<(String, CustomerLevel)>) -> Engine {
     let info = CallInfo {
         caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
         dialled: "10000".into(),
         customer,
         transferred: None,
@@ -169,10 +170,12 @@ fn ticket(number: &str) -> StoreReply {
         ticket: TicketFacts {
             number: number.into(),
             status: Status::Dispatched.code().into(),
-            ticket_type: "fault_report".into(),
-            category: "virtual_network".into(),
-            created_at: now(),
-            repair_due: None,
+            details: Some(TicketDetails {
+                ticket_type: "fault_report".into(),
+                category: "virtual_network".into(),
+                created_at: now(),
+                repair_due: None,
+            }),
         },
         open_count: 1,
         position: None,
@@ -243,7 +246,7 @@ fn a_caller_who_types_ahead_skips_the_prompts_and_loses_no_key() {
         panic!("no ticket created: {out:?}");
     };
     assert_eq!(service_number.as_deref(), Some("55512345"));
-    assert_eq!(contact_phone, "13800138000");
+    assert_eq!(contact_phone.as_deref(), Some("13800138000"));
     let keys: Vec<_> = engine
         .path()
         .iter()
@@ -385,7 +388,13 @@ fn a_mistyped_ticket_number_is_refused_before_any_lookup() {
     assert_eq!(prompt_names(&out), ["zh/mistyped", "zh/enter_ticket"]);
     key(&mut engine, &good);
     let out = outputs(&mut engine);
-    assert!(out.contains(&Output::Store(StoreRequest::LookupNumber(good.clone()))));
+    assert!(out.contains(&Output::Store(StoreRequest::LookupNumber {
+        number: good.clone(),
+        asker: Asker {
+            phone: PhoneNumber::contact("13800138000").ok(),
+            vouched: false,
+        },
+    })));
     engine.handle(Input::Store(ticket(&good)), now());
     assert_eq!(
         prompt_names(&outputs(&mut engine)),
@@ -581,6 +590,7 @@ kind = "hangup"
 fn transferred(lookup: Option<StoreReply>) -> Engine {
     let info = CallInfo {
         caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
         dialled: "survey".into(),
         customer: None,
         transferred: Some(Transferred {
@@ -637,6 +647,10 @@ fn a_key_stores_its_score_on_the_loaded_ticket_then_thanks() {
             score: 4,
             phone: "13800138000".into(),
             agent: Some("agent7".into()),
+            asker: Asker {
+                phone: PhoneNumber::contact("13800138000").ok(),
+                vouched: true,
+            },
         }))
     );
     engine.handle(Input::Store(ticket("1234567890")), now());
@@ -714,4 +728,203 @@ fn survey_scores_are_one_digit_from_1_to_5() {
     ] {
         assert_eq!(survey_score(text), score, "{text:?}");
     }
+}
+
+const IDENTITY: &str = r##"
+[dialplan]
+name = "identity"
+entries = { "1" = "mine", "2" = "other", "3" = "agent", "4" = "report" }
+
+[nodes.mine]
+kind = "ticket_lookup"
+by = "caller"
+found = "bye"
+not_found = "none"
+on_error = "bye"
+
+[nodes.other]
+kind = "ticket_lookup"
+by = "number"
+number = "1234567890"
+found = "bye"
+not_found = "none"
+on_error = "bye"
+
+[nodes.agent]
+kind = "transfer"
+target = "agents"
+on_failure = "why"
+
+[nodes.why]
+kind = "branch"
+cases = [{ variable = "transfer.failure", equals = "busy", goto = "busy" }]
+else = "none"
+
+[nodes.report]
+kind = "branch"
+cases = [{ variable = "contact", is_phone = true, goto = "create" }]
+else = "ask"
+
+[nodes.ask]
+kind = "collect"
+say = ["enter"]
+variable = "contact"
+min_digits = 4
+max_digits = 15
+terminator = "#"
+validate = "phone"
+next = "create"
+on_failure = "create"
+
+[nodes.create]
+kind = "ticket_create"
+type = "consultation"
+category = "ict"
+description = "x"
+next = "bye"
+on_error = "bye"
+
+[nodes.busy]
+kind = "hangup"
+say = ["busy"]
+
+[nodes.none]
+kind = "hangup"
+say = ["none"]
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+/// A call without a known number, starting at `node` of IDENTITY.
+fn anonymous(node: &str) -> Engine {
+    let info = CallInfo {
+        caller: "anonymous".into(),
+        contact: None,
+        dialled: "1".into(),
+        customer: None,
+        transferred: None,
+    };
+    start_call(IDENTITY, node, info)
+}
+
+#[test]
+fn a_caller_without_a_number_has_no_tickets_of_their_own_and_the_store_is_not_asked() {
+    let mut engine = anonymous("mine");
+    let out = outputs(&mut engine);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Store(_))),
+        "{out:?}"
+    );
+    assert_eq!(prompt_names(&out), ["zh/none"]);
+    assert!(events(&engine).contains(&"mine: not found: the caller's number is unknown".into()));
+}
+
+#[test]
+fn withheld_facts_set_only_the_number_and_the_state() {
+    let mut engine = anonymous("other");
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out.last(),
+        Some(&Output::Store(StoreRequest::LookupNumber {
+            number: "1234567890".into(),
+            asker: Asker {
+                phone: None,
+                vouched: false
+            },
+        }))
+    );
+    let withheld = StoreReply::Ticket {
+        ticket: TicketFacts {
+            number: "1234567890".into(),
+            status: "dispatched".into(),
+            details: None,
+        },
+        open_count: 3,
+        position: None,
+    };
+    engine.handle(Input::Store(withheld), now());
+    let v = engine.variables();
+    assert_eq!(v["ticket.details"], "withheld");
+    assert_eq!(v["ticket.status"], "dispatched");
+    for hidden in [
+        "ticket.type",
+        "ticket.category",
+        "ticket.repair_due",
+        "ticket.created_at",
+        "tickets.open_count",
+    ] {
+        assert!(!v.contains_key(hidden), "{hidden}");
+    }
+}
+
+#[test]
+fn a_failed_transfer_tells_the_plan_why() {
+    for (failure, heard) in [
+        (TransferFailure::Busy, "zh/busy"),
+        (TransferFailure::Unavailable, "zh/none"),
+    ] {
+        let mut engine = anonymous("agent");
+        assert!(outputs(&mut engine).contains(&Output::Transfer {
+            target: "agents".into()
+        }));
+        engine.handle(Input::TransferFailed(failure), now());
+        assert_eq!(prompt_names(&outputs(&mut engine)), [heard]);
+        assert_eq!(engine.variables()["transfer.failure"], failure.code());
+    }
+}
+
+#[test]
+fn only_a_number_that_can_be_called_back_is_collected_as_the_contact() {
+    let mut engine = anonymous("report");
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/enter"]);
+    done(&mut engine);
+    key(&mut engine, "8001#");
+    let out = outputs(&mut engine);
+    assert!(!out.iter().any(|o| matches!(o, Output::Store(_))));
+    assert!(events(&engine).contains(&"ask: invalid input 8001".into()));
+    key(&mut engine, "13700137000#");
+    let out = outputs(&mut engine);
+    let Some(Output::Store(StoreRequest::CreateTicket {
+        contact_phone,
+        reporter,
+        ..
+    })) = out.last()
+    else {
+        panic!("{out:?}");
+    };
+    assert_eq!(contact_phone.as_deref(), Some("13700137000"));
+    assert_eq!(reporter, "anonymous");
+}
+
+#[test]
+fn the_caller_s_own_number_skips_the_question() {
+    let info = CallInfo {
+        caller: "anonymous".into(),
+        contact: PhoneNumber::contact("+8613900139000").ok(),
+        dialled: "4".into(),
+        customer: None,
+        transferred: None,
+    };
+    let mut engine = start_call(IDENTITY, "report", info);
+    let out = outputs(&mut engine);
+    assert!(matches!(
+        out.last(),
+        Some(Output::Store(StoreRequest::CreateTicket { contact_phone: Some(c), reporter, .. }))
+            if c == "13900139000" && reporter == "13900139000"
+    ));
+}
+
+#[test]
+fn the_time_limit_stops_the_engine_where_it_is() {
+    let mut engine = anonymous("report");
+    outputs(&mut engine);
+    engine.handle(Input::TimeLimit, now());
+    assert!(engine.is_finished());
+    key(&mut engine, "13700137000#");
+    assert!(outputs(&mut engine).is_empty(), "nothing after the limit");
+    assert_eq!(
+        events(&engine).last().map(String::as_str),
+        Some("ask: time limit reached")
+    );
 }

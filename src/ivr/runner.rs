@@ -13,7 +13,9 @@
 //! `[transfer.targets]` fails at once.
 
 use super::dialplan::Dialplan;
-use super::engine::{CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId};
+use super::engine::{
+    CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId, TransferFailure,
+};
 use super::speech::Utterance;
 use super::store_bridge;
 use super::transferred::TransferContext;
@@ -21,9 +23,11 @@ use crate::config::{TransferConfig, TransferMode};
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::prompt::PromptLibrary;
 use crate::sip::endpoint::CallHandle;
+use crate::sip::identity::CallerIdentity;
 use crate::sip::refer;
+use crate::sip::uac::UacFailure;
 use crate::tickets::calendar::BusinessCalendar;
-use crate::tickets::model::CustomerLevel;
+use crate::tickets::model::{CustomerLevel, Language};
 use crate::tickets::store::{CallRecord, CallTransfer, NewTransferContext, Store, REJECTED};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
@@ -196,19 +200,22 @@ impl IvrCalls {
         }
     }
 
-    /// Starts the IVR on an answered call: looks the caller up (and, for a
-    /// call transferred in, the ticket it names), then runs the plan from
-    /// `entry`.
+    /// Starts the IVR on an answered call: looks the caller up by their
+    /// number, when known (and, for a call transferred in, the ticket it
+    /// names), then runs the plan from `entry`.
     pub fn start(
         &mut self,
         call: CallHandle,
         call_id: String,
-        caller: String,
+        identity: &CallerIdentity,
         dialled: String,
         entry: (Arc<Dialplan>, String),
         transfer: TransferContext,
     ) {
         let now = Utc::now();
+        let caller = identity.label();
+        let contact = identity.phone().cloned();
+        let from_user = identity.from_user.clone().unwrap_or_default();
         self.live.lock().insert(
             call,
             LiveCall {
@@ -235,16 +242,20 @@ impl IvrCalls {
         let store = self.store.clone();
         let messages = self.messages.clone();
         tokio::spawn(async move {
-            let customer = match store.customer_by_phone(&caller).await {
-                Ok(customer) => customer.map(|c| (c.name, c.level)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "customer lookup failed; treating the caller as unknown");
-                    None
-                }
+            let customer = match &contact {
+                Some(phone) => match store.customer_by_phone(phone.as_str()).await {
+                    Ok(customer) => customer.map(|c| (c.name, c.level)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "customer lookup failed; treating the caller as unknown");
+                        None
+                    }
+                },
+                None => None,
             };
             let transferred = store_bridge::arrival(&store, &transfer).await;
             let info = CallInfo {
-                caller,
+                caller: from_user,
+                contact,
                 dialled,
                 customer,
                 transferred,
@@ -368,16 +379,26 @@ impl IvrCalls {
     }
 
     /// The transfer could not be started or did not succeed: the engine
-    /// takes the transfer node's `on_failure`.
+    /// takes the transfer node's `on_failure`, knowing why.
     pub fn on_transfer_failed(
         &mut self,
         call: CallHandle,
+        failure: TransferFailure,
         now: Instant,
     ) -> Vec<(CallHandle, CallAction)> {
         if let Some(live) = self.calls.get_mut(&call) {
             settle_transfer(&mut live.transfers, "failed");
         }
-        self.feed(call, Input::TransferFailed, now)
+        self.feed(call, Input::TransferFailed(failure), now)
+    }
+
+    /// The call reached its time limit: its engine stops, and the language
+    /// it is in comes back for the goodbye (none for a call without a
+    /// running plan).
+    pub fn on_time_limit(&mut self, call: CallHandle, now: Instant) -> Option<Language> {
+        self.feed(call, Input::TimeLimit, now);
+        let live = self.calls.get(&call)?;
+        live.engine.as_ref().map(Engine::language)
     }
 
     pub fn on_key(
@@ -399,12 +420,13 @@ impl IvrCalls {
 
     /// The call ended: writes its record (path, outcome) in the background.
     /// A call handed to a transfer target says so, with the target, as the
-    /// last step of its path.
-    pub fn end(&mut self, call: CallHandle, reason: &str, transferred_to: Option<&str>) {
+    /// last step of its path. Returns how many transfers the call tried.
+    pub fn end(&mut self, call: CallHandle, reason: &str, transferred_to: Option<&str>) -> usize {
         self.live.lock().remove(&call);
         let Some(mut live) = self.calls.remove(&call) else {
-            return;
+            return 0;
         };
+        let tried = live.transfers.len();
         let outcome = if transferred_to.is_some() {
             "accepted"
         } else {
@@ -449,6 +471,7 @@ impl IvrCalls {
                 tracing::error!(error = %e, "cannot write the call record");
             }
         });
+        tried
     }
 
     /// Records a call refused before it was answered (`reason`: the status
@@ -548,7 +571,10 @@ impl IvrCalls {
                     let Some(destination) = destination else {
                         settle_transfer(&mut live.transfers, "failed");
                         tracing::warn!(%target, "no such target in [transfer.targets]; taking the fallback");
-                        engine.handle(Input::TransferFailed, Utc::now());
+                        engine.handle(
+                            Input::TransferFailed(TransferFailure::Unavailable),
+                            Utc::now(),
+                        );
                         continue;
                     };
                     let mode = destination.mode;
@@ -632,6 +658,39 @@ async fn resolve_target(uri: &str) -> Vec<SocketAddr> {
             Vec::new()
         }
     }
+}
+
+/// Why a blind transfer failed, as the plan hears it: the caller's phone
+/// refusing or ignoring the REFER means no transfer can be made from this
+/// call (unavailable); the target busy, not answering in time or
+/// declining means the agents were tried (busy).
+pub fn refer_failure(reason: crate::sip::endpoint::TransferFailure) -> TransferFailure {
+    use crate::sip::endpoint::TransferFailure as Refer;
+    match reason {
+        Refer::TargetFailed(status) if busy_status(status) => TransferFailure::Busy,
+        Refer::TimedOut => TransferFailure::Busy,
+        Refer::Refused(_) | Refer::NoAnswer | Refer::TargetFailed(_) | Refer::Abandoned => {
+            TransferFailure::Unavailable
+        }
+    }
+}
+
+/// Why a bridged transfer's call to the target failed, as the plan hears
+/// it: busy, ringing out and busy-like answers are "busy"; a target that
+/// cannot be reached or refuses the call otherwise is "unavailable".
+pub fn bridge_failure(failure: UacFailure) -> TransferFailure {
+    match failure {
+        UacFailure::Busy(_) | UacFailure::NotAnswered => TransferFailure::Busy,
+        UacFailure::Failed(status) if busy_status(status) => TransferFailure::Busy,
+        UacFailure::Failed(_) | UacFailure::Unreachable => TransferFailure::Unavailable,
+    }
+}
+
+/// Final statuses that mean the people behind the target were tried:
+/// 408 and 480 (no answer, nobody available), 486 and 600 (busy), 603
+/// (declined).
+fn busy_status(status: u16) -> bool {
+    matches!(status, 408 | 480 | 486 | 600 | 603)
 }
 
 /// The outcome of a transfer still running.
@@ -749,6 +808,31 @@ mod tests {
             transfer_refer_to("sip:queue@h", &context(None), None),
             "<sip:queue@h?X-Customer-Level=group&X-Caller=13800138000>"
         );
+    }
+
+    #[test]
+    fn busy_agents_are_told_apart_from_transfers_that_cannot_be_made() {
+        use crate::sip::endpoint::TransferFailure as Refer;
+        for (reason, expected) in [
+            (Refer::TargetFailed(486), TransferFailure::Busy),
+            (Refer::TargetFailed(480), TransferFailure::Busy),
+            (Refer::TimedOut, TransferFailure::Busy),
+            (Refer::TargetFailed(404), TransferFailure::Unavailable),
+            (Refer::Refused(405), TransferFailure::Unavailable),
+            (Refer::NoAnswer, TransferFailure::Unavailable),
+            (Refer::Abandoned, TransferFailure::Unavailable),
+        ] {
+            assert_eq!(refer_failure(reason), expected, "{reason:?}");
+        }
+        for (failure, expected) in [
+            (UacFailure::Busy(486), TransferFailure::Busy),
+            (UacFailure::NotAnswered, TransferFailure::Busy),
+            (UacFailure::Failed(603), TransferFailure::Busy),
+            (UacFailure::Failed(503), TransferFailure::Unavailable),
+            (UacFailure::Unreachable, TransferFailure::Unavailable),
+        ] {
+            assert_eq!(bridge_failure(failure), expected, "{failure:?}");
+        }
     }
 
     #[test]

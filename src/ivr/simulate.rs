@@ -8,55 +8,108 @@
 //! fires (the caller stays silent), so every timeout path can be driven.
 //! A script may also carry what a transferred call's INVITE would (a
 //! ticket number, Referred-By): the ticket is looked up in the store as
-//! for a live call.
+//! for a live call. Transfers to agents fail (nobody answers a
+//! simulation), as the script says: busy, or unavailable.
+//!
+//! The call keeps a clock: prompts take as long as their WAVs play,
+//! pauses their length, each key `key_interval`, a silent caller the
+//! engine's timeout. When the clock reaches the call's time limit
+//! (`calls.max_duration_secs`), the call ends as a live one would: the
+//! engine stops, the caller hears the time-limit prompt and is hung up on.
 
 use super::dialplan::Dialplan;
-use super::engine::{CallInfo, Engine, Input, Output};
+use super::engine::{CallInfo, Engine, Input, Output, TransferFailure};
 use super::speech::Utterance;
 use super::store_bridge;
 use super::transferred::TransferContext;
+use crate::media::prompt::PromptLibrary;
+use crate::phone::PhoneNumber;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::store::Store;
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Engine steps before the simulation gives up (a plan that never ends).
 const MAX_STEPS: usize = 10_000;
 
 /// What the simulated caller does.
 pub struct Script {
+    /// The From user part (`13800138000`, `anonymous`, `sipp`, `8001`).
     pub caller: String,
+    /// The number a trusted P-Asserted-Identity gives, if any.
+    pub asserted: Option<String>,
     pub dialled: String,
     pub keys: Vec<String>,
     pub now: DateTime<Utc>,
     /// What the INVITE of a transferred call says (default: nothing).
     pub transfer: TransferContext,
+    /// The call's time limit (`calls.max_duration_secs`).
+    pub limit: Duration,
+    /// The prompt heard at the limit (`calls.time_limit_prompt`); empty:
+    /// none.
+    pub time_limit_prompt: String,
+    /// How long the caller takes per key.
+    pub key_interval: Duration,
+    /// How transfers to agents fail here.
+    pub transfers: TransferFailure,
 }
 
-/// Runs `plan` from `entry` and returns the transcript.
+impl Script {
+    /// A script with the gateway's defaults for the limit (half an hour),
+    /// its prompt, a quarter second per key, and transfers that cannot be
+    /// made (no targets here).
+    pub fn new(caller: &str, dialled: &str, keys: Vec<String>, now: DateTime<Utc>) -> Script {
+        let defaults = crate::config::CallsConfig::default();
+        Script {
+            caller: caller.to_string(),
+            asserted: None,
+            dialled: dialled.to_string(),
+            keys,
+            now,
+            transfer: TransferContext::default(),
+            limit: Duration::from_secs(defaults.max_duration_secs),
+            time_limit_prompt: defaults.time_limit_prompt,
+            key_interval: Duration::from_millis(250),
+            transfers: TransferFailure::Unavailable,
+        }
+    }
+}
+
+/// Runs `plan` from `entry` and returns the transcript. `prompts` gives
+/// each prompt's length (a missing one counts as nothing, as a live call
+/// skips it).
 pub async fn simulate(
     plan: Arc<Dialplan>,
     entry: &str,
     script: Script,
     store: &Store,
     calendar: Arc<BusinessCalendar>,
+    prompts: &PromptLibrary,
 ) -> Vec<String> {
-    let customer = store
-        .customer_by_phone(&script.caller)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| (c.name, c.level));
+    let contact = script
+        .asserted
+        .as_deref()
+        .or(Some(script.caller.as_str()))
+        .and_then(|number| PhoneNumber::contact(number).ok());
+    let customer = match &contact {
+        Some(phone) => store
+            .customer_by_phone(phone.as_str())
+            .await
+            .ok()
+            .flatten()
+            .map(|c| (c.name, c.level)),
+        None => None,
+    };
+    let who = match (&contact, script.asserted.is_some()) {
+        (Some(phone), true) => format!("{} (asserted {phone})", script.caller),
+        (Some(_), false) => script.caller.clone(),
+        (None, _) => format!("{} (number unknown)", script.caller),
+    };
     let mut lines = vec![match &customer {
-        Some((name, level)) => format!(
-            "caller {} ({name}, {level}) dials {}",
-            script.caller, script.dialled
-        ),
-        None => format!(
-            "caller {} (not on file) dials {}",
-            script.caller, script.dialled
-        ),
+        Some((name, level)) => format!("caller {who} ({name}, {level}) dials {}", script.dialled),
+        None => format!("caller {who} (not on file) dials {}", script.dialled),
     }];
     let transferred = store_bridge::arrival(store, &script.transfer).await;
     if script.transfer.is_transfer() {
@@ -68,6 +121,7 @@ pub async fn simulate(
     }
     let info = CallInfo {
         caller: script.caller.clone(),
+        contact,
         dialled: script.dialled.clone(),
         customer,
         transferred,
@@ -76,10 +130,26 @@ pub async fn simulate(
     let mut keys: VecDeque<String> = script.keys.into_iter().collect();
     let mut inputs: VecDeque<Input> = VecDeque::from([Input::Start]);
     let now = script.now;
+    let mut clock = Duration::ZERO;
+    let mut limited = false;
     // The timer the engine is waiting on, acted on only once every input
     // before it has been handled (a collect restarts its timer per digit).
-    let mut waiting: Option<(u64, std::time::Duration)> = None;
+    let mut waiting: Option<(u64, Duration)> = None;
     for _ in 0..MAX_STEPS {
+        if clock >= script.limit {
+            limited = true;
+            lines.push(format!(
+                "time limit reached at {:.1} s (calls.max_duration_secs)",
+                script.limit.as_secs_f64()
+            ));
+            engine.handle(Input::TimeLimit, now);
+            if !script.time_limit_prompt.is_empty() {
+                let name = format!("{}/{}", engine.language().code(), script.time_limit_prompt);
+                lines.push(format!("hears: {name}"));
+            }
+            lines.push("hangs up (time_limit)".to_string());
+            break;
+        }
         let Some(input) = inputs.pop_front() else {
             if engine.is_finished() {
                 break;
@@ -90,10 +160,12 @@ pub async fn simulate(
             match keys.pop_front() {
                 Some(group) => {
                     lines.push(format!("presses: {group}"));
+                    clock += script.key_interval * group.chars().count() as u32;
                     inputs.extend(group.chars().map(Input::Key));
                 }
                 None => {
                     lines.push(format!("stays silent ({} s)", after.as_secs()));
+                    clock += after;
                     inputs.push_back(Input::Timer(id));
                 }
             }
@@ -111,6 +183,15 @@ pub async fn simulate(
                         })
                         .collect();
                     lines.push(format!("hears: {}", heard.join(" ")));
+                    clock += items
+                        .iter()
+                        .map(|u| match u {
+                            Utterance::Prompt(name) => {
+                                prompts.get(name).map_or(Duration::ZERO, |p| p.duration())
+                            }
+                            Utterance::Silence(d) => *d,
+                        })
+                        .sum();
                     inputs.push_back(Input::PlaybackDone);
                 }
                 Output::StopPlayback => {}
@@ -121,8 +202,11 @@ pub async fn simulate(
                     inputs.push_back(Input::Store(reply));
                 }
                 Output::Transfer { target } => {
-                    lines.push(format!("transfer to {target} (not available here: fails)"));
-                    inputs.push_back(Input::TransferFailed);
+                    lines.push(format!(
+                        "transfer to {target} (simulated: {})",
+                        script.transfers.code()
+                    ));
+                    inputs.push_back(Input::TransferFailed(script.transfers));
                 }
                 Output::Hangup { reason } => {
                     lines.push(format!("hangs up ({reason})"));
@@ -130,9 +214,14 @@ pub async fn simulate(
             }
         }
     }
-    if !engine.is_finished() {
+    if !engine.is_finished() && !limited {
         lines.push("still in the dialplan when the simulation stopped".to_string());
     }
+    lines.push(format!(
+        "call length: {:.1} s of at most {} s",
+        clock.min(script.limit).as_secs_f64(),
+        script.limit.as_secs()
+    ));
     let path: Vec<String> = engine
         .path()
         .iter()

@@ -1,24 +1,46 @@
 //! Carries out the engine's store requests against the ticket store, and
-//! turns the results into the facts a dialplan can say; looks up the
-//! ticket a transferred call names before its engine starts. Used by the
-//! call glue and by `dialplan simulate` alike.
+//! turns the results into the facts a dialplan can say, as much of them
+//! as the privacy rule lets the asker hear (`tickets::privacy`); looks up
+//! the ticket a transferred call names before its engine starts (the
+//! agent who names it vouches for the caller). Used by the call glue and
+//! by `dialplan simulate` alike.
 
-use super::engine::{StoreReply, StoreRequest, TicketFacts, Transferred, TransferredTicket};
+use super::engine::{
+    Asker, StoreReply, StoreRequest, TicketDetails, TicketFacts, Transferred, TransferredTicket,
+};
 use super::transferred::{TicketReference, TransferContext};
+use crate::phone::PhoneNumber;
 use crate::tickets::model::{Actor, Channel};
+use crate::tickets::privacy::{self, Disclosure};
 use crate::tickets::store::{NewTicket, Store, StoreError, Ticket, TicketQuery};
 
 /// How many open tickets a caller lookup counts at most.
 const OPEN_TICKETS_LIMIT: i64 = 20;
 
-pub fn facts(ticket: &Ticket) -> TicketFacts {
+/// What `asker` may hear of `ticket`.
+pub fn facts(ticket: &Ticket, asker: &Asker) -> TicketFacts {
+    let disclosure = privacy::disclosure(
+        ticket.contact_phone.as_deref(),
+        asker.phone.as_ref(),
+        asker.vouched,
+    );
     TicketFacts {
         number: ticket.number.to_string(),
         status: ticket.status.code().to_string(),
-        ticket_type: ticket.ticket_type.code().to_string(),
-        category: ticket.category.clone(),
-        created_at: ticket.created_at,
-        repair_due: ticket.due.repair,
+        details: (disclosure == Disclosure::Details).then(|| TicketDetails {
+            ticket_type: ticket.ticket_type.code().to_string(),
+            category: ticket.category.clone(),
+            created_at: ticket.created_at,
+            repair_due: ticket.due.repair,
+        }),
+    }
+}
+
+/// The caller, asking about the tickets that carry their number.
+fn own(phone: &str) -> Asker {
+    Asker {
+        phone: PhoneNumber::parse(phone).ok(),
+        vouched: false,
     }
 }
 
@@ -33,7 +55,14 @@ pub async fn arrival(store: &Store, context: &TransferContext) -> Option<Transfe
         TicketReference::None => None,
         TicketReference::Valid(number) => {
             let number = number.to_string();
-            let lookup = execute(store, StoreRequest::LookupNumber(number.clone())).await;
+            let request = StoreRequest::LookupNumber {
+                number: number.clone(),
+                asker: Asker {
+                    phone: None,
+                    vouched: true,
+                },
+            };
+            let lookup = execute(store, request).await;
             match &lookup {
                 StoreReply::NotFound => {
                     tracing::info!(ticket = %number, "transferred call names an unknown ticket; none loaded")
@@ -83,35 +112,31 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             service_number,
             description,
             contact_phone,
+            reporter,
             language,
         } => {
             let mut new = NewTicket::new(
                 ticket_type,
                 category,
-                &contact_phone,
+                String::new(),
                 description,
                 Channel::Voice,
-                Actor::customer(&contact_phone),
+                Actor::customer(&reporter),
             );
+            new.contact_phone = contact_phone;
             new.service_number = service_number;
             new.language = Some(language);
             let ticket = store.create_ticket(new).await?;
-            let open = open_count(store, &contact_phone).await?;
-            Ok(StoreReply::Ticket {
-                ticket: facts(&ticket),
-                open_count: open,
-                position: None,
-            })
+            // The caller just reported it: they hear it in full, with or
+            // without a number.
+            let creator = Asker {
+                phone: None,
+                vouched: true,
+            };
+            reply(store, &ticket, &creator).await
         }
-        StoreRequest::LookupNumber(number) => match store.ticket(&number).await {
-            Ok(Some(ticket)) => {
-                let open = open_count(store, &ticket.contact_phone).await?;
-                Ok(StoreReply::Ticket {
-                    ticket: facts(&ticket),
-                    open_count: open,
-                    position: None,
-                })
-            }
+        StoreRequest::LookupNumber { number, asker } => match store.ticket(&number).await {
+            Ok(Some(ticket)) => reply(store, &ticket, &asker).await,
             Ok(None) | Err(StoreError::InvalidNumber(_)) => Ok(StoreReply::NotFound),
             Err(e) => Err(e),
         },
@@ -119,40 +144,65 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
             let open = open_tickets(store, &phone).await?;
             Ok(match open.get(position) {
                 Some(ticket) => StoreReply::Ticket {
-                    ticket: facts(ticket),
+                    ticket: facts(ticket, &own(&phone)),
                     open_count: open.len(),
                     position: Some(position + 1),
                 },
                 None => StoreReply::NotFound,
             })
         }
-        StoreRequest::AddNote { number, text } => {
+        StoreRequest::AddNote {
+            number,
+            text,
+            asker,
+        } => {
             let event = store.add_note(&number, Actor::system("ivr"), text).await?;
-            ticket_of(store, number, event.ticket_id).await
+            ticket_of(store, number, event.ticket_id, &asker).await
         }
         StoreRequest::RecordSurvey {
             number,
             score,
             phone,
             agent,
+            asker,
         } => {
             let event = store
                 .record_survey(&number, score, Actor::customer(&phone), agent)
                 .await?;
-            ticket_of(store, number, event.ticket_id).await
+            ticket_of(store, number, event.ticket_id, &asker).await
         }
     }
 }
 
+/// `ticket` as the engine's reply to `asker`, with its contact's open
+/// tickets counted when the details may be heard.
+async fn reply(store: &Store, ticket: &Ticket, asker: &Asker) -> Result<StoreReply, StoreError> {
+    let facts = facts(ticket, asker);
+    let open_count = match (&facts.details, &ticket.contact_phone) {
+        (Some(_), Some(contact)) => open_count(store, contact).await?,
+        _ => 0,
+    };
+    Ok(StoreReply::Ticket {
+        ticket: facts,
+        open_count,
+        position: None,
+    })
+}
+
 /// The ticket an event was just written for, as the engine's reply.
-async fn ticket_of(store: &Store, number: String, id: i64) -> Result<StoreReply, StoreError> {
+async fn ticket_of(
+    store: &Store,
+    number: String,
+    id: i64,
+    asker: &Asker,
+) -> Result<StoreReply, StoreError> {
     let ticket = store
         .ticket(&number)
         .await?
         .filter(|t| t.id == id)
         .ok_or(StoreError::TicketNotFound(number))?;
     Ok(StoreReply::Ticket {
-        ticket: facts(&ticket),
+        ticket: facts(&ticket, asker),
         open_count: 0,
         position: None,
     })

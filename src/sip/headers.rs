@@ -1,5 +1,7 @@
 //! Typed views of the header values the gateway acts on: Via, name-addr
-//! (From, To, Contact, Route, Record-Route), CSeq and SIP URIs.
+//! (From, To, Contact, Route, Record-Route), CSeq and SIP URIs, and the
+//! caller identity headers: P-Asserted-Identity (RFC 3325),
+//! Remote-Party-ID (draft-ietf-sip-privacy-04) and Privacy (RFC 3323).
 //!
 //! Each parser takes the unfolded header value text and returns a small
 //! struct or a static reason string that can go straight into a `400`
@@ -380,6 +382,146 @@ impl CSeq {
     }
 }
 
+/// One identity of a P-Asserted-Identity (RFC 3325 §9.1), or the address
+/// of a Remote-Party-ID: a SIP or SIPS URI, or a `tel:` URI (RFC 3966).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertedIdentity {
+    pub display: Option<String>,
+    pub uri: Uri,
+}
+
+impl AssertedIdentity {
+    /// A P-Asserted-Identity value: one identity, or two separated by a
+    /// comma (a SIP or SIPS URI and a `tel:` URI).
+    pub fn parse_list(value: &str) -> Result<Vec<AssertedIdentity>, &'static str> {
+        let mut identities = Vec::new();
+        for item in super::message::split_list(value) {
+            let address = NameAddr::parse(item)?;
+            if !address.params.is_empty() {
+                return Err("P-Asserted-Identity takes no header parameters");
+            }
+            identities.push(AssertedIdentity::from_address(&address)?);
+        }
+        match identities.len() {
+            1 | 2 => Ok(identities),
+            _ => Err("P-Asserted-Identity holds one or two identities"),
+        }
+    }
+
+    fn from_address(address: &NameAddr) -> Result<AssertedIdentity, &'static str> {
+        let uri = Uri::parse(&address.uri)?;
+        if !uri.is_sip() && uri.scheme != "tel" {
+            return Err("identity URI is not sip:, sips: or tel:");
+        }
+        Ok(AssertedIdentity {
+            display: address.display.clone(),
+            uri,
+        })
+    }
+
+    /// The telephone number the identity names, as written: a `tel:`
+    /// URI's number (before its parameters) or a SIP URI's user part
+    /// (before any `;` parameters of the user, RFC 4967's
+    /// `;phone-context` and the like). Whether it is a phone number at all
+    /// is for `phone` to say.
+    pub fn number(&self) -> Option<&str> {
+        let text = if self.uri.scheme == "tel" {
+            self.uri.host.as_str()
+        } else {
+            self.uri.user.as_deref()?
+        };
+        let number = text.split(';').next().unwrap_or_default();
+        (!number.is_empty()).then_some(number)
+    }
+}
+
+/// A Remote-Party-ID header value (draft-ietf-sip-privacy-04 §6): an
+/// address with `party`, `screen` and `privacy` parameters, which many
+/// trunks still send instead of P-Asserted-Identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemotePartyId {
+    pub identity: AssertedIdentity,
+    /// `calling` or `called`; absent means calling.
+    pub party: Option<String>,
+    /// `screen=yes`: the network checked the number.
+    pub screened: bool,
+    /// The privacy tokens asked for: `full`, `name`, `uri`, `off`, `ipaddr`.
+    pub privacy: Vec<String>,
+}
+
+impl RemotePartyId {
+    pub fn parse(value: &str) -> Result<RemotePartyId, &'static str> {
+        let address = NameAddr::parse(value)?;
+        let identity = AssertedIdentity::from_address(&address)?;
+        fn value_of(param: &Param) -> Option<&str> {
+            param.value.as_deref().map(|v| v.trim_matches('"'))
+        }
+        let party = address
+            .param("party")
+            .and_then(value_of)
+            .map(str::to_ascii_lowercase);
+        let screened = address
+            .param("screen")
+            .and_then(value_of)
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+        let privacy = address
+            .params
+            .iter()
+            .filter(|p| p.name.eq_ignore_ascii_case("privacy"))
+            .filter_map(value_of)
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .collect();
+        Ok(RemotePartyId {
+            identity,
+            party,
+            screened,
+            privacy,
+        })
+    }
+
+    /// Whether it names the caller (not the called party).
+    pub fn is_calling(&self) -> bool {
+        self.party.as_deref().is_none_or(|p| p == "calling")
+    }
+
+    /// Whether the caller asked that their number not be shown onwards.
+    pub fn withholds_number(&self) -> bool {
+        self.privacy
+            .iter()
+            .any(|p| matches!(p.as_str(), "full" | "uri" | "name"))
+    }
+}
+
+/// The Privacy header (RFC 3323 §4.2; `id` from RFC 3325 §9.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privacy {
+    /// The priv-values in lower case: `header`, `session`, `user`, `none`,
+    /// `critical`, `id`, or extensions.
+    pub values: Vec<String>,
+}
+
+impl Privacy {
+    pub fn parse(value: &str) -> Result<Privacy, &'static str> {
+        let values: Vec<String> = value
+            .split([';', ','])
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect();
+        if values.iter().any(|v| !super::message::is_token(v)) {
+            return Err("bad Privacy value");
+        }
+        Ok(Privacy { values })
+    }
+
+    /// Whether the caller's identity must not be passed on: `id`, `user`
+    /// or `header` asked for, and not `none`.
+    pub fn withholds_identity(&self) -> bool {
+        let asked = |value: &str| self.values.iter().any(|v| v == value);
+        !asked("none") && (asked("id") || asked("user") || asked("header"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +620,59 @@ mod tests {
         );
         assert!(CSeq::parse("36893488147419103232 INVITE").is_err());
         assert!(CSeq::parse("2147483648 INVITE").is_err());
+    }
+
+    #[test]
+    fn asserted_identity_with_a_sip_and_a_tel_uri() {
+        let ids = AssertedIdentity::parse_list(
+            r#""Cullen Jennings" <sip:fluffy@cisco.com>, <tel:+1-408-555-1212;phone-context=x>"#,
+        )
+        .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].display.as_deref(), Some("Cullen Jennings"));
+        assert_eq!(ids[0].number(), Some("fluffy"));
+        assert_eq!(ids[1].uri.scheme, "tel");
+        assert_eq!(ids[1].number(), Some("+1-408-555-1212"));
+        let one =
+            AssertedIdentity::parse_list("<sip:+8613900139000@gw.example;user=phone>").unwrap();
+        assert_eq!(one[0].number(), Some("+8613900139000"));
+    }
+
+    #[test]
+    fn bad_asserted_identities_are_refused() {
+        for value in [
+            "",
+            "<sip:a@b>, <tel:+1>, <sip:c@d>",
+            "<mailto:a@b>",
+            "<sip:a@b>;tag=x",
+            "Bell, Alexander <sip:a@b>",
+        ] {
+            assert!(AssertedIdentity::parse_list(value).is_err(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn remote_party_id_with_its_parameters() {
+        let rpid = RemotePartyId::parse(
+            r#""John" <sip:13900139000@trunk.example;user=phone>;party=calling;screen=yes;privacy=full"#,
+        )
+        .unwrap();
+        assert_eq!(rpid.identity.number(), Some("13900139000"));
+        assert!(rpid.is_calling() && rpid.screened && rpid.withholds_number());
+        let called = RemotePartyId::parse("<sip:10000@gw>;party=called;privacy=off").unwrap();
+        assert!(!called.is_calling() && !called.screened && !called.withholds_number());
+        let plain = RemotePartyId::parse("<tel:13900139000>").unwrap();
+        assert!(plain.is_calling() && !plain.withholds_number());
+        assert!(RemotePartyId::parse("<http://x>;party=calling").is_err());
+    }
+
+    #[test]
+    fn privacy_values() {
+        assert!(Privacy::parse("id").unwrap().withholds_identity());
+        assert!(Privacy::parse("user; header").unwrap().withholds_identity());
+        assert!(Privacy::parse("ID;critical").unwrap().withholds_identity());
+        assert!(!Privacy::parse("none").unwrap().withholds_identity());
+        assert!(!Privacy::parse("session").unwrap().withholds_identity());
+        assert!(Privacy::parse("id;;").is_err());
     }
 }

@@ -8,6 +8,7 @@ pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod headers;
+pub mod identity;
 pub mod message;
 pub mod refer;
 pub mod sdp;

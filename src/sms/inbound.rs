@@ -9,9 +9,10 @@
 //! a reason. Owns the rate limits; knows nothing of HTTP or signatures.
 
 use crate::config::SmsConfig;
+use crate::phone::PhoneNumber;
 use crate::sms::command::{self, Command, TicketRef};
 use crate::sms::limits::{RateLimit, SenderLimits, Taken};
-use crate::sms::{phone, reply, segments};
+use crate::sms::{reply, segments};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Channel, Language, TicketType};
 use crate::tickets::store::{InboundSms, NewTicket, SmsOutcome, SmsRequest, Store, StoreError};
@@ -76,14 +77,13 @@ impl SmsInbound {
     /// refused and never counted. A refused text is recorded with its
     /// reply, so its retries get that same reply.
     pub async fn receive(&self, text: Text) -> Result<SmsOutcome, InboundError> {
-        let from = phone::normalize(&text.from);
-        let digits = from.strip_prefix('+').unwrap_or(&from);
-        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let Ok(sender) = PhoneNumber::parse(&text.from) else {
             return Err(InboundError::Invalid(format!(
                 "the sender {:?} is not a phone number",
                 text.from
             )));
-        }
+        };
+        let from = sender.to_string();
         if text.body.chars().count() > MAX_TEXT_CHARS {
             return Err(InboundError::Invalid(format!(
                 "the text is longer than {MAX_TEXT_CHARS} characters"
@@ -98,7 +98,7 @@ impl SmsInbound {
                 limits: &self.texts,
                 wait,
             };
-            return self.refuse(text, from, &parsed, tokens, refusal).await;
+            return self.refuse(text, &sender, &parsed, tokens, refusal).await;
         }
         let request = self.request_for(&parsed, &from);
         if matches!(request, SmsRequest::Create(_)) {
@@ -108,12 +108,12 @@ impl SmsInbound {
                     limits: &self.new_tickets,
                     wait,
                 };
-                return self.refuse(text, from, &parsed, tokens, refusal).await;
+                return self.refuse(text, &sender, &parsed, tokens, refusal).await;
             }
         }
         let zone = self.store.sla().calendar().timezone();
         let message_id = text.message_id.clone();
-        let inbound = inbound_sms(text, from);
+        let inbound = inbound_sms(text, &sender);
         let outcome = self
             .store
             .receive_sms(inbound, request, {
@@ -143,7 +143,7 @@ impl SmsInbound {
     async fn refuse(
         &self,
         text: Text,
-        from: String,
+        sender: &PhoneNumber,
         parsed: &command::ParsedCommand,
         tokens: Tokens<'_>,
         refusal: Refusal<'_>,
@@ -165,7 +165,7 @@ impl SmsInbound {
                 created: None,
             });
         }
-        let told = lock(refusal.limits).tell(&from);
+        let told = lock(refusal.limits).tell(&sender.to_string());
         let reply = if told {
             let zh = parsed.language == Language::Zh;
             reply::rate_limited(zh, refusal.limit, refusal.wait)
@@ -175,7 +175,7 @@ impl SmsInbound {
         let message_id = text.message_id.clone();
         let outcome = self
             .store
-            .record_refused_sms(inbound_sms(text, from), reply)
+            .record_refused_sms(inbound_sms(text, sender), reply)
             .await?;
         if outcome.repeated {
             tokens.give_back(&message_id);
@@ -234,12 +234,12 @@ struct Refusal<'a> {
 }
 
 /// `text` as the store records it, from `from` (normalised).
-fn inbound_sms(text: Text, from: String) -> InboundSms {
+fn inbound_sms(text: Text, sender: &PhoneNumber) -> InboundSms {
     InboundSms {
         provider: text.provider.to_string(),
         provider_message_id: text.message_id,
-        from_spellings: phone::spellings(&from),
-        from,
+        from_spellings: sender.spellings(),
+        from: sender.to_string(),
         to: text.to,
         body: text.body,
     }

@@ -1,9 +1,8 @@
 //! The SMS channel. Its pure core: checking that a webhook really comes
 //! from the SMS provider (`signature`), folding what people type so width,
 //! case, spacing and Chinese punctuation don't matter (`text`), reading a
-//! text as a command (`command`), SMS length rules (`segments`), the
-//! sender's phone number in one normal form (`phone`), per-sender rate
-//! limits (`limits`) and the reply wording (`reply`); none of these does
+//! text as a command (`command`), SMS length rules (`segments`),
+//! per-sender rate limits (`limits`) and the reply wording (`reply`); none of these does
 //! I/O. Around it, inbound: handling one text against the store
 //! (`inbound`) and the HTTP webhooks (`webhook`); outbound: the provider
 //! clients (`provider`), the outbox worker that delivers queued
@@ -15,7 +14,6 @@ pub mod command;
 pub mod inbound;
 pub mod limits;
 pub mod outbox;
-pub mod phone;
 pub mod provider;
 pub mod reply;
 pub mod segments;

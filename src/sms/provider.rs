@@ -10,6 +10,7 @@
 //! store or decide when to retry: that is the outbox worker's job.
 
 use crate::config::SmsOutboxConfig;
+use crate::phone::PhoneNumber;
 use crate::sms::signature::{generic_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use reqwest::StatusCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -129,7 +130,10 @@ impl Provider {
     }
 
     /// Sends one text: one HTTP request, bounded by the request timeout.
+    /// The recipient goes in E.164 form (`+8613800138000`), as providers
+    /// want it, whatever spelling the outbox holds.
     pub async fn send(&self, message: &OutboundMessage<'_>) -> Result<Sent, SendError> {
+        let to = international(message.to);
         let request = match &self.kind {
             ProviderKind::Twilio {
                 messages_url,
@@ -139,7 +143,7 @@ impl Provider {
                 messaging_service_sid,
                 status_callback_url,
             } => {
-                let mut form = vec![("To", message.to.to_string())];
+                let mut form = vec![("To", to)];
                 if messaging_service_sid.is_empty() {
                     form.push(("From", from.clone()));
                 } else {
@@ -161,7 +165,7 @@ impl Provider {
             ProviderKind::Generic { url, from, secret } => {
                 let body = serde_json::json!({
                     "id": message.key,
-                    "to": message.to,
+                    "to": to,
                     "from": from,
                     "text": message.body,
                     "ticket": message.ticket,
@@ -189,6 +193,14 @@ impl Provider {
         };
         read_answer(status, &body, id_field)
     }
+}
+
+/// `phone` in E.164 form when it has one (`crate::phone`), else as it is.
+pub fn international(phone: &str) -> String {
+    PhoneNumber::parse(phone)
+        .ok()
+        .and_then(|phone| phone.e164())
+        .unwrap_or_else(|| phone.to_string())
 }
 
 /// The status callback URL for one message: ours, with its key added so
@@ -274,6 +286,13 @@ fn read_answer(status: StatusCode, body: &[u8], id_field: &str) -> Result<Sent, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipients_go_to_providers_in_e164_form() {
+        assert_eq!(international("13800138000"), "+8613800138000");
+        assert_eq!(international("+14155550100"), "+14155550100");
+        assert_eq!(international("55512345"), "55512345");
+    }
 
     #[test]
     fn a_2xx_is_sent_with_the_id_when_the_body_has_one() {

@@ -335,7 +335,7 @@ mod tests {
             category: "ict".into(),
             service_number: None,
             description: "宽带断了".into(),
-            contact_phone: "13800138000".into(),
+            contact_phone: Some("13800138000".into()),
             customer_id: None,
             level: CustomerLevel::LocalC,
             language: Language::Zh,

@@ -1,6 +1,7 @@
 //! Tickets (工单): what a call or a text becomes, what staff work, and what
-//! the customer asks about later. `model`, `number`, `lifecycle` and `sla`
-//! are pure; `store` owns the database.
+//! the customer asks about later. `model`, `number`, `lifecycle`, `sla` and
+//! `privacy` (who may hear a ticket's details, in every channel) are pure;
+//! `store` owns the database.
 
 pub mod calendar;
 pub mod jobs;
@@ -8,6 +9,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod notifications;
 pub mod number;
+pub mod privacy;
 pub mod product_words;
 pub mod report;
 pub mod sla;

@@ -53,22 +53,6 @@ impl fmt::Display for NotificationKind {
     }
 }
 
-/// Whether a text message can reach `phone` (normalised: digits, maybe a
-/// leading +): a mainland mobile number (11 digits starting 13–19, with or
-/// without 86 / +86 / 0086), or any other country's number in + form.
-/// Landlines get no SMS: a provider would only bounce it.
-pub fn can_receive_sms(phone: &str) -> bool {
-    let national = ["+86", "0086", "86"]
-        .iter()
-        .find_map(|prefix| phone.strip_prefix(prefix).filter(|rest| rest.len() == 11))
-        .unwrap_or(phone);
-    let mainland_mobile = national.len() == 11
-        && national.starts_with('1')
-        && matches!(national.as_bytes()[1], b'3'..=b'9')
-        && national.bytes().all(|b| b.is_ascii_digit());
-    mainland_mobile || (phone.starts_with('+') && !phone.starts_with("+86"))
-}
-
 /// "Your ticket is open": its number, the promised repair time (local to
 /// the SLA calendar) when it has one, and how to ask for its status.
 pub fn ticket_created(
@@ -169,29 +153,6 @@ pub fn english_name(ticket_type: TicketType) -> &'static str {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-
-    #[test]
-    fn mobiles_and_foreign_numbers_get_texts_landlines_do_not() {
-        for phone in [
-            "13800138000",
-            "+8613800138000",
-            "8613800138000",
-            "008619912345678",
-            "+14155550100",
-        ] {
-            assert!(can_receive_sms(phone), "{phone}");
-        }
-        for phone in [
-            "01012345678",
-            "55512345",
-            "+861012345678",
-            "12800138000",
-            "1380013800",
-            "",
-        ] {
-            assert!(!can_receive_sms(phone), "{phone}");
-        }
-    }
 
     fn sample_number() -> TicketNumber {
         let digits = [5, 5, 5, 1, 2, 3, 4, 5, 6];

@@ -7,11 +7,12 @@ use chrono::Utc;
 use hotline::ivr::dialplan::{Dialplan, NodeKind};
 use hotline::ivr::simulate::{simulate, Script};
 use hotline::ivr::transferred::TransferContext;
+use hotline::media::prompt::PromptLibrary;
 use hotline::tickets::sla::SlaPolicy;
 use hotline::tickets::store::{Store, StoreOptions};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A plan whose main menu waits for a key, so that a caller stays in a
 /// known node long enough to be seen among the live calls.
@@ -82,21 +83,32 @@ pub async fn simulate_call(
     keys: &str,
     transfer: TransferContext,
 ) -> Vec<String> {
+    let mut script = script(from, dialled, keys);
+    script.transfer = transfer;
+    simulate_script(store, plan, script).await
+}
+
+/// A script with the gateway's defaults (`Script::new`).
+pub fn script(from: &str, dialled: &str, keys: &str) -> Script {
+    let keys = keys
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    Script::new(from, dialled, keys, Utc::now())
+}
+
+/// One simulated call as `script` says, timed with the shipped prompts.
+pub async fn simulate_script(store: &Store, plan: &Path, script: Script) -> Vec<String> {
+    static PROMPTS: OnceLock<PromptLibrary> = OnceLock::new();
+    let prompts = PROMPTS.get_or_init(|| {
+        PromptLibrary::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"))
+            .expect("the shipped prompts load")
+    });
     let plan = Dialplan::load(plan).unwrap();
-    let entry = plan.entries[dialled].clone();
-    let script = Script {
-        caller: from.into(),
-        dialled: dialled.into(),
-        keys: keys
-            .split(',')
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect(),
-        now: Utc::now(),
-        transfer,
-    };
+    let entry = plan.entries[&script.dialled].clone();
     let calendar = Arc::new(store.sla().calendar().clone());
-    simulate(Arc::new(plan), &entry, script, store, calendar).await
+    simulate(Arc::new(plan), &entry, script, store, calendar, prompts).await
 }
 
 /// The "hears:" lines with digit, number and date prompts left out.
@@ -143,6 +155,8 @@ fn outcome(event: &str) -> String {
         "re-enter",
         "store failed",
         "transfer to",
+        "transfer failed",
+        "not found",
         "hangup",
     ] {
         if event.starts_with(prefix) {

@@ -32,8 +32,10 @@ pub fn test_config() -> Config {
     config.media.rtp_bind_v6 = "::1".parse().unwrap();
     config.media.rtp_port_min = 30000;
     config.media.rtp_port_max = 39998;
-    // Silence unless a test asks for a prompt: calls tests check the stream.
+    // Silence unless a test asks for a prompt: calls tests check the stream
+    // (and calls at their time limit get BYE at once).
     config.calls.greeting = Vec::new();
+    config.calls.time_limit_prompt = String::new();
     config.database.url = format!("sqlite://{}", temp_database().display());
     // No dialplans: calls hear the (empty) greeting unless a test loads some.
     config.ivr.dialplans_dir = std::path::PathBuf::from("/nonexistent/hotline-dialplans");
@@ -286,8 +288,24 @@ impl Client {
         sdp: Option<String>,
         headers: &[(&str, &str)],
     ) -> (Message, Dialog) {
+        self.invite_from(user, None, sdp, headers).await
+    }
+
+    /// `invite_with` from another caller: `from` (a name-addr such as
+    /// `"Anonymous" <sip:anonymous@anonymous.invalid>`, a tag is added)
+    /// replaces the client's own From.
+    pub async fn invite_from(
+        &mut self,
+        user: &str,
+        from: Option<&str>,
+        sdp: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (Message, Dialog) {
         let call_id = self.unique("call-");
         let mut invite = self.request("INVITE", user, &call_id, 1);
+        if let Some(from) = from {
+            invite.set_header("From", format!("{from};tag=caller{}", self.counter));
+        }
         for (name, value) in headers {
             invite.push_header(name, *value);
         }

@@ -13,6 +13,19 @@ const CALL_INSERT_PARAMS: usize = 10;
 pub const REJECTED: &str = "rejected";
 /// The disposition of a call handed over to a transfer target.
 pub const TRANSFERRED: &str = "transferred";
+/// The dispositions of answered calls that ended the way a call served by
+/// the IVR ends: the plan hung up (`ivr`) or the caller did (`remote_bye`).
+/// Calls cut off at their time limit, by a media timeout or at shutdown
+/// did not.
+pub const CONTAINED_DISPOSITIONS: [&str; 2] = ["ivr", "remote_bye"];
+
+/// Whether an answered call was contained in the IVR (自助完成): it ended
+/// as a served call ends ([`CONTAINED_DISPOSITIONS`]) and never asked for
+/// an agent: a call that tried a transfer, whatever became of it, is not
+/// contained. The indicators count the same in SQL, the metrics with this.
+pub fn is_contained(disposition: &str, transfers_tried: usize) -> bool {
+    transfers_tried == 0 && CONTAINED_DISPOSITIONS.contains(&disposition)
+}
 
 /// What is recorded when a call ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,4 +339,23 @@ fn transfers_json(transfers: &[CallTransfer]) -> String {
 pub(super) fn parse_transfers(id: i64, json: &str) -> Result<Vec<CallTransfer>, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("transfers of call {id}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_calls_served_by_the_ivr_alone_are_contained() {
+        assert!(is_contained("ivr", 0));
+        assert!(is_contained("remote_bye", 0));
+        assert!(!is_contained("remote_bye", 1), "a failed transfer");
+        assert!(
+            !is_contained("ivr", 1),
+            "agents busy, then the plan hung up"
+        );
+        assert!(!is_contained("time_limit", 0));
+        assert!(!is_contained("media_timeout", 0));
+        assert!(!is_contained(TRANSFERRED, 1));
+    }
 }

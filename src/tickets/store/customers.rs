@@ -6,8 +6,9 @@
 //! `name,level,language,phones,products`; `phones` separated by `;`;
 //! `products` as `category:service_number` pairs separated by `;`.
 
-use super::tickets::{contains_pattern, normalize_phone, validate_phone};
+use super::tickets::{contact_number, contains_pattern};
 use super::{parse_code, to_millis, Store, StoreError};
+use crate::phone::{search_spellings, PhoneNumber};
 use crate::tickets::model::{CustomerLevel, Language};
 use crate::tickets::sla::SlaPolicy;
 use chrono::{DateTime, Utc};
@@ -63,8 +64,7 @@ impl NewCustomer {
         }
         let mut seen = Vec::with_capacity(self.phones.len());
         for phone in &self.phones {
-            let phone = normalize_phone(phone);
-            validate_phone("phones", &phone)?;
+            let phone = contact_number("phones", phone)?;
             if seen.contains(&phone) {
                 return Err(StoreError::Invalid {
                     field: "phones",
@@ -195,16 +195,17 @@ pub fn parse_customer_csv(
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            let phone = normalize_phone(phone);
-            let digits = phone.strip_prefix('+').unwrap_or(&phone);
-            if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                row_problems.push(format!("{phone:?} is not a phone number"));
-            } else if let Some(first) = seen_phones.get(&phone) {
-                row_problems.push(format!("phone {phone} is also on line {first}"));
-            } else {
-                seen_phones.insert(phone.clone(), line);
-                phones.push(phone);
+            match PhoneNumber::contact(phone) {
+                Err(e) => row_problems.push(e.to_string()),
+                Ok(phone) => {
+                    let phone = phone.to_string();
+                    if let Some(first) = seen_phones.get(&phone) {
+                        row_problems.push(format!("phone {phone} is also on line {first}"));
+                    } else {
+                        seen_phones.insert(phone.clone(), line);
+                        phones.push(phone);
+                    }
+                }
             }
         }
         if field("phones").is_empty() {
@@ -396,14 +397,10 @@ impl Store {
         .await
     }
 
+    /// The customer on file under any spelling of `phone`.
     pub async fn customer_by_phone(&self, phone: &str) -> Result<Option<Customer>, StoreError> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT customer_id FROM customer_phones WHERE phone = $1")
-                .bind(normalize_phone(phone))
-                .fetch_optional(self.reader())
-                .await?;
-        match id {
-            Some(id) => self.customer(id).await,
+        match customer_by_spellings(self.reader(), phone).await? {
+            Some((id, _, _)) => self.customer(id).await,
             None => Ok(None),
         }
     }
@@ -420,13 +417,7 @@ impl Store {
                 let mut problems = Vec::new();
                 for (line, customer) in &customers {
                     for phone in &customer.phones {
-                        let owner: Option<i64> = sqlx::query_scalar(
-                            "SELECT customer_id FROM customer_phones WHERE phone = $1",
-                        )
-                        .bind(phone)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                        if let Some(owner) = owner {
+                        if let Some(owner) = phone_owner(conn, phone).await? {
                             problems.push((
                                 *line,
                                 format!("phone {phone} already belongs to customer {owner}"),
@@ -490,13 +481,8 @@ async fn insert_phones_and_products(
 ) -> Result<Vec<String>, StoreError> {
     let mut phones = Vec::new();
     for phone in &customer.phones {
-        let phone = normalize_phone(phone);
-        let owner: Option<i64> =
-            sqlx::query_scalar("SELECT customer_id FROM customer_phones WHERE phone = $1")
-                .bind(&phone)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some(owner) = owner {
+        let phone = contact_number("phones", phone)?;
+        if let Some(owner) = phone_owner(conn, &phone).await? {
             return Err(StoreError::Invalid {
                 field: "phones",
                 reason: format!("phone {phone} already belongs to customer {owner}"),
@@ -520,6 +506,45 @@ async fn insert_phones_and_products(
         .await?;
     }
     Ok(phones)
+}
+
+/// The customer on file under any spelling of `phone` (the lowest id where
+/// older rows file it under several): id, level and language.
+pub(super) async fn customer_by_spellings(
+    reader: &sqlx::AnyPool,
+    phone: &str,
+) -> Result<Option<(i64, String, String)>, StoreError> {
+    let spellings = search_spellings(phone);
+    if spellings.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT c.id, c.level, c.language FROM customer_phones p \
+         JOIN customers c ON c.id = p.customer_id WHERE p.phone IN ({}) ORDER BY c.id LIMIT 1",
+        super::parameters(1, spellings.len())
+    );
+    let mut select = sqlx::query_as(&sql);
+    for spelling in spellings {
+        select = select.bind(spelling);
+    }
+    Ok(select.fetch_optional(reader).await?)
+}
+
+/// Whose phone `phone` (normal form) is, under any of its spellings.
+async fn phone_owner(conn: &mut AnyConnection, phone: &str) -> Result<Option<i64>, StoreError> {
+    let spellings = search_spellings(phone);
+    if spellings.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT customer_id FROM customer_phones WHERE phone IN ({}) ORDER BY customer_id LIMIT 1",
+        super::parameters(1, spellings.len())
+    );
+    let mut select = sqlx::query_scalar(&sql);
+    for spelling in spellings {
+        select = select.bind(spelling);
+    }
+    Ok(select.fetch_optional(&mut *conn).await?)
 }
 
 async fn delete_phones_and_products(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {

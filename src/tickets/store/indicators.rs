@@ -9,7 +9,7 @@
 //! scores by when they were given. The definitions, for operators, are in
 //! docs/operations.md ("Indicators").
 
-use super::calls::{parse_transfers, MenuStep, REJECTED, TRANSFERRED};
+use super::calls::{parse_transfers, MenuStep, CONTAINED_DISPOSITIONS, REJECTED, TRANSFERRED};
 use super::sla_job::clock_columns;
 use super::{to_millis, Store, StoreError};
 use crate::tickets::model::{Channel, CustomerLevel};
@@ -62,7 +62,9 @@ pub struct CallIndicators {
     pub rejected: u64,
     /// Answered calls the caller hung up on while in the IVR.
     pub abandoned: u64,
-    /// Answered calls that ended in the IVR (no transfer).
+    /// Answered calls served by the IVR alone: ended by the plan or the
+    /// caller, with no transfer tried (a failed transfer, a call cut off at
+    /// its time limit or by a media timeout is not contained).
     pub contained: u64,
     /// contained / answered; null when nothing was answered.
     pub containment_rate: Option<f64>,
@@ -189,24 +191,35 @@ impl Store {
         to: DateTime<Utc>,
         (start, end): (i64, i64),
     ) -> Result<CallIndicators, StoreError> {
-        let (offered, answered, rejected, abandoned, transferred): (i64, i64, i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT COUNT(*), \
-                 COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                 COALESCE(SUM(CASE WHEN disposition = $3 THEN 1 ELSE 0 END), 0), \
-                 COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition = $4 \
-                   THEN 1 ELSE 0 END), 0), \
-                 COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition = $5 \
-                   THEN 1 ELSE 0 END), 0) \
-                 FROM calls WHERE offered_at >= $1 AND offered_at < $2",
-            )
-            .bind(start)
-            .bind(end)
-            .bind(REJECTED)
-            .bind(CALLER_HUNG_UP)
-            .bind(TRANSFERRED)
-            .fetch_one(self.reader())
-            .await?;
+        // Contained: as `calls::is_contained` decides it for the metrics.
+        let (offered, answered, rejected, abandoned, transferred, contained): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN disposition = $3 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition = $4 \
+               THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition = $5 \
+               THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition IN ($6, $7) \
+               AND transfers = '[]' THEN 1 ELSE 0 END), 0) \
+             FROM calls WHERE offered_at >= $1 AND offered_at < $2",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(REJECTED)
+        .bind(CALLER_HUNG_UP)
+        .bind(TRANSFERRED)
+        .bind(CONTAINED_DISPOSITIONS[0])
+        .bind(CONTAINED_DISPOSITIONS[1])
+        .fetch_one(self.reader())
+        .await?;
         let hours: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT offered_at / 3600000, COUNT(*), \
              COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
@@ -239,7 +252,7 @@ impl Store {
             .collect();
         abandoned_by_node.sort_by(|a, b| b.count.cmp(&a.count).then(a.node.cmp(&b.node)));
         let answered = count(answered);
-        let contained = answered.saturating_sub(count(transferred));
+        let contained = count(contained);
         Ok(CallIndicators {
             offered: count(offered),
             answered,

@@ -25,7 +25,10 @@ mod tokens;
 mod transfer;
 mod writer;
 
-pub use calls::{CallRecord, CallTransfer, MenuStep, StoredCall, REJECTED, TRANSFERRED};
+pub use calls::{
+    is_contained, CallRecord, CallTransfer, MenuStep, StoredCall, CONTAINED_DISPOSITIONS, REJECTED,
+    TRANSFERRED,
+};
 pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
 pub use indicators::{
     CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
@@ -41,7 +44,7 @@ pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,
 };
 pub use surveys::{Survey, SURVEY_SCORES};
-pub use tickets::{normalize_phone, Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
+pub use tickets::{Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 pub use tokens::ApiToken;
 pub use transfer::{NewTransferContext, TransferContext};
 
@@ -330,6 +333,14 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 /// numbered parameters takes n² steps: 7 % of the gateway's CPU when
 /// texts opened 5,000 tickets a second. Anonymous ones have no name to
 /// look up. Any other SQL is left as it is.
+/// "$first, $first+1, …" for `count` parameters.
+fn parameters(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn bind_in_order(conn: &AnyConnection, sql: String) -> String {
     if conn.backend_name() != "SQLite" {
         return sql;
@@ -378,6 +389,12 @@ where
 mod tests {
     use super::*;
     use sqlx::ConnectOptions;
+
+    #[test]
+    fn parameters_continue_the_numbering() {
+        assert_eq!(parameters(3, 2), "$3, $4");
+        assert_eq!(parameters(1, 1), "$1");
+    }
 
     #[tokio::test]
     async fn parameters_in_order_become_anonymous_on_sqlite_only() {

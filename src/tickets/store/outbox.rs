@@ -9,7 +9,8 @@
 
 use super::tickets::placeholders;
 use super::{bind_in_order, from_millis, parse_code, to_millis, Backend, Store, StoreError};
-use crate::tickets::notifications::{self, NotificationKind};
+use crate::phone::PhoneNumber;
+use crate::tickets::notifications::NotificationKind;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use std::fmt;
@@ -191,7 +192,7 @@ pub(super) async fn queue_notifications(
 ) -> Result<(), StoreError> {
     let queued: Vec<QueuedNotification> = queued
         .into_iter()
-        .filter(|n| notifications::can_receive_sms(&n.recipient))
+        .filter(|n| PhoneNumber::parse(&n.recipient).is_ok_and(|p| p.can_receive_sms()))
         .collect();
     if queued.is_empty() {
         return Ok(());

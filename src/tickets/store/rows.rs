@@ -62,7 +62,8 @@ impl TryFrom<TicketRow> for Ticket {
             category: row.category,
             service_number: row.service_number,
             description: row.description,
-            contact_phone: row.contact_phone,
+            // No contact is stored as an empty string (the column is NOT NULL).
+            contact_phone: (!row.contact_phone.is_empty()).then_some(row.contact_phone),
             customer_id: row.customer_id,
             level: parse_code(&row.level)?,
             language: parse_code(&row.language)?,

@@ -25,10 +25,12 @@ use super::rows::{TicketRow, TICKET_COLUMNS};
 use super::tickets::{
     apply_transition, insert_tickets, prepare_ticket, NewTicket, PreparedTicket, Ticket,
 };
-use super::{bind_in_order, to_millis, Store, StoreError};
+use super::{bind_in_order, parameters, to_millis, Store, StoreError};
+use crate::phone::PhoneNumber;
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Status};
 use crate::tickets::number::TicketNumber;
+use crate::tickets::privacy::{self, Disclosure};
 use crate::tickets::sla::SlaPolicy;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
@@ -55,7 +57,7 @@ pub struct InboundSms {
     /// `twilio` or `generic`: message ids are unique per provider.
     pub provider: String,
     pub provider_message_id: String,
-    /// The sender in the SMS channel's normal form (`sms::phone`).
+    /// The sender in the one phone normal form (`crate::phone`).
     pub from: String,
     /// Every spelling the sender's tickets and customer record may be
     /// stored under, `from` included.
@@ -243,7 +245,7 @@ impl Store {
     {
         let mut creates = None;
         if let SmsRequest::Create(new) = &mut request {
-            new.contact_phone = sms.from.clone();
+            new.contact_phone = Some(sms.from.clone());
             new.validate(self.sla())?;
             creates = Some(new.ticket_type.code());
         }
@@ -603,7 +605,11 @@ async fn carry_out(
     now: DateTime<Utc>,
 ) -> Result<SmsFacts, StoreError> {
     let actor = Actor::customer(&sms.from);
-    let own = |ticket: &Ticket| sms.from_spellings.contains(&ticket.contact_phone);
+    let sender = PhoneNumber::parse(&sms.from).ok();
+    let own = |ticket: &Ticket| {
+        privacy::disclosure(ticket.contact_phone.as_deref(), sender.as_ref(), false)
+            == Disclosure::Details
+    };
     Ok(match request {
         SmsRequest::Nothing => SmsFacts::Nothing,
         SmsRequest::Ticket(number) => {
@@ -663,14 +669,6 @@ fn ticket_of(facts: &SmsFacts) -> Option<&Ticket> {
         SmsFacts::Answer(AnswerFacts::Applied(ticket, _)) => Some(ticket),
         _ => None,
     }
-}
-
-/// "$first, $first+1, …" for `count` parameters.
-fn parameters(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn ticket_by_number(
@@ -802,11 +800,5 @@ mod tests {
             numbered_rows(2, "('in', ?, NULL, ?)"),
             "('in', $1, NULL, $2), ('in', $3, NULL, $4)"
         );
-    }
-
-    #[test]
-    fn parameters_continue_the_numbering() {
-        assert_eq!(parameters(3, 2), "$3, $4");
-        assert_eq!(parameters(1, 1), "$1");
     }
 }

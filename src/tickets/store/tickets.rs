@@ -6,6 +6,7 @@ use super::outbox::{queue_notifications, QueuedNotification};
 use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
 use super::{bind_in_order, to_millis, Store, StoreError};
+use crate::phone::{search_spellings, PhoneNumber};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
 use crate::tickets::notifications::{self, NotificationKind};
@@ -30,7 +31,10 @@ pub struct Ticket {
     /// The line or circuit the ticket is about.
     pub service_number: Option<String>,
     pub description: String,
-    pub contact_phone: String,
+    /// The number to call or text back, in the phone normal form; none
+    /// when the caller's number was unknown and none was keyed in (stored
+    /// as an empty string).
+    pub contact_phone: Option<String>,
     pub customer_id: Option<i64>,
     pub level: CustomerLevel,
     pub language: Language,
@@ -96,7 +100,10 @@ pub struct NewTicket {
     pub category: String,
     pub service_number: Option<String>,
     pub description: String,
-    pub contact_phone: String,
+    /// Any spelling of a number that can be called back (stored in the
+    /// phone normal form), or none: a report is never refused for want of
+    /// a number, it is then only not texted.
+    pub contact_phone: Option<String>,
     pub customer_id: Option<i64>,
     pub level: Option<CustomerLevel>,
     pub language: Option<Language>,
@@ -121,7 +128,7 @@ impl NewTicket {
             category: category.into(),
             service_number: None,
             description: description.into(),
-            contact_phone: contact_phone.into(),
+            contact_phone: Some(contact_phone.into()),
             customer_id: None,
             level: None,
             language: None,
@@ -171,29 +178,22 @@ pub(super) fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Removes spaces, hyphens, dots and brackets people put in phone numbers.
-pub fn normalize_phone(phone: &str) -> String {
-    phone
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect()
-}
-
-pub(super) fn validate_phone(field: &'static str, phone: &str) -> Result<(), StoreError> {
-    let digits = phone.strip_prefix('+').unwrap_or(phone);
-    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(StoreError::Invalid {
+/// `phone` in the one phone normal form, as a contact or customer phone
+/// must be: a number a person can be called back on.
+pub(super) fn contact_number(field: &'static str, phone: &str) -> Result<String, StoreError> {
+    PhoneNumber::contact(phone)
+        .map(|phone| phone.to_string())
+        .map_err(|e| StoreError::Invalid {
             field,
-            reason: format!("{phone:?} is not a phone number (digits, optionally after +)"),
-        });
-    }
-    Ok(())
+            reason: e.to_string(),
+        })
 }
 
 impl NewTicket {
     pub(super) fn validate(&mut self, sla: &SlaPolicy) -> Result<(), StoreError> {
-        self.contact_phone = normalize_phone(&self.contact_phone);
-        validate_phone("contact phone", &self.contact_phone)?;
+        if let Some(phone) = &self.contact_phone {
+            self.contact_phone = Some(contact_number("contact phone", phone)?);
+        }
         if !sla.has_category(&self.category) {
             return Err(StoreError::Invalid {
                 field: "category",
@@ -288,11 +288,23 @@ impl Store {
             );
         }
         if let Some(phone) = &query.contact_phone {
-            add(
-                &mut sql,
-                " AND contact_phone = ?",
-                Bind::Text(normalize_phone(phone)),
-            );
+            // Every spelling older rows may hold (crate::phone); text that
+            // is no phone number matches nothing.
+            let spellings = search_spellings(phone);
+            match spellings.split_first() {
+                None => sql.push_str(" AND 1 = 0"),
+                Some((first, rest)) => {
+                    add(
+                        &mut sql,
+                        " AND contact_phone IN (?",
+                        Bind::Text(first.clone()),
+                    );
+                    for spelling in rest {
+                        add(&mut sql, ", ?", Bind::Text(spelling.clone()));
+                    }
+                    sql.push(')');
+                }
+            }
         }
         if let Some(customer) = query.customer_id {
             add(&mut sql, " AND customer_id = ?", Bind::Int(customer));
@@ -657,13 +669,10 @@ async fn customer_of(
             field: "customer",
             reason: format!("no customer {id}"),
         }),
-        None => Ok(sqlx::query_as(
-            "SELECT c.id, c.level, c.language FROM customer_phones p \
-             JOIN customers c ON c.id = p.customer_id WHERE p.phone = $1",
-        )
-        .bind(&new.contact_phone)
-        .fetch_optional(reader)
-        .await?),
+        None => match &new.contact_phone {
+            Some(phone) => super::customers::customer_by_spellings(reader, phone).await,
+            None => Ok(None),
+        },
     }
 }
 
@@ -794,7 +803,7 @@ pub(super) async fn insert_tickets(
                 .bind(p.new.category.clone())
                 .bind(p.new.service_number.clone())
                 .bind(p.new.description.clone())
-                .bind(p.new.contact_phone.clone())
+                .bind(p.new.contact_phone.clone().unwrap_or_default())
                 .bind(p.customer_id)
                 .bind(p.level.code())
                 .bind(p.language.code())
@@ -893,7 +902,8 @@ async fn insert_created_notifications(
         // A ticket opened by text has its number in the webhook's reply
         // already: a second text saying the same would only be noise.
         .filter(|(p, _)| p.new.channel != Channel::Sms)
-        .map(|(p, (id, number))| {
+        .filter_map(|(p, number)| Some((p, number, p.new.contact_phone.as_deref()?)))
+        .map(|(p, (id, number), contact)| {
             let body = notifications::ticket_created(
                 p.language,
                 number,
@@ -906,7 +916,7 @@ async fn insert_created_notifications(
                 &number.to_string(),
                 None,
                 *id,
-                &p.new.contact_phone,
+                contact,
                 body,
             )
         })
@@ -934,7 +944,7 @@ fn transition_notification(changed: &Ticket, action: Action) -> Option<QueuedNot
         &changed.number.to_string(),
         Some(&changed.version.to_string()),
         changed.id,
-        &changed.contact_phone,
+        changed.contact_phone.as_deref()?,
         body,
     ))
 }
@@ -944,11 +954,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phone_numbers_lose_their_separators() {
-        assert_eq!(normalize_phone("+86 138-0013 (8000)"), "+8613800138000");
-        assert!(validate_phone("p", "+8613800138000").is_ok());
-        assert!(validate_phone("p", "138a").is_err());
-        assert!(validate_phone("p", "").is_err());
+    fn contact_numbers_are_stored_in_the_phone_normal_form() {
+        assert_eq!(
+            contact_number("p", "+86 138-0013 (8000)").unwrap(),
+            "13800138000"
+        );
+        assert!(contact_number("p", "138a").is_err());
+        assert!(contact_number("p", "").is_err());
+        assert!(contact_number("p", "8001").is_err());
     }
 
     #[test]
