@@ -15,6 +15,7 @@ pub mod ivr;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod resources;
 pub mod server;
 pub mod sip;
 pub mod sms;

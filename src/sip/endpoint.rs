@@ -32,7 +32,7 @@ use super::uac::{self, OutgoingInvite, UacFailure, UacState, UacStep};
 use super::validate;
 use bytes::Bytes;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,14 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+        }
+    }
+
+    /// The name in metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         }
     }
 }
@@ -246,6 +254,15 @@ pub struct OutgoingRequest {
     /// The call on whose behalf we call: its flow's socket and address
     /// family are used.
     pub on_behalf_of: CallHandle,
+}
+
+/// The stream connections live calls and transactions depend on: by
+/// connection, or by peer address for flows that have not picked one yet.
+/// The transports keep these open however long they are idle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionsInUse {
+    pub ids: HashSet<u64>,
+    pub remotes: HashSet<SocketAddr>,
 }
 
 /// Counters for metrics and tests.
@@ -506,6 +523,25 @@ impl Endpoint {
 
     pub fn calls(&self) -> impl Iterator<Item = CallHandle> + '_ {
         self.calls.keys().copied()
+    }
+
+    /// The stream connections that calls (with their dialogs), calls we
+    /// placed and transactions use now.
+    pub fn connections_in_use(&self) -> ConnectionsInUse {
+        let mut in_use = ConnectionsInUse::default();
+        let flows = self
+            .calls
+            .values()
+            .map(|call| &call.flow)
+            .chain(self.outgoing.values().map(|outgoing| &outgoing.flow))
+            .chain(self.txs.values().map(|tx| &tx.flow));
+        for flow in flows.filter(|flow| flow.transport.is_reliable()) {
+            match flow.connection {
+                Some(id) => in_use.ids.insert(id),
+                None => in_use.remotes.insert(flow.remote),
+            };
+        }
+        in_use
     }
 
     fn next_id(&mut self) -> u64 {
