@@ -60,6 +60,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// descriptors or memory, doubling up to `ACCEPT_PAUSE_MAX`.
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// How often to look whether a flood of connections has gone, and how
+/// many must have gone for the memory they took to be given back.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
+const RELEASE_AFTER: usize = 256;
 
 /// Chooses the address we advertise to a peer: the configured one, the
 /// listener's own address, or for a wildcard listener the local address
@@ -195,6 +199,10 @@ impl Transports {
             ));
             transports.udp.push(UdpListener { socket });
         }
+        tokio::spawn(release_memory_after_floods(
+            streams.gate.clone(),
+            inbox.clone(),
+        ));
         for addr in tcp {
             let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TCP", *addr))?;
             let bound = listener.local_addr()?;
@@ -410,6 +418,26 @@ async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: A
             &shared.settings,
             inbox,
         );
+    }
+}
+
+/// Once a flood of connections has gone, gives the memory it took back to
+/// the system, so that the gateway's size comes back down.
+async fn release_memory_after_floods(gate: Arc<ConnectionGate>, inbox: mpsc::Sender<Inbound>) {
+    let mut every = tokio::time::interval(RELEASE_CHECK);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = inbox.closed() => return,
+        }
+        let gone = gate.fall_since_peak();
+        if gone >= RELEASE_AFTER {
+            crate::resources::release_free_memory();
+            tracing::debug!(
+                connections = gone,
+                "memory given back after a flood of connections"
+            );
+        }
     }
 }
 
