@@ -180,7 +180,7 @@ fn describe() {
     );
     describe_counter!(
         SIP_CONNECTIONS_CLOSED,
-        "SIP stream connections closed, by transport and reason: peer, message_timeout, idle, unframeable, too_large, read_error, write_error, write_timeout, write_queue, shutdown"
+        "SIP stream connections closed, by transport and reason: peer, message_timeout, idle, unframeable, too_large, read_error, write_error, write_timeout, write_queue, shutdown, handshake"
     );
     describe_counter!(
         SIP_ACCEPT_FAILURES,

@@ -8,7 +8,7 @@
 //! - a message must arrive whole within `message_timeout` of its first
 //!   byte, and an accepted connection must bring its first message within
 //!   `message_timeout` of being accepted (a TLS handshake, done before the
-//!   stream reaches [`spawn`], should be timed against the same clock);
+//!   stream reaches [`serve`], counts against the same clock);
 //! - a connection that carries no dialog is closed after `idle_timeout`
 //!   without a message; the endpoint's task marks the connections live
 //!   calls and transactions use ([`Link::set_in_use`]), and those stay;
@@ -65,6 +65,9 @@ pub enum Close {
     WriteQueue,
     /// The gateway is stopping.
     Shutdown,
+    /// The stream could not be set up (a TLS handshake failed or took
+    /// longer than the message timeout).
+    Handshake,
 }
 
 impl Close {
@@ -80,6 +83,7 @@ impl Close {
             Close::WriteTimeout => "write_timeout",
             Close::WriteQueue => "write_queue",
             Close::Shutdown => "shutdown",
+            Close::Handshake => "handshake",
         }
     }
 }
@@ -132,20 +136,22 @@ impl Link {
 /// How a connection came to be.
 #[derive(Debug)]
 pub enum Origin {
-    /// A peer connected to one of our listeners: it owes us a message.
-    Accepted,
+    /// A peer connected to one of our listeners `at` (before any
+    /// handshake): it owes us a whole message within the message timeout.
+    Accepted { at: Instant },
     /// We connected to send `first`; the peer owes us nothing.
     Dialled { first: Bytes },
 }
 
-/// Starts serving `stream` as the connection `flow.connection`. `permit`
-/// is its place in the connection counts, given back when it is closed.
-pub fn spawn<S>(
+/// Serves `stream` as the connection `flow.connection` until it is
+/// closed (the caller's task becomes its reader). `permit` is its place in
+/// the connection counts, given back when it is closed.
+pub async fn serve<S>(
     stream: S,
     flow: Flow,
     origin: Origin,
     permit: Permit,
-    settings: &StreamSettings,
+    settings: StreamSettings,
     inbox: mpsc::Sender<Inbound>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -153,11 +159,13 @@ pub fn spawn<S>(
     let (reader, writer) = tokio::io::split(stream);
     let connection = Reader {
         flow,
-        settings: settings.clone(),
+        settings,
         inbox,
         permit: Arc::new(permit),
     };
-    tokio::spawn(connection.run(reader, WriteSide::Waiting(writer), origin));
+    connection
+        .run(reader, WriteSide::Waiting(writer), origin)
+        .await;
 }
 
 /// Resolves when the link is closed, or dropped.
@@ -287,16 +295,16 @@ impl Reader {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let dialled = match origin {
-            Origin::Accepted => false,
+        let owed_since = match origin {
+            Origin::Accepted { at } => Some(at),
             Origin::Dialled { first } => {
                 if !self.register(&mut write, Some(first)).await {
                     return;
                 }
-                true
+                None
             }
         };
-        let Stop::Close(close) = self.read(&mut reader, &mut write, dialled).await else {
+        let Stop::Close(close) = self.read(&mut reader, &mut write, owed_since).await else {
             return;
         };
         crate::metrics::sip_connection_closed(self.flow.transport, close.label());
@@ -307,18 +315,24 @@ impl Reader {
         }
     }
 
-    async fn read<R, W>(&self, reader: &mut R, write: &mut WriteSide<W>, dialled: bool) -> Stop
+    /// Reads until the connection must close. `owed_since`: when an
+    /// accepted connection was accepted (it owes its first message from
+    /// then); `None` for ours.
+    async fn read<R, W>(
+        &self,
+        reader: &mut R,
+        write: &mut WriteSide<W>,
+        owed_since: Option<Instant>,
+    ) -> Stop
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let settings = &self.settings;
         let mut framer = Framer::new();
-        let opened = Instant::now();
-        // An accepted connection owes its first message from the start.
-        let mut seen_message = dialled;
-        let mut message_started = (!dialled).then_some(opened);
-        let mut last_activity = opened;
+        let mut seen_message = owed_since.is_none();
+        let mut message_started = owed_since;
+        let mut last_activity = Instant::now();
         loop {
             let deadline = match message_started {
                 Some(started) => started + settings.message_timeout,

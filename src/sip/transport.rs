@@ -16,11 +16,13 @@ use super::message::MAX_MESSAGE_SIZE;
 use super::stream::{self, Close, Link, Origin, StreamSettings};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -208,10 +210,11 @@ impl Transports {
             let bound = listener.local_addr()?;
             transports.tcp_addrs.push(bound);
             transports.tcp_local.get_or_insert(bound);
-            tokio::spawn(accept_tcp(
+            tokio::spawn(accept_streams(
                 listener,
                 Advertiser::new(advertised, bound),
                 streams.clone(),
+                Arc::new(PlainTcp),
             ));
         }
         Ok(transports)
@@ -369,9 +372,43 @@ async fn receive_udp(
     }
 }
 
+/// What turns an accepted TCP connection into the byte stream SIP is
+/// read from: the connection itself for TCP ([`PlainTcp`]), a session
+/// after its handshake for TLS. Every listener admits through the same
+/// gate before the upgrade, and the upgrade runs in the connection's own
+/// task, within the message timeout counted from the accept, so that
+/// every stream transport has the same limits, timeouts and counters.
+pub trait Upgrade: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// The transport its streams carry (flows, metric labels).
+    fn transport(&self) -> Transport;
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain SIP over TCP: the accepted connection is the stream.
+pub struct PlainTcp;
+
+impl Upgrade for PlainTcp {
+    type Stream = TcpStream;
+
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        std::future::ready(Ok(tcp))
+    }
+}
+
 /// Accepts connections while the endpoint's task runs: admitted ones are
-/// served, refused ones closed at once (reset, nothing read).
-async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: Arc<StreamShared>) {
+/// upgraded and served, refused ones closed at once (reset, nothing read).
+async fn accept_streams<U: Upgrade>(
+    listener: TcpListener,
+    mut advertiser: Advertiser,
+    shared: Arc<StreamShared>,
+    upgrade: Arc<U>,
+) {
+    let transport = upgrade.transport();
     let mut pause = ACCEPT_PAUSE_MIN;
     let mut failures = LogThrottle::new(Duration::from_secs(60), 1);
     loop {
@@ -379,45 +416,49 @@ async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: A
             accepted = listener.accept() => accepted,
             _ = shared.inbox.closed() => return,
         };
-        let (stream, remote) = match accepted {
+        let (tcp, remote) = match accepted {
             Ok(accepted) => {
                 pause = ACCEPT_PAUSE_MIN;
                 accepted
             }
             Err(error) => {
-                if let Some(wait) = accept_failed(&error, &mut pause, &mut failures) {
+                if let Some(wait) = accept_failed(transport, &error, &mut pause, &mut failures) {
                     tokio::time::sleep(wait).await;
                 }
                 continue;
             }
         };
-        let permit = match shared
-            .gate
-            .admit(remote.ip(), Transport::Tcp, Instant::now())
-        {
+        let accepted_at = Instant::now();
+        let permit = match shared.gate.admit(remote.ip(), transport, accepted_at) {
             Ok(permit) => permit,
             Err(_) => {
-                refuse(stream);
+                refuse(tcp);
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let flow = Flow {
-            transport: Transport::Tcp,
+            transport,
             listener: 0,
             connection: Some(shared.ids.fetch_add(1, Ordering::Relaxed)),
             local: advertiser.local_for(remote),
             remote,
         };
-        let inbox = shared.inbox.clone();
-        stream::spawn(
-            stream,
-            flow,
-            Origin::Accepted,
-            permit,
-            &shared.settings,
-            inbox,
-        );
+        let (shared, upgrade) = (shared.clone(), upgrade.clone());
+        tokio::spawn(async move {
+            let deadline = accepted_at + shared.settings.message_timeout;
+            let stream = match tokio::time::timeout_at(deadline.into(), upgrade.upgrade(tcp)).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(_)) | Err(_) => {
+                    crate::metrics::sip_connection_closed(transport, Close::Handshake.label());
+                    return;
+                }
+            };
+            let origin = Origin::Accepted { at: accepted_at };
+            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+            stream::serve(stream, flow, origin, permit, settings, inbox).await;
+        });
     }
 }
 
@@ -454,6 +495,7 @@ fn refuse(stream: TcpStream) {
 /// `pause` each time, keeps a listener that cannot accept from spinning).
 /// Counted each time, logged once a minute.
 fn accept_failed(
+    transport: Transport,
     error: &io::Error,
     pause: &mut Duration,
     failures: &mut LogThrottle<()>,
@@ -461,17 +503,17 @@ fn accept_failed(
     use rustix::io::Errno;
     let kind = match Errno::from_io_error(error) {
         Some(Errno::CONNABORTED | Errno::CONNRESET | Errno::PROTO | Errno::PERM) => {
-            tracing::debug!(%error, "TCP accept: the peer gave up");
+            tracing::debug!(%error, "accept: the peer gave up");
             return None;
         }
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => "descriptors",
         _ => "other",
     };
-    crate::metrics::sip_accept_failed(Transport::Tcp, kind);
+    crate::metrics::sip_accept_failed(transport, kind);
     let wait = *pause;
     *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
     if let Some(held_back) = failures.note((), Instant::now()) {
-        tracing::warn!(%error, kind, held_back, pause_ms = wait.as_millis() as u64, "TCP accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
+        tracing::warn!(%error, transport = transport.via_token(), kind, held_back, pause_ms = wait.as_millis() as u64, "accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
     }
     Some(wait)
 }
@@ -488,8 +530,8 @@ async fn connect_tcp(
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             let origin = Origin::Dialled { first };
-            let inbox = shared.inbox.clone();
-            stream::spawn(stream, flow, origin, permit, &shared.settings, inbox);
+            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+            stream::serve(stream, flow, origin, permit, settings, inbox).await;
             return;
         }
         Ok(Err(e)) => e.to_string(),
