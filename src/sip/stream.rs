@@ -1,8 +1,9 @@
 //! One SIP connection over a byte stream, whatever carries it: a TCP
 //! socket today, TLS over one tomorrow (anything `AsyncRead +
-//! AsyncWrite`). Two tasks per connection: a reader that frames messages
-//! (`framing`) and hands them to the endpoint's task, and a writer that
-//! drains the connection's queue. Everything a connection may do once
+//! AsyncWrite`). The task that serves a connection reads it: it frames
+//! messages (`framing`) and hands them to the endpoint's task; once the
+//! connection is registered a writer task drains its queue. Everything a
+//! connection may do once
 //! admitted (`connections` decides whether it is) is bounded here:
 //!
 //! - a message must arrive whole within `message_timeout` of its first
