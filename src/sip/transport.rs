@@ -10,10 +10,11 @@
 //! listener out of file descriptors pauses instead of spinning. Nothing
 //! here interprets SIP beyond finding message boundaries.
 
-use super::connections::{ConnectionGate, ConnectionPolicy, LogThrottle};
+use super::connections::{ConnectionGate, ConnectionPolicy};
 use super::endpoint::{ConnectionsInUse, Flow, Transmit, Transport};
 use super::message::MAX_MESSAGE_SIZE;
 use super::stream::{self, Close, Link, Origin, StreamSettings};
+use crate::log_throttle::LogThrottle;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
