@@ -20,6 +20,7 @@ const ENV_PREFIX: &str = "HOTLINE_";
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
+    pub sip_connections: SipConnectionsConfig,
     pub media: MediaConfig,
     pub calls: CallsConfig,
     pub prompts: PromptsConfig,
@@ -59,6 +60,32 @@ pub struct SipConfig {
     pub asserted_identity_from: Vec<IpNet>,
     /// New INVITEs per second per source address (0: no limit).
     pub invites_per_second_per_source: u32,
+}
+
+/// Limits on SIP stream connections (TCP, and TLS alike), so that no
+/// amount of connections can use up the descriptors calls need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConnectionsConfig {
+    /// Incoming connections from all sources together; more are closed
+    /// at once. Counted in the descriptor budget.
+    pub max_connections: usize,
+    /// Incoming connections from one source address.
+    pub max_per_source: usize,
+    /// Sources that carry many callers' dialogs (a SIP proxy, an SBC): each
+    /// may hold `max_per_proxy` connections.
+    pub proxy_networks: Vec<IpNet>,
+    pub max_per_proxy: usize,
+    /// A message must arrive whole within this long of its first byte, and
+    /// an accepted connection's first message within this long of the
+    /// accept; a write may take this long.
+    pub message_timeout_secs: u64,
+    /// A connection that carries no call is closed after this long
+    /// without a message.
+    pub idle_timeout_secs: u64,
+    /// Bytes waiting to be sent on one connection beyond which it is
+    /// closed (the peer is not reading).
+    pub max_queued_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +149,9 @@ impl Default for PromptsConfig {
 pub struct HttpConfig {
     /// Webhooks, staff API, console and metrics.
     pub listen: SocketAddr,
+    /// Connections served at once; more are closed at once. Counted in
+    /// the descriptor budget.
+    pub max_connections: usize,
 }
 
 /// The inbound SMS webhooks (`docs/sms.md`). Each endpoint is off until
@@ -402,6 +432,20 @@ impl Default for SipConfig {
     }
 }
 
+impl Default for SipConnectionsConfig {
+    fn default() -> Self {
+        SipConnectionsConfig {
+            max_connections: 4096,
+            max_per_source: 256,
+            proxy_networks: Vec::new(),
+            max_per_proxy: 4096,
+            message_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            max_queued_bytes: 1 << 20,
+        }
+    }
+}
+
 /// This machine only: what the gateway trusts out of the box.
 fn loopback() -> Vec<IpNet> {
     ["127.0.0.0/8", "::1/128"]
@@ -445,6 +489,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 1024,
         }
     }
 }
@@ -626,6 +671,42 @@ impl Default for TicketsConfig {
     }
 }
 
+impl SipConnectionsConfig {
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_per_source", self.max_per_source),
+            ("max_per_proxy", self.max_per_proxy),
+        ] {
+            if value == 0 {
+                problems.push(format!("sip_connections.{key} must be at least 1"));
+            }
+        }
+        if !(1..=60).contains(&self.message_timeout_secs) {
+            problems.push(format!(
+                "sip_connections.message_timeout_secs ({}) must be between 1 and 60",
+                self.message_timeout_secs
+            ));
+        }
+        if self.idle_timeout_secs < self.message_timeout_secs {
+            problems.push(format!(
+                "sip_connections.idle_timeout_secs ({}) must be at least message_timeout_secs ({})",
+                self.idle_timeout_secs, self.message_timeout_secs
+            ));
+        }
+        // One largest message must fit, or a big response could never go.
+        if self.max_queued_bytes < crate::sip::message::MAX_MESSAGE_SIZE {
+            problems.push(format!(
+                "sip_connections.max_queued_bytes ({}) must be at least {}",
+                self.max_queued_bytes,
+                crate::sip::message::MAX_MESSAGE_SIZE
+            ));
+        }
+        problems
+    }
+}
+
 impl TicketsConfig {
     /// Loads the SLA rules this configuration names.
     pub fn sla_policy(
@@ -781,6 +862,18 @@ impl Config {
         if sip.max_calls == 0 {
             problems.push("sip.max_calls must be at least 1".to_string());
         }
+        problems.extend(self.sip_connections.problems());
+        for proxy in &self.sip_connections.proxy_networks {
+            if !sip.trusted_networks.iter().any(|net| net.contains(proxy)) {
+                problems.push(format!(
+                    "sip_connections.proxy_networks: {proxy} is not inside sip.trusted_networks \
+                     (connections from it would be refused)"
+                ));
+            }
+        }
+        if self.http.max_connections == 0 {
+            problems.push("http.max_connections must be at least 1".to_string());
+        }
         let media = &self.media;
         if media.rtp_port_min % 2 != 0 || media.rtp_port_min == 0 {
             problems.push(format!(
@@ -908,6 +1001,26 @@ impl Config {
         };
         policy.validate().map_err(|e| e.to_string())?;
         Ok(policy)
+    }
+
+    /// The limits every SIP stream connection is held to.
+    pub fn stream_limits(&self) -> crate::sip::transport::StreamLimits {
+        let limits = &self.sip_connections;
+        crate::sip::transport::StreamLimits {
+            policy: crate::sip::connections::ConnectionPolicy {
+                trusted_networks: self.sip.trusted_networks.clone(),
+                max_connections: limits.max_connections,
+                max_per_source: limits.max_per_source,
+                proxy_networks: limits.proxy_networks.clone(),
+                max_per_proxy: limits.max_per_proxy,
+                max_outgoing: crate::resources::OWN_CONNECTIONS as usize,
+            },
+            settings: crate::sip::stream::StreamSettings {
+                message_timeout: Duration::from_secs(limits.message_timeout_secs),
+                idle_timeout: Duration::from_secs(limits.idle_timeout_secs),
+                max_queued_bytes: limits.max_queued_bytes,
+            },
+        }
     }
 
     pub fn admission_policy(&self) -> crate::sip::admission::AdmissionPolicy {
@@ -1044,6 +1157,45 @@ mod tests {
         assert_eq!(config.database.url, "postgres://localhost/test");
         assert_eq!(config.sip.invites_per_second_per_source, 7);
         assert_eq!(config.sip.udp.len(), 2);
+    }
+
+    #[test]
+    fn connection_limits_come_from_their_section_and_are_checked() {
+        let config = Config::load_from(
+            missing_default_file(),
+            &env(&[
+                ("HOTLINE_SIP_CONNECTIONS_MAX_PER_SOURCE", "4"),
+                ("HOTLINE_SIP_CONNECTIONS_PROXY_NETWORKS", "127.0.0.9/32"),
+                ("HOTLINE_SIP_MAX_CALLS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sip_connections.max_per_source, 4);
+        assert_eq!(config.sip.max_calls, 3);
+        let limits = config.stream_limits();
+        assert_eq!(limits.policy.proxy_networks.len(), 1);
+        assert_eq!(limits.settings.message_timeout, Duration::from_secs(10));
+
+        let mut config = Config::default();
+        config.sip_connections.max_connections = 0;
+        config.sip_connections.message_timeout_secs = 0;
+        config.sip_connections.idle_timeout_secs = 0;
+        config.sip_connections.max_queued_bytes = 100;
+        config.sip_connections.proxy_networks = vec!["192.0.2.0/24".parse().unwrap()];
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("invalid limits accepted");
+        };
+        for expected in [
+            "sip_connections.max_connections must be at least 1",
+            "sip_connections.message_timeout_secs (0)",
+            "sip_connections.max_queued_bytes (100)",
+            "192.0.2.0/24 is not inside sip.trusted_networks",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{expected:?} not in {problems:#?}"
+            );
+        }
     }
 
     #[test]

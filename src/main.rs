@@ -262,7 +262,16 @@ fn main() -> ExitCode {
 fn check_config(config: &Config) -> anyhow::Result<()> {
     let shown = config.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
-    print_out(&text)
+    print_out(&text)?;
+    // The limit `serve` would run with here (it raises the soft limit too).
+    let limit = hotline::resources::raise_open_file_limit();
+    let demand = hotline::resources::Demand::of(config);
+    hotline::resources::plan(limit.soft, limit.hard, demand)?;
+    print_out(&format!(
+        "# file descriptors: {} needed, the limit here is {}\n",
+        demand.total(),
+        limit.soft
+    ))
 }
 
 /// Prints `text` on stdout; a reader that went away (`hotline ticket list |

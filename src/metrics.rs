@@ -10,7 +10,7 @@
 //! process share one set of counters.
 
 use crate::media::session::{DtmfSource, MediaStats};
-use crate::sip::endpoint::Stats as SipStats;
+use crate::sip::endpoint::{Stats as SipStats, Transport};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -47,6 +47,16 @@ pub const OUTBOX_DEPTH: &str = "hotline_outbox_depth";
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
 pub const DB_PING_SECONDS: &str = "hotline_db_ping_seconds";
+pub const SIP_CONNECTIONS: &str = "hotline_sip_connections";
+pub const SIP_CONNECTIONS_LIMIT: &str = "hotline_sip_connections_limit";
+pub const SIP_CONNECTIONS_REFUSED: &str = "hotline_sip_connections_refused_total";
+pub const SIP_CONNECTIONS_CLOSED: &str = "hotline_sip_connections_closed_total";
+pub const SIP_ACCEPT_FAILURES: &str = "hotline_sip_accept_failures_total";
+// The process collector's standard names, so that existing dashboards and
+// alerts on descriptors and memory work unchanged.
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
 
 /// Histogram buckets in seconds: from a fast database write to a slow call
 /// setup.
@@ -161,6 +171,36 @@ fn describe() {
         metrics::Unit::Seconds,
         "Round trip of SELECT 1 to the database at scrape time"
     );
+    describe_gauge!(
+        SIP_CONNECTIONS,
+        "SIP stream connections open, by transport and direction: in (accepted), out (ours)"
+    );
+    describe_gauge!(
+        SIP_CONNECTIONS_LIMIT,
+        "Incoming SIP stream connections allowed from all sources together"
+    );
+    describe_counter!(
+        SIP_CONNECTIONS_REFUSED,
+        "SIP stream connections refused, by transport and reason: untrusted, source_limit, total_limit, outgoing_limit"
+    );
+    describe_counter!(
+        SIP_CONNECTIONS_CLOSED,
+        "SIP stream connections closed, by transport and reason: peer, message_timeout, idle, unframeable, too_large, read_error, write_error, write_timeout, write_queue, shutdown, handshake"
+    );
+    describe_counter!(
+        SIP_ACCEPT_FAILURES,
+        "Failed accepts on SIP listeners, by transport and kind: descriptors (out of file descriptors or memory), other"
+    );
+    describe_gauge!(PROCESS_OPEN_FDS, "Open file descriptors, at scrape time");
+    describe_gauge!(
+        PROCESS_MAX_FDS,
+        "The open-file limit (soft RLIMIT_NOFILE), at scrape time"
+    );
+    describe_gauge!(
+        PROCESS_RESIDENT_MEMORY,
+        metrics::Unit::Bytes,
+        "Resident memory, at scrape time"
+    );
 }
 
 /// The SIP endpoint's counters as they are now (it keeps the totals).
@@ -260,9 +300,52 @@ pub fn sms_failed() {
     counter!(SMS_FAILED).increment(1);
 }
 
+/// A stream connection was admitted (`direction` "in") or opened by us ("out").
+pub fn sip_connection_opened(transport: Transport, direction: &'static str) {
+    gauge!(SIP_CONNECTIONS, "transport" => transport.label(), "direction" => direction)
+        .increment(1.0);
+}
+
+/// A connection counted by `sip_connection_opened` is gone.
+pub fn sip_connection_gone(transport: Transport, direction: &'static str) {
+    gauge!(SIP_CONNECTIONS, "transport" => transport.label(), "direction" => direction)
+        .decrement(1.0);
+}
+
+pub fn sip_connections_limit(limit: usize) {
+    gauge!(SIP_CONNECTIONS_LIMIT).set(limit as f64);
+}
+
+pub fn sip_connection_refused(transport: Transport, reason: &'static str) {
+    counter!(SIP_CONNECTIONS_REFUSED, "transport" => transport.label(), "reason" => reason)
+        .increment(1);
+}
+
+pub fn sip_connection_closed(transport: Transport, reason: &'static str) {
+    counter!(SIP_CONNECTIONS_CLOSED, "transport" => transport.label(), "reason" => reason)
+        .increment(1);
+}
+
+pub fn sip_accept_failed(transport: Transport, kind: &'static str) {
+    counter!(SIP_ACCEPT_FAILURES, "transport" => transport.label(), "kind" => kind).increment(1);
+}
+
 /// How long a database write of `kind` took to commit.
 pub fn db_write(kind: &'static str, took: Duration) {
     histogram!(DB_WRITE_SECONDS, "kind" => kind).record(took.as_secs_f64());
+}
+
+/// The process's descriptors and memory, where the system tells them.
+fn sample_process() {
+    if let Some(open) = crate::resources::open_count() {
+        gauge!(PROCESS_OPEN_FDS).set(open as f64);
+    }
+    if let Some(limit) = crate::resources::soft_limit() {
+        gauge!(PROCESS_MAX_FDS).set(limit as f64);
+    }
+    if let Some(bytes) = crate::resources::resident_bytes() {
+        gauge!(PROCESS_RESIDENT_MEMORY).set(bytes as f64);
+    }
 }
 
 /// `GET /metrics`.
@@ -282,6 +365,7 @@ async fn render(
         Ok(()) => gauge!(DB_PING_SECONDS).set(started.elapsed().as_secs_f64()),
         Err(e) => tracing::warn!(error = %e, "metrics: the database does not answer"),
     }
+    sample_process();
     match store.outbox_backlog().await {
         Ok((depth, oldest)) => {
             gauge!(OUTBOX_DEPTH).set(depth as f64);

@@ -1,7 +1,9 @@
 //! The running gateway: binds the transports, owns the SIP endpoint in one
 //! task, glues calls to media, and starts the HTTP side (`http`). This
-//! file and `sip/transport.rs` hold every network `await` of the
-//! signalling path.
+//! file, `sip/transport.rs` and `sip/stream.rs` hold every network
+//! `await` of the signalling path. Before binding anything it checks the
+//! file descriptor budget (`resources`): a configuration whose calls and
+//! connections the open-file limit cannot hold does not start.
 //!
 //! Shutdown is designed in: [`Server::shutdown`] (or SIGTERM in `main`)
 //! makes new calls get 503, lets live calls run up to the drain timeout,
@@ -106,8 +108,16 @@ impl Server {
             "" => None,
             ip => Some(ip.parse::<IpAddr>().context("sip.advertised_address")?),
         };
+        crate::resources::reserve(&config)?;
         let (inbox_tx, inbox) = mpsc::channel(16_384);
-        let transports = Transports::bind(&config.sip.udp, &config.sip.tcp, advertised, inbox_tx)?;
+        let transports = Transports::bind(
+            &config.sip.udp,
+            &config.sip.tcp,
+            advertised,
+            config.stream_limits(),
+            inbox_tx,
+        )?;
+        crate::metrics::sip_connections_limit(config.sip_connections.max_connections);
         let readiness = Readiness::default();
         readiness.set_sip_bound(true);
         let endpoint = Endpoint::new(EndpointConfig {
@@ -172,6 +182,7 @@ impl Server {
         let (http_stop, http_stopped) = watch::channel(false);
         let http = tokio::spawn(crate::http::serve(
             http_listener,
+            config.http.max_connections,
             crate::http::router(&config, store.clone(), live_calls)
                 .merge(crate::health::router(store.clone(), readiness.clone())),
             http_stopped,
@@ -334,12 +345,16 @@ impl Core {
         let mut media_batch = Vec::with_capacity(BATCH);
         let mut drain_deadline: Option<Instant> = None;
         let mut exit_deadline: Option<Instant> = None;
+        let mut mark_connections = Instant::now();
         loop {
             let wake = [
                 self.endpoint.poll_timeout(),
                 self.calls.next_deadline(),
                 drain_deadline,
                 exit_deadline,
+                self.transports
+                    .has_connections()
+                    .then_some(mark_connections),
             ]
             .into_iter()
             .flatten()
@@ -379,6 +394,12 @@ impl Core {
             self.endpoint.handle_timeout(now);
             self.calls.enforce_limits(&mut self.endpoint, now);
             self.flush(now);
+            if now >= mark_connections {
+                // Connections that carry calls are kept however idle.
+                self.transports
+                    .mark_in_use(&self.endpoint.connections_in_use());
+                mark_connections = now + self.transports.in_use_interval();
+            }
             crate::metrics::sip_stats(self.endpoint.stats(), self.endpoint.active_calls());
             if let Some(deadline) = drain_deadline {
                 if exit_deadline.is_none() && (self.endpoint.active_calls() == 0 || now >= deadline)
@@ -410,10 +431,8 @@ impl Core {
     fn handle_inbound(&mut self, item: Inbound, now: Instant) {
         match item {
             Inbound::Message { bytes, flow } => self.endpoint.handle_message(&bytes, flow, now),
-            Inbound::TcpOpened { id, remote, writer } => {
-                self.transports.on_opened(id, remote, writer)
-            }
-            Inbound::TcpClosed { id } => {
+            Inbound::ConnectionOpened { id, link } => self.transports.on_opened(id, link),
+            Inbound::ConnectionClosed { id } => {
                 // Answers to what this connection sent last (often a 400
                 // for unframeable input, handed over just before the close)
                 // must be queued on it before it is forgotten; otherwise

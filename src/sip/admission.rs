@@ -40,6 +40,21 @@ pub struct AdmissionPolicy {
     pub invites_per_second_per_source: u32,
 }
 
+/// An address as the access lists see it: IPv4-mapped IPv6 addresses
+/// (a dual-stack socket's view of an IPv4 peer) as plain IPv4.
+pub fn canonical(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// True when `source` lies in one of `networks`.
+pub fn in_networks(networks: &[IpNet], source: IpAddr) -> bool {
+    let source = canonical(source);
+    networks.iter().any(|net| net.contains(&source))
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
@@ -65,14 +80,7 @@ impl Admission {
     }
 
     pub fn is_trusted(&self, source: IpAddr) -> bool {
-        let source = match source {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
-            v4 => v4,
-        };
-        self.policy
-            .trusted_networks
-            .iter()
-            .any(|net| net.contains(&source))
+        in_networks(&self.policy.trusted_networks, source)
     }
 
     pub fn set_draining(&mut self, draining: bool) {

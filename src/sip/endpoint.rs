@@ -30,10 +30,11 @@ use super::transaction::{
 };
 use super::uac::{self, OutgoingInvite, UacFailure, UacState, UacStep};
 use super::validate;
+use crate::log_throttle::LogThrottle;
 use bytes::Bytes;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Methods the gateway implements.
@@ -59,6 +60,14 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+        }
+    }
+
+    /// The name in metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         }
     }
 }
@@ -246,6 +255,15 @@ pub struct OutgoingRequest {
     /// The call on whose behalf we call: its flow's socket and address
     /// family are used.
     pub on_behalf_of: CallHandle,
+}
+
+/// The stream connections live calls and transactions depend on: by
+/// connection, or by peer address for flows that have not picked one yet.
+/// The transports keep these open however long they are idle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionsInUse {
+    pub ids: HashSet<u64>,
+    pub remotes: HashSet<SocketAddr>,
 }
 
 /// Counters for metrics and tests.
@@ -442,6 +460,7 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     next_id: u64,
     stats: Stats,
+    refusal_log: LogThrottle<(IpAddr, &'static str)>,
 }
 
 impl Endpoint {
@@ -460,6 +479,7 @@ impl Endpoint {
             events: VecDeque::new(),
             next_id: 1,
             stats: Stats::default(),
+            refusal_log: LogThrottle::new(Duration::from_secs(60), 4096),
         }
     }
 
@@ -506,6 +526,25 @@ impl Endpoint {
 
     pub fn calls(&self) -> impl Iterator<Item = CallHandle> + '_ {
         self.calls.keys().copied()
+    }
+
+    /// The stream connections that calls (with their dialogs), calls we
+    /// placed and transactions use now.
+    pub fn connections_in_use(&self) -> ConnectionsInUse {
+        let mut in_use = ConnectionsInUse::default();
+        let flows = self
+            .calls
+            .values()
+            .map(|call| &call.flow)
+            .chain(self.outgoing.values().map(|outgoing| &outgoing.flow))
+            .chain(self.txs.values().map(|tx| &tx.flow));
+        for flow in flows.filter(|flow| flow.transport.is_reliable()) {
+            match flow.connection {
+                Some(id) => in_use.ids.insert(id),
+                None => in_use.remotes.insert(flow.remote),
+            };
+        }
+        in_use
     }
 
     fn next_id(&mut self) -> u64 {
@@ -570,7 +609,10 @@ impl Endpoint {
         let method = request.method().cloned().unwrap_or(Method::Ack);
         if !self.admission.is_trusted(flow.remote.ip()) {
             // Say no and nothing else: no Server, Allow or reason detail.
-            self.stats.refused_acl += 1;
+            // Only an INVITE is a refused call (not its ACK, not OPTIONS).
+            if method == Method::Invite {
+                self.stats.refused_acl += 1;
+            }
             if method != Method::Ack {
                 let tag = stateless_tag(&request);
                 let response = response_to(&request, flow.remote, 403, "Forbidden", Some(&tag));
@@ -706,7 +748,13 @@ impl Endpoint {
                 Refusal::Rate => self.stats.refused_rate += 1,
                 Refusal::Draining => self.stats.refused_draining += 1,
             }
-            tracing::info!(source = %flow.remote, refusal = refusal.label(), "call refused");
+            // A flood is refused in full but logged once a minute.
+            if let Some(held_back) = self
+                .refusal_log
+                .note((flow.remote.ip(), refusal.label()), now)
+            {
+                tracing::info!(source = %flow.remote, refusal = refusal.label(), held_back, "call refused (more from this source for this reason within a minute are only counted)");
+            }
             let (caller, dialled) = parties(&request);
             self.events
                 .push_back(Event::CallRefused(Box::new(RefusedCall {

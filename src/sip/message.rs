@@ -557,7 +557,15 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         }
         return Ok(None);
     };
-    let head = &buf[..end];
+    let total = message_len(&buf[..end])?;
+    Ok((buf.len() >= total).then_some(total))
+}
+
+/// The whole length of a message whose head (start line and headers, up
+/// to and including the blank line) is `head`: the head plus its
+/// Content-Length (0 when absent). Errs when that exceeds the size limit
+/// or the Content-Length is not a number.
+pub fn message_len(head: &[u8]) -> Result<usize, ParseError> {
     let mut content_length = 0usize;
     for line in head.split(|&b| b == b'\n') {
         let Some(colon) = memchr::memchr(b':', line) else {
@@ -572,11 +580,10 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
                 .map_err(|_| ParseError::Malformed("bad Content-Length"))?;
         }
     }
-    let total = end
+    head.len()
         .checked_add(content_length)
         .filter(|&t| t <= MAX_MESSAGE_SIZE)
-        .ok_or(ParseError::TooLarge)?;
-    Ok((buf.len() >= total).then_some(total))
+        .ok_or(ParseError::TooLarge)
 }
 
 #[cfg(test)]

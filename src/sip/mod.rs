@@ -1,17 +1,20 @@
 //! SIP: messages, transactions, dialogs, SDP and admission as sans-IO
 //! state machines (`endpoint` ties them together), plus the socket shells
-//! in `transport`.
+//! in `transport` (streams served by `stream`, admitted by `connections`).
 
 pub mod admission;
 pub mod build;
+pub mod connections;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
+pub mod framing;
 pub mod headers;
 pub mod identity;
 pub mod message;
 pub mod refer;
 pub mod sdp;
+pub mod stream;
 pub mod transaction;
 pub mod transport;
 pub mod uac;

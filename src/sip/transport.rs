@@ -1,22 +1,29 @@
-//! The SIP transport shells: UDP sockets and TCP connections.
+//! The SIP transport shells: UDP sockets, and the listeners and table of
+//! stream connections (TCP; TLS is another source of streams).
 //!
 //! Receive tasks turn datagrams and framed stream messages into
 //! [`Inbound`] items for the endpoint's task; [`Transports::send`] puts the
-//! endpoint's [`Transmit`]s on the wire without blocking. TCP messages are
-//! framed by Content-Length, several per read or split over reads, and
-//! responses go back on the connection the request came in on. Nothing
+//! endpoint's [`Transmit`]s on the wire without blocking. Responses go back
+//! on the connection the request came in on. A connection is admitted by
+//! `connections` (trusted sources only, capped in total and per source)
+//! and then served by `stream` (framing, timeouts, bounded buffers); a
+//! listener out of file descriptors pauses instead of spinning. Nothing
 //! here interprets SIP beyond finding message boundaries.
 
-use super::endpoint::{Flow, Transmit, Transport};
-use super::message::{stream_frame_len, MAX_MESSAGE_SIZE};
-use bytes::{Bytes, BytesMut};
+use super::connections::{ConnectionGate, ConnectionPolicy};
+use super::endpoint::{ConnectionsInUse, Flow, Transmit, Transport};
+use super::message::MAX_MESSAGE_SIZE;
+use super::stream::{self, Close, Link, Origin, StreamSettings};
+use crate::log_throttle::LogThrottle;
+use bytes::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -27,12 +34,13 @@ pub enum Inbound {
         bytes: Bytes,
         flow: Flow,
     },
-    TcpOpened {
+    /// A stream connection brought its first message (or we opened it):
+    /// from now on messages to its peer can go on it.
+    ConnectionOpened {
         id: u64,
-        remote: SocketAddr,
-        writer: mpsc::Sender<Bytes>,
+        link: Link,
     },
-    TcpClosed {
+    ConnectionClosed {
         id: u64,
     },
     /// A connection we opened to send something could not be made: what
@@ -42,10 +50,23 @@ pub enum Inbound {
     },
 }
 
+/// The limits every stream connection is held to (`[sip_connections]`).
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    pub policy: ConnectionPolicy,
+    pub settings: StreamSettings,
+}
+
 /// How long an outgoing TCP connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Messages queued for one TCP connection before we drop it as stuck.
-const TCP_QUEUE: usize = 256;
+/// Accepting pauses this long after the first failure for want of
+/// descriptors or memory, doubling up to `ACCEPT_PAUSE_MAX`.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// How often to look whether a flood of connections has gone, and how
+/// many must have gone for the memory they took to be given back.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
+const RELEASE_AFTER: usize = 256;
 
 /// Chooses the address we advertise to a peer: the configured one, the
 /// listener's own address, or for a wildcard listener the local address
@@ -95,9 +116,12 @@ struct UdpListener {
     socket: Arc<UdpSocket>,
 }
 
-struct Connection {
-    writer: mpsc::Sender<Bytes>,
-    remote: SocketAddr,
+/// What every stream listener and connection shares.
+struct StreamShared {
+    gate: Arc<ConnectionGate>,
+    settings: StreamSettings,
+    ids: AtomicU64,
+    inbox: mpsc::Sender<Inbound>,
 }
 
 /// The bound sockets and live connections, owned by the endpoint's task.
@@ -105,10 +129,9 @@ pub struct Transports {
     udp: Vec<UdpListener>,
     tcp_local: Option<SocketAddr>,
     advertised: Option<IpAddr>,
-    connections: HashMap<u64, Connection>,
+    links: HashMap<u64, Link>,
     by_remote: HashMap<SocketAddr, u64>,
-    next_connection: Arc<AtomicU64>,
-    inbox: mpsc::Sender<Inbound>,
+    streams: Arc<StreamShared>,
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
 }
@@ -148,17 +171,22 @@ impl Transports {
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         advertised: Option<IpAddr>,
+        limits: StreamLimits,
         inbox: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
-        let next_connection = Arc::new(AtomicU64::new(1));
+        let streams = Arc::new(StreamShared {
+            gate: ConnectionGate::new(limits.policy),
+            settings: limits.settings,
+            ids: AtomicU64::new(1),
+            inbox: inbox.clone(),
+        });
         let mut transports = Transports {
             udp: Vec::new(),
             tcp_local: None,
             advertised,
-            connections: HashMap::new(),
+            links: HashMap::new(),
             by_remote: HashMap::new(),
-            next_connection: next_connection.clone(),
-            inbox: inbox.clone(),
+            streams: streams.clone(),
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
         };
@@ -174,42 +202,65 @@ impl Transports {
             ));
             transports.udp.push(UdpListener { socket });
         }
+        tokio::spawn(release_memory_after_floods(
+            streams.gate.clone(),
+            inbox.clone(),
+        ));
         for addr in tcp {
             let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TCP", *addr))?;
             let bound = listener.local_addr()?;
             transports.tcp_addrs.push(bound);
             transports.tcp_local.get_or_insert(bound);
-            tokio::spawn(accept_tcp(
+            tokio::spawn(accept_streams(
                 listener,
                 Advertiser::new(advertised, bound),
-                next_connection.clone(),
-                inbox.clone(),
+                streams.clone(),
+                Arc::new(PlainTcp),
             ));
         }
         Ok(transports)
     }
 
-    pub fn on_opened(&mut self, id: u64, remote: SocketAddr, writer: mpsc::Sender<Bytes>) {
-        self.by_remote.insert(remote, id);
-        self.connections.insert(id, Connection { writer, remote });
+    pub fn on_opened(&mut self, id: u64, link: Link) {
+        self.by_remote.insert(link.remote, id);
+        self.links.insert(id, link);
     }
 
     pub fn on_closed(&mut self, id: u64) {
-        if let Some(connection) = self.connections.remove(&id) {
-            if self.by_remote.get(&connection.remote) == Some(&id) {
-                self.by_remote.remove(&connection.remote);
+        if let Some(link) = self.links.remove(&id) {
+            if self.by_remote.get(&link.remote) == Some(&id) {
+                self.by_remote.remove(&link.remote);
             }
+        }
+    }
+
+    /// True while some connection is registered.
+    pub fn has_connections(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// How often [`Transports::mark_in_use`] should run: often enough that
+    /// a connection a new call uses is marked well before it could idle out.
+    pub fn in_use_interval(&self) -> Duration {
+        (self.streams.settings.idle_timeout / 4).min(Duration::from_secs(1))
+    }
+
+    /// Tells each connection whether live calls or transactions use it;
+    /// those are not closed for being idle.
+    pub fn mark_in_use(&self, in_use: &ConnectionsInUse) {
+        for (id, link) in &self.links {
+            link.set_in_use(in_use.ids.contains(id) || in_use.remotes.contains(&link.remote));
         }
     }
 
     /// Sends without waiting: UDP by `try_send_to` (a full socket buffer
     /// drops the datagram like the network would; retransmission covers
-    /// it), TCP through the connection's queue or a new connection.
+    /// it), streams through the connection's queue or a new connection.
     pub fn send(&mut self, transmit: Transmit) {
         let Transmit { flow, bytes } = transmit;
         match flow.transport {
             Transport::Udp => self.send_udp(flow, bytes),
-            Transport::Tcp => self.send_tcp(flow, bytes),
+            Transport::Tcp => self.send_stream(flow, bytes),
         }
     }
 
@@ -239,28 +290,42 @@ impl Transports {
         }
     }
 
-    fn send_tcp(&mut self, flow: Flow, bytes: Bytes) {
+    fn send_stream(&mut self, flow: Flow, bytes: Bytes) {
         let id = flow
             .connection
-            .filter(|id| self.connections.contains_key(id))
+            .filter(|id| self.links.contains_key(id))
             .or_else(|| self.by_remote.get(&flow.remote).copied());
-        if let Some(connection) = id.and_then(|id| self.connections.get(&id)) {
-            if connection.writer.try_send(bytes).is_err() {
-                tracing::warn!(remote = %connection.remote, "TCP connection queue full, message dropped");
+        if let Some((id, link)) = id.and_then(|id| self.links.get(&id).map(|link| (id, link))) {
+            if link.send(bytes).is_err() {
+                // The peer reads nothing: everything for it would pile up.
+                tracing::warn!(remote = %link.remote, "connection write queue full, closing it");
+                crate::metrics::sip_connection_closed(link.transport, Close::WriteQueue.label());
+                link.close();
+                self.on_closed(id);
             }
             return;
         }
+        let permit = match self.streams.gate.open_outgoing(flow.transport) {
+            Ok(permit) => permit,
+            Err(_) => {
+                let failed = Inbound::TcpConnectFailed {
+                    remote: flow.remote,
+                };
+                let _ = self.streams.inbox.try_send(failed);
+                return;
+            }
+        };
         let local = self.tcp_local.map_or(flow.local, |bound| {
             Advertiser::new(self.advertised, bound).local_for(flow.remote)
         });
-        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connect_tcp(
-            id,
-            flow.remote,
+        let id = self.streams.ids.fetch_add(1, Ordering::Relaxed);
+        let flow = Flow {
+            connection: Some(id),
             local,
-            bytes,
-            self.inbox.clone(),
-        ));
+            listener: 0,
+            ..flow
+        };
+        tokio::spawn(connect_tcp(flow, bytes, permit, self.streams.clone()));
     }
 }
 
@@ -308,131 +373,175 @@ async fn receive_udp(
     }
 }
 
-async fn accept_tcp(
+/// What turns an accepted TCP connection into the byte stream SIP is
+/// read from: the connection itself for TCP ([`PlainTcp`]), a session
+/// after its handshake for TLS. Every listener admits through the same
+/// gate before the upgrade, and the upgrade runs in the connection's own
+/// task, within the message timeout counted from the accept, so that
+/// every stream transport has the same limits, timeouts and counters.
+pub trait Upgrade: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// The transport its streams carry (flows, metric labels).
+    fn transport(&self) -> Transport;
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain SIP over TCP: the accepted connection is the stream.
+pub struct PlainTcp;
+
+impl Upgrade for PlainTcp {
+    type Stream = TcpStream;
+
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        std::future::ready(Ok(tcp))
+    }
+}
+
+/// Accepts connections while the endpoint's task runs: admitted ones are
+/// upgraded and served, refused ones closed at once (reset, nothing read).
+async fn accept_streams<U: Upgrade>(
     listener: TcpListener,
     mut advertiser: Advertiser,
-    ids: Arc<AtomicU64>,
-    inbox: mpsc::Sender<Inbound>,
+    shared: Arc<StreamShared>,
+    upgrade: Arc<U>,
 ) {
+    let transport = upgrade.transport();
+    let mut pause = ACCEPT_PAUSE_MIN;
+    let mut failures = LogThrottle::new(Duration::from_secs(60), 1);
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.inbox.closed() => return,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(accepted) => {
+                pause = ACCEPT_PAUSE_MIN;
+                accepted
+            }
+            Err(error) => {
+                if let Some(wait) = accept_failed(transport, &error, &mut pause, &mut failures) {
+                    tokio::time::sleep(wait).await;
+                }
                 continue;
             }
         };
-        let id = ids.fetch_add(1, Ordering::Relaxed);
-        let local = advertiser.local_for(remote);
-        if serve_connection(id, stream, remote, local, None, inbox.clone())
-            .await
-            .is_err()
-        {
-            return;
+        let accepted_at = Instant::now();
+        let permit = match shared.gate.admit(remote.ip(), transport, accepted_at) {
+            Ok(permit) => permit,
+            Err(_) => {
+                refuse(tcp);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let flow = Flow {
+            transport,
+            listener: 0,
+            connection: Some(shared.ids.fetch_add(1, Ordering::Relaxed)),
+            local: advertiser.local_for(remote),
+            remote,
+        };
+        let (shared, upgrade) = (shared.clone(), upgrade.clone());
+        tokio::spawn(async move {
+            let deadline = accepted_at + shared.settings.message_timeout;
+            let stream = match tokio::time::timeout_at(deadline.into(), upgrade.upgrade(tcp)).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(_)) | Err(_) => {
+                    crate::metrics::sip_connection_closed(transport, Close::Handshake.label());
+                    return;
+                }
+            };
+            let origin = Origin::Accepted { at: accepted_at };
+            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+            stream::serve(stream, flow, origin, permit, settings, inbox).await;
+        });
+    }
+}
+
+/// Once a flood of connections has gone, gives the memory it took back to
+/// the system, so that the gateway's size comes back down.
+async fn release_memory_after_floods(gate: Arc<ConnectionGate>, inbox: mpsc::Sender<Inbound>) {
+    let mut every = tokio::time::interval(RELEASE_CHECK);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = inbox.closed() => return,
+        }
+        let gone = gate.fall_since_peak();
+        if gone >= RELEASE_AFTER {
+            crate::resources::release_free_memory();
+            tracing::debug!(
+                connections = gone,
+                "memory given back after a flood of connections"
+            );
         }
     }
 }
 
+/// Closes a refused connection at once with a reset, so that no
+/// descriptor or TIME_WAIT state is kept for it.
+fn refuse(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Decides what a failed `accept` means: `None` to go on at once (the
+/// peer gave up before we took its connection), or how long to pause
+/// (out of descriptors or memory, or an unknown error: pausing, doubling
+/// `pause` each time, keeps a listener that cannot accept from spinning).
+/// Counted each time, logged once a minute.
+fn accept_failed(
+    transport: Transport,
+    error: &io::Error,
+    pause: &mut Duration,
+    failures: &mut LogThrottle<()>,
+) -> Option<Duration> {
+    use rustix::io::Errno;
+    let kind = match Errno::from_io_error(error) {
+        Some(Errno::CONNABORTED | Errno::CONNRESET | Errno::PROTO | Errno::PERM) => {
+            tracing::debug!(%error, "accept: the peer gave up");
+            return None;
+        }
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => "descriptors",
+        _ => "other",
+    };
+    crate::metrics::sip_accept_failed(transport, kind);
+    let wait = *pause;
+    *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
+    if let Some(held_back) = failures.note((), Instant::now()) {
+        tracing::warn!(%error, transport = transport.via_token(), kind, held_back, pause_ms = wait.as_millis() as u64, "accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
+    }
+    Some(wait)
+}
+
+/// Opens a connection of ours to `flow.remote` and sends `first` on it.
 async fn connect_tcp(
-    id: u64,
-    remote: SocketAddr,
-    local: SocketAddr,
+    flow: Flow,
     first: Bytes,
-    inbox: mpsc::Sender<Inbound>,
+    permit: super::connections::Permit,
+    shared: Arc<StreamShared>,
 ) {
+    let remote = flow.remote;
     let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
-            let _ = serve_connection(id, stream, remote, local, Some(first), inbox).await;
+            let _ = stream.set_nodelay(true);
+            let origin = Origin::Dialled { first };
+            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+            stream::serve(stream, flow, origin, permit, settings, inbox).await;
             return;
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
     };
+    drop(permit);
     tracing::info!(%remote, %error, "TCP connect failed");
-    let _ = inbox.send(Inbound::TcpConnectFailed { remote }).await;
-}
-
-/// Registers a connection with the endpoint's task and starts its reader
-/// and writer. Errs only when the endpoint's task is gone.
-async fn serve_connection(
-    id: u64,
-    stream: TcpStream,
-    remote: SocketAddr,
-    local: SocketAddr,
-    first: Option<Bytes>,
-    inbox: mpsc::Sender<Inbound>,
-) -> Result<(), ()> {
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_QUEUE);
-    if let Some(first) = first {
-        let _ = tx.try_send(first);
-    }
-    inbox
-        .send(Inbound::TcpOpened {
-            id,
-            remote,
-            writer: tx,
-        })
-        .await
-        .map_err(|_| ())?;
-    tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
-    let flow = Flow {
-        transport: Transport::Tcp,
-        listener: 0,
-        connection: Some(id),
-        local,
-        remote,
-    };
-    tokio::spawn(read_stream(reader, flow, inbox));
-    Ok(())
-}
-
-/// Reads a TCP stream and frames messages by Content-Length.
-async fn read_stream(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
-    flow: Flow,
-    inbox: mpsc::Sender<Inbound>,
-) {
-    let mut buf = BytesMut::with_capacity(8192);
-    let id = flow.connection.unwrap_or_default();
-    'read: loop {
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        loop {
-            // Skip CRLF keep-alives between messages (RFC 5626 §3.5.1).
-            let blank = buf
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .count();
-            let _ = buf.split_to(blank);
-            match stream_frame_len(&buf) {
-                Ok(Some(len)) => {
-                    let bytes = buf.split_to(len).freeze();
-                    if inbox.send(Inbound::Message { bytes, flow }).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    // No way to find the next message: hand over what we
-                    // have (so a 400 can be sent) and close the connection.
-                    tracing::debug!(remote = %flow.remote, %error, "unframeable TCP input, closing");
-                    let bytes = buf.split().freeze();
-                    let _ = inbox.send(Inbound::Message { bytes, flow }).await;
-                    break 'read;
-                }
-            }
-        }
-    }
-    let _ = inbox.send(Inbound::TcpClosed { id }).await;
+    let _ = shared
+        .inbox
+        .send(Inbound::TcpConnectFailed { remote })
+        .await;
 }
