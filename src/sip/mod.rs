@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod headers;
 pub mod message;
 pub mod refer;
+pub mod sdes;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
