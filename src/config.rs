@@ -78,6 +78,14 @@ pub struct MediaConfig {
     /// End a call that sends no RTP for this long (0: never); not while
     /// the caller holds the call.
     pub timeout_secs: u64,
+    /// SRTP (SDES keys, RFC 4568): `off`, `optional` (when the offer asks)
+    /// or `required` (plain offers get 488).
+    pub srtp: crate::sip::sdp::SrtpMode,
+    /// The addresses put in SDP for media, at most one IPv4 and one IPv6.
+    /// For a family not listed: `sip.advertised_address` when it is of that
+    /// family, else the RTP bind address when it is not a wildcard, else the
+    /// local address the kernel routes towards the caller's media from.
+    pub advertised_addresses: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,6 +409,8 @@ impl Default for MediaConfig {
             workers: 2,
             symmetric_rtp: true,
             timeout_secs: 30,
+            srtp: crate::sip::sdp::SrtpMode::Optional,
+            advertised_addresses: Vec::new(),
         }
     }
 }
@@ -494,9 +504,22 @@ pub struct TransferTarget {
     /// Bridge mode: the password for digest challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Bridge mode: offer SRTP (`RTP/SAVP`, SDES keys) to the target, and
+    /// accept only an SRTP answer. A `sips:` URI implies it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub srtp: bool,
 }
 
 impl TransferTarget {
+    /// Whether a bridged call to this target must be SRTP.
+    pub fn wants_srtp(&self) -> bool {
+        self.srtp
+            || self
+                .uri
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+    }
+
     /// The digest credentials, when both parts are configured.
     pub fn credentials(&self) -> Option<(String, String)> {
         Some((self.username.clone()?, self.password.clone()?))
@@ -761,6 +784,28 @@ impl Config {
                 media.rtp_bind_v6
             ));
         }
+        for family in [false, true] {
+            let listed: Vec<&IpAddr> = media
+                .advertised_addresses
+                .iter()
+                .filter(|a| a.is_ipv6() == family)
+                .collect();
+            if listed.len() > 1 {
+                problems.push(format!(
+                    "media.advertised_addresses: {listed:?}: at most one {} address",
+                    if family { "IPv6" } else { "IPv4" }
+                ));
+            }
+        }
+        if let Some(bad) = media
+            .advertised_addresses
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast())
+        {
+            problems.push(format!(
+                "media.advertised_addresses: {bad} is not a unicast address"
+            ));
+        }
         if media.rtp_port_max <= media.rtp_port_min {
             problems.push(format!(
                 "media.rtp_port_max ({}) must be above media.rtp_port_min ({})",
@@ -864,6 +909,7 @@ impl Config {
             codecs,
             telephone_event_pt: self.media.telephone_event_payload_type,
             ptime_ms: self.media.ptime_ms,
+            srtp: self.media.srtp,
         };
         policy.validate().map_err(|e| e.to_string())?;
         Ok(policy)
@@ -1144,6 +1190,7 @@ mod tests {
                     mode: TransferMode::Refer,
                     username: None,
                     password: None,
+                    srtp: false,
                 },
             );
         }
@@ -1190,6 +1237,7 @@ mod tests {
                 mode: TransferMode::Bridge,
                 username: Some("u".into()),
                 password: None,
+                srtp: false,
             },
         );
         config.transfer.targets.insert(
@@ -1199,6 +1247,7 @@ mod tests {
                 mode: TransferMode::Bridge,
                 username: None,
                 password: None,
+                srtp: false,
             },
         );
         let error = config.validate().unwrap_err().to_string();

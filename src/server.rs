@@ -139,6 +139,14 @@ impl Server {
             CallSettings {
                 policy,
                 advertised,
+                media_addresses: config.media.advertised_addresses.clone(),
+                srtp_targets: config
+                    .transfer
+                    .targets
+                    .iter()
+                    .filter(|(_, target)| target.wants_srtp())
+                    .map(|(name, _)| name.clone())
+                    .collect(),
                 max_duration: Duration::from_secs(config.calls.max_duration_secs),
                 media_timeout: Duration::from_secs(config.media.timeout_secs),
                 symmetric_rtp: config.media.symmetric_rtp,

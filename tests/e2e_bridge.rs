@@ -103,6 +103,7 @@ fn bridge_config(
             mode: TransferMode::Bridge,
             username: credentials.map(|(u, _)| u.to_string()),
             password: credentials.map(|(_, p)| p.to_string()),
+            srtp: false,
         },
     );
     config

@@ -15,6 +15,7 @@ fn params(telephone_event: Option<u8>) -> MediaParams {
         ptime_ms: 20,
         remote: Some(CALLER.parse().unwrap()),
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 
