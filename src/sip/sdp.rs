@@ -1528,10 +1528,7 @@ mod tests {
         let reparsed = parse(&answer_text).expect("parses");
         let audio = reparsed.audio_streams.first().expect("audio");
         assert!(audio.is_secure());
-        assert_eq!(
-            audio.crypto[0].usable().map(|(s, k)| (s, k)),
-            Ok((keys.suite, ours))
-        );
+        assert_eq!(audio.crypto[0].usable(), Ok((keys.suite, ours)));
     }
 
     #[test]
