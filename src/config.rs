@@ -1269,6 +1269,59 @@ mod tests {
     }
 
     #[test]
+    fn srtp_and_media_addresses_from_the_environment_and_checked() {
+        let loaded = Config::load_from(
+            None,
+            &env(&[
+                ("HOTLINE_MEDIA_SRTP", "required"),
+                (
+                    "HOTLINE_MEDIA_ADVERTISED_ADDRESSES",
+                    "203.0.113.5, 2001:db8::5",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.media.srtp, crate::sip::sdp::SrtpMode::Required);
+        assert_eq!(
+            loaded.media_policy().unwrap().srtp,
+            crate::sip::sdp::SrtpMode::Required
+        );
+        assert_eq!(loaded.media.advertised_addresses.len(), 2);
+        let error = Config::load_from(None, &env(&[("HOTLINE_MEDIA_SRTP", "mandatory")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("mandatory"), "{error}");
+        let mut config = Config::default();
+        config.media.advertised_addresses = vec![
+            "203.0.113.5".parse().unwrap(),
+            "203.0.113.6".parse().unwrap(),
+            "::".parse().unwrap(),
+        ];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("at most one IPv4 address"), "{error}");
+        assert!(error.contains(":: is not a unicast address"), "{error}");
+        let target = TransferTarget {
+            uri: "sips:600@pbx.example.com".into(),
+            mode: TransferMode::Bridge,
+            username: None,
+            password: None,
+            srtp: false,
+        };
+        assert!(target.wants_srtp());
+        assert!(!TransferTarget {
+            uri: "sip:600@pbx.example.com".into(),
+            ..target.clone()
+        }
+        .wants_srtp());
+        assert!(TransferTarget {
+            uri: "sip:600@pbx.example.com".into(),
+            srtp: true,
+            ..target
+        }
+        .wants_srtp());
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hotline.example.toml");
         Config::load_from(Some(&path), &[]).unwrap();
