@@ -594,8 +594,8 @@ impl Calls {
             Ok(offer) => offer,
             Err(e) => {
                 tracing::info!(error = %e, "offer not readable");
-                let warning = format!("399 hotline \"{e}\"");
-                self.reject_offer(endpoint, &incoming, "sdp", &warning, now);
+                let (label, warning) = refusal(&e);
+                self.reject_offer(endpoint, &incoming, label, &warning, now);
                 return;
             }
         };
