@@ -2,7 +2,7 @@
 //! loopback, receives their RTP and measures loss, lateness and jitter.
 //!
 //!     cargo run --release --example media_load -- --gateway 127.0.0.1:5060 --calls 1000 \
-//!         --rate 200 --hold 30 [--send-rtp] [--pid GATEWAY_PID]
+//!         --rate 200 --hold 30 [--send-rtp] [--srtp] [--pid GATEWAY_PID]
 //!
 //! Every call's SDP points at one local RTP socket; packets are told apart
 //! by the gateway port they come from, and stamped by the kernel on
@@ -11,11 +11,17 @@
 //! clock anchored at the call's earliest packet, plus the RFC 3550
 //! interarrival jitter. With `--send-rtp` it also sends each call 20 ms
 //! of G.711 silence every 20 ms, so the gateway receives as much as it
-//! sends. With `--pid` it reads the gateway's CPU time over the measuring
+//! sends. With `--srtp` every call offers `RTP/SAVP` with an SDES key
+//! (AES_CM_128_HMAC_SHA1_80): the gateway encrypts what it sends and must
+//! authenticate and decrypt what the tool sends (one protected packet per
+//! tick, valid for every call: the tool uses one key and SSRC for all, which
+//! a real phone never would). With `--pid` it reads the gateway's CPU time over the measuring
 //! window and its resident memory before the calls and with all calls up.
 //! Prints one summary line of `key=value` pairs.
 
+use hotline::media::srtp::{SrtpKeys, SrtpSession};
 use hotline::sip::message::{Message, Method};
+use hotline::sip::sdes::{CryptoAttribute, CryptoSuite, MasterKey};
 use hotline::sip::sdp;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -32,6 +38,8 @@ struct Options {
     rate: f64,
     hold: Duration,
     send_rtp: bool,
+    /// Offer SRTP (and protect what we send).
+    srtp: bool,
     /// The gateway's process id, to measure its CPU and memory.
     pid: Option<u32>,
 }
@@ -43,6 +51,7 @@ fn options() -> Result<Options, String> {
         rate: 100.0,
         hold: Duration::from_secs(20),
         send_rtp: false,
+        srtp: false,
         pid: None,
     };
     let mut args = std::env::args().skip(1);
@@ -59,6 +68,7 @@ fn options() -> Result<Options, String> {
                     Duration::from_secs(value()?.parse().map_err(|e| format!("--hold: {e}"))?)
             }
             "--send-rtp" => options.send_rtp = true,
+            "--srtp" => options.srtp = true,
             "--pid" => options.pid = Some(value()?.parse().map_err(|e| format!("--pid: {e}"))?),
             other => return Err(format!("unknown option {other}")),
         }
@@ -124,7 +134,13 @@ impl Stream {
     }
 }
 
-fn invite(local: SocketAddr, rtp: SocketAddr, gateway: SocketAddr, index: usize) -> Message {
+fn invite(
+    local: SocketAddr,
+    rtp: SocketAddr,
+    gateway: SocketAddr,
+    index: usize,
+    srtp: Option<&MasterKey>,
+) -> Message {
     let mut request = Message::request(Method::Invite, format!("sip:10000@{gateway}"));
     request.push_header(
         "Via",
@@ -136,9 +152,19 @@ fn invite(local: SocketAddr, rtp: SocketAddr, gateway: SocketAddr, index: usize)
     request.push_header("Call-ID", format!("load-{index}-{}", std::process::id()));
     request.push_header("CSeq", "1 INVITE");
     request.push_header("Contact", format!("<sip:load{index}@{local}>"));
+    let (profile, crypto) = match srtp {
+        Some(key) => (
+            "RTP/SAVP",
+            format!(
+                "a=crypto:{}\r\n",
+                CryptoAttribute::ours(1, CryptoSuite::AesCm128HmacSha1_80, key)
+            ),
+        ),
+        None => ("RTP/AVP", String::new()),
+    };
     let body = format!(
-        "v=0\r\no=load 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        "v=0\r\no=load 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} {profile} 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n{crypto}a=sendrecv\r\n",
         ip = rtp.ip(),
         port = rtp.port()
     );
@@ -325,6 +351,21 @@ fn run(options: &Options) -> std::io::Result<()> {
         })
     };
 
+    // With --srtp: the tool's one key, and its sending context.
+    let key = MasterKey::generate();
+    let mut protect = if options.srtp {
+        Some(
+            SrtpSession::new(SrtpKeys {
+                suite: CryptoSuite::AesCm128HmacSha1_80,
+                local: key,
+                remote: MasterKey::generate(),
+            })
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
     // Place the calls at the asked rate and collect their 200s.
     let mut answered: HashMap<usize, (Message, SocketAddr)> = HashMap::new();
     let interval = Duration::from_secs_f64(1.0 / options.rate.max(1.0));
@@ -336,7 +377,14 @@ fn run(options: &Options) -> std::io::Result<()> {
     while answered.len() < options.calls && Instant::now() < setup_deadline {
         while sent < options.calls && Instant::now() >= next {
             sip.send_to(
-                &invite(local, rtp_addr, options.gateway, sent).to_bytes(),
+                &invite(
+                    local,
+                    rtp_addr,
+                    options.gateway,
+                    sent,
+                    options.srtp.then_some(&key),
+                )
+                .to_bytes(),
                 options.gateway,
             )?;
             sent += 1;
@@ -397,6 +445,14 @@ fn run(options: &Options) -> std::io::Result<()> {
             let mut packet = silence.clone();
             packet[2..4].copy_from_slice(&sequence.to_be_bytes());
             packet[4..8].copy_from_slice(&(u32::from(sequence) * 160).to_be_bytes());
+            if let Some(srtp) = protect.as_mut() {
+                let len = packet.len();
+                packet.resize(len + 10, 0);
+                let protected = srtp
+                    .protect_rtp(&mut packet, len)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                packet.truncate(protected);
+            }
             for target in &targets {
                 let _ = rtp.send_to(&packet, target);
             }

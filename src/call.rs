@@ -9,7 +9,10 @@
 //! fallback), bridges calls to agents (mode "bridge": an outgoing leg with
 //! its own RTP port, ringback meanwhile, media relayed once it answers,
 //! either side's BYE ending both), and ends calls on media timeout or at
-//! their time limit (after a goodbye prompt).
+//! their time limit (after a goodbye prompt). It decides the call's media
+//! address family (the offer's when we have an address of that family, else
+//! the signalling's with symmetric RTP) and refuses offers the SRTP mode
+//! does not allow with 488 and a Warning saying why.
 //!
 //! Who calls is read once, at the INVITE (`sip::identity`): the caller's
 //! number from a trusted P-Asserted-Identity or Remote-Party-ID, else from
@@ -32,12 +35,15 @@ use crate::media::session::{DtmfSource, MediaEvent, MediaParams, MediaSession};
 use crate::media::worker::{CallMediaEvent, MediaWorkers, WorkerCommand};
 use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingRequest};
 use crate::sip::identity::{self, CallerIdentity};
-use crate::sip::sdp::{self, Direction, LocalMedia, MediaPolicy, NegotiatedMedia};
+use crate::sip::sdes::MasterKey;
+use crate::sip::sdp::{
+    self, Direction, LocalMedia, MediaPolicy, NegotiatedMedia, SdpError, SrtpMode,
+};
 use crate::tickets::model::Language;
 use bytes::Bytes;
 use ipnet::IpNet;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +74,12 @@ pub enum CallEvent {
 /// Settings the call glue needs, taken from the config once.
 pub struct CallSettings {
     pub policy: MediaPolicy,
+    /// `sip.advertised_address`.
     pub advertised: Option<IpAddr>,
+    /// `media.advertised_addresses`: at most one per family.
+    pub media_addresses: Vec<IpAddr>,
+    /// Transfer targets whose bridged legs must be SRTP.
+    pub srtp_targets: HashSet<String>,
     pub max_duration: Duration,
     /// Heard (in the call's language) when `max_duration` is reached; empty:
     /// none.
@@ -84,6 +95,11 @@ pub struct CallSettings {
 struct Call {
     call_id: String,
     local: LocalMedia,
+    /// Whether our last offer on this call was SRTP (the answer in the ACK
+    /// must match it) and whether its media is SRTP now (a re-offer of ours
+    /// keeps it so).
+    offered_srtp: bool,
+    srtp_now: bool,
     /// Why we hung up, when we did (for the call record).
     hangup_reason: Option<&'static str>,
     /// The transfer target the caller was handed to, once that succeeded.
@@ -106,6 +122,8 @@ struct BridgeLeg {
     socket: Option<UdpSocket>,
     /// Our side of the leg's media, for answering its re-INVITEs.
     local: LocalMedia,
+    /// The leg was offered SRTP (and so must stay SRTP).
+    srtp: bool,
     answered_at: Option<Instant>,
 }
 
@@ -283,9 +301,11 @@ impl Calls {
             rtp_port,
             session_id: rand::random::<u32>().into(),
             session_version: 1,
+            srtp_key: MasterKey::generate(),
         };
+        let srtp = self.settings.srtp_targets.contains(&target);
         request.sdp = Bytes::from(sdp::offer(
-            &self.settings.policy,
+            &self.settings.policy_for(srtp),
             &local,
             Direction::SendRecv,
         ));
@@ -299,6 +319,7 @@ impl Calls {
                         target,
                         socket: Some(socket),
                         local,
+                        srtp,
                         answered_at: None,
                     });
                 }
@@ -347,9 +368,16 @@ impl Calls {
             return;
         };
         let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
-        let negotiated = sdp::parse_body(answer)
-            .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy));
-        let (Ok(negotiated), Some(bridge)) = (negotiated, state.bridge.as_mut()) else {
+        let negotiated = state.bridge.as_ref().map(|bridge| {
+            sdp::parse_body(answer).and_then(|answer| {
+                sdp::accept_answer(
+                    &answer,
+                    &self.settings.policy_for(bridge.srtp),
+                    &bridge.local,
+                )
+            })
+        });
+        let (Some(Ok(negotiated)), Some(bridge)) = (negotiated, state.bridge.as_mut()) else {
             tracing::info!("the target's answer has no usable media; ending its leg");
             self.legs.remove(&leg);
             let _ = endpoint.hangup(leg, now);
@@ -359,7 +387,12 @@ impl Calls {
             return;
         };
         bridge.answered_at = Some(now);
-        tracing::info!(target = %bridge.target, codec = ?negotiated.codec, "agent answered; bridging");
+        tracing::info!(
+            target = %bridge.target,
+            codec = ?negotiated.codec,
+            srtp = ?negotiated.srtp.map(|keys| keys.suite),
+            "agent answered; bridging"
+        );
         state.transferred_to = state.transferring_to.take();
         state.hangup_reason = Some("transferred");
         let session = MediaSession::new(
@@ -647,9 +680,33 @@ impl Calls {
                 }
             }
         };
-        // Media in the family of the signalling: an IPv6 caller gets IPv6 RTP.
-        let ipv6 = incoming.flow.local.is_ipv6();
-        let socket = match self.ports.allocate(ipv6) {
+        let offer = match incoming.offer.as_deref().map(sdp::parse_body).transpose() {
+            Ok(offer) => offer,
+            Err(e) => {
+                tracing::info!(error = %e, "offer not readable");
+                let (label, warning) = refusal(&e);
+                self.reject_offer(endpoint, &incoming, &identity, label, &warning, now);
+                return;
+            }
+        };
+        let signalling = incoming.flow.local.ip();
+        let offered = offer
+            .as_ref()
+            .and_then(|offer| offer.audio.as_ref())
+            .and_then(|audio| audio.connection)
+            .filter(|address| !address.is_unspecified());
+        let Some(address) = self.media_address(signalling, offered) else {
+            tracing::warn!(
+                offered = ?offered,
+                "the offer's media address is of the other IP family, we have no media address of that family \
+                 (media.advertised_addresses or a specific media.rtp_bind/rtp_bind_v6), and symmetric RTP is off: \
+                 refusing the call rather than sending nothing"
+            );
+            let warning = "301 hotline \"Incompatible network address formats\"";
+            self.reject_offer(endpoint, &incoming, &identity, "address_family", warning, now);
+            return;
+        };
+        let socket = match self.ports.allocate(address.is_ipv6()) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port, refusing the call");
@@ -676,35 +733,22 @@ impl Calls {
             return;
         };
         let local = LocalMedia {
-            address: self
-                .settings
-                .advertised
-                .filter(|a| a.is_ipv6() == ipv6)
-                .unwrap_or_else(|| incoming.flow.local.ip()),
+            address,
             rtp_port,
             session_id: rand::random::<u32>().into(),
             session_version: 1,
+            srtp_key: MasterKey::generate(),
         };
-        let (body, params) = match incoming.offer.as_deref() {
-            Some(offer) => {
-                match sdp::parse_body(offer)
-                    .and_then(|offer| sdp::answer(&offer, &self.settings.policy, &local))
-                {
-                    Ok((answer, negotiated)) => (answer, media_params(&negotiated)),
-                    Err(e) => {
-                        tracing::info!(error = %e, "offer not acceptable");
-                        self.reject(
-                            endpoint,
-                            &incoming,
-                            &identity,
-                            (488, "codec"),
-                            "no common codec",
-                            now,
-                        );
-                        return;
-                    }
+        let (body, params, offered_srtp) = match &offer {
+            Some(offer) => match sdp::answer(offer, &self.settings.policy, &local) {
+                Ok((answer, negotiated)) => (answer, media_params(&negotiated), false),
+                Err(e) => {
+                    tracing::info!(error = %e, srtp = self.settings.policy.srtp.code(), "offer not acceptable");
+                    let (label, warning) = refusal(&e);
+                    self.reject_offer(endpoint, &incoming, &identity, label, &warning, now);
+                    return;
                 }
-            }
+            },
             // Offerless INVITE: we offer, and nothing is sent until the
             // answer arrives in the ACK.
             None => (
@@ -716,19 +760,37 @@ impl Calls {
                     ptime_ms: packet_time(self.settings.policy.ptime_ms),
                     remote: None,
                     direction: Direction::SendRecv,
+                    srtp: None,
                 },
+                self.settings.policy.srtp == SrtpMode::Required,
             ),
         };
+        if params.srtp.is_some() {
+            tracing::info!(suite = ?params.srtp.map(|keys| keys.suite), "media is SRTP");
+        }
+        if params
+            .remote
+            .is_some_and(|remote| remote.is_ipv6() != address.is_ipv6())
+        {
+            tracing::warn!(
+                offered = ?offered,
+                answered = %address,
+                "the offer's media address is of the other IP family and we have no media address of that family \
+                 (media.advertised_addresses or a specific media.rtp_bind/rtp_bind_v6): \
+                 answering in the signalling's family and sending to where the caller's RTP comes from"
+            );
+        }
         if endpoint.accept(call, Bytes::from(body), now).is_err() {
             return;
         }
         crate::metrics::call_setup(now.elapsed());
-        let session = MediaSession::new(
+        let mut session = MediaSession::new(
             params,
             self.settings.symmetric_rtp,
             self.settings.media_timeout,
             now,
         );
+        session.set_signalling_peer(incoming.flow.remote.ip());
         self.workers.send(
             call,
             WorkerCommand::Start {
@@ -772,6 +834,8 @@ impl Calls {
             Call {
                 call_id: incoming.call_id.clone(),
                 local,
+                offered_srtp,
+                srtp_now: params.srtp.is_some(),
                 hangup_reason: None,
                 transferred_to: None,
                 transferring_to: None,
@@ -809,6 +873,63 @@ impl Calls {
         );
     }
 
+    /// Refuses an offer with 488 and a Warning saying why.
+    fn reject_offer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        incoming: &IncomingCall,
+        identity: &CallerIdentity,
+        label: &'static str,
+        warning: &str,
+        now: Instant,
+    ) {
+        let _ = endpoint.reject_with_warning(incoming.call, 488, Some(warning), now);
+        crate::metrics::call_rejected(label);
+        crate::metrics::call_setup(now.elapsed());
+        self.ivr.rejected(
+            incoming.call_id.clone(),
+            identity.label(),
+            incoming.dialled.clone().unwrap_or_default(),
+            format!("488 {warning}"),
+        );
+    }
+
+    /// Our media address for a call whose signalling arrived at
+    /// `signalling` and whose offer puts its media at `offered`: one of the
+    /// offer's family when we have one, else (with symmetric RTP, which
+    /// then learns the caller's real address) the signalling's family;
+    /// `None` when neither can work.
+    fn media_address(&self, signalling: IpAddr, offered: Option<IpAddr>) -> Option<IpAddr> {
+        let ipv6 = offered.map_or(signalling.is_ipv6(), |address| address.is_ipv6());
+        let of_family = |address: &IpAddr| address.is_ipv6() == ipv6;
+        let configured = self
+            .settings
+            .media_addresses
+            .iter()
+            .copied()
+            .find(of_family)
+            .or(self.settings.advertised.filter(of_family));
+        if let Some(address) = configured {
+            return Some(address);
+        }
+        if signalling.is_ipv6() == ipv6 {
+            return Some(signalling);
+        }
+        if let Some(bind) = self.ports.specific_bind(ipv6) {
+            return Some(bind);
+        }
+        // No address of the offer's family: stay in the signalling's, where
+        // the caller's RTP must then arrive (and we latch to it).
+        let fallback = self
+            .settings
+            .media_addresses
+            .iter()
+            .copied()
+            .find(|address| address.is_ipv6() == signalling.is_ipv6())
+            .unwrap_or(signalling);
+        self.settings.symmetric_rtp.then_some(fallback)
+    }
+
     fn greeting(&self) -> Option<Playlist> {
         let items: Vec<PlayItem> = self
             .settings
@@ -841,10 +962,13 @@ impl Calls {
         let _span = tracing::info_span!("call", call_id = %state.call_id).entered();
         state.local.session_version += 1;
         let local = state.local;
-        if let Some(negotiated) =
-            answer_offer(endpoint, &self.settings.policy, call, &local, offer, now)
-        {
-            tracing::info!(direction = ?negotiated.direction, "media renegotiated");
+        let policy = self.settings.policy_for(state.srtp_now);
+        if offer.is_none() {
+            state.offered_srtp = policy.srtp == SrtpMode::Required;
+        }
+        if let Some(negotiated) = answer_offer(endpoint, &policy, call, &local, offer, now) {
+            tracing::info!(direction = ?negotiated.direction, srtp = negotiated.srtp.is_some(), "media renegotiated");
+            state.srtp_now = negotiated.srtp.is_some();
             self.workers
                 .send(call, WorkerCommand::Update(media_params(&negotiated)));
         }
@@ -870,9 +994,8 @@ impl Calls {
         };
         bridge.local.session_version += 1;
         let local = bridge.local;
-        if let Some(negotiated) =
-            answer_offer(endpoint, &self.settings.policy, leg, &local, offer, now)
-        {
+        let policy = self.settings.policy_for(bridge.srtp);
+        if let Some(negotiated) = answer_offer(endpoint, &policy, leg, &local, offer, now) {
             tracing::info!(direction = ?negotiated.direction, "agent leg renegotiated its media");
             self.workers
                 .send(call, WorkerCommand::UpdateAgent(media_params(&negotiated)));
@@ -893,12 +1016,31 @@ impl Calls {
                 Some(&caller) => (caller, WorkerCommand::UpdateAgent),
                 None => (call, WorkerCommand::Update),
             };
+        // The offer this answers, and our media it was made from.
+        let offered = match self.legs.get(&call) {
+            Some(caller) => self
+                .calls
+                .get(caller)
+                .and_then(|state| state.bridge.as_ref())
+                .map(|bridge| (bridge.srtp, bridge.local)),
+            None => self
+                .calls
+                .get(&call)
+                .map(|state| (state.offered_srtp, state.local)),
+        };
+        let Some((srtp, local)) = offered else {
+            return;
+        };
         match sdp::parse_body(answer)
-            .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy))
+            .and_then(|answer| sdp::accept_answer(&answer, &self.settings.policy_for(srtp), &local))
         {
-            Ok(negotiated) => self
-                .workers
-                .send(worker_call, update(media_params(&negotiated))),
+            Ok(negotiated) => {
+                if let Some(state) = self.calls.get_mut(&call) {
+                    state.srtp_now = negotiated.srtp.is_some();
+                }
+                self.workers
+                    .send(worker_call, update(media_params(&negotiated)))
+            }
             Err(e) => {
                 tracing::info!(call_id = %self.call_id(call), error = %e, "answer in ACK not usable, ending the call");
                 let _ = endpoint.hangup(call, now);
@@ -975,6 +1117,39 @@ fn media_params(negotiated: &NegotiatedMedia) -> MediaParams {
         ptime_ms: packet_time(negotiated.ptime_ms),
         remote: negotiated.remote_rtp,
         direction: negotiated.direction,
+        srtp: negotiated.srtp,
+    }
+}
+
+/// The metric label and the Warning (RFC 3261 §20.43) for an offer we
+/// refuse with 488.
+fn refusal(error: &SdpError) -> (&'static str, String) {
+    let (label, code) = match error {
+        SdpError::SrtpRequired | SdpError::SrtpOff => ("srtp", 302),
+        SdpError::UnsupportedProtocol(_) => ("codec", 302),
+        SdpError::NoUsableCrypto { .. } => ("srtp", 399),
+        SdpError::NoCommonCodec { .. } => ("codec", 305),
+        SdpError::NoAudio => ("codec", 304),
+        SdpError::Malformed { .. } | SdpError::InvalidPolicy(_) => ("sdp", 399),
+    };
+    // A Warning's text is a quoted string: no quotes or backslashes inside.
+    let text: String = error
+        .to_string()
+        .chars()
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .collect();
+    (label, format!("{code} hotline \"{text}\""))
+}
+
+impl CallSettings {
+    /// The media policy for one leg: SRTP required when the leg must be
+    /// SRTP (a secure target, a call already SRTP), else as configured.
+    fn policy_for(&self, srtp: bool) -> MediaPolicy {
+        let mut policy = self.policy.clone();
+        if srtp {
+            policy.srtp = SrtpMode::Required;
+        }
+        policy
     }
 }
 

@@ -109,6 +109,14 @@ pub struct MediaConfig {
     /// End a call that sends no RTP for this long (0: never); not while
     /// the caller holds the call.
     pub timeout_secs: u64,
+    /// SRTP (SDES keys, RFC 4568): `off`, `optional` (when the offer asks)
+    /// or `required` (plain offers get 488).
+    pub srtp: crate::sip::sdp::SrtpMode,
+    /// The addresses put in SDP for media, at most one IPv4 and one IPv6.
+    /// For a family not listed: `sip.advertised_address` when it is of that
+    /// family, else the RTP bind address when it is not a wildcard, else the
+    /// local address the kernel routes towards the caller's media from.
+    pub advertised_addresses: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -467,6 +475,8 @@ impl Default for MediaConfig {
             workers: 2,
             symmetric_rtp: true,
             timeout_secs: 30,
+            srtp: crate::sip::sdp::SrtpMode::Optional,
+            advertised_addresses: Vec::new(),
         }
     }
 }
@@ -565,9 +575,22 @@ pub struct TransferTarget {
     /// Bridge mode: the password for digest challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Bridge mode: offer SRTP (`RTP/SAVP`, SDES keys) to the target, and
+    /// accept only an SRTP answer. A `sips:` URI implies it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub srtp: bool,
 }
 
 impl TransferTarget {
+    /// Whether a bridged call to this target must be SRTP.
+    pub fn wants_srtp(&self) -> bool {
+        self.srtp
+            || self
+                .uri
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+    }
+
     /// The digest credentials, when both parts are configured.
     pub fn credentials(&self) -> Option<(String, String)> {
         Some((self.username.clone()?, self.password.clone()?))
@@ -893,6 +916,28 @@ impl Config {
                 media.rtp_bind_v6
             ));
         }
+        for family in [false, true] {
+            let listed: Vec<&IpAddr> = media
+                .advertised_addresses
+                .iter()
+                .filter(|a| a.is_ipv6() == family)
+                .collect();
+            if listed.len() > 1 {
+                problems.push(format!(
+                    "media.advertised_addresses: {listed:?}: at most one {} address",
+                    if family { "IPv6" } else { "IPv4" }
+                ));
+            }
+        }
+        if let Some(bad) = media
+            .advertised_addresses
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast())
+        {
+            problems.push(format!(
+                "media.advertised_addresses: {bad} is not a unicast address"
+            ));
+        }
         if media.rtp_port_max <= media.rtp_port_min {
             problems.push(format!(
                 "media.rtp_port_max ({}) must be above media.rtp_port_min ({})",
@@ -998,6 +1043,7 @@ impl Config {
             codecs,
             telephone_event_pt: self.media.telephone_event_payload_type,
             ptime_ms: self.media.ptime_ms,
+            srtp: self.media.srtp,
         };
         policy.validate().map_err(|e| e.to_string())?;
         Ok(policy)
@@ -1377,6 +1423,7 @@ mod tests {
                     mode: TransferMode::Refer,
                     username: None,
                     password: None,
+                    srtp: false,
                 },
             );
         }
@@ -1423,6 +1470,7 @@ mod tests {
                 mode: TransferMode::Bridge,
                 username: Some("u".into()),
                 password: None,
+                srtp: false,
             },
         );
         config.transfer.targets.insert(
@@ -1432,6 +1480,7 @@ mod tests {
                 mode: TransferMode::Bridge,
                 username: None,
                 password: None,
+                srtp: false,
             },
         );
         let error = config.validate().unwrap_err().to_string();
@@ -1450,6 +1499,59 @@ mod tests {
             error.contains("transfer.targets.pbx: username and password go together"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn srtp_and_media_addresses_from_the_environment_and_checked() {
+        let loaded = Config::load_from(
+            None,
+            &env(&[
+                ("HOTLINE_MEDIA_SRTP", "required"),
+                (
+                    "HOTLINE_MEDIA_ADVERTISED_ADDRESSES",
+                    "203.0.113.5, 2001:db8::5",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.media.srtp, crate::sip::sdp::SrtpMode::Required);
+        assert_eq!(
+            loaded.media_policy().unwrap().srtp,
+            crate::sip::sdp::SrtpMode::Required
+        );
+        assert_eq!(loaded.media.advertised_addresses.len(), 2);
+        let error = Config::load_from(None, &env(&[("HOTLINE_MEDIA_SRTP", "mandatory")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("mandatory"), "{error}");
+        let mut config = Config::default();
+        config.media.advertised_addresses = vec![
+            "203.0.113.5".parse().unwrap(),
+            "203.0.113.6".parse().unwrap(),
+            "::".parse().unwrap(),
+        ];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("at most one IPv4 address"), "{error}");
+        assert!(error.contains(":: is not a unicast address"), "{error}");
+        let target = TransferTarget {
+            uri: "sips:600@pbx.example.com".into(),
+            mode: TransferMode::Bridge,
+            username: None,
+            password: None,
+            srtp: false,
+        };
+        assert!(target.wants_srtp());
+        assert!(!TransferTarget {
+            uri: "sip:600@pbx.example.com".into(),
+            ..target.clone()
+        }
+        .wants_srtp());
+        assert!(TransferTarget {
+            uri: "sip:600@pbx.example.com".into(),
+            srtp: true,
+            ..target
+        }
+        .wants_srtp());
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn describe() {
     );
     describe_counter!(
         RTP_PACKETS_DROPPED,
-        "RTP packets from callers dropped, by reason: source, payload_type, malformed (counted when a call ends)"
+        "RTP packets from callers dropped, by reason: source, payload_type, malformed, unauthenticated (SRTP/SRTCP tag), replayed (SRTP/SRTCP) (counted when a call ends)"
     );
     describe_counter!(DTMF_KEYS, "Keys read, by source: rfc4733, sip_info, inband");
     describe_counter!(
@@ -251,6 +251,8 @@ pub fn media_ended(stats: &MediaStats) {
         ("source", stats.dropped_source),
         ("payload_type", stats.dropped_payload_type),
         ("malformed", stats.dropped_malformed),
+        ("unauthenticated", stats.dropped_unauthenticated),
+        ("replayed", stats.dropped_replayed),
     ] {
         counter!(RTP_PACKETS_DROPPED, "reason" => reason).increment(count);
     }

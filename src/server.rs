@@ -149,6 +149,14 @@ impl Server {
             CallSettings {
                 policy,
                 advertised,
+                media_addresses: config.media.advertised_addresses.clone(),
+                srtp_targets: config
+                    .transfer
+                    .targets
+                    .iter()
+                    .filter(|(_, target)| target.wants_srtp())
+                    .map(|(name, _)| name.clone())
+                    .collect(),
                 max_duration: Duration::from_secs(config.calls.max_duration_secs),
                 time_limit_prompt: config.calls.time_limit_prompt.clone(),
                 asserted_identity_from: config.sip.asserted_identity_from.clone(),

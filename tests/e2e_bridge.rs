@@ -103,6 +103,7 @@ fn bridge_config(
             mode: TransferMode::Bridge,
             username: credentials.map(|(u, _)| u.to_string()),
             password: credentials.map(|(_, p)| p.to_string()),
+            srtp: false,
         },
     );
     config
@@ -697,5 +698,179 @@ async fn an_agent_that_refuses_tcp_sends_the_caller_to_the_fallback_at_once() {
     let server = start(config).await;
     let (mut caller, dialog, _) = dial_and_press_0(&server).await;
     expect_fallback_within(&server, &mut caller, &dialog, Duration::from_secs(20)).await;
+    server.shutdown().await;
+}
+
+/// libsrtp contexts for the agent: `send` with its key, `receive` with the
+/// gateway's.
+fn agent_srtp(
+    ours: &hotline::sip::sdes::MasterKey,
+    gateways: &hotline::sip::sdes::MasterKey,
+) -> (libsrtp::SendSession, libsrtp::RecvSession) {
+    let config = |key: &hotline::sip::sdes::MasterKey| {
+        libsrtp::StreamConfig::new(
+            vec![libsrtp::MasterKey::new(key.key(), key.salt(), &None)],
+            &libsrtp::ProtectionProfile::Aes128CmHmacSha180,
+            &libsrtp::ProtectionProfile::Aes128CmHmacSha180,
+        )
+    };
+    let mut send = libsrtp::SendSession::new();
+    send.add_stream(None, &config(ours)).unwrap();
+    let mut receive = libsrtp::RecvSession::new();
+    receive.add_stream(None, &config(gateways)).unwrap();
+    (send, receive)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_configured_for_srtp_gets_an_srtp_leg_and_the_audio_crosses_it() {
+    use hotline::sip::sdes::{CryptoAttribute, CryptoSuite, MasterKey};
+    let plans = tempfile::tempdir().unwrap();
+    let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut config = bridge_config(
+        plans.path(),
+        format!("sip:agents@{}", agent.local),
+        None,
+        20,
+    );
+    if let Some(target) = config.transfer.targets.get_mut("agents") {
+        target.srtp = true;
+    }
+    let server = start(config).await;
+    agent.server = server.udp_addrs[0];
+    // The caller's own leg is plain RTP (media.srtp is optional).
+    let (mut caller, mut dialog, caller_rtp_at_gateway) = dial_and_press_0(&server).await;
+
+    let invite = expect_invite(&mut agent).await;
+    let offer = sdp::parse_body(&invite.body).unwrap();
+    let audio = offer.audio_streams[0].clone();
+    assert_eq!(audio.protocol, "RTP/SAVP");
+    assert_eq!(audio.crypto.len(), 1);
+    assert_eq!(audio.crypto[0].tag, 1);
+    let (suite, gateways) = audio.crypto[0].usable().expect("a usable crypto line");
+    assert_eq!(suite, CryptoSuite::AesCm128HmacSha1_80);
+    let agent_rtp_at_gateway = SocketAddr::new(audio.connection.unwrap(), audio.port);
+
+    // What played before (prompt, ringback) is not the agent's audio.
+    let _ = caller.receive_rtp(Duration::from_millis(500)).await;
+    let ours = MasterKey::generate();
+    let answer = agent_answer(&agent).replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv\r\n",
+        &format!(
+            "a=crypto:{}\r\na=sendrecv\r\n",
+            CryptoAttribute::ours(1, suite, &ours)
+        ),
+    );
+    let mut agent_dialog = agent
+        .respond(&invite, 200, "OK", "agent1", &[], Some(answer))
+        .await;
+    agent
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .expect("the gateway ACKs the 2xx");
+
+    let (mut agent_send, mut agent_receive) = agent_srtp(&ours, &gateways);
+    let agent_packets: Vec<Vec<u8>> = (0..75u16)
+        .map(|i| {
+            let plain = rtp_rs::RtpPacketBuilder::new()
+                .payload_type(8)
+                .ssrc(AGENT_SSRC)
+                .sequence(rtp_rs::Seq::from(i))
+                .timestamp(u32::from(i) * 160)
+                .payload(&tone(Codec::Pcma, 1000.0, i))
+                .build()
+                .unwrap();
+            agent_send.rtp_protect(plain).unwrap()
+        })
+        .collect();
+    let (_, caller_heard, agent_heard) = tokio::join!(
+        async {
+            tokio::join!(
+                caller.send_audio(caller_rtp_at_gateway, 0, CALLER_SSRC, 75, |i| {
+                    tone(Codec::Pcmu, 400.0, i)
+                }),
+                async {
+                    let mut interval = tokio::time::interval(Duration::from_millis(20));
+                    for packet in &agent_packets {
+                        interval.tick().await;
+                        agent
+                            .rtp
+                            .send_to(packet, agent_rtp_at_gateway)
+                            .await
+                            .unwrap();
+                    }
+                },
+            )
+        },
+        caller.receive_rtp(Duration::from_millis(1600)),
+        agent.receive_rtp(Duration::from_millis(1600)),
+    );
+    let agent_plain: Vec<Vec<u8>> = agent_heard
+        .into_iter()
+        .map(|packet| {
+            agent_receive
+                .rtp_unprotect(packet)
+                .expect("the agent leg is SRTP with the gateway's key")
+        })
+        .collect();
+    let (to_agent, _, _) = audio_of(&agent_plain, 8);
+    let (to_caller, _, _) = audio_of(&caller_heard, 0);
+    assert!(
+        to_agent.len() >= 50,
+        "{} packets to the agent",
+        to_agent.len()
+    );
+    let agent_hears = frequency(Codec::Pcma, &loud(Codec::Pcma, &to_agent));
+    let caller_hears = frequency(Codec::Pcmu, &loud(Codec::Pcmu, &to_caller));
+    assert!(
+        (380.0..420.0).contains(&agent_hears),
+        "the agent hears the caller's 400 Hz: {agent_hears} Hz"
+    );
+    assert!(
+        (960.0..1040.0).contains(&caller_hears),
+        "the caller hears the agent's 1000 Hz, decrypted: {caller_hears} Hz"
+    );
+    let bye = agent.in_dialog(&mut agent_dialog, "BYE");
+    agent.send(&bye).await;
+    assert!(caller.answer_bye(Duration::from_secs(5)).await.is_some());
+    let _ = &mut dialog;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_answer_to_our_srtp_offer_fails_the_transfer() {
+    let plans = tempfile::tempdir().unwrap();
+    let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut config = bridge_config(
+        plans.path(),
+        format!("sip:agents@{}", agent.local),
+        None,
+        20,
+    );
+    if let Some(target) = config.transfer.targets.get_mut("agents") {
+        target.srtp = true;
+    }
+    let server = start(config).await;
+    agent.server = server.udp_addrs[0];
+    let (mut caller, dialog, _) = dial_and_press_0(&server).await;
+    let invite = expect_invite(&mut agent).await;
+    let _ = caller.receive_rtp(Duration::from_millis(100)).await;
+    agent
+        .respond(
+            &invite,
+            200,
+            "OK",
+            "agent1",
+            &[],
+            Some(agent_answer(&agent)),
+        )
+        .await;
+    assert!(
+        agent
+            .request_named("BYE", Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the leg is ended"
+    );
+    expect_fallback(&server, &mut caller, &dialog).await;
     server.shutdown().await;
 }

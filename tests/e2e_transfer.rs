@@ -75,6 +75,7 @@ async fn gateway_with_plan(plans: &Path) -> Server {
             mode: TransferMode::Refer,
             username: None,
             password: None,
+            srtp: false,
         },
     );
     start(config).await

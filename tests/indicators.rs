@@ -72,6 +72,7 @@ async fn gateway(db: &ScratchDatabase, plans: &Path) -> Server {
             mode: TransferMode::Refer,
             username: None,
             password: None,
+            srtp: false,
         },
     );
     start(config).await

@@ -70,6 +70,7 @@ async fn gateway(plans: &Path) -> Server {
             mode: TransferMode::Refer,
             username: None,
             password: None,
+            srtp: false,
         },
     );
     start(config).await

@@ -85,6 +85,9 @@ fn the_production_example_trusts_only_its_trunks_and_serves_the_shipped_dialplan
         config.calls.max_duration_secs
     );
     assert_eq!(config.log.format, "json");
+    // Trunks that offer SRTP get it; plain ones are still answered (SDES
+    // keys are only secret over encrypted signalling, so not "required").
+    assert_eq!(config.media.srtp, hotline::sip::sdp::SrtpMode::Optional);
     let mut plans = Vec::new();
     for entry in std::fs::read_dir(repo("dialplans")).unwrap() {
         let path = entry.unwrap().path();

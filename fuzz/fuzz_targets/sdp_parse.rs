@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
             rtp_port: 10000,
             session_id: 1,
             session_version: 1,
+            srtp_key: hotline::sip::sdes::MasterKey::from_bytes([7; 30]),
         };
         let _ = answer(&offer, &MediaPolicy::default(), &local);
     }

@@ -888,6 +888,7 @@ kind = "hangup"
                 mode: TransferMode::Refer,
                 username: None,
                 password: None,
+                srtp: false,
             },
         );
         assert!(unknown_transfer_targets(&[plan], &transfers).is_empty());

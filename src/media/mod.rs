@@ -14,4 +14,5 @@ pub mod prompt;
 pub mod relay;
 pub mod rfc4733;
 pub mod session;
+pub mod srtp;
 pub mod worker;

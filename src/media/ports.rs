@@ -1,6 +1,8 @@
 //! Allocation of RTP ports: one even port per call from the configured
-//! range (the odd port above it is left for RTCP). A port is free again when
-//! the call's socket is dropped.
+//! range (the odd port above it is left for RTCP), on the bind address of
+//! the call's media family. A port is free again when the call's socket is
+//! dropped. IPv6 sockets are IPv6-only, so an IPv4 packet never reaches an
+//! IPv6 call as a mapped address.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -26,6 +28,12 @@ impl RtpPortPool {
         }
     }
 
+    /// The bind address of a family, when it is a specific address (not
+    /// the wildcard): one the operator named, so it can go into SDP.
+    pub fn specific_bind(&self, ipv6: bool) -> Option<IpAddr> {
+        Some(if ipv6 { self.bind_v6 } else { self.bind_v4 }).filter(|ip| !ip.is_unspecified())
+    }
+
     fn even_ports(&self) -> u16 {
         (self.max - self.min) / 2 + 1
     }
@@ -42,11 +50,8 @@ impl RtpPortPool {
             } else {
                 port + 2
             };
-            match UdpSocket::bind(SocketAddr::new(bind, port)) {
-                Ok(socket) => {
-                    socket.set_nonblocking(true)?;
-                    return Ok(socket);
-                }
+            match bind_udp(SocketAddr::new(bind, port)) {
+                Ok(socket) => return Ok(socket),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(e) => return Err(e),
             }
@@ -56,6 +61,22 @@ impl RtpPortPool {
             format!("no free RTP port in {}-{}", self.min, self.max),
         ))
     }
+}
+
+/// A non-blocking UDP socket on `address` (IPv6-only for IPv6).
+fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&address.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 #[cfg(test)]
@@ -78,6 +99,28 @@ mod tests {
         ];
         assert!(ports.iter().all(|p| p % 2 == 0), "{ports:?}");
         assert_ne!(ports[0], ports[1]);
+    }
+
+    #[test]
+    fn ipv6_sockets_are_ipv6_only_and_bind_addresses_tell_if_specific() {
+        let mut pool = RtpPortPool::new(
+            "0.0.0.0".parse().unwrap(),
+            "::".parse().unwrap(),
+            41200,
+            41210,
+        );
+        assert_eq!(pool.specific_bind(false), None);
+        assert_eq!(pool.specific_bind(true), None);
+        let v6 = pool.allocate(true).unwrap();
+        assert!(socket2::SockRef::from(&v6).only_v6().unwrap());
+        let named = RtpPortPool::new(
+            "127.0.0.1".parse().unwrap(),
+            "::1".parse().unwrap(),
+            41200,
+            41210,
+        );
+        assert_eq!(named.specific_bind(false), "127.0.0.1".parse().ok());
+        assert_eq!(named.specific_bind(true), "::1".parse().ok());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! One call's media, sans-IO: the RTP stream we send (sequence numbers,
 //! timestamps, SSRC, marker bit, prompt playback, RFC 4733 key presses)
 //! and what we receive (source and payload checks, symmetric RTP latching,
-//! DTMF by RFC 4733 or in-band tones, the media timeout).
+//! DTMF by RFC 4733 or in-band tones, the media timeout), in the clear or
+//! as SRTP (`srtp`: every packet we send is protected, every packet we
+//! receive must authenticate before anything else looks at it, so that a
+//! forged packet can neither latch the stream nor press a key).
 //!
 //! The worker calls [`MediaSession::on_datagram`] for every datagram that
 //! arrives on the call's RTP port and [`MediaSession::next_packet`] once
@@ -13,6 +16,7 @@ use super::inband::{InbandConfig, InbandDetector};
 use super::playback::{FrameStatus, Playback, Playlist};
 use super::relay::SampleQueue;
 use super::rfc4733::{self, EventPacket, EventReceiver};
+use super::srtp::{Refused, SrtpKeys, SrtpSession, MAX_TAG_LEN};
 use crate::sip::sdp::{Codec, Direction};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use std::collections::VecDeque;
@@ -21,8 +25,8 @@ use std::time::{Duration, Instant};
 
 /// Samples per millisecond at the G.711 clock rate.
 const SAMPLES_PER_MS: u32 = 8;
-/// Largest RTP packet we build: header plus 60 ms of G.711.
-pub const MAX_PACKET: usize = 12 + 480;
+/// Largest packet we build: RTP header, 60 ms of G.711, an SRTP tag.
+pub const MAX_PACKET: usize = 12 + 480 + MAX_TAG_LEN;
 /// How long a key press we send lasts.
 const SENT_PRESS_MS: u32 = 100;
 
@@ -72,6 +76,8 @@ pub struct MediaParams {
     pub remote: Option<SocketAddr>,
     /// Our direction: whether we may send and should expect to receive.
     pub direction: Direction,
+    /// SRTP suite and keys when the stream is SRTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl MediaParams {
@@ -105,6 +111,11 @@ pub struct MediaStats {
     pub rtcp_received: u64,
     /// Accepted, but older (by sequence number) than one already received.
     pub late: u64,
+    /// SRTP or SRTCP whose authentication tag did not verify (tampered,
+    /// wrong key, too short).
+    pub dropped_unauthenticated: u64,
+    /// SRTP or SRTCP already received (replay protection).
+    pub dropped_replayed: u64,
 }
 
 pub struct MediaSession {
@@ -133,6 +144,17 @@ pub struct MediaSession {
     relay: Option<Relay>,
     /// The caller's SSRC and the highest sequence number seen from it.
     newest: Option<(u32, u16)>,
+    /// Once a leg has used SRTP its contexts stay for the whole call, so
+    /// that a renegotiation back to SRTP goes on with our stream's rollover
+    /// counter instead of starting the same key again at index 0.
+    srtp: Option<SrtpSession>,
+    /// `params.srtp` is set and `srtp` holds its keys (setting it up cannot
+    /// fail with well-formed keys; if it ever did, nothing is sent or
+    /// accepted rather than anything in the clear).
+    srtp_ready: bool,
+    /// The address the call's signalling came from: behind NAT the RTP
+    /// comes from there rather than from the private address in SDP.
+    peer: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +192,9 @@ impl MediaSession {
             stats: MediaStats::default(),
             relay: None,
             newest: None,
+            srtp: None,
+            srtp_ready: false,
+            peer: None,
         };
         session.apply_params(params);
         session
@@ -186,6 +211,17 @@ impl MediaSession {
         };
         let len = params.samples_per_packet();
         self.payload.resize(len, g711::silence(params.codec));
+        self.srtp_ready = match (params.srtp, self.srtp.as_mut()) {
+            (None, _) => false,
+            (Some(keys), Some(session)) => session.update(keys).is_ok(),
+            (Some(keys), None) => match SrtpSession::new(keys) {
+                Ok(session) => {
+                    self.srtp = Some(session);
+                    true
+                }
+                Err(_) => false,
+            },
+        };
     }
 
     /// Applies a renegotiation (re-INVITE, UPDATE, the answer in an ACK).
@@ -197,6 +233,12 @@ impl MediaSession {
             self.latched = false;
         }
         self.last_received = now;
+    }
+
+    /// Lets symmetric RTP latch to packets from `peer`, the address the
+    /// call's signalling came from, as well as from the SDP address.
+    pub fn set_signalling_peer(&mut self, peer: std::net::IpAddr) {
+        self.peer = Some(peer);
     }
 
     pub fn params(&self) -> &MediaParams {
@@ -278,9 +320,46 @@ impl MediaSession {
         // RTCP shares nothing with RTP but the version bits; its packet
         // types 200-204 sit where RTP has marker + payload type.
         if datagram.len() >= 2 && (200..=204).contains(&datagram[1]) {
-            self.stats.rtcp_received += 1;
+            if self.params.srtp.is_some() {
+                match self.srtp.as_mut().filter(|_| self.srtp_ready) {
+                    Some(srtp) => match srtp.unprotect_rtcp(datagram) {
+                        Ok(_) => self.stats.rtcp_received += 1,
+                        Err(refused) => self.count_refused(refused),
+                    },
+                    None => self.stats.dropped_unauthenticated += 1,
+                }
+            } else {
+                self.stats.rtcp_received += 1;
+            }
             return;
         }
+        if self.params.srtp.is_none() {
+            return self.on_rtp(datagram, source, now);
+        }
+        // The source check first: it is cheap and needs no key.
+        if !self.accepts_source(source) {
+            self.stats.dropped_source += 1;
+            return;
+        }
+        let plain = match self.srtp.as_mut().filter(|_| self.srtp_ready) {
+            Some(srtp) => srtp.unprotect_rtp(datagram),
+            None => Err(Refused::Unauthenticated),
+        };
+        match plain {
+            Ok(plain) => self.on_rtp(&plain, source, now),
+            Err(refused) => self.count_refused(refused),
+        }
+    }
+
+    fn count_refused(&mut self, refused: Refused) {
+        match refused {
+            Refused::Replayed => self.stats.dropped_replayed += 1,
+            Refused::Unauthenticated => self.stats.dropped_unauthenticated += 1,
+        }
+    }
+
+    /// Handles one plain RTP packet (decrypted, when the call is SRTP).
+    fn on_rtp(&mut self, datagram: &[u8], source: SocketAddr, now: Instant) {
         let Ok(packet) = RtpReader::new(datagram) else {
             self.stats.dropped_malformed += 1;
             return;
@@ -346,13 +425,23 @@ impl MediaSession {
         }
     }
 
-    /// Before latching, packets must come from the SDP address (any port
-    /// if that is all NAT changed); after latching, from the latched one.
+    /// After latching, packets must come from the latched address. Before,
+    /// from the SDP address (any port if that is all NAT changed), and with
+    /// symmetric RTP also from:
+    /// - the signalling peer's address (a caller behind NAT puts its
+    ///   private address in SDP);
+    /// - anywhere when the SDP address is of the other IP family than the
+    ///   packets (an IPv6 `c=` while the caller's RTP reaches our IPv4
+    ///   socket, or the reverse): this socket could never send there;
+    /// - anywhere on an SRTP call: only a packet that authenticates latches.
     fn accepts_source(&self, source: SocketAddr) -> bool {
         match (self.target, self.latched) {
             (Some(target), true) => target == source,
             (Some(target), false) if self.symmetric => {
-                target.ip() == source.ip() || target == source
+                target.ip() == source.ip()
+                    || self.peer == Some(source.ip())
+                    || target.is_ipv4() != source.is_ipv4()
+                    || self.params.srtp.is_some()
             }
             (Some(target), false) => target.ip() == source.ip(),
             (None, _) => self.symmetric,
@@ -401,7 +490,11 @@ impl MediaSession {
                 .payload(&self.payload)
                 .build_into(out),
         };
-        let len = built.ok()?;
+        let mut len = built.ok()?;
+        if self.params.srtp.is_some() {
+            let srtp = self.srtp.as_mut().filter(|_| self.srtp_ready)?;
+            len = srtp.protect_rtp(out, len).ok()?;
+        }
         self.sequence = self.sequence.wrapping_add(1);
         self.marker_next = false;
         self.stats.packets_sent += 1;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::media::playback::PlayItem;
 use crate::media::prompt::Prompt;
+use crate::media::srtp::SrtpSession;
 use std::sync::Arc;
 
 const CALLER: &str = "127.0.0.1:40000";
@@ -15,6 +16,7 @@ fn params(telephone_event: Option<u8>) -> MediaParams {
         ptime_ms: 20,
         remote: Some(CALLER.parse().unwrap()),
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 
@@ -369,4 +371,218 @@ fn packets_behind_the_newest_sequence_number_are_late_across_the_wrap() {
     }
     let stats = session.stats();
     assert_eq!((stats.packets_received, stats.late), (6, 2));
+}
+
+fn srtp_keys() -> (SrtpKeys, SrtpKeys) {
+    use crate::sip::sdes::{CryptoSuite, MasterKey};
+    let (ours, theirs) = (MasterKey::generate(), MasterKey::generate());
+    let session = SrtpKeys {
+        suite: CryptoSuite::AesCm128HmacSha1_80,
+        local: ours,
+        remote: theirs,
+    };
+    let peer = SrtpKeys {
+        suite: CryptoSuite::AesCm128HmacSha1_80,
+        local: theirs,
+        remote: ours,
+    };
+    (session, peer)
+}
+
+fn srtp_session(keys: SrtpKeys) -> (MediaSession, Instant) {
+    let now = Instant::now();
+    let params = MediaParams {
+        srtp: Some(keys),
+        ..params(Some(101))
+    };
+    (
+        MediaSession::new(params, true, Duration::from_secs(5), now),
+        now,
+    )
+}
+
+#[test]
+fn an_srtp_call_sends_protected_packets_and_reads_keys_only_from_authentic_ones() {
+    let (keys, peer_keys) = srtp_keys();
+    let (mut session, now) = srtp_session(keys);
+    let mut peer = SrtpSession::new(peer_keys).unwrap();
+    let samples: Vec<i16> = (0..1600).map(|n| ((n % 40) * 500) as i16).collect();
+    let prompt = Arc::new(Prompt::from_samples("test", samples));
+    session.play(Playlist {
+        items: vec![PlayItem::Prompt(prompt.clone())],
+        looping: false,
+        barge_in: true,
+    });
+    let (packet, _) = sent(&mut session);
+    assert_eq!(
+        packet.len(),
+        12 + 160 + 10,
+        "an 80-bit tag follows the payload"
+    );
+    assert_ne!(
+        &packet[12..172],
+        &prompt.encoded(Codec::Pcmu)[..160],
+        "payload encrypted"
+    );
+    let plain = peer.unprotect_rtp(&packet).expect("authentic");
+    assert_eq!(
+        RtpReader::new(&plain).unwrap().payload(),
+        &prompt.encoded(Codec::Pcmu)[..160]
+    );
+
+    // A key press from the peer, protected with its key.
+    let protect = |peer: &mut SrtpSession, plain: Vec<u8>| {
+        let mut buffer = plain.clone();
+        buffer.resize(plain.len() + 10, 0);
+        let len = peer.protect_rtp(&mut buffer, plain.len()).unwrap();
+        buffer.truncate(len);
+        buffer
+    };
+    let press = rfc4733::press_packets('5', 1000, 100, 20).unwrap();
+    let first = protect(
+        &mut peer,
+        rtp(
+            101,
+            1,
+            press[0].timestamp,
+            press[0].marker,
+            &press[0].payload,
+        ),
+    );
+    // Tampered and unprotected copies are dropped and counted, not read.
+    let mut tampered = first.clone();
+    tampered[14] ^= 0x01;
+    let other: SocketAddr = "127.0.0.9:7000".parse().unwrap();
+    session.on_datagram(&tampered, other, now);
+    session.on_datagram(
+        &rtp(
+            101,
+            1,
+            press[0].timestamp,
+            press[0].marker,
+            &press[0].payload,
+        ),
+        other,
+        now,
+    );
+    assert!(events(&mut session).is_empty());
+    assert_eq!(
+        sent(&mut session).1,
+        CALLER.parse().unwrap(),
+        "forgeries do not latch"
+    );
+    for (index, event) in press.iter().enumerate() {
+        let packet = protect(
+            &mut peer,
+            rtp(
+                101,
+                1 + index as u16,
+                event.timestamp,
+                event.marker,
+                &event.payload,
+            ),
+        );
+        session.on_datagram(&packet, "127.0.0.1:40002".parse().unwrap(), now);
+    }
+    session.on_datagram(&first, "127.0.0.1:40002".parse().unwrap(), now);
+    assert_eq!(
+        events(&mut session),
+        vec![
+            MediaEvent::Dtmf {
+                digit: '5',
+                source: DtmfSource::Rfc4733
+            },
+            MediaEvent::PlaybackDone { interrupted: true }
+        ]
+    );
+    assert_eq!(
+        sent(&mut session).1,
+        "127.0.0.1:40002".parse().unwrap(),
+        "latched"
+    );
+    let stats = session.stats();
+    assert_eq!(stats.dropped_unauthenticated, 2);
+    assert_eq!(stats.dropped_replayed, 1);
+    assert_eq!(stats.packets_received, press.len() as u64);
+}
+
+#[test]
+fn srtcp_is_counted_only_when_it_authenticates() {
+    let (keys, peer_keys) = srtp_keys();
+    let (mut session, now) = srtp_session(keys);
+    let mut peer = libsrtp::SendSession::new();
+    peer.add_stream(
+        None,
+        &libsrtp::StreamConfig::new(
+            vec![libsrtp::MasterKey::new(
+                peer_keys.local.key(),
+                peer_keys.local.salt(),
+                &None,
+            )],
+            &libsrtp::ProtectionProfile::Aes128CmHmacSha180,
+            &libsrtp::ProtectionProfile::Aes128CmHmacSha180,
+        ),
+    )
+    .unwrap();
+    let report = vec![0x80, 201, 0, 1, 0, 0, 0, 42];
+    let protected = peer.rtcp_protect(report.clone()).unwrap();
+    session.on_datagram(&protected, CALLER.parse().unwrap(), now);
+    session.on_datagram(&report, CALLER.parse().unwrap(), now);
+    let stats = session.stats();
+    assert_eq!(stats.rtcp_received, 1);
+    assert_eq!(stats.dropped_unauthenticated, 1);
+}
+
+#[test]
+fn symmetric_rtp_latches_to_the_signalling_peer_or_across_families() {
+    // Behind NAT: SDP names a private address, RTP comes from the peer's.
+    let (mut session, now) = new_session(Some(101));
+    session.set_signalling_peer("203.0.113.5".parse().unwrap());
+    session.on_datagram(
+        &rtp(0, 1, 0, false, &[0xFF; 160]),
+        "198.51.100.1:4000".parse().unwrap(),
+        now,
+    );
+    assert_eq!(
+        session.stats().dropped_source,
+        1,
+        "a third address is not latched"
+    );
+    session.on_datagram(
+        &rtp(0, 2, 160, false, &[0xFF; 160]),
+        "203.0.113.5:61000".parse().unwrap(),
+        now,
+    );
+    assert_eq!(sent(&mut session).1, "203.0.113.5:61000".parse().unwrap());
+
+    // SDP says IPv6 while the RTP arrives over IPv4 (and the reverse).
+    for (sdp, source) in [
+        ("[fd00::2]:7078", "127.0.0.1:7078"),
+        ("127.0.0.1:7078", "[::1]:7080"),
+    ] {
+        let now = Instant::now();
+        let params = MediaParams {
+            remote: Some(sdp.parse().unwrap()),
+            ..params(Some(101))
+        };
+        let mut session = MediaSession::new(params, true, Duration::from_secs(5), now);
+        session.on_datagram(
+            &rtp(0, 1, 0, false, &[0xFF; 160]),
+            source.parse().unwrap(),
+            now,
+        );
+        assert_eq!(
+            sent(&mut session).1,
+            source.parse().unwrap(),
+            "{sdp} from {source}"
+        );
+        // Without symmetric RTP nothing is learnt.
+        let mut strict = MediaSession::new(params, false, Duration::from_secs(5), now);
+        strict.on_datagram(
+            &rtp(0, 1, 0, false, &[0xFF; 160]),
+            source.parse().unwrap(),
+            now,
+        );
+        assert_eq!(strict.stats().dropped_source, 1);
+    }
 }

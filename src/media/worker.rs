@@ -255,6 +255,8 @@ impl Worker {
                     received = stats.packets_received,
                     dropped_source = stats.dropped_source,
                     dropped_payload_type = stats.dropped_payload_type,
+                    dropped_unauthenticated = stats.dropped_unauthenticated,
+                    dropped_replayed = stats.dropped_replayed,
                     "media ended"
                 );
             }

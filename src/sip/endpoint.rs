@@ -1342,12 +1342,30 @@ impl Endpoint {
     /// Refuses the pending offer with `code`. For the initial INVITE this
     /// ends the call; for a re-INVITE or UPDATE the call goes on as before.
     pub fn reject(&mut self, handle: CallHandle, code: u16, now: Instant) -> Result<(), CallError> {
+        self.reject_with_warning(handle, code, None, now)
+    }
+
+    /// [`Endpoint::reject`] with a `Warning` header (RFC 3261 §20.43),
+    /// e.g. `302 hotline "SRTP is required"`, saying why an offer was
+    /// refused.
+    pub fn reject_with_warning(
+        &mut self,
+        handle: CallHandle,
+        code: u16,
+        warning: Option<&str>,
+        now: Instant,
+    ) -> Result<(), CallError> {
         let call = self.calls.get(&handle).ok_or(CallError::NoSuchCall)?;
         if call.pending.is_none() {
             return Err(CallError::NothingPending);
         }
         let initial = call.state == CallState::Offered;
-        self.finish_pending_invite(handle, code, now);
+        match warning {
+            Some(warning) => {
+                self.finish_pending_invite_with(handle, code, &[("Warning", warning)], now)
+            }
+            None => self.finish_pending_invite(handle, code, now),
+        }
         if initial {
             self.end_call(handle, EndReason::Rejected(code), now);
         }
@@ -1764,6 +1782,16 @@ impl Endpoint {
 
     /// Sends a final non-2xx to the call's pending INVITE/UPDATE, if any.
     fn finish_pending_invite(&mut self, handle: CallHandle, code: u16, now: Instant) {
+        self.finish_pending_invite_with(handle, code, &[], now);
+    }
+
+    fn finish_pending_invite_with(
+        &mut self,
+        handle: CallHandle,
+        code: u16,
+        headers: &[(&str, &str)],
+        now: Instant,
+    ) {
         let Some(pending) = self.calls.get_mut(&handle).and_then(|c| c.pending.take()) else {
             return;
         };
@@ -1772,7 +1800,7 @@ impl Endpoint {
                 (tx, request)
             }
         };
-        self.respond_in_tx(tx, &request, code, &[], None, now);
+        self.respond_in_tx(tx, &request, code, headers, None, now);
     }
 
     /// Forgets a call. A request still waiting for the application's answer

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod identity;
 pub mod message;
 pub mod refer;
+pub mod sdes;
 pub mod sdp;
 pub mod stream;
 pub mod transaction;

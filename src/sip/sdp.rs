@@ -1,12 +1,14 @@
 //! SDP offer/answer (RFC 4566 / RFC 3264) for G.711 audio plus
-//! telephone-event (RFC 4733).
+//! telephone-event (RFC 4733), in plain RTP (`RTP/AVP`) or SRTP with SDES
+//! keys (`RTP/SAVP`, `RTP/SAVPF`; RFC 3711, RFC 4568).
 //!
 //! This module owns:
 //! - parsing a remote session description into the few facts we need
 //!   ([`parse`]), tolerating LF-only line endings, trailing whitespace and
 //!   unknown line types;
-//! - choosing the codec, the telephone-event payload type, the packet time
-//!   and our media direction ([`answer`], [`accept_answer`]);
+//! - choosing the codec, the telephone-event payload type, the packet time,
+//!   our media direction and, for SRTP, the crypto line and the two keys
+//!   ([`answer`], [`accept_answer`]) as the [`SrtpMode`] allows;
 //! - building the SDP text of our own offer or answer ([`offer`],
 //!   [`answer`]).
 //!
@@ -14,6 +16,8 @@
 //! configuration or logs. Callers hand in text and policy and get back text
 //! and a [`NegotiatedMedia`] for the media layer. No input may make it panic.
 
+use super::sdes::{CryptoAttribute, CryptoSuite, MasterKey};
+use crate::media::srtp::SrtpKeys;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -23,8 +27,41 @@ const TELEPHONE_EVENT: &str = "telephone-event";
 const CLOCK_RATE: u32 = 8000;
 /// Largest remote `a=ptime` we honour; larger values fall back to ours.
 const MAX_PTIME_MS: u32 = 200;
-/// The only audio transport profile we accept.
+/// Plain RTP.
 const RTP_AVP: &str = "RTP/AVP";
+/// SRTP (RFC 3711 §12).
+const RTP_SAVP: &str = "RTP/SAVP";
+/// SRTP with the RTCP feedback profile (RFC 5124). We answer it in kind:
+/// AVPF only changes RTCP timing and adds feedback messages, and we send
+/// no RTCP, so an AVPF peer sees a compliant (silent) RTCP side.
+const RTP_SAVPF: &str = "RTP/SAVPF";
+/// The crypto tag of the single `a=crypto` line in our offers.
+const OFFER_CRYPTO_TAG: u32 = 1;
+
+/// Whether calls use SRTP (config `media.srtp`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// Plain RTP only: an SRTP-only offer gets 488.
+    Off,
+    /// SRTP when the offer asks for it (an `RTP/SAVP` stream with a usable
+    /// `a=crypto`), plain RTP otherwise; our own offers are plain.
+    #[default]
+    Optional,
+    /// SRTP only: a plain offer gets 488; our own offers are `RTP/SAVP`.
+    Required,
+}
+
+impl SrtpMode {
+    /// The name in the config file.
+    pub fn code(self) -> &'static str {
+        match self {
+            SrtpMode::Off => "off",
+            SrtpMode::Optional => "optional",
+            SrtpMode::Required => "required",
+        }
+    }
+}
 
 /// A G.711 codec we can send and receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +170,8 @@ pub struct MediaPolicy {
     pub telephone_event_pt: u8,
     /// Packet time we offer, and use when the remote gives none (default 20).
     pub ptime_ms: u32,
+    /// SRTP: off, when offered, or always.
+    pub srtp: SrtpMode,
 }
 
 impl Default for MediaPolicy {
@@ -141,6 +180,7 @@ impl Default for MediaPolicy {
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             telephone_event_pt: 101,
             ptime_ms: 20,
+            srtp: SrtpMode::default(),
         }
     }
 }
@@ -190,6 +230,9 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// The o= session version; bump it for every new offer/answer.
     pub session_version: u64,
+    /// The SRTP master key we send with, when the media is SRTP. One per
+    /// leg for its whole life, so that renegotiations keep its stream.
+    pub srtp_key: MasterKey,
 }
 
 /// A parsed remote session description (only what we need; unknown lines
@@ -198,10 +241,13 @@ pub struct LocalMedia {
 pub struct SessionDescription {
     /// The unicast address of the o= line, when it is an IP literal.
     pub origin_address: Option<IpAddr>,
-    /// The audio stream we negotiate: the first audio m= line with a nonzero
-    /// port and the `RTP/AVP` profile, else the first with a nonzero port,
-    /// else the first audio m= line at all.
+    /// The audio stream a plain-RTP answer would use: the first audio m=
+    /// line with a nonzero port and the `RTP/AVP` profile, else the first
+    /// with a nonzero port, else the first audio m= line at all.
     pub audio: Option<AudioMedia>,
+    /// Every audio m= line, in order ([`answer`] picks among them by the
+    /// SRTP mode).
+    pub audio_streams: Vec<AudioMedia>,
     /// Media types of every other m= line, in order (e.g. `"video"`).
     pub has_other_media: Vec<String>,
     /// Every m= line in order, needed to answer each one (RFC 3264 §6).
@@ -241,6 +287,16 @@ pub struct AudioMedia {
     pub ptime_ms: Option<u32>,
     /// Index of this stream's m= line in [`SessionDescription::media_lines`].
     pub mline_index: usize,
+    /// The stream's well-formed `a=crypto` lines, in the remote's order of
+    /// preference (malformed ones are left out).
+    pub crypto: Vec<CryptoAttribute>,
+}
+
+impl AudioMedia {
+    /// Whether the stream is SRTP (`RTP/SAVP` or `RTP/SAVPF`).
+    pub fn is_secure(&self) -> bool {
+        is_secure_profile(&self.protocol)
+    }
 }
 
 /// The outcome of negotiation, what the media layer needs.
@@ -259,6 +315,8 @@ pub struct NegotiatedMedia {
     pub ptime_ms: u32,
     /// Our direction.
     pub direction: Direction,
+    /// The SRTP suite and keys, when the stream is SRTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Why an SDP could not be parsed or negotiated.
@@ -281,9 +339,21 @@ pub enum SdpError {
     /// There is no audio stream, or it was rejected with port 0.
     #[error("no usable audio stream in the session description")]
     NoAudio,
-    /// The audio stream uses a transport other than `RTP/AVP`.
+    /// The audio stream uses a transport we do not implement.
     #[error("unsupported audio transport protocol {0}")]
     UnsupportedProtocol(String),
+    /// `media.srtp = "required"` and the offer has no SRTP audio stream.
+    #[error("SRTP is required and the offer has only plain RTP audio")]
+    SrtpRequired,
+    /// `media.srtp = "off"` and the offer has only SRTP audio.
+    #[error("SRTP is off and the offer has only SRTP audio")]
+    SrtpOff,
+    /// The SRTP stream has no `a=crypto` line we can use.
+    #[error("no usable SRTP crypto line: {offered}")]
+    NoUsableCrypto {
+        /// Each offered line and why it was refused, for logs.
+        offered: String,
+    },
     /// The configured media policy cannot be used.
     #[error("invalid media policy: {0}")]
     InvalidPolicy(String),
@@ -333,25 +403,97 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
 
 /// Answers a remote offer.
 ///
-/// Picks the first codec in our preference order that the offer contains
-/// (by static payload type or by rtpmap name on a dynamic one, answering
-/// with the offerer's payload type), echoes telephone-event with the
-/// offerer's payload type when offered, reverses the offerer's direction,
-/// and uses the offerer's ptime if given, else ours. Every other m= line is
-/// answered with port 0 in the same position (RFC 3264 §6). Returns the SDP
-/// text (CRLF line endings) and the negotiated media.
+/// Picks the audio stream by `policy.srtp` (SRTP streams before plain ones
+/// when optional, only one kind when off or required), then the first codec
+/// in our preference order that the stream contains (by static payload type
+/// or by rtpmap name on a dynamic one, answering with the offerer's payload
+/// type), echoes telephone-event with the offerer's payload type when
+/// offered, reverses the offerer's direction, and uses the offerer's ptime if
+/// given, else ours. An SRTP stream is answered with the first of its
+/// `a=crypto` lines we can use: same tag and suite, our own key
+/// (`local.srtp_key`). Every other m= line is answered with port 0 in the
+/// same position (RFC 3264 §6). Returns the SDP text (CRLF line endings) and
+/// the negotiated media.
 pub fn answer(
     offer: &SessionDescription,
     policy: &MediaPolicy,
     local: &LocalMedia,
 ) -> Result<(String, NegotiatedMedia), SdpError> {
-    let audio = usable_audio(offer)?;
+    let mut first_error = None;
+    for audio in candidate_streams(offer, policy.srtp)? {
+        match answer_stream(offer, audio, policy, local) {
+            Ok(answered) => return Ok(answered),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(SdpError::NoAudio))
+}
+
+/// The offer's enabled audio streams we may answer, best first.
+fn candidate_streams(
+    offer: &SessionDescription,
+    mode: SrtpMode,
+) -> Result<Vec<&AudioMedia>, SdpError> {
+    let enabled: Vec<&AudioMedia> = offer
+        .audio_streams
+        .iter()
+        .filter(|audio| audio.port != 0)
+        .collect();
+    let first = enabled.first().ok_or(SdpError::NoAudio)?;
+    let plain = enabled
+        .iter()
+        .copied()
+        .filter(|audio| audio.protocol.eq_ignore_ascii_case(RTP_AVP));
+    let secure = enabled.iter().copied().filter(|audio| audio.is_secure());
+    let candidates: Vec<&AudioMedia> = match mode {
+        SrtpMode::Off => plain.collect(),
+        SrtpMode::Optional => secure.chain(plain).collect(),
+        SrtpMode::Required => secure.collect(),
+    };
+    if !candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let has = |secure: bool| {
+        enabled.iter().any(|audio| {
+            if secure {
+                audio.is_secure()
+            } else {
+                audio.protocol.eq_ignore_ascii_case(RTP_AVP)
+            }
+        })
+    };
+    Err(match mode {
+        SrtpMode::Required if has(false) => SdpError::SrtpRequired,
+        SrtpMode::Off if has(true) => SdpError::SrtpOff,
+        _ => SdpError::UnsupportedProtocol(first.protocol.clone()),
+    })
+}
+
+/// Answers the offer with `audio` as its audio stream.
+fn answer_stream(
+    offer: &SessionDescription,
+    audio: &AudioMedia,
+    policy: &MediaPolicy,
+    local: &LocalMedia,
+) -> Result<(String, NegotiatedMedia), SdpError> {
     let (codec, payload_type) = policy
         .unique_codecs()
         .into_iter()
         .find_map(|codec| find_codec_pt(audio, codec).map(|pt| (codec, pt)))
         .ok_or_else(|| no_common_codec(audio))?;
-    let negotiated = negotiate(audio, codec, payload_type, policy);
+    let crypto = if audio.is_secure() {
+        Some(choose_crypto(audio)?)
+    } else {
+        None
+    };
+    let mut negotiated = negotiate(audio, codec, payload_type, policy);
+    negotiated.srtp = crypto.map(|(_, suite, remote)| SrtpKeys {
+        suite,
+        local: local.srtp_key,
+        remote,
+    });
 
     let mut sdp = SdpWriter::new(local);
     for (index, mline) in offer.media_lines.iter().enumerate() {
@@ -361,9 +503,11 @@ pub fn answer(
                 formats.push((te, TELEPHONE_EVENT));
             }
             sdp.audio(
+                &audio.protocol,
                 local.rtp_port,
                 &formats,
                 negotiated.telephone_event_pt,
+                crypto.map(|(tag, suite, _)| CryptoAttribute::ours(tag, suite, &local.srtp_key)),
                 negotiated.ptime_ms,
                 negotiated.direction,
             );
@@ -374,9 +518,29 @@ pub fn answer(
     Ok((sdp.finish(), negotiated))
 }
 
+/// The first crypto line of the stream we can run: its tag, suite and the
+/// remote's key.
+fn choose_crypto(audio: &AudioMedia) -> Result<(u32, CryptoSuite, MasterKey), SdpError> {
+    let mut refused = Vec::new();
+    for line in &audio.crypto {
+        match line.usable() {
+            Ok((suite, key)) => return Ok((line.tag, suite, key)),
+            Err(why) => refused.push(format!("tag {}: {why}", line.tag)),
+        }
+    }
+    Err(SdpError::NoUsableCrypto {
+        offered: if refused.is_empty() {
+            "no a=crypto line".into()
+        } else {
+            refused.join("; ")
+        },
+    })
+}
+
 /// Builds our offer: all policy codecs in order plus telephone-event
 /// (always offered, with `policy.telephone_event_pt`), `a=ptime` and the
-/// given direction.
+/// given direction; `RTP/SAVP` with one `a=crypto` line
+/// (AES_CM_128_HMAC_SHA1_80, our key) when SRTP is required, else `RTP/AVP`.
 pub fn offer(policy: &MediaPolicy, local: &LocalMedia, direction: Direction) -> String {
     let mut formats: Vec<(u8, &str)> = policy
         .unique_codecs()
@@ -384,26 +548,55 @@ pub fn offer(policy: &MediaPolicy, local: &LocalMedia, direction: Direction) -> 
         .map(|codec| (codec.payload_type(), codec.name()))
         .collect();
     formats.push((policy.telephone_event_pt, TELEPHONE_EVENT));
+    let secure = policy.srtp == SrtpMode::Required;
     let mut sdp = SdpWriter::new(local);
     sdp.audio(
+        if secure { RTP_SAVP } else { RTP_AVP },
         local.rtp_port,
         &formats,
         Some(policy.telephone_event_pt),
+        secure.then(|| {
+            CryptoAttribute::ours(
+                OFFER_CRYPTO_TAG,
+                CryptoSuite::AesCm128HmacSha1_80,
+                &local.srtp_key,
+            )
+        }),
         policy.ptime_ms,
         direction,
     );
     sdp.finish()
 }
 
-/// Applies the remote answer to an offer we made from `policy`.
+/// Applies the remote answer to an offer we made from `policy` and `local`.
 ///
 /// The codec is the first one in the answer's m= format list that we
-/// offered; it is an error if there is none.
+/// offered; it is an error if there is none. An offer of ours with SRTP
+/// needs an SRTP answer with a usable `a=crypto` line carrying our tag and
+/// suite; a plain offer needs a plain answer.
 pub fn accept_answer(
     answer: &SessionDescription,
     policy: &MediaPolicy,
+    local: &LocalMedia,
 ) -> Result<NegotiatedMedia, SdpError> {
-    let audio = usable_audio(answer)?;
+    let offered_secure = policy.srtp == SrtpMode::Required;
+    let audio = answer
+        .audio_streams
+        .iter()
+        .find(|audio| {
+            audio.port != 0
+                && if offered_secure {
+                    audio.protocol.eq_ignore_ascii_case(RTP_SAVP)
+                } else {
+                    audio.protocol.eq_ignore_ascii_case(RTP_AVP)
+                }
+        })
+        .ok_or_else(|| match usable_audio(answer) {
+            Ok(audio) if audio.is_secure() => SdpError::SrtpOff,
+            Ok(_) if offered_secure => SdpError::SrtpRequired,
+            Ok(audio) => SdpError::UnsupportedProtocol(audio.protocol.clone()),
+            Err(e) => e,
+        })?;
     let offered = policy.unique_codecs();
     let (codec, payload_type) = audio
         .formats
@@ -414,7 +607,21 @@ pub fn accept_answer(
                 .map(|codec| (codec, pt))
         })
         .ok_or_else(|| no_common_codec(audio))?;
-    Ok(negotiate(audio, codec, payload_type, policy))
+    let mut negotiated = negotiate(audio, codec, payload_type, policy);
+    if offered_secure {
+        let (tag, suite, remote) = choose_crypto(audio)?;
+        if tag != OFFER_CRYPTO_TAG || suite != CryptoSuite::AesCm128HmacSha1_80 {
+            return Err(SdpError::NoUsableCrypto {
+                offered: format!("tag {tag} {suite} was not in our offer"),
+            });
+        }
+        negotiated.srtp = Some(SrtpKeys {
+            suite,
+            local: local.srtp_key,
+            remote,
+        });
+    }
+    Ok(negotiated)
 }
 
 /// Session-level state collected before the first m= line.
@@ -431,7 +638,7 @@ impl SessionLevel {
         match Attribute::parse(value) {
             Attribute::Direction(direction) => self.direction = Some(direction),
             Attribute::Ptime(ptime) => self.ptime_ms = Some(ptime),
-            Attribute::Rtpmap(..) | Attribute::Other => {}
+            Attribute::Rtpmap(..) | Attribute::Crypto(_) | Attribute::Other => {}
         }
     }
 
@@ -446,9 +653,16 @@ impl SessionLevel {
             .filter(|(index, _)| Some(*index) != audio_index)
             .map(|(_, section)| section.line.media.clone())
             .collect();
+        let audio_streams = sections
+            .iter()
+            .enumerate()
+            .filter(|(_, section)| section.is_audio())
+            .map(|(index, section)| self.audio_media(index, section))
+            .collect();
         SessionDescription {
             origin_address: self.origin,
             audio,
+            audio_streams,
             has_other_media,
             media_lines: sections.into_iter().map(|section| section.line).collect(),
         }
@@ -472,6 +686,7 @@ impl SessionLevel {
                 .unwrap_or(Direction::SendRecv),
             ptime_ms: section.ptime_ms.or(self.ptime_ms),
             mline_index: index,
+            crypto: section.crypto.clone(),
         }
     }
 }
@@ -484,6 +699,7 @@ struct Section {
     direction: Option<Direction>,
     rtpmaps: Vec<(u8, String, u32)>,
     ptime_ms: Option<u32>,
+    crypto: Vec<CryptoAttribute>,
 }
 
 impl Section {
@@ -511,6 +727,7 @@ impl Section {
             direction: None,
             rtpmaps: Vec::new(),
             ptime_ms: None,
+            crypto: Vec::new(),
         })
     }
 
@@ -519,6 +736,7 @@ impl Section {
             Attribute::Direction(direction) => self.direction = Some(direction),
             Attribute::Ptime(ptime) => self.ptime_ms = Some(ptime),
             Attribute::Rtpmap(pt, name, clock) => self.rtpmaps.push((pt, name, clock)),
+            Attribute::Crypto(line) => self.crypto.push(line),
             Attribute::Other => {}
         }
     }
@@ -537,6 +755,7 @@ enum Attribute {
     Direction(Direction),
     Ptime(u32),
     Rtpmap(u8, String, u32),
+    Crypto(CryptoAttribute),
     Other,
 }
 
@@ -556,6 +775,7 @@ impl Attribute {
                 .filter(|&ptime| ptime > 0)
                 .map(Attribute::Ptime),
             "rtpmap" => parse_rtpmap(argument),
+            "crypto" => CryptoAttribute::parse(argument).ok().map(Attribute::Crypto),
             _ => None,
         };
         parsed.unwrap_or(Attribute::Other)
@@ -627,17 +847,17 @@ fn select_audio(sections: &[Section]) -> Option<usize> {
         .map(|(index, _)| index)
 }
 
-/// The audio stream if it is present, enabled and plain RTP/AVP.
+/// The default audio stream if it is present and enabled.
 fn usable_audio(description: &SessionDescription) -> Result<&AudioMedia, SdpError> {
-    let audio = description
+    description
         .audio
         .as_ref()
         .filter(|audio| audio.port != 0)
-        .ok_or(SdpError::NoAudio)?;
-    if !audio.protocol.eq_ignore_ascii_case(RTP_AVP) {
-        return Err(SdpError::UnsupportedProtocol(audio.protocol.clone()));
-    }
-    Ok(audio)
+        .ok_or(SdpError::NoAudio)
+}
+
+fn is_secure_profile(protocol: &str) -> bool {
+    protocol.eq_ignore_ascii_case(RTP_SAVP) || protocol.eq_ignore_ascii_case(RTP_SAVPF)
 }
 
 /// The rtpmap entry for a payload type, if any.
@@ -701,6 +921,7 @@ fn negotiate(
             .filter(|&ptime| valid_ptime(ptime))
             .unwrap_or(policy.ptime_ms),
         direction: remote_direction.reverse(),
+        srtp: None,
     }
 }
 
@@ -772,21 +993,27 @@ impl SdpWriter {
     }
 
     /// Writes an active audio m= line with its attributes.
+    #[allow(clippy::too_many_arguments)]
     fn audio(
         &mut self,
+        protocol: &str,
         port: u16,
         formats: &[(u8, &str)],
         telephone_event_pt: Option<u8>,
+        crypto: Option<String>,
         ptime_ms: u32,
         direction: Direction,
     ) {
         let pts: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
-        self.line(format_args!("m=audio {port} {RTP_AVP} {}", pts.join(" ")));
+        self.line(format_args!("m=audio {port} {protocol} {}", pts.join(" ")));
         for (pt, name) in formats {
             self.line(format_args!("a=rtpmap:{pt} {name}/{CLOCK_RATE}"));
         }
         if let Some(te) = telephone_event_pt {
             self.line(format_args!("a=fmtp:{te} 0-16"));
+        }
+        if let Some(crypto) = crypto {
+            self.line(format_args!("a=crypto:{crypto}"));
         }
         self.line(format_args!("a=ptime:{ptime_ms}"));
         self.line(format_args!("a={}", direction.attribute()));
@@ -836,6 +1063,7 @@ mod tests {
             rtp_port: 40000,
             session_id: 1234,
             session_version: 5,
+            srtp_key: MasterKey::from_bytes([7; 30]),
         }
     }
 
@@ -907,6 +1135,7 @@ mod tests {
                 telephone_event_pt: None,
                 ptime_ms: 20,
                 direction: Direction::SendRecv,
+                srtp: None,
             }
         );
     }
@@ -1115,10 +1344,18 @@ mod tests {
 
     #[test]
     fn unsupported_protocol_and_missing_audio() {
+        let offer =
+            parse(&offer_sdp("0", &[]).replace("RTP/AVP", "UDP/TLS/RTP/SAVPF")).expect("parses");
+        assert_eq!(
+            answer(&offer, &MediaPolicy::default(), &local()).unwrap_err(),
+            SdpError::UnsupportedProtocol("UDP/TLS/RTP/SAVPF".into())
+        );
         let offer = parse(&offer_sdp("0", &[]).replace("RTP/AVP", "RTP/SAVP")).expect("parses");
         assert_eq!(
             answer(&offer, &MediaPolicy::default(), &local()).unwrap_err(),
-            SdpError::UnsupportedProtocol("RTP/SAVP".into())
+            SdpError::NoUsableCrypto {
+                offered: "no a=crypto line".into()
+            }
         );
         let rejected = parse(&offer_sdp("0", &[]).replace("5004", "0")).expect("parses");
         assert_eq!(
@@ -1146,6 +1383,7 @@ mod tests {
             codecs: vec![Codec::Pcma],
             telephone_event_pt: 110,
             ptime_ms: 30,
+            srtp: SrtpMode::Optional,
         };
         let text = offer(&hold, &local(), Direction::SendOnly);
         let expected = format!(
@@ -1162,7 +1400,7 @@ mod tests {
             &["a=rtpmap:101 telephone-event/8000", "a=recvonly"],
         );
         let answer = parse(&text).expect("parses");
-        let media = accept_answer(&answer, &MediaPolicy::default()).expect("accepts");
+        let media = accept_answer(&answer, &MediaPolicy::default(), &local()).expect("accepts");
         assert_eq!(
             media,
             NegotiatedMedia {
@@ -1172,16 +1410,17 @@ mod tests {
                 telephone_event_pt: Some(101),
                 ptime_ms: 20,
                 direction: Direction::SendOnly,
+                srtp: None,
             }
         );
         let only_pcmu = policy(&[Codec::Pcmu]);
         assert_eq!(
-            accept_answer(&answer, &only_pcmu).map(|m| m.codec),
+            accept_answer(&answer, &only_pcmu, &local()).map(|m| m.codec),
             Ok(Codec::Pcmu)
         );
         let g729 = parse(&offer_sdp("18", &[])).expect("parses");
         assert!(matches!(
-            accept_answer(&g729, &MediaPolicy::default()),
+            accept_answer(&g729, &MediaPolicy::default(), &local()),
             Err(SdpError::NoCommonCodec { .. })
         ));
     }
@@ -1227,9 +1466,214 @@ mod tests {
         let our_offer = parse(&offer(&policy, &local(), Direction::SendRecv)).expect("parses");
         let (text, answered) = answer(&our_offer, &policy, &local()).expect("answers");
         assert_eq!(answered.telephone_event_pt, Some(101));
-        let accepted = accept_answer(&parse(&text).expect("parses"), &policy).expect("accepts");
+        let accepted =
+            accept_answer(&parse(&text).expect("parses"), &policy, &local()).expect("accepts");
         assert_eq!(accepted.codec, answered.codec);
         assert_eq!(accepted.telephone_event_pt, Some(101));
+    }
+
+    /// An SRTP offer: the given m= profile and crypto lines.
+    fn srtp_offer(profile: &str, crypto: &[&str]) -> String {
+        let lines: Vec<String> = crypto
+            .iter()
+            .map(|line| format!("a=crypto:{line}"))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        offer_sdp("0 101", &refs)
+            .replace("RTP/AVP", profile)
+            .replace("a=crypto", "a=rtpmap:101 telephone-event/8000\r\na=crypto")
+    }
+
+    const KEY_A: &str = "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+    const KEY_B: &str = "inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+
+    fn srtp(mode: SrtpMode) -> MediaPolicy {
+        MediaPolicy {
+            srtp: mode,
+            ..MediaPolicy::default()
+        }
+    }
+
+    #[test]
+    fn an_srtp_offer_is_answered_with_its_tag_and_our_own_key() {
+        let text = srtp_offer(
+            "RTP/SAVP",
+            &[
+                &format!("1 AES_256_CM_HMAC_SHA1_80 {KEY_A}"),
+                &format!("2 AES_CM_128_HMAC_SHA1_32 {KEY_B}"),
+                &format!("3 AES_CM_128_HMAC_SHA1_80 {KEY_A}"),
+            ],
+        );
+        let offer = parse(&text).expect("parses");
+        let (answer_text, media) =
+            answer(&offer, &MediaPolicy::default(), &local()).expect("answers");
+        let ours = local().srtp_key;
+        assert!(
+            answer_text.contains("m=audio 40000 RTP/SAVP 0 101\r\n"),
+            "{answer_text}"
+        );
+        assert!(answer_text.contains(&format!(
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+            ours.to_base64()
+        )));
+        assert_eq!(answer_text.matches("a=crypto").count(), 1);
+        let keys = media.srtp.expect("SRTP negotiated");
+        assert_eq!(keys.suite, CryptoSuite::AesCm128HmacSha1_32);
+        assert_eq!(keys.local, ours);
+        assert_eq!(
+            keys.remote.to_base64(),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"
+        );
+        // The answer reads back on the offerer's side.
+        let reparsed = parse(&answer_text).expect("parses");
+        let audio = reparsed.audio_streams.first().expect("audio");
+        assert!(audio.is_secure());
+        assert_eq!(audio.crypto[0].usable(), Ok((keys.suite, ours)));
+    }
+
+    #[test]
+    fn savpf_is_answered_in_kind() {
+        let text = srtp_offer(
+            "RTP/SAVPF",
+            &[&format!("1 AES_CM_128_HMAC_SHA1_80 {KEY_A}")],
+        );
+        let (answer_text, media) = answer_text(&text, &[Codec::Pcmu]);
+        assert!(answer_text.contains("m=audio 40000 RTP/SAVPF 0 101\r\n"));
+        assert_eq!(
+            media.srtp.map(|k| k.suite),
+            Some(CryptoSuite::AesCm128HmacSha1_80)
+        );
+    }
+
+    #[test]
+    fn the_srtp_mode_decides_between_plain_and_secure_offers() {
+        let secure = parse(&srtp_offer(
+            "RTP/SAVP",
+            &[&format!("1 AES_CM_128_HMAC_SHA1_80 {KEY_A}")],
+        ))
+        .expect("parses");
+        let plain = parse(&offer_sdp("0", &[])).expect("parses");
+        assert!(answer(&secure, &srtp(SrtpMode::Required), &local())
+            .is_ok_and(|(_, m)| m.srtp.is_some()));
+        assert_eq!(
+            answer(&plain, &srtp(SrtpMode::Required), &local()).unwrap_err(),
+            SdpError::SrtpRequired
+        );
+        assert_eq!(
+            answer(&secure, &srtp(SrtpMode::Off), &local()).unwrap_err(),
+            SdpError::SrtpOff
+        );
+        assert!(answer(&plain, &srtp(SrtpMode::Off), &local()).is_ok_and(|(_, m)| m.srtp.is_none()));
+        // A crypto line in a plain RTP/AVP stream is not SRTP (RFC 4568 §3.1.4).
+        let crypto_in_avp = parse(&offer_sdp(
+            "0",
+            &[&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY_A}")],
+        ))
+        .expect("parses");
+        let (text, media) =
+            answer(&crypto_in_avp, &MediaPolicy::default(), &local()).expect("answers");
+        assert!(media.srtp.is_none() && !text.contains("crypto"));
+        assert_eq!(
+            answer(&crypto_in_avp, &srtp(SrtpMode::Required), &local()).unwrap_err(),
+            SdpError::SrtpRequired
+        );
+    }
+
+    #[test]
+    fn best_effort_offers_get_srtp_unless_it_is_off() {
+        // The same media as SRTP and as plain RTP, one after the other.
+        let text = "v=0\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+                    m=audio 5004 RTP/AVP 0\r\n\
+                    m=audio 5006 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+                    inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
+        let offer = parse(text).expect("parses");
+        let (reply, media) = answer(&offer, &MediaPolicy::default(), &local()).expect("answers");
+        assert!(media.srtp.is_some());
+        assert!(
+            reply.contains("t=0 0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 40000 RTP/SAVP 0\r\n"),
+            "{reply}"
+        );
+        let (reply, media) = answer(&offer, &srtp(SrtpMode::Off), &local()).expect("answers");
+        assert!(media.srtp.is_none());
+        assert!(
+            reply.contains("m=audio 40000 RTP/AVP 0\r\n")
+                && reply.contains("m=audio 0 RTP/SAVP 0\r\n")
+        );
+    }
+
+    #[test]
+    fn unusable_crypto_is_refused_with_reasons() {
+        let text = srtp_offer(
+            "RTP/SAVP",
+            &[
+                &format!("1 AES_CM_128_HMAC_SHA1_80 {KEY_A}|2^20|1:4"),
+                &format!("2 AES_CM_128_HMAC_SHA1_80 {KEY_A} UNENCRYPTED_SRTP"),
+                "3 AES_CM_128_HMAC_SHA1_80 inline:!!notbase64",
+            ],
+        );
+        let offer = parse(&text).expect("parses");
+        assert_eq!(
+            offer.audio_streams[0].crypto.len(),
+            2,
+            "the malformed line is left out"
+        );
+        assert_eq!(
+            answer(&offer, &MediaPolicy::default(), &local()).unwrap_err(),
+            SdpError::NoUsableCrypto {
+                offered: "tag 1: crypto key uses an MKI, which is not supported; \
+                          tag 2: crypto session parameter UNENCRYPTED_SRTP is not supported"
+                    .into()
+            }
+        );
+    }
+
+    #[test]
+    fn our_srtp_offer_and_its_answer() {
+        let policy = srtp(SrtpMode::Required);
+        let text = offer(&policy, &local(), Direction::SendRecv);
+        let key = local().srtp_key.to_base64();
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"));
+        assert!(text.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        )));
+        // The peer answers with its own key under our tag.
+        let their_key = MasterKey::from_bytes([9; 30]);
+        let peer = LocalMedia {
+            srtp_key: their_key,
+            ..local()
+        };
+        let (reply, answered) = answer(
+            &parse(&text).expect("parses"),
+            &MediaPolicy::default(),
+            &peer,
+        )
+        .expect("answers");
+        assert_eq!(answered.srtp.map(|k| k.remote), Some(local().srtp_key));
+        let accepted =
+            accept_answer(&parse(&reply).expect("parses"), &policy, &local()).expect("accepts");
+        let keys = accepted.srtp.expect("SRTP");
+        assert_eq!((keys.local, keys.remote), (local().srtp_key, their_key));
+        // A plain answer to an SRTP offer, or another tag, is refused.
+        let plain_reply = reply.replace("RTP/SAVP", "RTP/AVP");
+        assert_eq!(
+            accept_answer(&parse(&plain_reply).expect("parses"), &policy, &local()).unwrap_err(),
+            SdpError::SrtpRequired
+        );
+        let other_tag = reply.replace("a=crypto:1 ", "a=crypto:2 ");
+        assert!(matches!(
+            accept_answer(&parse(&other_tag).expect("parses"), &policy, &local()),
+            Err(SdpError::NoUsableCrypto { .. })
+        ));
+        // And an SRTP answer to a plain offer.
+        assert_eq!(
+            accept_answer(
+                &parse(&reply).expect("parses"),
+                &MediaPolicy::default(),
+                &local()
+            )
+            .unwrap_err(),
+            SdpError::SrtpOff
+        );
     }
 
     mod props {
@@ -1305,11 +1749,32 @@ mod tests {
                 return;
             };
             let policy = MediaPolicy::default();
-            let _ = accept_answer(&description, &policy);
+            let _ = accept_answer(&description, &policy, &super::local());
             if let Ok((answer_text, media)) = answer(&description, &policy, &super::local()) {
                 let reparsed = parse(&answer_text).expect("our answer parses");
                 assert_eq!(reparsed.media_lines.len(), description.media_lines.len());
-                let accepted = accept_answer(&reparsed, &policy).expect("our answer is acceptable");
+                // Read back as the offerer would (an SRTP offerer "requires").
+                let offerer = MediaPolicy {
+                    srtp: if media.srtp.is_some() {
+                        SrtpMode::Required
+                    } else {
+                        SrtpMode::Off
+                    },
+                    ..MediaPolicy::default()
+                };
+                let _ = accept_answer(&reparsed, &offerer, &super::local());
+                let accepted = accept_answer(&reparsed, &policy, &super::local())
+                    .or_else(|_| {
+                        accept_answer(
+                            &reparsed,
+                            &MediaPolicy {
+                                srtp: SrtpMode::Required,
+                                ..MediaPolicy::default()
+                            },
+                            &super::local(),
+                        )
+                    })
+                    .expect("our answer is acceptable");
                 assert_eq!(accepted.codec, media.codec);
                 assert_eq!(accepted.payload_type, media.payload_type);
             }
@@ -1342,7 +1807,7 @@ mod tests {
                 port in 1u16..,
                 v6 in any::<bool>(),
             ) {
-                let policy = MediaPolicy { codecs, telephone_event_pt: te, ptime_ms: ptime };
+                let policy = MediaPolicy { codecs, telephone_event_pt: te, ptime_ms: ptime, ..MediaPolicy::default() };
                 let mut local = super::local();
                 local.rtp_port = port;
                 if v6 {

@@ -8,8 +8,10 @@
 # calls at 200/s, sends each call RTP (so the gateway also receives; set
 # SEND_RTP= to only receive), then
 # measures loss, lateness (>2 ms, >5 ms against the 20 ms clock), jitter,
-# and the gateway's CPU and resident memory per call. Needs a release
-# build of the gateway and the example:
+# and the gateway's CPU and resident memory per call. SRTP=1 makes every
+# call SRTP (the tool offers RTP/SAVP with an SDES key). Needs a release
+# build of the gateway and the example (HOTLINE_BIN and MEDIA_LOAD_TOOL name
+# other builds):
 #   cargo build --release --bin hotline --example media_load
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +23,8 @@ trap 'kill_gateway; rm -rf "$WORK"' EXIT
 HOLD=30
 if [ $# -ge 2 ]; then HOLD=$1; shift; fi
 [ $# -ge 1 ] || { echo "usage: $0 [HOLD_SECONDS] N [N ...]" >&2; exit 2; }
-TOOL=$ROOT/target/release/examples/media_load
+TOOL=${MEDIA_LOAD_TOOL:-$ROOT/target/release/examples/media_load}
+SRTP=${SRTP-}
 # SEND_RTP=1 (default) has the tool send each call RTP too; SEND_RTP= (empty)
 # only receives, which leaves more of the machine to the gateway.
 SEND_RTP=${SEND_RTP-1}
@@ -38,7 +41,7 @@ for calls in "$@"; do
         HOTLINE_MEDIA_TIMEOUT_SECS="$([ -n "$SEND_RTP" ] && echo 30 || echo 0)" \
         HOTLINE_PROMPTS_DIR="$ROOT/prompts" HOTLINE_LOG_LEVEL=warn >/dev/null
     echo "N=$calls: $("$TOOL" --gateway "127.0.0.1:$port" --calls "$calls" --rate 200 --hold "$HOLD" \
-        ${SEND_RTP:+--send-rtp} --pid "$GW_PID" 2>"$WORK/tool.err")"
+        ${SEND_RTP:+--send-rtp} ${SRTP:+--srtp} --pid "$GW_PID" 2>"$WORK/tool.err")"
     grep -v '^media_load: [0-9]* of' "$WORK/tool.err" | head -5 || true
     stop_gateway >/dev/null || true
 done
