@@ -224,6 +224,13 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
     shown.transfer = shown.transfer.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
     print!("{text}");
+    // The TLS files as `serve` would load them (reading the key needs the
+    // service user's rights, so this runs only when TLS is configured).
+    let tls = config.sip.tls_settings();
+    if !config.sip.tls.is_empty() || tls != Default::default() {
+        let loaded = hotline::sip::tls::TlsContext::load(tls)?;
+        println!("# {}", loaded.summary());
+    }
     Ok(())
 }
 
@@ -322,9 +329,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
                 return;
             };
             while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading dialplans and prompts");
+                tracing::info!("SIGHUP: reloading dialplans, prompts and TLS files");
                 if let Err(e) = reloader.reload().await {
                     tracing::error!("reload refused, keeping what runs: {e:#}");
+                }
+                // On its own: a bad certificate does not hold back a good
+                // dialplan, nor the other way round.
+                if let Err(e) = reloader.reload_tls().await {
+                    tracing::error!("TLS reload refused, keeping the certificate in use: {e:#}");
                 }
             }
         });

@@ -1,6 +1,5 @@
 //! One SIP connection over a byte stream, whatever carries it: a TCP
-//! socket today, TLS over one tomorrow (anything `AsyncRead +
-//! AsyncWrite`). Two tasks per connection: a reader that frames messages
+//! socket, or TLS over one (anything `AsyncRead + AsyncWrite`). Two tasks per connection: a reader that frames messages
 //! (`framing`) and hands them to the endpoint's task, and a writer that
 //! drains the connection's queue. Everything a connection may do once
 //! admitted (`connections` decides whether it is) is bounded here:
@@ -8,7 +7,8 @@
 //! - a message must arrive whole within `message_timeout` of its first
 //!   byte, and an accepted connection must bring its first message within
 //!   `message_timeout` of being accepted (a TLS handshake, done before the
-//!   stream reaches [`spawn`], should be timed against the same clock);
+//!   stream reaches [`spawn`], is timed against the same clock:
+//!   [`Origin::Secured`]);
 //! - a connection that carries no dialog is closed after `idle_timeout`
 //!   without a message; the endpoint's task marks the connections live
 //!   calls and transactions use ([`Link::set_in_use`]), and those stay;
@@ -65,6 +65,12 @@ pub enum Close {
     WriteQueue,
     /// The gateway is stopping.
     Shutdown,
+    /// TLS: no finished handshake within `message_timeout` of the accept
+    /// (or of the connect, for ours).
+    HandshakeTimeout,
+    /// TLS: the handshake failed (no common version or cipher, a
+    /// certificate refused by either side, not TLS at all).
+    HandshakeFailed,
 }
 
 impl Close {
@@ -80,6 +86,8 @@ impl Close {
             Close::WriteTimeout => "write_timeout",
             Close::WriteQueue => "write_queue",
             Close::Shutdown => "shutdown",
+            Close::HandshakeTimeout => "handshake_timeout",
+            Close::HandshakeFailed => "handshake_failed",
         }
     }
 }
@@ -134,6 +142,10 @@ impl Link {
 pub enum Origin {
     /// A peer connected to one of our listeners: it owes us a message.
     Accepted,
+    /// A peer connected to a TLS listener at `accepted` and has finished
+    /// its handshake: it owes us a message within `message_timeout` of
+    /// `accepted`, so the handshake's time counts against it.
+    Secured { accepted: Instant },
     /// We connected to send `first`; the peer owes us nothing.
     Dialled { first: Bytes },
 }
@@ -164,11 +176,12 @@ pub fn spawn<S>(
         in_use: Arc::new(AtomicBool::new(false)),
         close,
     };
-    let dialled = match origin {
-        Origin::Accepted => false,
+    let (dialled, opened) = match origin {
+        Origin::Accepted => (false, Instant::now()),
+        Origin::Secured { accepted } => (false, accepted),
         Origin::Dialled { first } => {
             let _ = link.send(first);
-            true
+            (true, Instant::now())
         }
     };
     let writer = tokio::spawn(write_queue(
@@ -188,7 +201,7 @@ pub fn spawn<S>(
         close: close_rx,
         _permit: permit,
     };
-    tokio::spawn(reader_task.run(reader, writer, dialled));
+    tokio::spawn(reader_task.run(reader, writer, dialled, opened));
 }
 
 /// Resolves when the link is closed, or dropped.
@@ -280,11 +293,12 @@ impl Reader {
         mut reader: R,
         mut writer: JoinHandle<WriterEnd>,
         dialled: bool,
+        opened: Instant,
     ) {
         if dialled && !self.register().await {
             return;
         }
-        let stop = self.read(&mut reader, &mut writer, dialled).await;
+        let stop = self.read(&mut reader, &mut writer, dialled, opened).await;
         let Stop::Close(close) = stop else {
             return;
         };
@@ -301,12 +315,12 @@ impl Reader {
         reader: &mut R,
         writer: &mut JoinHandle<WriterEnd>,
         dialled: bool,
+        opened: Instant,
     ) -> Stop {
         let settings = self.settings.clone();
         let inbox = self.inbox.clone();
         let mut close = self.close.clone();
         let mut framer = Framer::new();
-        let opened = Instant::now();
         // An accepted connection owes its first message from the start.
         let mut seen_message = dialled;
         let mut message_started = (!dialled).then_some(opened);

@@ -1,5 +1,5 @@
 //! The SIP transport shells: UDP sockets, and the listeners and table of
-//! stream connections (TCP; TLS is another source of streams).
+//! stream connections (TCP, and TLS over TCP).
 //!
 //! Receive tasks turn datagrams and framed stream messages into
 //! [`Inbound`] items for the endpoint's task; [`Transports::send`] puts the
@@ -7,13 +7,17 @@
 //! on the connection the request came in on. A connection is admitted by
 //! `connections` (trusted sources only, capped in total and per source)
 //! and then served by `stream` (framing, timeouts, bounded buffers); a
-//! listener out of file descriptors pauses instead of spinning. Nothing
+//! listener out of file descriptors pauses instead of spinning. A TLS
+//! connection is admitted the same way before its handshake (untrusted
+//! sources never get one), and the handshake counts against the first
+//! message's time limit; the configurations come from `tls`. Nothing
 //! here interprets SIP beyond finding message boundaries.
 
 use super::connections::{ConnectionGate, ConnectionPolicy, LogThrottle};
 use super::endpoint::{ConnectionsInUse, Flow, Transmit, Transport};
 use super::message::MAX_MESSAGE_SIZE;
 use super::stream::{self, Close, Link, Origin, StreamSettings};
+use super::tls::{self, TlsContext};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
@@ -40,8 +44,9 @@ pub enum Inbound {
     ConnectionClosed {
         id: u64,
     },
-    /// A connection we opened to send something could not be made: what
-    /// was waiting to go to `remote` over TCP is lost.
+    /// A connection we opened to send something could not be made (over
+    /// TCP, or TLS whose handshake failed): what was waiting to go to
+    /// `remote` is lost.
     TcpConnectFailed {
         remote: SocketAddr,
     },
@@ -54,7 +59,8 @@ pub struct StreamLimits {
     pub settings: StreamSettings,
 }
 
-/// How long an outgoing TCP connection attempt may take.
+/// How long an outgoing connection attempt may take (a TLS handshake
+/// included).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepting pauses this long after the first failure for want of
 /// descriptors or memory, doubling up to `ACCEPT_PAUSE_MAX`.
@@ -115,18 +121,24 @@ struct StreamShared {
     settings: StreamSettings,
     ids: AtomicU64,
     inbox: mpsc::Sender<Inbound>,
+    /// The TLS configurations, when TLS is set up.
+    tls: Option<Arc<TlsContext>>,
+    /// TLS handshake failures, logged once per source per minute.
+    handshake_failures: std::sync::Mutex<LogThrottle<IpAddr>>,
 }
 
 /// The bound sockets and live connections, owned by the endpoint's task.
 pub struct Transports {
     udp: Vec<UdpListener>,
     tcp_local: Option<SocketAddr>,
+    tls_local: Option<SocketAddr>,
     advertised: Option<IpAddr>,
     links: HashMap<u64, Link>,
-    by_remote: HashMap<SocketAddr, u64>,
+    by_remote: HashMap<(Transport, SocketAddr), u64>,
     streams: Arc<StreamShared>,
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Binds a UDP socket; IPv6 sockets are IPv6-only so that IPv4 and IPv6
@@ -160,28 +172,42 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 
 impl Transports {
     /// Binds every configured address and starts the receive tasks.
+    /// `tls` serves the TLS listeners (if any are configured it must have
+    /// a certificate) and the TLS connections we open.
     pub fn bind(
-        udp: &[SocketAddr],
-        tcp: &[SocketAddr],
+        addresses: &SipAddresses,
         advertised: Option<IpAddr>,
         limits: StreamLimits,
+        tls: Option<Arc<TlsContext>>,
         inbox: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
+        let SipAddresses {
+            udp,
+            tcp,
+            tls: tls_listen,
+        } = addresses;
         let streams = Arc::new(StreamShared {
             gate: ConnectionGate::new(limits.policy),
             settings: limits.settings,
             ids: AtomicU64::new(1),
             inbox: inbox.clone(),
+            tls,
+            handshake_failures: std::sync::Mutex::new(LogThrottle::new(
+                Duration::from_secs(60),
+                4096,
+            )),
         });
         let mut transports = Transports {
             udp: Vec::new(),
             tcp_local: None,
+            tls_local: None,
             advertised,
             links: HashMap::new(),
             by_remote: HashMap::new(),
             streams: streams.clone(),
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
+            tls_addrs: Vec::new(),
         };
         for (index, addr) in udp.iter().enumerate() {
             let socket = Arc::new(bind_udp(*addr).map_err(|e| annotate(e, "UDP", *addr))?);
@@ -200,8 +226,33 @@ impl Transports {
             let bound = listener.local_addr()?;
             transports.tcp_addrs.push(bound);
             transports.tcp_local.get_or_insert(bound);
-            tokio::spawn(accept_tcp(
+            tokio::spawn(accept_streams(
                 listener,
+                Transport::Tcp,
+                Advertiser::new(advertised, bound),
+                streams.clone(),
+            ));
+        }
+        if !tls_listen.is_empty()
+            && streams
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_config())
+                .is_none()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "SIP TLS listeners need a certificate (sip.tls_cert_file, sip.tls_key_file)",
+            ));
+        }
+        for addr in tls_listen {
+            let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TLS", *addr))?;
+            let bound = listener.local_addr()?;
+            transports.tls_addrs.push(bound);
+            transports.tls_local.get_or_insert(bound);
+            tokio::spawn(accept_streams(
+                listener,
+                Transport::Tls,
                 Advertiser::new(advertised, bound),
                 streams.clone(),
             ));
@@ -210,14 +261,15 @@ impl Transports {
     }
 
     pub fn on_opened(&mut self, id: u64, link: Link) {
-        self.by_remote.insert(link.remote, id);
+        self.by_remote.insert((link.transport, link.remote), id);
         self.links.insert(id, link);
     }
 
     pub fn on_closed(&mut self, id: u64) {
         if let Some(link) = self.links.remove(&id) {
-            if self.by_remote.get(&link.remote) == Some(&id) {
-                self.by_remote.remove(&link.remote);
+            let key = (link.transport, link.remote);
+            if self.by_remote.get(&key) == Some(&id) {
+                self.by_remote.remove(&key);
             }
         }
     }
@@ -245,10 +297,14 @@ impl Transports {
     /// drops the datagram like the network would; retransmission covers
     /// it), streams through the connection's queue or a new connection.
     pub fn send(&mut self, transmit: Transmit) {
-        let Transmit { flow, bytes } = transmit;
+        let Transmit {
+            flow,
+            bytes,
+            server_name,
+        } = transmit;
         match flow.transport {
             Transport::Udp => self.send_udp(flow, bytes),
-            Transport::Tcp => self.send_stream(flow, bytes),
+            Transport::Tcp | Transport::Tls => self.send_stream(flow, bytes, server_name),
         }
     }
 
@@ -278,11 +334,15 @@ impl Transports {
         }
     }
 
-    fn send_stream(&mut self, flow: Flow, bytes: Bytes) {
+    fn send_stream(&mut self, flow: Flow, bytes: Bytes, server_name: Option<String>) {
         let id = flow
             .connection
-            .filter(|id| self.links.contains_key(id))
-            .or_else(|| self.by_remote.get(&flow.remote).copied());
+            .filter(|id| {
+                self.links
+                    .get(id)
+                    .is_some_and(|link| link.transport == flow.transport)
+            })
+            .or_else(|| self.by_remote.get(&(flow.transport, flow.remote)).copied());
         if let Some((id, link)) = id.and_then(|id| self.links.get(&id).map(|link| (id, link))) {
             if link.send(bytes).is_err() {
                 // The peer reads nothing: everything for it would pile up.
@@ -303,7 +363,11 @@ impl Transports {
                 return;
             }
         };
-        let local = self.tcp_local.map_or(flow.local, |bound| {
+        let bound = match flow.transport {
+            Transport::Tls => self.tls_local,
+            _ => self.tcp_local,
+        };
+        let local = bound.map_or(flow.local, |bound| {
             Advertiser::new(self.advertised, bound).local_for(flow.remote)
         });
         let id = self.streams.ids.fetch_add(1, Ordering::Relaxed);
@@ -313,8 +377,41 @@ impl Transports {
             listener: 0,
             ..flow
         };
-        tokio::spawn(connect_tcp(flow, bytes, permit, self.streams.clone()));
+        let secure = match flow.transport {
+            Transport::Tls => {
+                let host = server_name.unwrap_or_else(|| flow.remote.ip().to_string());
+                let config = self.streams.tls.as_ref().map(|tls| tls.client_config());
+                match (config, tls::server_name(&host)) {
+                    (Some(config), Some(name)) => Some((config, name)),
+                    _ => {
+                        tracing::warn!(%host, "cannot open a TLS connection: no TLS set up, or not a host name");
+                        drop(permit);
+                        let failed = Inbound::TcpConnectFailed {
+                            remote: flow.remote,
+                        };
+                        let _ = self.streams.inbox.try_send(failed);
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        tokio::spawn(connect_stream(
+            flow,
+            bytes,
+            secure,
+            permit,
+            self.streams.clone(),
+        ));
     }
+}
+
+/// The addresses to listen on, per transport.
+#[derive(Debug, Clone, Default)]
+pub struct SipAddresses {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
 }
 
 fn annotate(error: io::Error, what: &str, addr: SocketAddr) -> io::Error {
@@ -362,8 +459,14 @@ async fn receive_udp(
 }
 
 /// Accepts connections while the endpoint's task runs: admitted ones are
-/// served, refused ones closed at once (reset, nothing read).
-async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: Arc<StreamShared>) {
+/// served (TLS ones after their handshake), refused ones closed at once
+/// (reset, nothing read).
+async fn accept_streams(
+    listener: TcpListener,
+    transport: Transport,
+    mut advertiser: Advertiser,
+    shared: Arc<StreamShared>,
+) {
     let mut pause = ACCEPT_PAUSE_MIN;
     let mut failures = LogThrottle::new(Duration::from_secs(60), 1);
     loop {
@@ -377,16 +480,14 @@ async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: A
                 accepted
             }
             Err(error) => {
-                if let Some(wait) = accept_failed(&error, &mut pause, &mut failures) {
+                if let Some(wait) = accept_failed(&error, transport, &mut pause, &mut failures) {
                     tokio::time::sleep(wait).await;
                 }
                 continue;
             }
         };
-        let permit = match shared
-            .gate
-            .admit(remote.ip(), Transport::Tcp, Instant::now())
-        {
+        let accepted_at = Instant::now();
+        let permit = match shared.gate.admit(remote.ip(), transport, accepted_at) {
             Ok(permit) => permit,
             Err(_) => {
                 refuse(stream);
@@ -395,12 +496,16 @@ async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: A
         };
         let _ = stream.set_nodelay(true);
         let flow = Flow {
-            transport: Transport::Tcp,
+            transport,
             listener: 0,
             connection: Some(shared.ids.fetch_add(1, Ordering::Relaxed)),
             local: advertiser.local_for(remote),
             remote,
         };
+        if transport == Transport::Tls {
+            tokio::spawn(handshake(stream, flow, accepted_at, permit, shared.clone()));
+            continue;
+        }
         let inbox = shared.inbox.clone();
         stream::spawn(
             stream,
@@ -410,6 +515,57 @@ async fn accept_tcp(listener: TcpListener, mut advertiser: Advertiser, shared: A
             &shared.settings,
             inbox,
         );
+    }
+}
+
+/// The server side of a TLS handshake on an admitted connection, within
+/// `message_timeout` of the accept; the connection is then served like a
+/// TCP one (the rest of that time is its first message's). The
+/// certificate is the one loaded when the handshake starts.
+async fn handshake(
+    stream: TcpStream,
+    flow: Flow,
+    accepted_at: Instant,
+    permit: super::connections::Permit,
+    shared: Arc<StreamShared>,
+) {
+    let Some(config) = shared.tls.as_ref().and_then(|tls| tls.server_config()) else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let deadline = accepted_at + shared.settings.message_timeout;
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout_at(deadline.into(), acceptor.accept(stream)) => outcome,
+        _ = shared.inbox.closed() => return,
+    };
+    let close = match outcome {
+        Ok(Ok(secured)) => {
+            let inbox = shared.inbox.clone();
+            let origin = Origin::Secured {
+                accepted: accepted_at,
+            };
+            stream::spawn(secured, flow, origin, permit, &shared.settings, inbox);
+            return;
+        }
+        Ok(Err(error)) => {
+            handshake_failed(&shared, flow.remote, &error);
+            Close::HandshakeFailed
+        }
+        Err(_) => Close::HandshakeTimeout,
+    };
+    crate::metrics::sip_connection_closed(Transport::Tls, close.label());
+    tracing::debug!(remote = %flow.remote, reason = close.label(), "TLS connection closed before its first message");
+}
+
+/// Logs a failed handshake from `remote` (once per source per minute).
+fn handshake_failed(shared: &StreamShared, remote: SocketAddr, error: &io::Error) {
+    let log = shared
+        .handshake_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .note(remote.ip(), Instant::now());
+    if let Some(held_back) = log {
+        tracing::info!(%remote, error = %tls::describe_handshake_error(error), held_back, "TLS handshake failed (more from this source within a minute are only counted)");
     }
 }
 
@@ -427,6 +583,7 @@ fn refuse(stream: TcpStream) {
 /// Counted each time, logged once a minute.
 fn accept_failed(
     error: &io::Error,
+    transport: Transport,
     pause: &mut Duration,
     failures: &mut LogThrottle<()>,
 ) -> Option<Duration> {
@@ -439,36 +596,69 @@ fn accept_failed(
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => "descriptors",
         _ => "other",
     };
-    crate::metrics::sip_accept_failed(Transport::Tcp, kind);
+    crate::metrics::sip_accept_failed(transport, kind);
     let wait = *pause;
     *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
     if let Some(held_back) = failures.note((), Instant::now()) {
-        tracing::warn!(%error, kind, held_back, pause_ms = wait.as_millis() as u64, "TCP accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
+        tracing::warn!(%error, kind, held_back, transport = transport.via_token(), pause_ms = wait.as_millis() as u64, "TCP accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
     }
     Some(wait)
 }
 
-/// Opens a connection of ours to `flow.remote` and sends `first` on it.
-async fn connect_tcp(
+/// Opens a connection of ours to `flow.remote` (with a TLS handshake when
+/// `secure` says with what and for which name) and sends `first` on it.
+async fn connect_stream(
     flow: Flow,
     first: Bytes,
+    secure: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     permit: super::connections::Permit,
     shared: Arc<StreamShared>,
 ) {
     let remote = flow.remote;
-    let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+    let inbox = shared.inbox.clone();
+    let origin = Origin::Dialled { first };
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let error = match tokio::time::timeout_at(deadline, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            let origin = Origin::Dialled { first };
-            let inbox = shared.inbox.clone();
-            stream::spawn(stream, flow, origin, permit, &shared.settings, inbox);
-            return;
+            let Some((config, name)) = secure else {
+                stream::spawn(stream, flow, origin, permit, &shared.settings, inbox);
+                return;
+            };
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let shown = name.to_str().into_owned();
+            let close =
+                match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+                    Ok(Ok(secured)) => {
+                        stream::spawn(secured, flow, origin, permit, &shared.settings, inbox);
+                        return;
+                    }
+                    Ok(Err(e)) => (
+                        Close::HandshakeFailed,
+                        format!(
+                            "TLS handshake with {shown} failed: {}",
+                            tls::describe_handshake_error(&e)
+                        ),
+                    ),
+                    Err(_) => (
+                        Close::HandshakeTimeout,
+                        format!(
+                            "TLS handshake with {shown} not done within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ),
+                    ),
+                };
+            crate::metrics::sip_connection_closed(Transport::Tls, close.0.label());
+            close.1
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
     };
     drop(permit);
-    tracing::info!(%remote, %error, "TCP connect failed");
+    tracing::info!(%remote, transport = flow.transport.via_token(), %error, "connect failed");
     let _ = shared
         .inbox
         .send(Inbound::TcpConnectFailed { remote })
