@@ -668,7 +668,8 @@ impl SipConfig {
     fn tls_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let set = |path: &PathBuf| !path.as_os_str().is_empty();
-        if !self.tls.is_empty() && !(set(&self.tls_cert_file) && set(&self.tls_key_file)) {
+        let identity = set(&self.tls_cert_file) && set(&self.tls_key_file);
+        if !self.tls.is_empty() && !identity {
             problems.push(
                 "sip.tls lists listeners: sip.tls_cert_file and sip.tls_key_file must name the \
                  certificate and key files (PEM)"
