@@ -224,6 +224,15 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
     shown.transfer = shown.transfer.redacted();
     let text = toml::to_string_pretty(&shown).context("cannot print the configuration")?;
     print!("{text}");
+    // The limit `serve` would run with here (it raises the soft limit too).
+    let limit = hotline::resources::raise_open_file_limit();
+    let demand = hotline::resources::Demand::of(config);
+    hotline::resources::plan(limit.soft, limit.hard, demand)?;
+    println!(
+        "# file descriptors: {} needed, the limit here is {}",
+        demand.total(),
+        limit.soft
+    );
     // The TLS files as `serve` would load them (reading the key needs the
     // service user's rights, so this runs only when TLS is configured).
     let tls = config.sip.tls_settings();

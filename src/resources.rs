@@ -1,6 +1,6 @@
 //! The process's file descriptors and memory: the open-file limit raised
-//! at start, the descriptor budget that keeps room for every call, and the
-//! counts `/metrics` shows.
+//! at start, the descriptor budget that keeps room for every call, memory
+//! given back after a flood, and the counts `/metrics` shows.
 //!
 //! Every call holds descriptors (its RTP sockets), and so does every SIP
 //! connection, HTTP connection and database connection. Were they drawn
@@ -154,6 +154,20 @@ pub fn reserve(config: &Config) -> Result<OpenFileLimit, Shortfall> {
         "file descriptor budget"
     );
     Ok(limit)
+}
+
+/// Gives memory that is free inside the allocator back to the system.
+/// glibc's malloc keeps what a burst of small allocations freed (a flood
+/// of connections, each a few KiB) in its arenas, so the resident size
+/// would stay at the burst's peak; `malloc_trim` hands the free pages back.
+/// Elsewhere a no-op.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it walks glibc's own arenas
+    // under their locks, which is safe while other threads allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The soft open-file limit now.

@@ -122,7 +122,7 @@ impl Server {
         crate::resources::reserve(&config)?;
         let tls = Arc::new(TlsContext::load(config.sip.tls_settings())?);
         let (inbox_tx, inbox) = mpsc::channel(16_384);
-        let transports = Transports::bind(
+        let transports = Transports::bind_all(
             &SipAddresses {
                 udp: config.sip.udp.clone(),
                 tcp: config.sip.tcp.clone(),

@@ -69,6 +69,8 @@ struct Counts {
     incoming: usize,
     outgoing: usize,
     by_source: HashMap<IpAddr, usize>,
+    /// The most incoming connections open at once since it was last taken.
+    peak: usize,
 }
 
 impl Counts {
@@ -89,6 +91,7 @@ impl Counts {
             return Err(Refusal::TotalLimit);
         }
         self.incoming += 1;
+        self.peak = self.peak.max(self.incoming);
         *self.by_source.entry(source).or_insert(0) += 1;
         Ok(())
     }
@@ -270,6 +273,16 @@ impl ConnectionGate {
         }
     }
 
+    /// How many fewer incoming connections are open now than at the most
+    /// since the last call (then the peak starts again from now).
+    pub fn fall_since_peak(&self) -> usize {
+        let mut state = self.state();
+        let counts = &mut state.counts;
+        let fall = counts.peak - counts.incoming;
+        counts.peak = counts.incoming;
+        fall
+    }
+
     /// Incoming and outgoing connections open now.
     pub fn open(&self) -> (usize, usize) {
         let state = self.state();
@@ -383,6 +396,8 @@ mod tests {
         assert_eq!(gate.open(), (2, 1));
         drop((a, b, ours));
         assert_eq!(gate.open(), (0, 0));
+        assert_eq!(gate.fall_since_peak(), 2);
+        assert_eq!(gate.fall_since_peak(), 0);
     }
 
     #[test]

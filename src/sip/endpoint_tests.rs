@@ -1674,6 +1674,40 @@ fn tcp_ack_timeout_still_ends_the_call_with_bye() {
     );
 }
 
+#[test]
+fn a_call_keeps_its_connection_in_use_until_it_ends() {
+    let mut h = Harness::over(tcp_flow(7));
+    let call = h.offer(&tcp_invite("z9hG4bK-invite"));
+    let ok = h.accept(call);
+    let our_tag = to_tag(&ok).unwrap();
+    h.receive(
+        &ack("z9hG4bK-ack", &our_tag, 1).via("SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bK-ack"),
+    );
+    // An OPTIONS on another connection uses it only while it is answered.
+    h.receive_on(
+        &options("z9hG4bK-options").via("SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bK-options"),
+        tcp_flow(9),
+    );
+    h.advance_to(ms(1_000));
+    let in_use = h.endpoint.connections_in_use();
+    assert_eq!(in_use.ids, HashSet::from([7]));
+    assert!(in_use.remotes.is_empty());
+    h.receive(
+        &bye("z9hG4bK-bye", &our_tag, 2).via("SIP/2.0/TCP 127.0.0.1:5061;branch=z9hG4bK-bye"),
+    );
+    // The INVITE transaction absorbs retransmissions for timer L (64·T1).
+    h.advance_to(ms(40_000));
+    assert_eq!(h.endpoint.connections_in_use(), ConnectionsInUse::default());
+}
+
+#[test]
+fn udp_calls_use_no_connection() {
+    let mut h = Harness::new();
+    let call = h.offer(&invite("z9hG4bK-invite"));
+    h.accept(call);
+    assert_eq!(h.endpoint.connections_in_use(), ConnectionsInUse::default());
+}
+
 // ---------------------------------------------------------------------------
 // RFC 2543 peers.
 // ---------------------------------------------------------------------------

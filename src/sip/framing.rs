@@ -35,7 +35,10 @@ pub struct Framer {
     message_len: Option<usize>,
 }
 
-/// Room asked for before each read; the buffer grows in steps of this.
+/// Room asked for before each read: a little while the buffer is empty
+/// (most connections that wait hold nothing), more once a message is
+/// coming in.
+const FIRST_READ: usize = 512;
 const READ_CHUNK: usize = 4096;
 
 impl Framer {
@@ -46,7 +49,12 @@ impl Framer {
     /// The buffer to read into, with room for at most [`Framer::room`]
     /// more bytes reserved.
     pub fn buffer(&mut self) -> &mut BytesMut {
-        let want = READ_CHUNK.min(self.room());
+        let chunk = if self.buf.is_empty() {
+            FIRST_READ
+        } else {
+            READ_CHUNK
+        };
+        let want = chunk.min(self.room());
         if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
         }

@@ -151,7 +151,7 @@ pub enum Origin {
 }
 
 /// Starts serving `stream` as the connection `flow.connection`. `permit`
-/// is its place in the connection counts, given back when both tasks end.
+/// is its place in the connection counts, given back when it is closed.
 pub fn spawn<S>(
     stream: S,
     flow: Flow,
@@ -163,45 +163,13 @@ pub fn spawn<S>(
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    let permit = Arc::new(permit);
-    let (queue, queue_rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let (close, close_rx) = watch::channel(false);
-    let link = Link {
-        remote: flow.remote,
-        transport: flow.transport,
-        queue,
-        queued: queued.clone(),
-        max_queued: settings.max_queued_bytes,
-        in_use: Arc::new(AtomicBool::new(false)),
-        close,
-    };
-    let (dialled, opened) = match origin {
-        Origin::Accepted => (false, Instant::now()),
-        Origin::Secured { accepted } => (false, accepted),
-        Origin::Dialled { first } => {
-            let _ = link.send(first);
-            (true, Instant::now())
-        }
-    };
-    let writer = tokio::spawn(write_queue(
-        writer,
-        queue_rx,
-        queued,
-        close_rx.clone(),
-        settings.message_timeout,
-        permit.clone(),
-    ));
-    let reader_task = Reader {
+    let connection = Reader {
         flow,
         settings: settings.clone(),
         inbox,
-        in_use: link.in_use.clone(),
-        unregistered: Some(link),
-        close: close_rx,
-        _permit: permit,
+        permit: Arc::new(permit),
     };
-    tokio::spawn(reader_task.run(reader, writer, dialled, opened));
+    tokio::spawn(connection.run(reader, WriteSide::Waiting(writer), origin));
 }
 
 /// Resolves when the link is closed, or dropped.
@@ -265,17 +233,55 @@ async fn write_queue<W: AsyncWrite + Unpin>(
     }
 }
 
+/// The writing half of a connection. Until the connection is registered
+/// nothing can be sent on it, so its writer task, queue and link are made
+/// only then: a connection that never brings a whole message costs one
+/// task and its read buffer.
+enum WriteSide<W> {
+    Waiting(W),
+    Running {
+        task: JoinHandle<WriterEnd>,
+        close: watch::Receiver<bool>,
+        in_use: Arc<AtomicBool>,
+    },
+    Gone,
+}
+
+impl<W> WriteSide<W> {
+    /// Resolves when the connection can no longer send: the writer
+    /// failed, or the endpoint's task closed the link (or is gone).
+    /// Pending while the writer has not started.
+    async fn ended(&mut self) -> Stop {
+        let WriteSide::Running { task, close, .. } = self else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            biased;
+            _ = closed(close) => Stop::Silently,
+            ended = task => match ended {
+                Ok(WriterEnd::Failed(close)) => Stop::Close(close),
+                Ok(WriterEnd::Closed) => Stop::Silently,
+                Ok(WriterEnd::Drained) | Err(_) => Stop::Close(Close::WriteError),
+            },
+        }
+    }
+
+    /// True when live calls or transactions use the connection.
+    fn in_use(&self) -> bool {
+        matches!(self, WriteSide::Running { in_use, .. } if in_use.load(Ordering::Relaxed))
+    }
+
+    fn is_registered(&self) -> bool {
+        !matches!(self, WriteSide::Waiting(_))
+    }
+}
+
 /// The reading half of a connection and what it reports to.
 struct Reader {
     flow: Flow,
     settings: StreamSettings,
     inbox: mpsc::Sender<Inbound>,
-    in_use: Arc<AtomicBool>,
-    /// The link, until the connection is registered with the endpoint's
-    /// task (at its first whole message, or at once for ours).
-    unregistered: Option<Link>,
-    close: watch::Receiver<bool>,
-    _permit: Arc<Permit>,
+    permit: Arc<Permit>,
 }
 
 /// Why the reader stopped reading.
@@ -288,38 +294,44 @@ enum Stop {
 }
 
 impl Reader {
-    async fn run<R: AsyncRead + Unpin>(
-        mut self,
-        mut reader: R,
-        mut writer: JoinHandle<WriterEnd>,
-        dialled: bool,
-        opened: Instant,
-    ) {
-        if dialled && !self.register().await {
-            return;
-        }
-        let stop = self.read(&mut reader, &mut writer, dialled, opened).await;
-        let Stop::Close(close) = stop else {
+    async fn run<R, W>(self, mut reader: R, mut write: WriteSide<W>, origin: Origin)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let (dialled, opened) = match origin {
+            Origin::Accepted => (false, Instant::now()),
+            Origin::Secured { accepted } => (false, accepted),
+            Origin::Dialled { first } => {
+                if !self.register(&mut write, Some(first)).await {
+                    return;
+                }
+                (true, Instant::now())
+            }
+        };
+        let Stop::Close(close) = self.read(&mut reader, &mut write, dialled, opened).await else {
             return;
         };
         crate::metrics::sip_connection_closed(self.flow.transport, close.label());
         tracing::debug!(remote = %self.flow.remote, transport = self.flow.transport.via_token(), reason = close.label(), "connection closed");
-        if self.unregistered.is_none() {
+        if write.is_registered() {
             let id = self.flow.connection.unwrap_or_default();
             let _ = self.inbox.send(Inbound::ConnectionClosed { id }).await;
         }
     }
 
-    async fn read<R: AsyncRead + Unpin>(
-        &mut self,
+    async fn read<R, W>(
+        &self,
         reader: &mut R,
-        writer: &mut JoinHandle<WriterEnd>,
+        write: &mut WriteSide<W>,
         dialled: bool,
         opened: Instant,
-    ) -> Stop {
-        let settings = self.settings.clone();
-        let inbox = self.inbox.clone();
-        let mut close = self.close.clone();
+    ) -> Stop
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let settings = &self.settings;
         let mut framer = Framer::new();
         // An accepted connection owes its first message from the start.
         let mut seen_message = dialled;
@@ -334,16 +346,8 @@ impl Reader {
             let mut space = framer.buffer().limit(room);
             tokio::select! {
                 biased;
-                // Closed by the endpoint's task, or the task is gone.
-                _ = closed(&mut close) => return Stop::Silently,
-                _ = inbox.closed() => return Stop::Close(Close::Shutdown),
-                ended = &mut *writer => {
-                    return match ended {
-                        Ok(WriterEnd::Failed(close)) => Stop::Close(close),
-                        Ok(WriterEnd::Closed) => Stop::Silently,
-                        Ok(WriterEnd::Drained) | Err(_) => Stop::Close(Close::WriteError),
-                    };
-                }
+                stop = write.ended() => return stop,
+                _ = self.inbox.closed() => return Stop::Close(Close::Shutdown),
                 read = reader.read_buf(&mut space) => {
                     match read {
                         Ok(0) => return Stop::Close(Close::Peer),
@@ -356,7 +360,7 @@ impl Reader {
                     loop {
                         match framer.next_frame() {
                             Frame::Message(bytes) => {
-                                if !self.deliver(bytes).await {
+                                if !self.deliver(write, bytes).await {
                                     return Stop::Silently;
                                 }
                                 framed = true;
@@ -367,7 +371,7 @@ impl Reader {
                                 // Handed over all the same, so that a 400 can
                                 // be sent before the close.
                                 tracing::debug!(remote = %self.flow.remote, %error, "unframeable stream input, closing");
-                                if !self.deliver(bytes).await {
+                                if !self.deliver(write, bytes).await {
                                     return Stop::Silently;
                                 }
                                 return Stop::Close(match error {
@@ -388,7 +392,7 @@ impl Reader {
                     if message_started.is_some() {
                         return Stop::Close(Close::MessageTimeout);
                     }
-                    if !self.in_use.load(Ordering::Relaxed) {
+                    if !write.in_use() {
                         return Stop::Close(Close::Idle);
                     }
                     last_activity = Instant::now();
@@ -399,8 +403,11 @@ impl Reader {
 
     /// Registers the connection if it is not yet, then hands `bytes` to
     /// the endpoint's task. False when that task is gone.
-    async fn deliver(&mut self, bytes: Bytes) -> bool {
-        if self.unregistered.is_some() && !self.register().await {
+    async fn deliver<W>(&self, write: &mut WriteSide<W>, bytes: Bytes) -> bool
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        if !self.register(write, None).await {
             return false;
         }
         let message = Inbound::Message {
@@ -410,9 +417,47 @@ impl Reader {
         self.inbox.send(message).await.is_ok()
     }
 
-    async fn register(&mut self) -> bool {
-        let Some(link) = self.unregistered.take() else {
+    /// Starts the writer and hands the connection's link to the endpoint's
+    /// task (with `first` queued on it), unless that was done already.
+    /// False when that task is gone.
+    async fn register<W>(&self, write: &mut WriteSide<W>, first: Option<Bytes>) -> bool
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        if write.is_registered() {
             return true;
+        }
+        let WriteSide::Waiting(writer) = std::mem::replace(write, WriteSide::Gone) else {
+            return true;
+        };
+        let (queue, queue_rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (close, close_rx) = watch::channel(false);
+        let in_use = Arc::new(AtomicBool::new(false));
+        let link = Link {
+            remote: self.flow.remote,
+            transport: self.flow.transport,
+            queue,
+            queued: queued.clone(),
+            max_queued: self.settings.max_queued_bytes,
+            in_use: in_use.clone(),
+            close,
+        };
+        if let Some(first) = first {
+            let _ = link.send(first);
+        }
+        let task = tokio::spawn(write_queue(
+            writer,
+            queue_rx,
+            queued,
+            close_rx.clone(),
+            self.settings.message_timeout,
+            self.permit.clone(),
+        ));
+        *write = WriteSide::Running {
+            task,
+            close: close_rx,
+            in_use,
         };
         let id = self.flow.connection.unwrap_or_default();
         self.inbox

@@ -66,6 +66,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// descriptors or memory, doubling up to `ACCEPT_PAUSE_MAX`.
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// How often to look whether a flood of connections has gone, and how
+/// many must have gone for the memory they took to be given back.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
+const RELEASE_AFTER: usize = 256;
 
 /// Chooses the address we advertise to a peer: the configured one, the
 /// listener's own address, or for a wildcard listener the local address
@@ -171,10 +175,26 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 impl Transports {
+    /// Binds UDP and TCP addresses (no TLS) and starts the receive tasks.
+    pub fn bind(
+        udp: &[SocketAddr],
+        tcp: &[SocketAddr],
+        advertised: Option<IpAddr>,
+        limits: StreamLimits,
+        inbox: mpsc::Sender<Inbound>,
+    ) -> io::Result<Transports> {
+        let addresses = SipAddresses {
+            udp: udp.to_vec(),
+            tcp: tcp.to_vec(),
+            tls: Vec::new(),
+        };
+        Transports::bind_all(&addresses, advertised, limits, None, inbox)
+    }
+
     /// Binds every configured address and starts the receive tasks.
     /// `tls` serves the TLS listeners (if any are configured it must have
     /// a certificate) and the TLS connections we open.
-    pub fn bind(
+    pub fn bind_all(
         addresses: &SipAddresses,
         advertised: Option<IpAddr>,
         limits: StreamLimits,
@@ -221,6 +241,10 @@ impl Transports {
             ));
             transports.udp.push(UdpListener { socket });
         }
+        tokio::spawn(release_memory_after_floods(
+            streams.gate.clone(),
+            inbox.clone(),
+        ));
         for addr in tcp {
             let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TCP", *addr))?;
             let bound = listener.local_addr()?;
@@ -566,6 +590,26 @@ fn handshake_failed(shared: &StreamShared, remote: SocketAddr, error: &io::Error
         .note(remote.ip(), Instant::now());
     if let Some(held_back) = log {
         tracing::info!(%remote, error = %tls::describe_handshake_error(error), held_back, "TLS handshake failed (more from this source within a minute are only counted)");
+    }
+}
+
+/// Once a flood of connections has gone, gives the memory it took back to
+/// the system, so that the gateway's size comes back down.
+async fn release_memory_after_floods(gate: Arc<ConnectionGate>, inbox: mpsc::Sender<Inbound>) {
+    let mut every = tokio::time::interval(RELEASE_CHECK);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = inbox.closed() => return,
+        }
+        let gone = gate.fall_since_peak();
+        if gone >= RELEASE_AFTER {
+            crate::resources::release_free_memory();
+            tracing::debug!(
+                connections = gone,
+                "memory given back after a flood of connections"
+            );
+        }
     }
 }
 

@@ -160,6 +160,25 @@ impl Client {
         Client::with_link(link, Via::Tls, local, server).await
     }
 
+    /// A TCP client whose connection (and RTP) come from `source`, a
+    /// loopback address such as 127.0.0.5.
+    pub async fn tcp_from(source: std::net::IpAddr, server: SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(source, 0)).unwrap();
+        let stream = socket.connect(server).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        Client::with_link(
+            Link::Tcp {
+                stream,
+                buffer: Vec::new(),
+            },
+            Via::Tcp,
+            local,
+            server,
+        )
+        .await
+    }
+
     async fn with_link(
         link: Link,
         transport: Via,
