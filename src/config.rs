@@ -438,9 +438,9 @@ impl Default for SipConnectionsConfig {
     fn default() -> Self {
         SipConnectionsConfig {
             max_connections: 4096,
-            max_per_source: 32,
+            max_per_source: 256,
             proxy_networks: Vec::new(),
-            max_per_proxy: 1024,
+            max_per_proxy: 4096,
             message_timeout_secs: 10,
             idle_timeout_secs: 120,
             max_queued_bytes: 1 << 20,
@@ -872,6 +872,14 @@ impl Config {
             problems.push("sip.max_calls must be at least 1".to_string());
         }
         problems.extend(self.sip_connections.problems());
+        for proxy in &self.sip_connections.proxy_networks {
+            if !sip.trusted_networks.iter().any(|net| net.contains(proxy)) {
+                problems.push(format!(
+                    "sip_connections.proxy_networks: {proxy} is not inside sip.trusted_networks \
+                     (connections from it would be refused)"
+                ));
+            }
+        }
         if self.http.max_connections == 0 {
             problems.push("http.max_connections must be at least 1".to_string());
         }
@@ -1116,6 +1124,45 @@ mod tests {
         assert_eq!(config.database.url, "postgres://localhost/test");
         assert_eq!(config.sip.invites_per_second_per_source, 7);
         assert_eq!(config.sip.udp.len(), 2);
+    }
+
+    #[test]
+    fn connection_limits_come_from_their_section_and_are_checked() {
+        let config = Config::load_from(
+            missing_default_file(),
+            &env(&[
+                ("HOTLINE_SIP_CONNECTIONS_MAX_PER_SOURCE", "4"),
+                ("HOTLINE_SIP_CONNECTIONS_PROXY_NETWORKS", "127.0.0.9/32"),
+                ("HOTLINE_SIP_MAX_CALLS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sip_connections.max_per_source, 4);
+        assert_eq!(config.sip.max_calls, 3);
+        let limits = config.stream_limits();
+        assert_eq!(limits.policy.proxy_networks.len(), 1);
+        assert_eq!(limits.settings.message_timeout, Duration::from_secs(10));
+
+        let mut config = Config::default();
+        config.sip_connections.max_connections = 0;
+        config.sip_connections.message_timeout_secs = 0;
+        config.sip_connections.idle_timeout_secs = 0;
+        config.sip_connections.max_queued_bytes = 100;
+        config.sip_connections.proxy_networks = vec!["192.0.2.0/24".parse().unwrap()];
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("invalid limits accepted");
+        };
+        for expected in [
+            "sip_connections.max_connections must be at least 1",
+            "sip_connections.message_timeout_secs (0)",
+            "sip_connections.max_queued_bytes (100)",
+            "192.0.2.0/24 is not inside sip.trusted_networks",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{expected:?} not in {problems:#?}"
+            );
+        }
     }
 
     #[test]

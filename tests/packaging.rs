@@ -84,6 +84,31 @@ fn the_production_example_trusts_only_its_trunks_and_serves_the_shipped_dialplan
 }
 
 #[test]
+fn the_production_example_fits_the_units_open_file_limit() {
+    let secret = [(
+        "HOTLINE_SMS_OUTBOX_AUTH_TOKEN".to_string(),
+        "a-secret-token".to_string(),
+    )];
+    let config = Config::load_from(Some(&repo("packaging/hotline.production.toml")), &secret)
+        .expect("the configuration is valid");
+    let unit = std::fs::read_to_string(repo("packaging/hotline.service")).unwrap();
+    let limit: u64 = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("LimitNOFILE="))
+        .expect("the unit sets LimitNOFILE")
+        .parse()
+        .unwrap();
+    let demand = hotline::resources::Demand::of(&config);
+    assert!(
+        hotline::resources::plan(limit, limit, demand).is_ok(),
+        "{demand:?} needs {} descriptors, the unit allows {limit}",
+        demand.total()
+    );
+    // The carrier's SBCs are proxies: many dialogs on their connections.
+    assert!(!config.sip_connections.proxy_networks.is_empty());
+}
+
+#[test]
 fn the_unit_runs_the_configuration_hardened() {
     let unit = std::fs::read_to_string(repo("packaging/hotline.service")).unwrap();
     for line in [

@@ -687,7 +687,10 @@ impl Endpoint {
         let method = request.method().cloned().unwrap_or(Method::Ack);
         if !self.admission.is_trusted(flow.remote.ip()) {
             // Say no and nothing else: no Server, Allow or reason detail.
-            self.stats.refused_acl += 1;
+            // Only an INVITE is a refused call (not its ACK, not OPTIONS).
+            if method == Method::Invite {
+                self.stats.refused_acl += 1;
+            }
             if method != Method::Ack {
                 let tag = stateless_tag(&request);
                 let response = response_to(&request, flow.remote, 403, "Forbidden", Some(&tag));

@@ -1518,6 +1518,11 @@ fn untrusted_source_gets_a_bare_403() {
     assert!(h.sent().is_empty(), "an ACK is never answered");
     h.receive(&options("z9hG4bK-o").via("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-o"));
     assert_eq!(status(&h.one_sent()), 403);
+    assert_eq!(
+        h.endpoint.stats().refused_acl,
+        1,
+        "the ACK and the OPTIONS are no refused calls"
+    );
     h.receive_bytes(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\r\nno colon\r\n\r\n");
     assert!(h.sent().is_empty(), "no 400 to strangers");
 }
