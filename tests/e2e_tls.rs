@@ -43,6 +43,8 @@ fn tls_config(pki: &TestPki, leaf: &Leaf, ipv6: bool) -> Config {
     config.sip.tls_cert_file = cert;
     config.sip.tls_key_file = key;
     config.sip.tls_ca_file = pki.ca_file();
+    // Calls left up at the end of a test are ended at once.
+    config.shutdown.drain_timeout_secs = 1;
     config
 }
 
@@ -291,12 +293,30 @@ impl TlsAgent {
         }
     }
 
+    /// An agent that asks for a client certificate of `pki`'s CA (a
+    /// mutual TLS trunk) and refuses connections without one.
+    async fn mutual(pki: &TestPki, leaf: &Leaf) -> TlsAgent {
+        TlsAgent {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            config: pki.mutual_server_config(leaf),
+        }
+    }
+
     fn addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap()
     }
 
     /// The gateway's connection: its handshake's outcome and SNI.
     async fn accept(&self) -> Result<(Client, Option<String>), String> {
+        self.accept_with_client_certificate()
+            .await
+            .map(|(client, sni, _)| (client, sni))
+    }
+
+    /// [`TlsAgent::accept`], with the certificate the gateway presented.
+    async fn accept_with_client_certificate(
+        &self,
+    ) -> Result<(Client, Option<String>, Option<CertificateDer<'static>>), String> {
         let (stream, peer) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
             .await
             .map_err(|_| "no connection".to_string())?
@@ -306,14 +326,23 @@ impl TlsAgent {
             .await
             .map_err(|e| e.to_string())?;
         let sni = secured.get_ref().1.server_name().map(str::to_string);
+        let presented = secured
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first().cloned());
         let client = Client::over_tls(Box::new(secured), self.addr(), peer).await;
-        Ok((client, sni))
+        Ok((client, sni, presented))
     }
 }
 
 async fn bridge_gateway(pki: &TestPki, plans: &Path, target: String) -> Server {
+    bridge_gateway_with(pki, &gateway_leaf(pki), plans, target).await
+}
+
+async fn bridge_gateway_with(pki: &TestPki, leaf: &Leaf, plans: &Path, target: String) -> Server {
     std::fs::write(plans.join("bridge.toml"), PLAN).unwrap();
-    let mut config = tls_config(pki, &gateway_leaf(pki), false);
+    let mut config = tls_config(pki, leaf, false);
     config.prompts.dir = repo_prompts().to_path_buf();
     config.ivr.dialplans_dir = plans.to_path_buf();
     config.transfer.targets.insert(
@@ -400,6 +429,27 @@ async fn a_bridged_transfer_calls_a_tls_agent_by_name_with_sni_and_either_bye_cr
         .is_some_and(|bye| bye
             .header("Via")
             .is_some_and(|v| v.starts_with("SIP/2.0/TLS "))));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutual_tls_agent_gets_the_gateways_certificate() {
+    let pki = TestPki::new("hotline test CA");
+    let plans = tempfile::tempdir().unwrap();
+    let agent = TlsAgent::mutual(&pki, &pki.leaf(&["localhost"], "agent")).await;
+    let gateway = gateway_leaf(&pki);
+    let target = format!("sips:agents@localhost:{}", agent.addr().port());
+    let server = bridge_gateway_with(&pki, &gateway, plans.path(), target).await;
+    let (_caller, _) = dial_and_press_0(&server, &pki).await;
+    let (mut agent_side, _, presented) = agent
+        .accept_with_client_certificate()
+        .await
+        .expect("the handshake with a client certificate succeeds");
+    assert_eq!(presented, Some(gateway.der.clone()), "our own certificate");
+    assert!(agent_side
+        .request_named("INVITE", Duration::from_secs(10))
+        .await
+        .is_some());
     server.shutdown().await;
 }
 

@@ -150,22 +150,20 @@ impl TlsContext {
         describe(&self.current())
     }
 
-    fn current(&self) -> Loaded {
-        self.loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
+        // Nothing panics while the lock is held for writing (one store).
+        self.loaded.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The server configuration for a connection accepted now; `None`
     /// without a certificate.
     pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
-        self.current().server
+        self.current().server.clone()
     }
 
     /// The client configuration for a connection opened now.
     pub fn client_config(&self) -> Arc<ClientConfig> {
-        self.current().client
+        self.current().client.clone()
     }
 }
 

@@ -148,4 +148,27 @@ impl TestPki {
                 .unwrap(),
         )
     }
+
+    /// [`TestPki::server_config`] that requires a client certificate
+    /// signed by this CA (a mutual TLS trunk).
+    pub fn mutual_server_config(&self, leaf: &Leaf) -> Arc<rustls::ServerConfig> {
+        let chain = vec![leaf.der.clone(), self.ca.der().clone()];
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .unwrap(),
+        )
+    }
 }
