@@ -433,6 +433,47 @@ async fn a_bridged_transfer_calls_a_tls_agent_by_name_with_sni_and_either_bye_cr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bye_to_an_agent_whose_connection_is_gone_opens_a_new_checked_one() {
+    let pki = TestPki::new("hotline test CA");
+    let plans = tempfile::tempdir().unwrap();
+    let agent = TlsAgent::new(&pki, &pki.leaf(&["localhost", "127.0.0.1"], "agent")).await;
+    let target = format!("sips:agents@localhost:{}", agent.addr().port());
+    let server = bridge_gateway(&pki, plans.path(), target).await;
+    let (mut caller, mut caller_dialog) = dial_and_press_0(&server, &pki).await;
+    let (mut agent_side, _) = agent.accept().await.expect("the first connection");
+    let invite = agent_side
+        .request_named("INVITE", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let answer = agent_side.offer("0", "a=rtpmap:0 PCMU/8000\r\n", "a=sendrecv\r\n");
+    agent_side
+        .respond(&invite, 200, "OK", "agent1", &[], Some(answer))
+        .await;
+    assert!(agent_side
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .is_some());
+    // The agent's side of the connection goes away (a restart, a NAT
+    // binding lost); the call stays up.
+    drop(agent_side);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The caller hangs up: the gateway must reach the agent on a new TLS
+    // connection to its Contact, checking its certificate again.
+    assert_eq!(caller.bye(&mut caller_dialog).await, 200);
+    let (mut again, sni) = agent.accept().await.expect("a new TLS connection");
+    assert_eq!(sni.as_deref(), Some("localhost"), "the name we called");
+    let bye = again
+        .request_named("BYE", Duration::from_secs(5))
+        .await
+        .expect("the BYE on the new connection");
+    assert!(bye
+        .header("Via")
+        .is_some_and(|v| v.starts_with("SIP/2.0/TLS ")));
+    again.reply(&bye, 200, "OK").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutual_tls_agent_gets_the_gateways_certificate() {
     let pki = TestPki::new("hotline test CA");
     let plans = tempfile::tempdir().unwrap();
