@@ -181,7 +181,7 @@ fn describe() {
     );
     describe_counter!(
         SIP_CONNECTIONS_CLOSED,
-        "SIP stream connections closed, by transport and reason: peer, message_timeout, idle, unframeable, too_large, read_error, write_error, write_timeout, write_queue, shutdown; for TLS also handshake_timeout, handshake_failed"
+        "SIP stream connections closed, by transport and reason: peer, message_timeout, idle, unframeable, too_large, read_error, write_error, write_timeout, write_queue, shutdown, handshake"
     );
     describe_counter!(
         SIP_ACCEPT_FAILURES,

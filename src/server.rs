@@ -1,7 +1,9 @@
 //! The running gateway: binds the transports, owns the SIP endpoint in one
 //! task, glues calls to media, and starts the HTTP side (`http`). This
-//! file and `sip/transport.rs` hold every network `await` of the
-//! signalling path.
+//! file, `sip/transport.rs` and `sip/stream.rs` hold every network
+//! `await` of the signalling path. Before binding anything it checks the
+//! file descriptor budget (`resources`): a configuration whose calls and
+//! connections the open-file limit cannot hold does not start.
 //!
 //! Shutdown is designed in: [`Server::shutdown`] (or SIGTERM in `main`)
 //! makes new calls get 503, lets live calls run up to the drain timeout,

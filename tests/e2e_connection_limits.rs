@@ -3,8 +3,9 @@
 //! /proc/PID): thousands of stalled connections are closed within the
 //! message timeout while a new TCP client and a UDP call are served, and
 //! descriptors and memory come back; connections past the caps are
-//! refused at once while calls are still answered; a limit that cannot
-//! hold the configured calls stops the start. In-process gateways check
+//! refused at once while calls are still answered; a peer that stops
+//! reading is disconnected; a limit that cannot hold the configured calls
+//! stops the start. In-process gateways check
 //! the idle timeout (a connection that carries a call stays) and that
 //! untrusted sources are closed at once.
 
@@ -179,7 +180,7 @@ impl Gateway {
                     .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            .fold(0.0, |sum, value| sum + value)
     }
 }
 
@@ -468,6 +469,63 @@ async fn connections_past_the_caps_are_refused_at_once_and_calls_are_still_answe
     let log = gateway.log();
     let lines = log.matches("connection refused").count();
     assert!(lines <= 10, "{lines} refusal lines:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_disconnected() {
+    let gateway = Gateway::start(
+        &[
+            ("HOTLINE_SIP_CONNECTIONS_MESSAGE_TIMEOUT_SECS", "2"),
+            ("HOTLINE_SIP_CONNECTIONS_IDLE_TIMEOUT_SECS", "2"),
+            ("HOTLINE_SIP_CONNECTIONS_MAX_QUEUED_BYTES", "65535"),
+        ],
+        None,
+    )
+    .await;
+    // A small receive buffer, never read: the answers pile up.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(gateway.sip).await.unwrap();
+    let started = Instant::now();
+    let mut sent = 0u32;
+    let ended = loop {
+        let options = format!(
+            "OPTIONS sip:10000@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-deaf{sent}\r\n\
+             From: <sip:deaf@127.0.0.1>;tag=deaf\r\nTo: <sip:10000@{sip}>\r\nCall-ID: deaf{sent}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            sip = gateway.sip
+        );
+        let write =
+            tokio::time::timeout(Duration::from_secs(1), stream.write_all(options.as_bytes()));
+        match write.await {
+            Ok(Ok(())) => sent += 1,
+            // Closed by the gateway, or it no longer reads (it closed).
+            Ok(Err(_)) | Err(_) => break started.elapsed(),
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            panic!("still connected after {sent} requests");
+        }
+    };
+    let closes = gateway
+        .metric("hotline_sip_connections_closed_total", &[])
+        .await;
+    let write_queue = gateway
+        .metric(
+            "hotline_sip_connections_closed_total",
+            &[("reason", "write_queue")],
+        )
+        .await;
+    let write_timeout = gateway
+        .metric(
+            "hotline_sip_connections_closed_total",
+            &[("reason", "write_timeout")],
+        )
+        .await;
+    eprintln!("disconnected after {sent} requests in {ended:?}: write_queue {write_queue}, write_timeout {write_timeout}");
+    assert_eq!(closes, 1.0);
+    assert_eq!(write_queue + write_timeout, 1.0);
+    // The gateway still serves others.
+    tcp_options(gateway.sip, ip("127.0.0.1")).await;
 }
 
 #[tokio::test]

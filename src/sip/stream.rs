@@ -1,14 +1,14 @@
 //! One SIP connection over a byte stream, whatever carries it: a TCP
-//! socket, or TLS over one (anything `AsyncRead + AsyncWrite`). Two tasks per connection: a reader that frames messages
-//! (`framing`) and hands them to the endpoint's task, and a writer that
-//! drains the connection's queue. Everything a connection may do once
+//! socket, or TLS over one (anything `AsyncRead + AsyncWrite`). The task that serves a connection reads it: it frames
+//! messages (`framing`) and hands them to the endpoint's task; once the
+//! connection is registered a writer task drains its queue. Everything a
+//! connection may do once
 //! admitted (`connections` decides whether it is) is bounded here:
 //!
 //! - a message must arrive whole within `message_timeout` of its first
 //!   byte, and an accepted connection must bring its first message within
 //!   `message_timeout` of being accepted (a TLS handshake, done before the
-//!   stream reaches [`spawn`], is timed against the same clock:
-//!   [`Origin::Secured`]);
+//!   stream reaches [`serve`], counts against the same clock);
 //! - a connection that carries no dialog is closed after `idle_timeout`
 //!   without a message; the endpoint's task marks the connections live
 //!   calls and transactions use ([`Link::set_in_use`]), and those stay;
@@ -65,12 +65,9 @@ pub enum Close {
     WriteQueue,
     /// The gateway is stopping.
     Shutdown,
-    /// TLS: no finished handshake within `message_timeout` of the accept
-    /// (or of the connect, for ours).
-    HandshakeTimeout,
-    /// TLS: the handshake failed (no common version or cipher, a
-    /// certificate refused by either side, not TLS at all).
-    HandshakeFailed,
+    /// The stream could not be set up (a TLS handshake failed or took
+    /// longer than the message timeout).
+    Handshake,
 }
 
 impl Close {
@@ -86,8 +83,7 @@ impl Close {
             Close::WriteTimeout => "write_timeout",
             Close::WriteQueue => "write_queue",
             Close::Shutdown => "shutdown",
-            Close::HandshakeTimeout => "handshake_timeout",
-            Close::HandshakeFailed => "handshake_failed",
+            Close::Handshake => "handshake",
         }
     }
 }
@@ -140,24 +136,22 @@ impl Link {
 /// How a connection came to be.
 #[derive(Debug)]
 pub enum Origin {
-    /// A peer connected to one of our listeners: it owes us a message.
-    Accepted,
-    /// A peer connected to a TLS listener at `accepted` and has finished
-    /// its handshake: it owes us a message within `message_timeout` of
-    /// `accepted`, so the handshake's time counts against it.
-    Secured { accepted: Instant },
+    /// A peer connected to one of our listeners `at` (before any
+    /// handshake): it owes us a whole message within the message timeout.
+    Accepted { at: Instant },
     /// We connected to send `first`; the peer owes us nothing.
     Dialled { first: Bytes },
 }
 
-/// Starts serving `stream` as the connection `flow.connection`. `permit`
-/// is its place in the connection counts, given back when it is closed.
-pub fn spawn<S>(
+/// Serves `stream` as the connection `flow.connection` until it is
+/// closed (the caller's task becomes its reader). `permit` is its place in
+/// the connection counts, given back when it is closed.
+pub async fn serve<S>(
     stream: S,
     flow: Flow,
     origin: Origin,
     permit: Permit,
-    settings: &StreamSettings,
+    settings: StreamSettings,
     inbox: mpsc::Sender<Inbound>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -165,11 +159,13 @@ pub fn spawn<S>(
     let (reader, writer) = tokio::io::split(stream);
     let connection = Reader {
         flow,
-        settings: settings.clone(),
+        settings,
         inbox,
         permit: Arc::new(permit),
     };
-    tokio::spawn(connection.run(reader, WriteSide::Waiting(writer), origin));
+    connection
+        .run(reader, WriteSide::Waiting(writer), origin)
+        .await;
 }
 
 /// Resolves when the link is closed, or dropped.
@@ -299,17 +295,16 @@ impl Reader {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let (dialled, opened) = match origin {
-            Origin::Accepted => (false, Instant::now()),
-            Origin::Secured { accepted } => (false, accepted),
+        let owed_since = match origin {
+            Origin::Accepted { at } => Some(at),
             Origin::Dialled { first } => {
                 if !self.register(&mut write, Some(first)).await {
                     return;
                 }
-                (true, Instant::now())
+                None
             }
         };
-        let Stop::Close(close) = self.read(&mut reader, &mut write, dialled, opened).await else {
+        let Stop::Close(close) = self.read(&mut reader, &mut write, owed_since).await else {
             return;
         };
         crate::metrics::sip_connection_closed(self.flow.transport, close.label());
@@ -320,12 +315,14 @@ impl Reader {
         }
     }
 
+    /// Reads until the connection must close. `owed_since`: when an
+    /// accepted connection was accepted (it owes its first message from
+    /// then); `None` for ours.
     async fn read<R, W>(
         &self,
         reader: &mut R,
         write: &mut WriteSide<W>,
-        dialled: bool,
-        opened: Instant,
+        owed_since: Option<Instant>,
     ) -> Stop
     where
         R: AsyncRead + Unpin,
@@ -333,10 +330,9 @@ impl Reader {
     {
         let settings = &self.settings;
         let mut framer = Framer::new();
-        // An accepted connection owes its first message from the start.
-        let mut seen_message = dialled;
-        let mut message_started = (!dialled).then_some(opened);
-        let mut last_activity = opened;
+        let mut seen_message = owed_since.is_none();
+        let mut message_started = owed_since;
+        let mut last_activity = Instant::now();
         loop {
             let deadline = match message_started {
                 Some(started) => started + settings.message_timeout,

@@ -20,11 +20,13 @@ use super::stream::{self, Close, Link, Origin, StreamSettings};
 use super::tls::{self, TlsContext};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -127,8 +129,6 @@ struct StreamShared {
     inbox: mpsc::Sender<Inbound>,
     /// The TLS configurations, when TLS is set up.
     tls: Option<Arc<TlsContext>>,
-    /// TLS handshake failures, logged once per source per minute.
-    handshake_failures: std::sync::Mutex<LogThrottle<IpAddr>>,
 }
 
 /// The bound sockets and live connections, owned by the endpoint's task.
@@ -206,16 +206,22 @@ impl Transports {
             tcp,
             tls: tls_listen,
         } = addresses;
+        let server_tls = match (&tls, tls_listen.is_empty()) {
+            (_, true) => None,
+            (Some(context), false) if context.server_config().is_some() => Some(context.clone()),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "SIP TLS listeners need a certificate (sip.tls_cert_file, sip.tls_key_file)",
+                ))
+            }
+        };
         let streams = Arc::new(StreamShared {
             gate: ConnectionGate::new(limits.policy),
             settings: limits.settings,
             ids: AtomicU64::new(1),
             inbox: inbox.clone(),
             tls,
-            handshake_failures: std::sync::Mutex::new(LogThrottle::new(
-                Duration::from_secs(60),
-                4096,
-            )),
         });
         let mut transports = Transports {
             udp: Vec::new(),
@@ -252,34 +258,25 @@ impl Transports {
             transports.tcp_local.get_or_insert(bound);
             tokio::spawn(accept_streams(
                 listener,
-                Transport::Tcp,
                 Advertiser::new(advertised, bound),
                 streams.clone(),
+                Arc::new(PlainTcp),
             ));
         }
-        if !tls_listen.is_empty()
-            && streams
-                .tls
-                .as_ref()
-                .and_then(|t| t.server_config())
-                .is_none()
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "SIP TLS listeners need a certificate (sip.tls_cert_file, sip.tls_key_file)",
-            ));
-        }
-        for addr in tls_listen {
-            let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TLS", *addr))?;
-            let bound = listener.local_addr()?;
-            transports.tls_addrs.push(bound);
-            transports.tls_local.get_or_insert(bound);
-            tokio::spawn(accept_streams(
-                listener,
-                Transport::Tls,
-                Advertiser::new(advertised, bound),
-                streams.clone(),
-            ));
+        if let Some(context) = server_tls {
+            let handshake = Arc::new(TlsHandshake::new(context));
+            for addr in tls_listen {
+                let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TLS", *addr))?;
+                let bound = listener.local_addr()?;
+                transports.tls_addrs.push(bound);
+                transports.tls_local.get_or_insert(bound);
+                tokio::spawn(accept_streams(
+                    listener,
+                    Advertiser::new(advertised, bound),
+                    streams.clone(),
+                    handshake.clone(),
+                ));
+            }
         }
         Ok(transports)
     }
@@ -482,15 +479,93 @@ async fn receive_udp(
     }
 }
 
+/// What turns an accepted TCP connection into the byte stream SIP is
+/// read from: the connection itself for TCP ([`PlainTcp`]), a session
+/// after its handshake for TLS. Every listener admits through the same
+/// gate before the upgrade, and the upgrade runs in the connection's own
+/// task, within the message timeout counted from the accept, so that
+/// every stream transport has the same limits, timeouts and counters.
+pub trait Upgrade: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// The transport its streams carry (flows, metric labels).
+    fn transport(&self) -> Transport;
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain SIP over TCP: the accepted connection is the stream.
+pub struct PlainTcp;
+
+impl Upgrade for PlainTcp {
+    type Stream = TcpStream;
+
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        std::future::ready(Ok(tcp))
+    }
+}
+
+/// SIP over TLS: the accepted connection after the server side of its
+/// handshake, with the certificate loaded when the handshake starts (a
+/// reload changes new connections only). A failed handshake is logged
+/// with its reason, once per source per minute.
+struct TlsHandshake {
+    context: Arc<TlsContext>,
+    failures: std::sync::Mutex<LogThrottle<IpAddr>>,
+}
+
+impl TlsHandshake {
+    fn new(context: Arc<TlsContext>) -> TlsHandshake {
+        TlsHandshake {
+            context,
+            failures: std::sync::Mutex::new(LogThrottle::new(Duration::from_secs(60), 4096)),
+        }
+    }
+
+    fn failed(&self, remote: SocketAddr, error: &io::Error) {
+        let log = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(remote.ip(), Instant::now());
+        if let Some(held_back) = log {
+            tracing::info!(%remote, error = %tls::describe_handshake_error(error), held_back, "TLS handshake failed (more from this source within a minute are only counted)");
+        }
+    }
+}
+
+impl Upgrade for TlsHandshake {
+    type Stream = tokio_rustls::server::TlsStream<TcpStream>;
+
+    fn transport(&self) -> Transport {
+        Transport::Tls
+    }
+
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        let config = self.context.server_config();
+        async move {
+            let config = config.ok_or_else(|| io::Error::other("no TLS certificate loaded"))?;
+            let remote = tcp.peer_addr();
+            let secured = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await;
+            if let (Err(error), Ok(remote)) = (&secured, remote) {
+                self.failed(remote, error);
+            }
+            secured
+        }
+    }
+}
+
 /// Accepts connections while the endpoint's task runs: admitted ones are
-/// served (TLS ones after their handshake), refused ones closed at once
-/// (reset, nothing read).
-async fn accept_streams(
+/// upgraded and served, refused ones closed at once (reset, nothing read).
+async fn accept_streams<U: Upgrade>(
     listener: TcpListener,
-    transport: Transport,
     mut advertiser: Advertiser,
     shared: Arc<StreamShared>,
+    upgrade: Arc<U>,
 ) {
+    let transport = upgrade.transport();
     let mut pause = ACCEPT_PAUSE_MIN;
     let mut failures = LogThrottle::new(Duration::from_secs(60), 1);
     loop {
@@ -498,13 +573,13 @@ async fn accept_streams(
             accepted = listener.accept() => accepted,
             _ = shared.inbox.closed() => return,
         };
-        let (stream, remote) = match accepted {
+        let (tcp, remote) = match accepted {
             Ok(accepted) => {
                 pause = ACCEPT_PAUSE_MIN;
                 accepted
             }
             Err(error) => {
-                if let Some(wait) = accept_failed(&error, transport, &mut pause, &mut failures) {
+                if let Some(wait) = accept_failed(transport, &error, &mut pause, &mut failures) {
                     tokio::time::sleep(wait).await;
                 }
                 continue;
@@ -514,11 +589,11 @@ async fn accept_streams(
         let permit = match shared.gate.admit(remote.ip(), transport, accepted_at) {
             Ok(permit) => permit,
             Err(_) => {
-                refuse(stream);
+                refuse(tcp);
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let flow = Flow {
             transport,
             listener: 0,
@@ -526,70 +601,21 @@ async fn accept_streams(
             local: advertiser.local_for(remote),
             remote,
         };
-        if transport == Transport::Tls {
-            tokio::spawn(handshake(stream, flow, accepted_at, permit, shared.clone()));
-            continue;
-        }
-        let inbox = shared.inbox.clone();
-        stream::spawn(
-            stream,
-            flow,
-            Origin::Accepted,
-            permit,
-            &shared.settings,
-            inbox,
-        );
-    }
-}
-
-/// The server side of a TLS handshake on an admitted connection, within
-/// `message_timeout` of the accept; the connection is then served like a
-/// TCP one (the rest of that time is its first message's). The
-/// certificate is the one loaded when the handshake starts.
-async fn handshake(
-    stream: TcpStream,
-    flow: Flow,
-    accepted_at: Instant,
-    permit: super::connections::Permit,
-    shared: Arc<StreamShared>,
-) {
-    let Some(config) = shared.tls.as_ref().and_then(|tls| tls.server_config()) else {
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let deadline = accepted_at + shared.settings.message_timeout;
-    let outcome = tokio::select! {
-        outcome = tokio::time::timeout_at(deadline.into(), acceptor.accept(stream)) => outcome,
-        _ = shared.inbox.closed() => return,
-    };
-    let close = match outcome {
-        Ok(Ok(secured)) => {
-            let inbox = shared.inbox.clone();
-            let origin = Origin::Secured {
-                accepted: accepted_at,
+        let (shared, upgrade) = (shared.clone(), upgrade.clone());
+        tokio::spawn(async move {
+            let deadline = accepted_at + shared.settings.message_timeout;
+            let stream = match tokio::time::timeout_at(deadline.into(), upgrade.upgrade(tcp)).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(_)) | Err(_) => {
+                    crate::metrics::sip_connection_closed(transport, Close::Handshake.label());
+                    return;
+                }
             };
-            stream::spawn(secured, flow, origin, permit, &shared.settings, inbox);
-            return;
-        }
-        Ok(Err(error)) => {
-            handshake_failed(&shared, flow.remote, &error);
-            Close::HandshakeFailed
-        }
-        Err(_) => Close::HandshakeTimeout,
-    };
-    crate::metrics::sip_connection_closed(Transport::Tls, close.label());
-    tracing::debug!(remote = %flow.remote, reason = close.label(), "TLS connection closed before its first message");
-}
-
-/// Logs a failed handshake from `remote` (once per source per minute).
-fn handshake_failed(shared: &StreamShared, remote: SocketAddr, error: &io::Error) {
-    let log = shared
-        .handshake_failures
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .note(remote.ip(), Instant::now());
-    if let Some(held_back) = log {
-        tracing::info!(%remote, error = %tls::describe_handshake_error(error), held_back, "TLS handshake failed (more from this source within a minute are only counted)");
+            let origin = Origin::Accepted { at: accepted_at };
+            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+            stream::serve(stream, flow, origin, permit, settings, inbox).await;
+        });
     }
 }
 
@@ -626,15 +652,15 @@ fn refuse(stream: TcpStream) {
 /// `pause` each time, keeps a listener that cannot accept from spinning).
 /// Counted each time, logged once a minute.
 fn accept_failed(
-    error: &io::Error,
     transport: Transport,
+    error: &io::Error,
     pause: &mut Duration,
     failures: &mut LogThrottle<()>,
 ) -> Option<Duration> {
     use rustix::io::Errno;
     let kind = match Errno::from_io_error(error) {
         Some(Errno::CONNABORTED | Errno::CONNRESET | Errno::PROTO | Errno::PERM) => {
-            tracing::debug!(%error, "TCP accept: the peer gave up");
+            tracing::debug!(%error, "accept: the peer gave up");
             return None;
         }
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => "descriptors",
@@ -644,7 +670,7 @@ fn accept_failed(
     let wait = *pause;
     *pause = (*pause * 2).min(ACCEPT_PAUSE_MAX);
     if let Some(held_back) = failures.note((), Instant::now()) {
-        tracing::warn!(%error, kind, held_back, transport = transport.via_token(), pause_ms = wait.as_millis() as u64, "TCP accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
+        tracing::warn!(%error, transport = transport.via_token(), kind, held_back, pause_ms = wait.as_millis() as u64, "accept failed; pausing accepts (logged once a minute, counted in hotline_sip_accept_failures_total)");
     }
     Some(wait)
 }
@@ -662,41 +688,38 @@ async fn connect_stream(
     shared: Arc<StreamShared>,
 ) {
     let remote = flow.remote;
-    let inbox = shared.inbox.clone();
     let origin = Origin::Dialled { first };
+    let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let error = match tokio::time::timeout_at(deadline, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             let Some((config, name)) = secure else {
-                stream::spawn(stream, flow, origin, permit, &shared.settings, inbox);
+                stream::serve(stream, flow, origin, permit, settings, inbox).await;
                 return;
             };
             let connector = tokio_rustls::TlsConnector::from(config);
             let shown = name.to_str().into_owned();
-            let close =
-                match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
-                    Ok(Ok(secured)) => {
-                        stream::spawn(secured, flow, origin, permit, &shared.settings, inbox);
-                        return;
-                    }
-                    Ok(Err(e)) => (
-                        Close::HandshakeFailed,
-                        format!(
-                            "TLS handshake with {shown} failed: {}",
-                            tls::describe_handshake_error(&e)
-                        ),
-                    ),
-                    Err(_) => (
-                        Close::HandshakeTimeout,
-                        format!(
-                            "TLS handshake with {shown} not done within {} s",
-                            CONNECT_TIMEOUT.as_secs()
-                        ),
-                    ),
-                };
-            crate::metrics::sip_connection_closed(Transport::Tls, close.0.label());
-            close.1
+            match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+                Ok(Ok(secured)) => {
+                    stream::serve(secured, flow, origin, permit, settings, inbox).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    crate::metrics::sip_connection_closed(Transport::Tls, Close::Handshake.label());
+                    format!(
+                        "TLS handshake with {shown} failed: {}",
+                        tls::describe_handshake_error(&e)
+                    )
+                }
+                Err(_) => {
+                    crate::metrics::sip_connection_closed(Transport::Tls, Close::Handshake.label());
+                    format!(
+                        "TLS handshake with {shown} not done within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )
+                }
+            }
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
