@@ -11,7 +11,7 @@
 
 use crate::config::Config;
 use crate::ivr::runner::LiveCalls;
-use crate::sip::connections::LogThrottle;
+use crate::log_throttle::LogThrottle;
 use crate::tickets::store::Store;
 use axum::routing::get;
 use axum::Router;

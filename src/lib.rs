@@ -12,6 +12,7 @@ pub mod console;
 pub mod health;
 pub mod http;
 pub mod ivr;
+pub mod log_throttle;
 pub mod logging;
 pub mod media;
 pub mod metrics;

@@ -30,10 +30,11 @@ use super::transaction::{
 };
 use super::uac::{self, OutgoingInvite, UacFailure, UacState, UacStep};
 use super::validate;
+use crate::log_throttle::LogThrottle;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Methods the gateway implements.
@@ -494,6 +495,7 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     next_id: u64,
     stats: Stats,
+    refusal_log: LogThrottle<(IpAddr, &'static str)>,
 }
 
 impl Endpoint {
@@ -514,6 +516,7 @@ impl Endpoint {
             events: VecDeque::new(),
             next_id: 1,
             stats: Stats::default(),
+            refusal_log: LogThrottle::new(Duration::from_secs(60), 4096),
         }
     }
 
@@ -826,7 +829,13 @@ impl Endpoint {
                 Refusal::Rate => self.stats.refused_rate += 1,
                 Refusal::Draining => self.stats.refused_draining += 1,
             }
-            tracing::info!(source = %flow.remote, refusal = refusal.label(), "call refused");
+            // A flood is refused in full but logged once a minute.
+            if let Some(held_back) = self
+                .refusal_log
+                .note((flow.remote.ip(), refusal.label()), now)
+            {
+                tracing::info!(source = %flow.remote, refusal = refusal.label(), held_back, "call refused (more from this source for this reason within a minute are only counted)");
+            }
             let (caller, dialled) = parties(&request);
             self.events
                 .push_back(Event::CallRefused(Box::new(RefusedCall {

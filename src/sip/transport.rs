@@ -13,11 +13,12 @@
 //! message's time limit; the configurations come from `tls`. Nothing
 //! here interprets SIP beyond finding message boundaries.
 
-use super::connections::{ConnectionGate, ConnectionPolicy, LogThrottle};
+use super::connections::{ConnectionGate, ConnectionPolicy};
 use super::endpoint::{ConnectionsInUse, Flow, Transmit, Transport};
 use super::message::MAX_MESSAGE_SIZE;
 use super::stream::{self, Close, Link, Origin, StreamSettings};
 use super::tls::{self, TlsContext};
+use crate::log_throttle::LogThrottle;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
