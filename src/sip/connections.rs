@@ -223,7 +223,8 @@ impl ConnectionGate {
     }
 
     /// Incoming and outgoing connections open now.
-    pub fn open(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn open(&self) -> (usize, usize) {
         let state = self.state();
         (state.counts.incoming, state.counts.outgoing)
     }

@@ -74,7 +74,8 @@ impl Framer {
     }
 
     /// Bytes held, framed or not.
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
         self.buf.len()
     }
 
