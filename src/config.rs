@@ -42,6 +42,18 @@ pub struct SipConfig {
     pub udp: Vec<SocketAddr>,
     /// TCP listening addresses.
     pub tcp: Vec<SocketAddr>,
+    /// TLS listening addresses (SIP over TLS, port 5061 by convention);
+    /// need `tls_cert_file` and `tls_key_file`.
+    pub tls: Vec<SocketAddr>,
+    /// PEM file with our certificate, then its intermediates. Read again
+    /// on SIGHUP. Also offered to TLS servers that ask for a client
+    /// certificate (mutual TLS trunks).
+    pub tls_cert_file: PathBuf,
+    /// PEM file with the certificate's private key (unencrypted).
+    pub tls_key_file: PathBuf,
+    /// PEM file of the CAs that sign the certificates of TLS servers we
+    /// connect to (transfer targets); empty: the system's CA bundle.
+    pub tls_ca_file: PathBuf,
     /// The IP put in Via, Contact and SDP. Empty: the listening address, or
     /// when that is a wildcard, the local address the kernel routes to each
     /// peer from.
@@ -427,6 +439,10 @@ impl Default for SipConfig {
         SipConfig {
             udp: vec![any],
             tcp: vec![any],
+            tls: Vec::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_ca_file: PathBuf::new(),
             advertised_address: String::new(),
             user_agent: format!("hotline/{}", env!("CARGO_PKG_VERSION")),
             t1_ms: 500,
@@ -662,12 +678,12 @@ impl TransferConfig {
             if target.mode == TransferMode::Bridge {
                 let dialable =
                     crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(&target.uri))
-                        .is_ok_and(|uri| uri.scheme == "sip" && !uri.host.is_empty());
+                        .is_ok_and(|uri| uri.is_sip() && !uri.host.is_empty());
                 if sip && !dialable {
                     problems.push(format!(
-                        "transfer.targets.{name}.uri: {:?}: mode \"bridge\" needs a sip: URI \
-                         with a host, for example \"sip:queue@192.0.2.10:5060\" or \
-                         \"sip:queue@pbx.example.com\"",
+                        "transfer.targets.{name}.uri: {:?}: mode \"bridge\" needs a sip: or \
+                         sips: URI with a host, for example \"sip:queue@192.0.2.10:5060\" or \
+                         \"sips:queue@pbx.example.com\"",
                         target.uri
                     ));
                 }
@@ -690,6 +706,36 @@ impl Default for TicketsConfig {
         TicketsConfig {
             sla_file: PathBuf::from(DEFAULT_SLA_FILE),
             breach_check_secs: 30,
+        }
+    }
+}
+
+impl SipConfig {
+    /// The TLS settings' problems: files that must go together. Whether
+    /// the files load is checked by `check-config` and at start (reading a
+    /// key is not every command's business).
+    fn tls_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let set = |path: &PathBuf| !path.as_os_str().is_empty();
+        let identity = set(&self.tls_cert_file) && set(&self.tls_key_file);
+        if !self.tls.is_empty() && !identity {
+            problems.push(
+                "sip.tls lists listeners: sip.tls_cert_file and sip.tls_key_file must name the \
+                 certificate and key files (PEM)"
+                    .to_string(),
+            );
+        } else if set(&self.tls_cert_file) != set(&self.tls_key_file) {
+            problems.push("sip.tls_cert_file and sip.tls_key_file go together".to_string());
+        }
+        problems
+    }
+
+    /// Where the TLS files are.
+    pub fn tls_settings(&self) -> crate::sip::tls::TlsSettings {
+        crate::sip::tls::TlsSettings {
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            ca_file: self.tls_ca_file.clone(),
         }
     }
 }
@@ -869,10 +915,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let sip = &self.sip;
-        if sip.udp.is_empty() && sip.tcp.is_empty() {
-            problems
-                .push("sip: at least one of sip.udp or sip.tcp must list an address".to_string());
+        if sip.udp.is_empty() && sip.tcp.is_empty() && sip.tls.is_empty() {
+            problems.push(
+                "sip: at least one of sip.udp, sip.tcp or sip.tls must list an address".to_string(),
+            );
         }
+        problems.extend(sip.tls_problems());
         if !sip.advertised_address.is_empty() && sip.advertised_address.parse::<IpAddr>().is_err() {
             problems.push(format!(
                 "sip.advertised_address: {:?} is not an IP address",
@@ -1262,6 +1310,42 @@ mod tests {
     }
 
     #[test]
+    fn tls_listeners_need_a_certificate_and_key_from_file_or_environment() {
+        let mut config = Config::default();
+        config.sip.tls = vec!["0.0.0.0:5061".parse().unwrap()];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("sip.tls lists listeners: sip.tls_cert_file and sip.tls_key_file"),
+            "{error}"
+        );
+        config.sip.tls.clear();
+        config.sip.tls_cert_file = PathBuf::from("/etc/hotline/cert.pem");
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("go together"), "{error}");
+        let config = Config::load_from(
+            missing_default_file(),
+            &env(&[
+                ("HOTLINE_SIP_TLS", "0.0.0.0:5061, [::]:5061"),
+                ("HOTLINE_SIP_TLS_CERT_FILE", "/etc/hotline/cert.pem"),
+                ("HOTLINE_SIP_TLS_KEY_FILE", "/etc/hotline/key.pem"),
+                ("HOTLINE_SIP_TLS_CA_FILE", "/etc/hotline/trunk-ca.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sip.tls.len(), 2);
+        let settings = config.sip.tls_settings();
+        assert_eq!(settings.key_file, PathBuf::from("/etc/hotline/key.pem"));
+        assert_eq!(settings.ca_file, PathBuf::from("/etc/hotline/trunk-ca.pem"));
+        let mut only_tls = Config::default();
+        only_tls.sip.udp.clear();
+        only_tls.sip.tcp.clear();
+        only_tls.sip.tls = config.sip.tls.clone();
+        only_tls.sip.tls_cert_file = settings.cert_file;
+        only_tls.sip.tls_key_file = settings.key_file;
+        only_tls.validate().unwrap();
+    }
+
+    #[test]
     fn a_twilio_token_needs_a_public_url() {
         let mut config = Config::default();
         config.sms.twilio_auth_token = "tok".into();
@@ -1489,10 +1573,8 @@ mod tests {
             "{error}"
         );
         assert!(
-            error.contains(
-                "secure.uri: \"sips:600@pbx.example.com\": mode \"bridge\" needs a sip: URI"
-            ),
-            "{error}"
+            !error.contains("secure.uri"),
+            "sips: is dialled over TLS: {error}"
         );
         assert!(!error.contains("pbx.uri"), "a host name is fine: {error}");
         assert!(

@@ -271,7 +271,15 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
         "# file descriptors: {} needed, the limit here is {}\n",
         demand.total(),
         limit.soft
-    ))
+    ))?;
+    // The TLS files as `serve` would load them (reading the key needs the
+    // service user's rights, so this runs only when TLS is configured).
+    let tls = config.sip.tls_settings();
+    if !config.sip.tls.is_empty() || tls != Default::default() {
+        let loaded = hotline::sip::tls::TlsContext::load(tls)?;
+        print_out(&format!("# {}\n", loaded.summary()))?;
+    }
+    Ok(())
 }
 
 /// Prints `text` on stdout; a reader that went away (`hotline ticket list |
@@ -385,9 +393,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
                 return;
             };
             while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading dialplans and prompts");
+                tracing::info!("SIGHUP: reloading dialplans, prompts and TLS files");
                 if let Err(e) = reloader.reload().await {
                     tracing::error!("reload refused, keeping what runs: {e:#}");
+                }
+                // On its own: a bad certificate does not hold back a good
+                // dialplan, nor the other way round.
+                if let Err(e) = reloader.reload_tls().await {
+                    tracing::error!("TLS reload refused, keeping the certificate in use: {e:#}");
                 }
             }
         });

@@ -52,6 +52,7 @@ pub const SIP_CONNECTIONS_LIMIT: &str = "hotline_sip_connections_limit";
 pub const SIP_CONNECTIONS_REFUSED: &str = "hotline_sip_connections_refused_total";
 pub const SIP_CONNECTIONS_CLOSED: &str = "hotline_sip_connections_closed_total";
 pub const SIP_ACCEPT_FAILURES: &str = "hotline_sip_accept_failures_total";
+pub const SIP_TLS_CERTIFICATE_EXPIRY: &str = "hotline_sip_tls_certificate_expiry_timestamp_seconds";
 // The process collector's standard names, so that existing dashboards and
 // alerts on descriptors and memory work unchanged.
 pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
@@ -190,6 +191,11 @@ fn describe() {
     describe_counter!(
         SIP_ACCEPT_FAILURES,
         "Failed accepts on SIP listeners, by transport and kind: descriptors (out of file descriptors or memory), other"
+    );
+    describe_gauge!(
+        SIP_TLS_CERTIFICATE_EXPIRY,
+        metrics::Unit::Seconds,
+        "When the TLS certificate in use expires (Unix time), set at load and each reload"
     );
     describe_gauge!(PROCESS_OPEN_FDS, "Open file descriptors, at scrape time");
     describe_gauge!(
@@ -330,6 +336,11 @@ pub fn sip_connection_closed(transport: Transport, reason: &'static str) {
 
 pub fn sip_accept_failed(transport: Transport, kind: &'static str) {
     counter!(SIP_ACCEPT_FAILURES, "transport" => transport.label(), "kind" => kind).increment(1);
+}
+
+/// The TLS certificate now in use expires at `not_after` (Unix seconds).
+pub fn sip_tls_certificate_expiry(not_after: i64) {
+    gauge!(SIP_TLS_CERTIFICATE_EXPIRY).set(not_after as f64);
 }
 
 /// How long a database write of `kind` took to commit.

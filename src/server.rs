@@ -18,7 +18,8 @@ use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
 use crate::media::worker::{CallMediaEvent, MediaWorkers};
 use crate::sip::endpoint::{Endpoint, EndpointConfig};
-use crate::sip::transport::{Inbound, Transports};
+use crate::sip::tls::TlsContext;
+use crate::sip::transport::{Inbound, SipAddresses, Transports};
 use crate::tickets::store::Store;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +37,7 @@ const BYE_GRACE: Duration = Duration::from_secs(2);
 pub struct Server {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
     /// Where the HTTP side (webhooks) listens.
     pub http_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -45,11 +47,13 @@ pub struct Server {
     reloader: Reloader,
 }
 
-/// Reloads dialplans and prompts into a running gateway (for SIGHUP).
+/// Reloads dialplans and prompts, and the TLS certificates, into a running
+/// gateway (for SIGHUP).
 #[derive(Clone)]
 pub struct Reloader {
     config: Config,
     reloads: mpsc::UnboundedSender<Reload>,
+    tls: Arc<TlsContext>,
 }
 
 impl Reloader {
@@ -76,6 +80,15 @@ impl Reloader {
             })
             .map_err(|_| anyhow::anyhow!("the gateway is stopping"))?;
         tracing::info!("{summary}");
+        Ok(summary)
+    }
+
+    /// Reads the TLS certificate, key and CA files again: connections made
+    /// from now on use them, open ones keep theirs. With any problem
+    /// nothing changes and the problem is returned.
+    pub async fn reload_tls(&self) -> anyhow::Result<String> {
+        let tls = self.tls.clone();
+        let summary = tokio::task::spawn_blocking(move || tls.reload()).await??;
         Ok(summary)
     }
 }
@@ -109,22 +122,29 @@ impl Server {
             ip => Some(ip.parse::<IpAddr>().context("sip.advertised_address")?),
         };
         crate::resources::reserve(&config)?;
+        let tls = Arc::new(TlsContext::load(config.sip.tls_settings())?);
         let (inbox_tx, inbox) = mpsc::channel(16_384);
-        let transports = Transports::bind(
-            &config.sip.udp,
-            &config.sip.tcp,
+        let transports = Transports::bind_all(
+            &SipAddresses {
+                udp: config.sip.udp.clone(),
+                tcp: config.sip.tcp.clone(),
+                tls: config.sip.tls.clone(),
+            },
             advertised,
             config.stream_limits(),
+            Some(tls.clone()),
             inbox_tx,
         )?;
+        warn_of_unreachable_tls_targets(&config);
         crate::metrics::sip_connections_limit(config.sip_connections.max_connections);
         let readiness = Readiness::default();
         readiness.set_sip_bound(true);
-        let endpoint = Endpoint::new(EndpointConfig {
+        let mut endpoint = Endpoint::new(EndpointConfig {
             timers: config.timer_values(),
             user_agent: config.sip.user_agent.clone(),
             admission: config.admission_policy(),
         });
+        endpoint.set_tls_listeners(transports.tls_addrs.clone());
         let (media_tx, media_events) = mpsc::unbounded_channel();
         let workers = MediaWorkers::start(config.media.workers, media_tx)
             .context("cannot start media workers")?;
@@ -178,8 +198,12 @@ impl Server {
             events.clone(),
         );
         let (stop, stopped) = watch::channel(false);
-        let (udp_addrs, tcp_addrs) = (transports.udp_addrs.clone(), transports.tcp_addrs.clone());
-        tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SIP listening");
+        let (udp_addrs, tcp_addrs, tls_addrs) = (
+            transports.udp_addrs.clone(),
+            transports.tcp_addrs.clone(),
+            transports.tls_addrs.clone(),
+        );
+        tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, tls = ?tls_addrs, "SIP listening");
         let http_listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
@@ -229,12 +253,17 @@ impl Server {
         Ok(Server {
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
             http_addr,
             stop,
             task,
             events,
             store,
-            reloader: Reloader { config, reloads },
+            reloader: Reloader {
+                config,
+                reloads,
+                tls,
+            },
         })
     }
 
@@ -259,7 +288,13 @@ impl Server {
         self.reloader.reload().await
     }
 
-    /// A handle that reloads dialplans and prompts (for signal handlers).
+    /// See [`Reloader::reload_tls`].
+    pub async fn reload_tls(&self) -> anyhow::Result<String> {
+        self.reloader.reload_tls().await
+    }
+
+    /// A handle that reloads dialplans, prompts and TLS files (for signal
+    /// handlers).
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
     }
@@ -272,6 +307,29 @@ impl Server {
     /// Call events from now on (key presses, playback, ends).
     pub fn events(&self) -> broadcast::Receiver<CallEvent> {
         self.events.subscribe()
+    }
+}
+
+/// Bridge targets reached over TLS get our Contact with the port of a TLS
+/// listener; without one, they can reach us only on the connection we
+/// opened (fine while it stays up, which it does for the call).
+fn warn_of_unreachable_tls_targets(config: &Config) {
+    if !config.sip.tls.is_empty() {
+        return;
+    }
+    for (name, target) in &config.transfer.targets {
+        let tls = crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(&target.uri))
+            .is_ok_and(|uri| {
+                crate::sip::endpoint::Transport::for_uri(&uri)
+                    == crate::sip::endpoint::Transport::Tls
+            });
+        if tls && target.mode == crate::config::TransferMode::Bridge {
+            tracing::warn!(
+                target = %name,
+                "transfer target {name} is called over TLS but sip.tls lists no listener: \
+                 it can reach us only on the connection we open (list one, e.g. \"0.0.0.0:5061\")"
+            );
+        }
     }
 }
 

@@ -641,12 +641,15 @@ impl IvrCalls {
 /// The addresses of a bridge target's host: itself when it is an IP
 /// literal, else what the system resolver gives for it (A and AAAA
 /// records; SRV and NAPTR are not looked up, so the port is the URI's or
-/// 5060). Empty when the name does not resolve: the call then fails.
+/// 5060, 5061 over TLS). Empty when the name does not resolve: the call
+/// then fails.
 async fn resolve_target(uri: &str) -> Vec<SocketAddr> {
     let Ok(target) = crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(uri)) else {
         return Vec::new();
     };
-    let port = target.port.unwrap_or(5060);
+    let port = target
+        .port
+        .unwrap_or_else(|| crate::sip::uac::default_port(&target));
     if let Some(ip) = target.ip() {
         return vec![SocketAddr::new(ip, port)];
     }

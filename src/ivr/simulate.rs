@@ -191,7 +191,7 @@ pub async fn simulate(
                             }
                             Utterance::Silence(d) => *d,
                         })
-                        .sum();
+                        .sum::<Duration>();
                     inputs.push_back(Input::PlaybackDone);
                 }
                 Output::StopPlayback => {}

@@ -151,7 +151,12 @@ pub fn response_destination(source: SocketAddr, top_via: &Via, reliable: bool) -
     if !reliable && top_via.has_param("rport") {
         return source;
     }
-    SocketAddr::new(source.ip(), top_via.port.unwrap_or(5060))
+    let default_port = if top_via.transport.eq_ignore_ascii_case("TLS") {
+        5061
+    } else {
+        5060
+    };
+    SocketAddr::new(source.ip(), top_via.port.unwrap_or(default_port))
 }
 
 /// A last-resort header scan for bytes the parser refused: if they start

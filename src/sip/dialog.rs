@@ -31,6 +31,10 @@ pub struct Dialog {
     pub remote_target: String,
     /// Record-Route values in the order the UAS uses them.
     pub route_set: Vec<String>,
+    /// The dialog is secure (RFC 3261 §12.1.1, RFC 5630): the request that
+    /// set it up had a `sips:` Request-URI, or `sips:` top Record-Route (or
+    /// Contact, without Record-Route). Our Contact is then `sips:` too.
+    pub secure: bool,
 }
 
 /// Why an in-dialog request is refused.
@@ -52,10 +56,15 @@ impl Dialog {
             Some(contact) => NameAddr::parse(contact)?.uri,
             None => from.uri.clone(),
         };
-        let route_set = invite
+        let route_set: Vec<String> = invite
             .header_values("Record-Route")
             .map(str::to_string)
             .collect();
+        let secure = is_sips(invite.request_uri().unwrap_or_default())
+            || match route_set.first() {
+                Some(route) => NameAddr::parse(route).is_ok_and(|r| is_sips(&r.uri)),
+                None => is_sips(&remote_target),
+            };
         Ok(Dialog {
             id: DialogId {
                 call_id: call_id.to_string(),
@@ -68,6 +77,7 @@ impl Dialog {
             remote_seq: cseq.seq,
             remote_target,
             route_set,
+            secure,
         })
     }
 
@@ -88,6 +98,7 @@ impl Dialog {
             .map(str::to_string)
             .collect();
         route_set.reverse();
+        let secure = is_sips(invite.request_uri().unwrap_or_default());
         Ok(Dialog {
             id: DialogId {
                 call_id: invite.header("Call-ID").ok_or("no Call-ID")?.to_string(),
@@ -100,6 +111,7 @@ impl Dialog {
             remote_seq: 0,
             remote_target: NameAddr::parse(contact)?.uri,
             route_set,
+            secure,
         })
     }
 
@@ -168,7 +180,9 @@ impl Dialog {
 
     /// The address the next request should be sent to: the first route or
     /// the remote target, when that is an IP literal; `None` for a host
-    /// name (the caller then uses the address the dialog came from).
+    /// name (the caller then uses the address the dialog came from). The
+    /// transport is the URI's `transport` parameter in upper case, and
+    /// `TLS` for a `sips:` URI (RFC 3261 §26.2: TLS over TCP).
     pub fn next_hop(&self) -> Option<(SocketAddr, Option<String>)> {
         let uri = match self.route_set.first() {
             Some(route) => NameAddr::parse(route).ok()?.uri,
@@ -176,16 +190,27 @@ impl Dialog {
         };
         let uri = Uri::parse(&uri).ok()?;
         let ip = uri.ip()?;
-        let default_port = if uri.scheme == "sips" { 5061 } else { 5060 };
-        let transport = uri
-            .param("transport")
-            .and_then(|p| p.value.clone())
-            .map(|t| t.to_ascii_uppercase());
+        let secure = uri.scheme.eq_ignore_ascii_case("sips");
+        let default_port = if secure { 5061 } else { 5060 };
+        let transport = if secure {
+            Some("TLS".to_string())
+        } else {
+            uri.param("transport")
+                .and_then(|p| p.value.clone())
+                .map(|t| t.to_ascii_uppercase())
+        };
         Some((
             SocketAddr::new(ip, uri.port.unwrap_or(default_port)),
             transport,
         ))
     }
+}
+
+/// A `sips:` URI (in any case), alone or in angle brackets.
+fn is_sips(uri: &str) -> bool {
+    let uri = uri.trim().trim_start_matches('<');
+    uri.get(..5)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sips:"))
 }
 
 #[cfg(test)]
@@ -268,6 +293,36 @@ mod tests {
         assert_eq!(bye.header("To"), Some("\"A\" <sip:a@127.0.0.1>;tag=abc"));
         assert!(bye.header("CSeq").unwrap().ends_with(" BYE"));
         assert_eq!(dialog.next_hop(), None, "first route is a host name");
+    }
+
+    #[test]
+    fn a_sips_request_uri_or_route_makes_the_dialog_secure() {
+        assert!(!Dialog::from_invite(&invite(""), "xyz").unwrap().secure);
+        let text = String::from_utf8(invite("").to_bytes().to_vec())
+            .unwrap()
+            .replacen("INVITE sip:", "INVITE sips:", 1);
+        let sips_uri = Message::parse(text.as_bytes()).unwrap();
+        assert!(Dialog::from_invite(&sips_uri, "xyz").unwrap().secure);
+        let sips_route = invite("Record-Route: <sips:127.0.0.9:5071;lr>\r\n");
+        let dialog = Dialog::from_invite(&sips_route, "xyz").unwrap();
+        assert!(dialog.secure);
+        assert_eq!(
+            dialog.next_hop(),
+            Some(("127.0.0.9:5071".parse().unwrap(), Some("TLS".to_string())))
+        );
+        let sips_contact = String::from_utf8(invite("").to_bytes().to_vec())
+            .unwrap()
+            .replace(
+                "Contact: <sip:a@127.0.0.1:5061>",
+                "Contact: <SIPS:a@127.0.0.1>",
+            );
+        let dialog =
+            Dialog::from_invite(&Message::parse(sips_contact.as_bytes()).unwrap(), "x").unwrap();
+        assert!(dialog.secure);
+        assert_eq!(
+            dialog.next_hop(),
+            Some(("127.0.0.1:5061".parse().unwrap(), Some("TLS".to_string())))
+        );
     }
 
     #[test]

@@ -49,17 +49,21 @@ pub const UDP_MTU_LIMIT: usize = 1300;
 pub enum Transport {
     Udp,
     Tcp,
+    /// TLS over TCP (RFC 3261 §26).
+    Tls,
 }
 
 impl Transport {
+    /// Stream transports: no retransmission, one connection per peer.
     pub fn is_reliable(self) -> bool {
-        self == Transport::Tcp
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     pub fn via_token(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
@@ -68,6 +72,21 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// The transport a request to `uri` goes over: TLS for `sips:` (RFC
+    /// 3261 §26.2) or `;transport=tls`, TCP for `;transport=tcp`, else UDP.
+    pub fn for_uri(uri: &Uri) -> Transport {
+        if uri.scheme == "sips" {
+            return Transport::Tls;
+        }
+        let param = uri.param("transport").and_then(|p| p.value.as_deref());
+        match param.map(str::to_ascii_lowercase).as_deref() {
+            Some("tls") => Transport::Tls,
+            Some("tcp") => Transport::Tcp,
+            _ => Transport::Udp,
         }
     }
 }
@@ -91,6 +110,10 @@ pub struct Flow {
 pub struct Transmit {
     pub flow: Flow,
     pub bytes: Bytes,
+    /// TLS: the name a new connection checks the server's certificate
+    /// against, when it is a host name we dialled (a transfer target);
+    /// `None`: the remote's IP address.
+    pub server_name: Option<String>,
 }
 
 /// The application's handle for a call.
@@ -237,7 +260,9 @@ pub enum Event {
 /// A call the gateway places (the agent leg of a bridged transfer).
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest {
-    /// The target's `sip:` URI. `;transport=tcp` sends the INVITE over TCP.
+    /// The target's `sip:` or `sips:` URI. `;transport=tcp` sends the
+    /// INVITE over TCP; `sips:` or `;transport=tls` over TLS, checking
+    /// the target's certificate against the URI's host.
     pub target: String,
     /// Where to send it: the URI's host resolved by the caller (the
     /// endpoint does no DNS); the first of the call's address family.
@@ -301,7 +326,7 @@ pub enum CallError {
     NotEstablished,
     #[error("a transfer of this call is already in progress")]
     TransferInProgress,
-    #[error("the target is not a sip: URI with an IP address")]
+    #[error("the target is not a sip: or sips: URI with an address of the call's family")]
     BadTarget,
 }
 
@@ -446,8 +471,18 @@ struct Outgoing {
     ack: Option<(Bytes, Flow)>,
 }
 
+/// Host names of TLS targets remembered at most (see `tls_names`).
+const MAX_TLS_NAMES: usize = 1024;
+
 pub struct Endpoint {
     config: EndpointConfig,
+    /// Our TLS listeners' addresses: the port requests we send over TLS
+    /// advertise in Via and Contact.
+    tls_listeners: Vec<SocketAddr>,
+    /// The host names of TLS targets we called, by the address they
+    /// resolved to: a connection opened to that address (again) checks
+    /// the certificate against the name.
+    tls_names: HashMap<SocketAddr, String>,
     outgoing: HashMap<CallHandle, Outgoing>,
     admission: Admission,
     txs: HashMap<u64, Tx>,
@@ -468,6 +503,8 @@ impl Endpoint {
         Endpoint {
             admission: Admission::new(config.admission.clone()),
             config,
+            tls_listeners: Vec::new(),
+            tls_names: HashMap::new(),
             outgoing: HashMap::new(),
             txs: HashMap::new(),
             tx_index: HashMap::new(),
@@ -558,7 +595,51 @@ impl Endpoint {
     }
 
     fn transmit(&mut self, flow: Flow, bytes: Bytes) {
-        self.transmits.push_back(Transmit { flow, bytes });
+        let server_name = match flow.transport {
+            Transport::Tls => self.tls_names.get(&flow.remote).cloned(),
+            _ => None,
+        };
+        self.transmits.push_back(Transmit {
+            flow,
+            bytes,
+            server_name,
+        });
+    }
+
+    /// Tells the endpoint where it listens for TLS, so that requests it
+    /// sends over TLS advertise a port that speaks TLS.
+    pub fn set_tls_listeners(&mut self, listeners: Vec<SocketAddr>) {
+        self.tls_listeners = listeners;
+    }
+
+    /// `local` with the port of our TLS listener of its family, if any.
+    fn tls_local(&self, local: SocketAddr) -> SocketAddr {
+        let listener = self
+            .tls_listeners
+            .iter()
+            .find(|l| l.is_ipv4() == local.is_ipv4())
+            .or(self.tls_listeners.first());
+        listener.map_or(local, |l| SocketAddr::new(local.ip(), l.port()))
+    }
+
+    /// Remembers that `remote` is the TLS target `host` (a name, not an
+    /// IP literal). Entries no live call or leg uses are dropped when the
+    /// table is full, so names a resolver rotated away do not pile up.
+    fn remember_tls_name(&mut self, remote: SocketAddr, host: &str) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return;
+        }
+        if self.tls_names.len() >= MAX_TLS_NAMES && !self.tls_names.contains_key(&remote) {
+            let used: HashSet<SocketAddr> = self
+                .outgoing
+                .values()
+                .map(|o| o.flow.remote)
+                .chain(self.calls.values().map(|c| c.flow.remote))
+                .collect();
+            self.tls_names.retain(|address, _| used.contains(address));
+        }
+        self.tls_names.insert(remote, host.to_string());
     }
 
     /// Feeds one message (a datagram, or one framed message from a stream).
@@ -1207,7 +1288,7 @@ impl Endpoint {
             .txs
             .iter()
             .filter(|(_, tx)| {
-                tx.flow.transport == Transport::Tcp
+                tx.flow.transport.is_reliable()
                     && tx.flow.remote == remote
                     && matches!(tx.key, TxKey::Client { .. })
             })
@@ -1464,7 +1545,7 @@ impl Endpoint {
             .ok_or(CallError::NoSuchCall)?;
         let target = Uri::parse(uac::request_uri(&request.target))
             .ok()
-            .filter(|u| u.scheme == "sip")
+            .filter(Uri::is_sip)
             .ok_or(CallError::BadTarget)?;
         let remote = request
             .addresses
@@ -1472,15 +1553,19 @@ impl Endpoint {
             .copied()
             .find(|a| a.is_ipv4() == base.local.is_ipv4())
             .ok_or(CallError::BadTarget)?;
-        let tcp = target
-            .param("transport")
-            .and_then(|p| p.value.as_deref())
-            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
+        let transport = Transport::for_uri(&target);
+        let local = match transport {
+            Transport::Tls => {
+                self.remember_tls_name(remote, &target.host);
+                self.tls_local(base.local)
+            }
+            _ => base.local,
+        };
         let flow = Flow {
-            transport: if tcp { Transport::Tcp } else { Transport::Udp },
+            transport,
             listener: base.listener,
             connection: None,
-            local: base.local,
+            local,
             remote,
         };
         let user: String = request
@@ -1489,9 +1574,15 @@ impl Endpoint {
             .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(*c))
             .collect();
         let user = if user.is_empty() { "hotline" } else { &user };
-        let transport_param = if tcp { ";transport=tcp" } else { "" };
-        let from = format!("<sip:{user}@{}>", flow.local);
-        let contact = format!("<sip:{user}@{}{transport_param}>", flow.local);
+        // RFC 3261 §8.1.1.8: a sips: Request-URI needs a sips: Contact.
+        let (scheme, transport_param) = match transport {
+            Transport::Tls if target.scheme == "sips" => ("sips", ""),
+            Transport::Tls => ("sip", ";transport=tls"),
+            Transport::Tcp => ("sip", ";transport=tcp"),
+            Transport::Udp => ("sip", ""),
+        };
+        let from = format!("<{scheme}:{user}@{}>", flow.local);
+        let contact = format!("<{scheme}:{user}@{}{transport_param}>", flow.local);
         let call_id = format!("{}@hotline", random_token());
         let from_tag = random_token();
         let cseq = 1;
@@ -1826,22 +1917,30 @@ impl Endpoint {
 
     /// A new request in the call's dialog, and the flow it goes out on: to
     /// the first route or the remote target when that is an IP literal (on
-    /// its transport), else back where the call came from.
+    /// its transport), else back where the call came from. A dialog that
+    /// runs over TLS stays on TLS whatever the target says: a request of a
+    /// secure call never goes out in clear text.
     fn in_dialog_request(&mut self, handle: CallHandle, method: Method) -> Option<(Message, Flow)> {
+        let tls_local = self
+            .calls
+            .get(&handle)
+            .map(|c| self.tls_local(c.flow.local));
         let call = self.calls.get_mut(&handle)?;
         let mut flow = call.flow;
         if let Some((address, transport)) = call.dialog.next_hop() {
             flow.remote = address;
-            match transport.as_deref() {
-                Some("TCP") if flow.transport == Transport::Udp => {
-                    flow.transport = Transport::Tcp;
-                    flow.connection = None;
+            let wanted = match transport.as_deref() {
+                Some("TLS") => Transport::Tls,
+                Some("TCP") => Transport::Tcp,
+                Some("UDP") => Transport::Udp,
+                _ => flow.transport,
+            };
+            if wanted != flow.transport && flow.transport != Transport::Tls {
+                flow.transport = wanted;
+                flow.connection = None;
+                if let (Transport::Tls, Some(local)) = (wanted, tls_local) {
+                    flow.local = local;
                 }
-                Some("UDP") if flow.transport == Transport::Tcp => {
-                    flow.transport = Transport::Udp;
-                    flow.connection = None;
-                }
-                _ => {}
             }
         }
         let mut request = call.dialog.new_request(method);
@@ -2112,7 +2211,13 @@ fn contact_header(flow: Flow, dialog: &Dialog) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(*c))
         .collect();
     let user = if user.is_empty() { "hotline" } else { &user };
+    // A secure dialog gets a sips: Contact (RFC 3261 §12.1.1); a sip: one
+    // over TLS says so with `transport=tls`, which is how SIPp, baresip
+    // and the common PBXs mark TLS on a sip: URI (RFC 5630 §3.1.3 leaves
+    // it as a hop-by-hop hint, not a promise of end-to-end TLS).
     match flow.transport {
+        Transport::Tls if dialog.secure => format!("<sips:{user}@{}>", flow.local),
+        Transport::Tls => format!("<sip:{user}@{};transport=tls>", flow.local),
         Transport::Udp => format!("<sip:{user}@{}>", flow.local),
         Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", flow.local),
     }

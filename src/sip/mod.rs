@@ -1,6 +1,7 @@
 //! SIP: messages, transactions, dialogs, SDP and admission as sans-IO
 //! state machines (`endpoint` ties them together), plus the socket shells
-//! in `transport` (streams served by `stream`, admitted by `connections`).
+//! in `transport` (streams served by `stream`, admitted by `connections`,
+//! secured by `tls`).
 
 pub mod admission;
 pub mod build;
@@ -16,7 +17,9 @@ pub mod refer;
 pub mod sdes;
 pub mod sdp;
 pub mod stream;
+pub mod tls;
 pub mod transaction;
 pub mod transport;
 pub mod uac;
 pub mod validate;
+pub mod x509;

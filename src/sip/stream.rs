@@ -1,6 +1,5 @@
 //! One SIP connection over a byte stream, whatever carries it: a TCP
-//! socket today, TLS over one tomorrow (anything `AsyncRead +
-//! AsyncWrite`). The task that serves a connection reads it: it frames
+//! socket, or TLS over one (anything `AsyncRead + AsyncWrite`). The task that serves a connection reads it: it frames
 //! messages (`framing`) and hands them to the endpoint's task; once the
 //! connection is registered a writer task drains its queue. Everything a
 //! connection may do once

@@ -1,5 +1,5 @@
 //! The SIP transport shells: UDP sockets, and the listeners and table of
-//! stream connections (TCP; TLS is another source of streams).
+//! stream connections (TCP, and TLS over TCP).
 //!
 //! Receive tasks turn datagrams and framed stream messages into
 //! [`Inbound`] items for the endpoint's task; [`Transports::send`] puts the
@@ -7,13 +7,17 @@
 //! on the connection the request came in on. A connection is admitted by
 //! `connections` (trusted sources only, capped in total and per source)
 //! and then served by `stream` (framing, timeouts, bounded buffers); a
-//! listener out of file descriptors pauses instead of spinning. Nothing
+//! listener out of file descriptors pauses instead of spinning. A TLS
+//! connection is admitted the same way before its handshake (untrusted
+//! sources never get one), and the handshake counts against the first
+//! message's time limit; the configurations come from `tls`. Nothing
 //! here interprets SIP beyond finding message boundaries.
 
 use super::connections::{ConnectionGate, ConnectionPolicy};
 use super::endpoint::{ConnectionsInUse, Flow, Transmit, Transport};
 use super::message::MAX_MESSAGE_SIZE;
 use super::stream::{self, Close, Link, Origin, StreamSettings};
+use super::tls::{self, TlsContext};
 use crate::log_throttle::LogThrottle;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -43,8 +47,9 @@ pub enum Inbound {
     ConnectionClosed {
         id: u64,
     },
-    /// A connection we opened to send something could not be made: what
-    /// was waiting to go to `remote` over TCP is lost.
+    /// A connection we opened to send something could not be made (over
+    /// TCP, or TLS whose handshake failed): what was waiting to go to
+    /// `remote` is lost.
     TcpConnectFailed {
         remote: SocketAddr,
     },
@@ -57,7 +62,8 @@ pub struct StreamLimits {
     pub settings: StreamSettings,
 }
 
-/// How long an outgoing TCP connection attempt may take.
+/// How long an outgoing connection attempt may take (a TLS handshake
+/// included).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepting pauses this long after the first failure for want of
 /// descriptors or memory, doubling up to `ACCEPT_PAUSE_MAX`.
@@ -122,18 +128,22 @@ struct StreamShared {
     settings: StreamSettings,
     ids: AtomicU64,
     inbox: mpsc::Sender<Inbound>,
+    /// The TLS configurations, when TLS is set up.
+    tls: Option<Arc<TlsContext>>,
 }
 
 /// The bound sockets and live connections, owned by the endpoint's task.
 pub struct Transports {
     udp: Vec<UdpListener>,
     tcp_local: Option<SocketAddr>,
+    tls_local: Option<SocketAddr>,
     advertised: Option<IpAddr>,
     links: HashMap<u64, Link>,
-    by_remote: HashMap<SocketAddr, u64>,
+    by_remote: HashMap<(Transport, SocketAddr), u64>,
     streams: Arc<StreamShared>,
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Binds a UDP socket; IPv6 sockets are IPv6-only so that IPv4 and IPv6
@@ -166,7 +176,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 impl Transports {
-    /// Binds every configured address and starts the receive tasks.
+    /// Binds UDP and TCP addresses (no TLS) and starts the receive tasks.
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
@@ -174,21 +184,57 @@ impl Transports {
         limits: StreamLimits,
         inbox: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
+        let addresses = SipAddresses {
+            udp: udp.to_vec(),
+            tcp: tcp.to_vec(),
+            tls: Vec::new(),
+        };
+        Transports::bind_all(&addresses, advertised, limits, None, inbox)
+    }
+
+    /// Binds every configured address and starts the receive tasks.
+    /// `tls` serves the TLS listeners (if any are configured it must have
+    /// a certificate) and the TLS connections we open.
+    pub fn bind_all(
+        addresses: &SipAddresses,
+        advertised: Option<IpAddr>,
+        limits: StreamLimits,
+        tls: Option<Arc<TlsContext>>,
+        inbox: mpsc::Sender<Inbound>,
+    ) -> io::Result<Transports> {
+        let SipAddresses {
+            udp,
+            tcp,
+            tls: tls_listen,
+        } = addresses;
+        let server_tls = match (&tls, tls_listen.is_empty()) {
+            (_, true) => None,
+            (Some(context), false) if context.server_config().is_some() => Some(context.clone()),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "SIP TLS listeners need a certificate (sip.tls_cert_file, sip.tls_key_file)",
+                ))
+            }
+        };
         let streams = Arc::new(StreamShared {
             gate: ConnectionGate::new(limits.policy),
             settings: limits.settings,
             ids: AtomicU64::new(1),
             inbox: inbox.clone(),
+            tls,
         });
         let mut transports = Transports {
             udp: Vec::new(),
             tcp_local: None,
+            tls_local: None,
             advertised,
             links: HashMap::new(),
             by_remote: HashMap::new(),
             streams: streams.clone(),
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
+            tls_addrs: Vec::new(),
         };
         for (index, addr) in udp.iter().enumerate() {
             let socket = Arc::new(bind_udp(*addr).map_err(|e| annotate(e, "UDP", *addr))?);
@@ -218,18 +264,34 @@ impl Transports {
                 Arc::new(PlainTcp),
             ));
         }
+        if let Some(context) = server_tls {
+            let handshake = Arc::new(TlsHandshake::new(context));
+            for addr in tls_listen {
+                let listener = bind_tcp(*addr).map_err(|e| annotate(e, "TLS", *addr))?;
+                let bound = listener.local_addr()?;
+                transports.tls_addrs.push(bound);
+                transports.tls_local.get_or_insert(bound);
+                tokio::spawn(accept_streams(
+                    listener,
+                    Advertiser::new(advertised, bound),
+                    streams.clone(),
+                    handshake.clone(),
+                ));
+            }
+        }
         Ok(transports)
     }
 
     pub fn on_opened(&mut self, id: u64, link: Link) {
-        self.by_remote.insert(link.remote, id);
+        self.by_remote.insert((link.transport, link.remote), id);
         self.links.insert(id, link);
     }
 
     pub fn on_closed(&mut self, id: u64) {
         if let Some(link) = self.links.remove(&id) {
-            if self.by_remote.get(&link.remote) == Some(&id) {
-                self.by_remote.remove(&link.remote);
+            let key = (link.transport, link.remote);
+            if self.by_remote.get(&key) == Some(&id) {
+                self.by_remote.remove(&key);
             }
         }
     }
@@ -257,10 +319,14 @@ impl Transports {
     /// drops the datagram like the network would; retransmission covers
     /// it), streams through the connection's queue or a new connection.
     pub fn send(&mut self, transmit: Transmit) {
-        let Transmit { flow, bytes } = transmit;
+        let Transmit {
+            flow,
+            bytes,
+            server_name,
+        } = transmit;
         match flow.transport {
             Transport::Udp => self.send_udp(flow, bytes),
-            Transport::Tcp => self.send_stream(flow, bytes),
+            Transport::Tcp | Transport::Tls => self.send_stream(flow, bytes, server_name),
         }
     }
 
@@ -290,11 +356,15 @@ impl Transports {
         }
     }
 
-    fn send_stream(&mut self, flow: Flow, bytes: Bytes) {
+    fn send_stream(&mut self, flow: Flow, bytes: Bytes, server_name: Option<String>) {
         let id = flow
             .connection
-            .filter(|id| self.links.contains_key(id))
-            .or_else(|| self.by_remote.get(&flow.remote).copied());
+            .filter(|id| {
+                self.links
+                    .get(id)
+                    .is_some_and(|link| link.transport == flow.transport)
+            })
+            .or_else(|| self.by_remote.get(&(flow.transport, flow.remote)).copied());
         if let Some((id, link)) = id.and_then(|id| self.links.get(&id).map(|link| (id, link))) {
             if link.send(bytes).is_err() {
                 // The peer reads nothing: everything for it would pile up.
@@ -315,7 +385,11 @@ impl Transports {
                 return;
             }
         };
-        let local = self.tcp_local.map_or(flow.local, |bound| {
+        let bound = match flow.transport {
+            Transport::Tls => self.tls_local,
+            _ => self.tcp_local,
+        };
+        let local = bound.map_or(flow.local, |bound| {
             Advertiser::new(self.advertised, bound).local_for(flow.remote)
         });
         let id = self.streams.ids.fetch_add(1, Ordering::Relaxed);
@@ -325,8 +399,41 @@ impl Transports {
             listener: 0,
             ..flow
         };
-        tokio::spawn(connect_tcp(flow, bytes, permit, self.streams.clone()));
+        let secure = match flow.transport {
+            Transport::Tls => {
+                let host = server_name.unwrap_or_else(|| flow.remote.ip().to_string());
+                let config = self.streams.tls.as_ref().map(|tls| tls.client_config());
+                match (config, tls::server_name(&host)) {
+                    (Some(config), Some(name)) => Some((config, name)),
+                    _ => {
+                        tracing::warn!(%host, "cannot open a TLS connection: no TLS set up, or not a host name");
+                        drop(permit);
+                        let failed = Inbound::TcpConnectFailed {
+                            remote: flow.remote,
+                        };
+                        let _ = self.streams.inbox.try_send(failed);
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        tokio::spawn(connect_stream(
+            flow,
+            bytes,
+            secure,
+            permit,
+            self.streams.clone(),
+        ));
     }
+}
+
+/// The addresses to listen on, per transport.
+#[derive(Debug, Clone, Default)]
+pub struct SipAddresses {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
 }
 
 fn annotate(error: io::Error, what: &str, addr: SocketAddr) -> io::Error {
@@ -398,6 +505,56 @@ impl Upgrade for PlainTcp {
 
     fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
         std::future::ready(Ok(tcp))
+    }
+}
+
+/// SIP over TLS: the accepted connection after the server side of its
+/// handshake, with the certificate loaded when the handshake starts (a
+/// reload changes new connections only). A failed handshake is logged
+/// with its reason, once per source per minute.
+struct TlsHandshake {
+    context: Arc<TlsContext>,
+    failures: std::sync::Mutex<LogThrottle<IpAddr>>,
+}
+
+impl TlsHandshake {
+    fn new(context: Arc<TlsContext>) -> TlsHandshake {
+        TlsHandshake {
+            context,
+            failures: std::sync::Mutex::new(LogThrottle::new(Duration::from_secs(60), 4096)),
+        }
+    }
+
+    fn failed(&self, remote: SocketAddr, error: &io::Error) {
+        let log = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(remote.ip(), Instant::now());
+        if let Some(held_back) = log {
+            tracing::info!(%remote, error = %tls::describe_handshake_error(error), held_back, "TLS handshake failed (more from this source within a minute are only counted)");
+        }
+    }
+}
+
+impl Upgrade for TlsHandshake {
+    type Stream = tokio_rustls::server::TlsStream<TcpStream>;
+
+    fn transport(&self) -> Transport {
+        Transport::Tls
+    }
+
+    fn upgrade(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        let config = self.context.server_config();
+        async move {
+            let config = config.ok_or_else(|| io::Error::other("no TLS certificate loaded"))?;
+            let remote = tcp.peer_addr();
+            let secured = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await;
+            if let (Err(error), Ok(remote)) = (&secured, remote) {
+                self.failed(remote, error);
+            }
+            secured
+        }
     }
 }
 
@@ -519,27 +676,57 @@ fn accept_failed(
     Some(wait)
 }
 
-/// Opens a connection of ours to `flow.remote` and sends `first` on it.
-async fn connect_tcp(
+/// Opens a connection of ours to `flow.remote` (with a TLS handshake when
+/// `secure` says with what and for which name) and sends `first` on it.
+async fn connect_stream(
     flow: Flow,
     first: Bytes,
+    secure: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     permit: super::connections::Permit,
     shared: Arc<StreamShared>,
 ) {
     let remote = flow.remote;
-    let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+    let origin = Origin::Dialled { first };
+    let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let error = match tokio::time::timeout_at(deadline, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            let origin = Origin::Dialled { first };
-            let (settings, inbox) = (shared.settings.clone(), shared.inbox.clone());
-            stream::serve(stream, flow, origin, permit, settings, inbox).await;
-            return;
+            let Some((config, name)) = secure else {
+                stream::serve(stream, flow, origin, permit, settings, inbox).await;
+                return;
+            };
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let shown = name.to_str().into_owned();
+            match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+                Ok(Ok(secured)) => {
+                    stream::serve(secured, flow, origin, permit, settings, inbox).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    crate::metrics::sip_connection_closed(Transport::Tls, Close::Handshake.label());
+                    format!(
+                        "TLS handshake with {shown} failed: {}",
+                        tls::describe_handshake_error(&e)
+                    )
+                }
+                Err(_) => {
+                    crate::metrics::sip_connection_closed(Transport::Tls, Close::Handshake.label());
+                    format!(
+                        "TLS handshake with {shown} not done within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )
+                }
+            }
         }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
     };
     drop(permit);
-    tracing::info!(%remote, %error, "TCP connect failed");
+    tracing::info!(%remote, transport = flow.transport.via_token(), %error, "connect failed");
     let _ = shared
         .inbox
         .send(Inbound::TcpConnectFailed { remote })

@@ -269,6 +269,16 @@ pub fn request_uri(target: &str) -> &str {
     target.split_once('?').map_or(target, |(uri, _)| uri)
 }
 
+/// The port a target URI without one is called on: 5061 when it is
+/// reached over TLS (`sips:`, `;transport=tls`), else 5060 (RFC 3261
+/// §19.1.2; no SRV lookup, RFC 3263).
+pub fn default_port(uri: &super::headers::Uri) -> u16 {
+    match super::endpoint::Transport::for_uri(uri) {
+        super::endpoint::Transport::Tls => 5061,
+        _ => 5060,
+    }
+}
+
 /// The CANCEL of a sent INVITE (RFC 3261 §9.1): the same Request-URI, top
 /// Via, Call-ID, From, To, Route and CSeq number.
 pub fn build_cancel(invite: &Message) -> Message {

@@ -1,5 +1,5 @@
 //! A small SIP/RTP test client for end-to-end tests: it places calls to a
-//! gateway started in-process on loopback ports, over UDP or TCP, and
+//! gateway started in-process on loopback ports, over UDP, TCP or TLS, and
 //! reads what comes back. Every wait is bounded.
 
 #![allow(dead_code)] // each test binary uses a different part of it
@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod database;
 pub mod dialplan;
+pub mod tls;
 
 use bytes::Bytes;
 use hotline::config::Config;
@@ -15,7 +16,7 @@ use hotline::sip::headers::NameAddr;
 use hotline::sip::message::{stream_frame_len, Message};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::time::timeout;
 
@@ -62,11 +63,23 @@ pub async fn start(config: Config) -> Server {
 pub enum Via {
     Udp,
     Tcp,
+    Tls,
 }
+
+/// A TLS stream of either side (the caller's client, an agent's server).
+pub trait SecureStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> SecureStream for T {}
 
 enum Link {
     Udp(UdpSocket),
-    Tcp { stream: TcpStream, buffer: Vec<u8> },
+    Tcp {
+        stream: TcpStream,
+        buffer: Vec<u8>,
+    },
+    Tls {
+        stream: Box<dyn SecureStream>,
+        buffer: Vec<u8>,
+    },
 }
 
 /// One SIP user agent with its own signalling socket and RTP socket.
@@ -108,6 +121,45 @@ impl Client {
             server,
         )
         .await
+    }
+
+    /// A client over TLS to `server`, trusting `config`'s CAs and checking
+    /// the gateway's certificate against `server`'s IP address.
+    pub async fn tls(server: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+        Client::tls_named(server, config, name).await
+    }
+
+    /// [`Client::tls`] checking the certificate against `name`.
+    pub async fn tls_named(
+        server: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Client {
+        let stream = TcpStream::connect(server).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        let secured = timeout(
+            WAIT,
+            tokio_rustls::TlsConnector::from(config).connect(name, stream),
+        )
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake");
+        Client::over_tls(Box::new(secured), local, server).await
+    }
+
+    /// A client on a TLS stream already set up (an agent's side of a
+    /// connection the gateway opened); `local` is the address it listens on.
+    pub async fn over_tls(
+        stream: Box<dyn SecureStream>,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Client {
+        let link = Link::Tls {
+            stream,
+            buffer: Vec::new(),
+        };
+        Client::with_link(link, Via::Tls, local, server).await
     }
 
     /// A TCP client whose connection (and RTP) come from `source`, a
@@ -153,6 +205,7 @@ impl Client {
         match self.transport {
             Via::Udp => "UDP",
             Via::Tcp => "TCP",
+            Via::Tls => "TLS",
         }
     }
 
@@ -167,6 +220,10 @@ impl Client {
                 socket.send_to(bytes, self.server).await.unwrap();
             }
             Link::Tcp { stream, .. } => stream.write_all(bytes).await.unwrap(),
+            Link::Tls { stream, .. } => {
+                stream.write_all(bytes).await.unwrap();
+                stream.flush().await.unwrap();
+            }
         }
     }
 
@@ -182,19 +239,8 @@ impl Client {
                 let (len, _) = socket.recv_from(&mut buf).await.ok()?;
                 Message::parse(&buf[..len]).ok()
             }
-            Link::Tcp { stream, buffer } => loop {
-                if let Ok(Some(len)) = stream_frame_len(buffer) {
-                    let message = Message::parse(&buffer[..len]).ok();
-                    buffer.drain(..len);
-                    return message;
-                }
-                let mut chunk = [0u8; 8192];
-                let n = stream.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buffer.extend_from_slice(&chunk[..n]);
-            },
+            Link::Tcp { stream, buffer } => read_framed(stream, buffer).await,
+            Link::Tls { stream, buffer } => read_framed(stream, buffer).await,
         }
     }
 
@@ -288,6 +334,7 @@ impl Client {
         let contact = match self.transport {
             Via::Udp => format!("<sip:13800138000@{}>", self.local),
             Via::Tcp => format!("<sip:13800138000@{};transport=tcp>", self.local),
+            Via::Tls => format!("<sip:13800138000@{};transport=tls>", self.local),
         };
         request.push_header("Contact", contact);
         request
@@ -439,7 +486,11 @@ impl Client {
             to.to_string()
         };
         response.push_header("To", to.clone());
-        response.push_header("Contact", format!("<sip:agent@{}>", self.local));
+        let contact = match self.transport {
+            Via::Tls => format!("<sip:agent@{};transport=tls>", self.local),
+            _ => format!("<sip:agent@{}>", self.local),
+        };
+        response.push_header("Contact", contact);
         for (name, value) in headers {
             response.push_header(name, *value);
         }
@@ -540,6 +591,27 @@ impl Client {
             packets.push(buf[..len].to_vec());
         }
         packets
+    }
+}
+
+/// The next message framed from a stream, reading more as needed; `None`
+/// when the stream ends or fails.
+async fn read_framed<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Option<Message> {
+    loop {
+        if let Ok(Some(len)) = stream_frame_len(buffer) {
+            let message = Message::parse(&buffer[..len]).ok();
+            buffer.drain(..len);
+            return message;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
     }
 }
 
