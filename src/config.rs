@@ -592,21 +592,13 @@ pub struct TransferTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Bridge mode: offer SRTP (`RTP/SAVP`, SDES keys) to the target, and
-    /// accept only an SRTP answer. A `sips:` URI implies it.
+    /// accept only an SRTP answer. Independent of `sips:`, which secures
+    /// the signalling only (RFC 5630): many TLS trunks still carry RTP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub srtp: bool,
 }
 
 impl TransferTarget {
-    /// Whether a bridged call to this target must be SRTP.
-    pub fn wants_srtp(&self) -> bool {
-        self.srtp
-            || self
-                .uri
-                .get(..5)
-                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
-    }
-
     /// The digest credentials, when both parts are configured.
     pub fn credentials(&self) -> Option<(String, String)> {
         Some((self.username.clone()?, self.password.clone()?))
@@ -1615,25 +1607,6 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("at most one IPv4 address"), "{error}");
         assert!(error.contains(":: is not a unicast address"), "{error}");
-        let target = TransferTarget {
-            uri: "sips:600@pbx.example.com".into(),
-            mode: TransferMode::Bridge,
-            username: None,
-            password: None,
-            srtp: false,
-        };
-        assert!(target.wants_srtp());
-        assert!(!TransferTarget {
-            uri: "sip:600@pbx.example.com".into(),
-            ..target.clone()
-        }
-        .wants_srtp());
-        assert!(TransferTarget {
-            uri: "sip:600@pbx.example.com".into(),
-            srtp: true,
-            ..target
-        }
-        .wants_srtp());
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl Server {
                     .transfer
                     .targets
                     .iter()
-                    .filter(|(_, target)| target.wants_srtp())
+                    .filter(|(_, target)| target.srtp)
                     .map(|(name, _)| name.clone())
                     .collect(),
                 max_duration: Duration::from_secs(config.calls.max_duration_secs),
