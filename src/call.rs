@@ -703,7 +703,14 @@ impl Calls {
                  refusing the call rather than sending nothing"
             );
             let warning = "301 hotline \"Incompatible network address formats\"";
-            self.reject_offer(endpoint, &incoming, &identity, "address_family", warning, now);
+            self.reject_offer(
+                endpoint,
+                &incoming,
+                &identity,
+                "address_family",
+                warning,
+                now,
+            );
             return;
         };
         let socket = match self.ports.allocate(address.is_ipv6()) {
