@@ -135,11 +135,12 @@ fi
 # 60 s of silence for baresip's microphone (aufile ends the call at its end).
 sox -n -r 8000 -c 1 -b 16 "$WORK/mic.wav" trim 0 60
 
-# baresip_start NAME SECONDS CALLS: a baresip with its own config in
-# $WORK/NAME that dials 10000 over TLS CALLS times at start and quits
-# after SECONDS; its PID is appended to BARESIP_PIDS.
+# baresip_start NAME SECONDS CALLS [MEDIAENC]: a baresip with its own config
+# in $WORK/NAME that dials 10000 over TLS CALLS times at start and quits
+# after SECONDS (with MEDIAENC, e.g. srtp-mand, its media is encrypted);
+# its PID is appended to BARESIP_PIDS.
 baresip_start() {
-    local name=$1 seconds=$2 calls=$3
+    local name=$1 seconds=$2 calls=$3 mediaenc=${4:-}
     local dir=$WORK/$name sip_port i
     mkdir -p "$dir/cfg" "$dir/snd"
     sip_port=$(free_port 127.0.0.1)
@@ -157,12 +158,13 @@ module			g711.so
 module			aufile.so
 module			aubridge.so
 module			sndfile.so
+module			srtp.so
 snd_path		$dir/snd
 module_tmp		account.so
 module_app		menu.so
 net_interface		127.0.0.1
 EOF
-    echo "<sip:13800138000@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU;ptime=20" >"$dir/cfg/accounts"
+    echo "<sip:13800138000@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU;ptime=20${mediaenc:+;mediaenc=$mediaenc}" >"$dir/cfg/accounts"
     : >"$dir/cfg/contacts"
     local args=(-f "$dir/cfg" -t "$seconds")
     for i in $(seq 1 "$calls"); do
@@ -205,6 +207,20 @@ elif [[ $greeting != *"-> MATCH"* ]]; then
     record ivr-greeting "FAIL greeting not heard: $greeting"
 else
     record ivr-greeting "PASS answered over TLS, greeting heard: $greeting"
+fi
+
+# What trunks do: SIP over TLS carrying the SDES keys of an SRTP call.
+baresip_start tls-srtp 9 1 srtp-mand
+baresip_wait
+greeting=$(score tls-srtp)
+if [ "$(established tls-srtp)" -ne 1 ]; then
+    record tls-srtp "FAIL the call was not established: $(grep -m3 -i 'fail\|error\|closed\|srtp' "$WORK/tls-srtp/baresip.log" | tr '\n' ' ')"
+elif ! grep -q 'media is SRTP' "$WORK/gateway.log"; then
+    record tls-srtp "FAIL the gateway did not log an SRTP call"
+elif [[ $greeting != *"-> MATCH"* ]]; then
+    record tls-srtp "FAIL greeting not heard over SRTP: $greeting"
+else
+    record tls-srtp "PASS SRTP over TLS (RTP/SAVP, SDES), greeting heard: $greeting"
 fi
 
 baresip_start one-connection 8 3
