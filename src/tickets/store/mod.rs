@@ -26,7 +26,7 @@ mod transfer;
 mod writer;
 
 pub use calls::{CallRecord, CallTransfer, MenuStep, StoredCall, REJECTED, TRANSFERRED};
-pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use customers::{parse_customer_csv, Customer, CustomerImportError, NewCustomer, Product};
 pub use indicators::{
     CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
     StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
