@@ -252,13 +252,13 @@ def operator_seeds():
     write("sla_policy", "sla", (ROOT / "sla.toml").read_bytes())
     for name, csv in {
         "good": "name,level,language,phones,products\n"
-                "甲公司,vip,zh,13800000001;+8613800000002,broadband:B-1;ict:I-2\n"
+                "甲公司,group,zh,13800000001;+8613800000002,broadband:B-1;ict:I-2\n"
                 "Beta Ltd,group,en,010-66668888,\n",
         "bad": "name,level,language,phones,products\n甲,group,zh,13800000001,\n"
-               "乙,vip,zh,1380000000x,\n",
+               "乙,local_a,zh,1380000000x,\n",
         "quoted": "products,phones,language,level,name\n"
                   "\"virtual_network:V-9\",\"13900000009\",zh,group,\"丙, 分公司\"\n",
-        "missing_column": "name,level,phones\nx,vip,1\n",
+        "missing_column": "name,level,phones\nx,group,1\n",
     }.items():
         write("customer_csv", name, csv)
 

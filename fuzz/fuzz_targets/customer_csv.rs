@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 /// The shipped policy's categories.
 fn known(category: &str) -> bool {
     static POLICY: OnceLock<SlaPolicy> = OnceLock::new();
-    POLICY.get_or_init(SlaPolicy::builtin).has_category(category)
+    POLICY
+        .get_or_init(SlaPolicy::builtin)
+        .has_category(category)
 }
 
 fuzz_target!(|data: &[u8]| {

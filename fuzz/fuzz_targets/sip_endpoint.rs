@@ -120,7 +120,10 @@ impl Harness {
         let Ok(message) = Message::parse(bytes) else {
             panic!("the endpoint sent something it cannot parse itself");
         };
-        if message.status().is_some_and(|code| (200..300).contains(&code)) {
+        if message
+            .status()
+            .is_some_and(|code| (200..300).contains(&code))
+        {
             if let Some(tag) = message
                 .header("To")
                 .and_then(|to| NameAddr::parse(to).ok())
@@ -221,7 +224,9 @@ fn read_stream(harness: &mut Harness, stream: &[u8], flow: Flow, seed: usize) {
                 Ok(None) => break,
                 Err(_) => {
                     harness.feed(&buf, flow);
-                    harness.endpoint.handle_tcp_failure(flow.remote, harness.now);
+                    harness
+                        .endpoint
+                        .handle_tcp_failure(flow.remote, harness.now);
                     harness.settle();
                     return;
                 }

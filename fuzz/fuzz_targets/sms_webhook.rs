@@ -67,10 +67,24 @@ fn twilio_json(body: &[u8]) {
 fn generic(body: &[u8]) {
     let signature = generic_signature(SECRET, NOW, body);
     let timestamp = NOW.to_string();
-    verify_generic(SECRET, Some(&timestamp), Some(&signature), body, NOW, WINDOW)
-        .expect("our own signature");
+    verify_generic(
+        SECRET,
+        Some(&timestamp),
+        Some(&signature),
+        body,
+        NOW,
+        WINDOW,
+    )
+    .expect("our own signature");
     assert_eq!(
-        verify_generic(b"other", Some(&timestamp), Some(&signature), body, NOW, WINDOW),
+        verify_generic(
+            b"other",
+            Some(&timestamp),
+            Some(&signature),
+            body,
+            NOW,
+            WINDOW
+        ),
         Err(SignatureError::Mismatch)
     );
     read(generic_text(body));
