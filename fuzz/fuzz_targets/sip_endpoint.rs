@@ -70,6 +70,13 @@ impl Harness {
             }
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 busy = true;
+                if trace() {
+                    let first = transmit.bytes.split(|&b| b == b'\r').next();
+                    eprintln!(
+                        "sent {}",
+                        String::from_utf8_lossy(first.unwrap_or_default())
+                    );
+                }
                 self.note_tag(&transmit.bytes);
             }
             if !busy {
@@ -79,6 +86,12 @@ impl Harness {
     }
 
     fn on_event(&mut self, event: Event) {
+        if trace() {
+            eprintln!(
+                "event {}",
+                format!("{event:?}").chars().take(120).collect::<String>()
+            );
+        }
         let now = self.now;
         match event {
             Event::IncomingCall(call) => {
@@ -147,6 +160,13 @@ impl Harness {
         }
         self.now = until.max(self.now);
     }
+}
+
+/// `FUZZ_TRACE=1` prints what the endpoint sends and reports, to see
+/// what an input (a crash, a seed) does.
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
 }
 
 fuzz_target!(|data: &[u8]| {
