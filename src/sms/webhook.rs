@@ -44,12 +44,18 @@ struct Webhooks {
 }
 
 /// A refusal: the status and the reason, sent as plain text.
-struct Refusal {
+#[derive(Debug)]
+pub struct Refusal {
     status: StatusCode,
     reason: String,
 }
 
 impl Refusal {
+    /// The HTTP status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
         Refusal {
             status,
@@ -144,25 +150,7 @@ async fn handle_twilio(webhooks: &Webhooks, request: Request) -> Result<Response
         signature::verify_twilio_json(&config.twilio_auth_token, &url, &body, header)?;
         json_strings(&body)?
     };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .ok_or_else(|| {
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("the field {name} is missing"),
-                )
-            })
-    };
-    let text = Text {
-        provider: "twilio",
-        message_id: non_empty("MessageSid", field("MessageSid")?)?,
-        from: non_empty("From", field("From")?)?,
-        to: field("To")?,
-        body: field("Body")?,
-    };
+    let text = twilio_text(&fields)?;
     tracing::Span::current().record("message_id", text.message_id.as_str());
     let outcome = webhooks.inbound.receive(text).await?;
     Ok((
@@ -225,44 +213,25 @@ async fn handle_generic(webhooks: &Webhooks, request: Request) -> Result<Respons
         chrono::Utc::now().timestamp(),
         i64::try_from(config.replay_window_secs).unwrap_or(i64::MAX),
     )?;
-    let message: GenericText = serde_json::from_slice(&body).map_err(|e| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not the expected JSON object: {e}"),
-        )
-    })?;
-    tracing::Span::current().record("message_id", message.id.as_str());
-    if let Some(at) = &message.received_at {
-        chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                format!("received_at {at:?} is not an RFC 3339 time: {e}"),
-            )
-        })?;
-    }
+    let text = generic_text(&body)?;
+    tracing::Span::current().record("message_id", text.message_id.as_str());
     let reply_from = if config.sender_number.is_empty() {
-        message.to.clone()
+        text.to.clone()
     } else {
         config.sender_number.clone()
     };
-    let text = Text {
-        provider: "generic",
-        message_id: non_empty("id", message.id.clone())?,
-        from: non_empty("from", message.from.clone())?,
-        to: message.to,
-        body: message.text,
-    };
+    let (id, sender) = (text.message_id.clone(), text.from.clone());
     let outcome = webhooks.inbound.receive(text).await?;
     // An empty reply is one withheld (a sender told once already that it
     // is over its limit): nothing to send.
     let reply = if outcome.reply.is_empty() {
-        serde_json::json!({ "id": message.id, "reply": null })
+        serde_json::json!({ "id": id, "reply": null })
     } else {
         serde_json::json!({
-            "id": message.id,
+            "id": id,
             "reply": {
                 "from": reply_from,
-                "to": message.from,
+                "to": sender,
                 "text": outcome.reply,
                 "segments": segments::segments(&outcome.reply),
             },
@@ -320,8 +289,63 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .map_err(|_| too_large())
 }
 
-/// The string fields of a JSON object (Twilio's JSON webhooks).
-fn json_strings(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+/// The text of a Twilio webhook, from its fields (the form's parameters or
+/// the JSON body's string fields), the signature already checked. Pure, and
+/// public for the fuzz targets.
+#[doc(hidden)]
+pub fn twilio_text(fields: &[(String, String)]) -> Result<Text, Refusal> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the field {name} is missing"),
+                )
+            })
+    };
+    Ok(Text {
+        provider: "twilio",
+        message_id: non_empty("MessageSid", field("MessageSid")?)?,
+        from: non_empty("From", field("From")?)?,
+        to: field("To")?,
+        body: field("Body")?,
+    })
+}
+
+/// The text of a generic provider's webhook body, the signature already
+/// checked. Pure, and public for the fuzz targets.
+#[doc(hidden)]
+pub fn generic_text(body: &[u8]) -> Result<Text, Refusal> {
+    let message: GenericText = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not the expected JSON object: {e}"),
+        )
+    })?;
+    if let Some(at) = &message.received_at {
+        chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("received_at {at:?} is not an RFC 3339 time: {e}"),
+            )
+        })?;
+    }
+    Ok(Text {
+        provider: "generic",
+        message_id: non_empty("id", message.id)?,
+        from: non_empty("from", message.from)?,
+        to: message.to,
+        body: message.text,
+    })
+}
+
+/// The string fields of a JSON object (Twilio's JSON webhooks). Public for
+/// the fuzz targets.
+#[doc(hidden)]
+pub fn json_strings(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|e| {
             Refusal::new(

@@ -208,7 +208,8 @@ pub fn parse_customer_csv(
                 }
             }
         }
-        if field("phones").is_empty() {
+        // Separators alone (";") list no number either.
+        if field("phones").split(';').all(|p| p.trim().is_empty()) {
             row_problems.push("no phone number".to_string());
         }
         let mut products = Vec::new();
@@ -611,6 +612,21 @@ mod tests {
         assert!(
             text.contains("line 4: product \"bandwidth\" is not category:service_number"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_phone_list_of_separators_alone_is_no_phone_number() {
+        // Found by the customer_csv fuzz target: the row was read with no
+        // phone at all, and the import then failed without a line number.
+        let text = "name,level,language,phones,products\nx,group,zh,;,\ny,group,zh, ; ;,\n";
+        let error = parse_customer_csv(text, known).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                (2, "no phone number".to_string()),
+                (3, "no phone number".to_string())
+            ]
         );
     }
 

@@ -29,7 +29,7 @@ pub use calls::{
     is_contained, CallRecord, CallTransfer, MenuStep, StoredCall, CONTAINED_DISPOSITIONS, REJECTED,
     TRANSFERRED,
 };
-pub use customers::{Customer, CustomerImportError, NewCustomer, Product};
+pub use customers::{parse_customer_csv, Customer, CustomerImportError, NewCustomer, Product};
 pub use indicators::{
     CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
     StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
