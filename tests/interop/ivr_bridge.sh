@@ -45,11 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in sipp tshark sox python3; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
+require_tools sipp tshark sox python3
 [ -x "$HOTLINE_BIN" ] || { echo "$HOTLINE_BIN not found: run cargo build --release"; exit 2; }
-[ -x "$TOOLS/baresip-ivr-call" ] || { echo "shared tools not found at $TOOLS"; exit 2; }
+require_shared_tool baresip-ivr-call
 AGENT_PCAP=/usr/share/sip-tester/g711a.pcap
 [ -r "$AGENT_PCAP" ] || { echo "$AGENT_PCAP not found (sip-tester)"; exit 2; }
 CALLER_SPEECH=$ROOT/prompts/en/complaint_recorded.wav

@@ -28,10 +28,8 @@ mkdir -p "$WORK"
 . "$ROOT/tests/interop/lib.sh"
 trap kill_gateway EXIT
 
-for tool in sipp baresip tshark sox; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
-[ -x "$TOOLS/sipp-ivr-call" ] || { echo "shared tools not found at $TOOLS"; exit 2; }
+require_tools sipp baresip tshark sox
+require_shared_tool sipp-ivr-call
 
 PROMPT=$ROOT/prompts/zh/welcome.wav
 PORT=$(free_port 127.0.0.1)

@@ -8,6 +8,10 @@
 #                             and the log has no panic.
 # free_port [family]          prints a port free for both UDP and TCP.
 # sip_ping HOST PORT udp|tcp  one OPTIONS, succeeds on a 200.
+# require_tools TOOL...       exits 2 (not installed) unless every TOOL is
+#                             on PATH.
+# require_shared_tool NAME    exits 2 unless ../shared/tools (or
+#                             SHARED_TOOLS) has the executable NAME.
 #
 # Expects ROOT (the repository) and WORK (a scratch directory) to be set.
 
@@ -17,6 +21,18 @@ HOTLINE_BIN=${HOTLINE_BIN:-$ROOT/target/release/hotline}
 export -n HOTLINE_BIN
 INTEROP_DIR=$ROOT/tests/interop
 GW_PID=""
+
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
+    done
+}
+
+require_shared_tool() {
+    local tools=${SHARED_TOOLS:-$ROOT/../shared/tools}
+    [ -x "$tools/$1" ] || { echo "shared tools not found at $tools"; exit 2; }
+}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 

@@ -42,10 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in linphonec sox python3; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
-[ -x "$TOOLS/wav-similarity" ] || { echo "shared tools not found at $TOOLS"; exit 2; }
+require_tools linphonec sox python3
+require_shared_tool wav-similarity
 
 PROMPT=$ROOT/prompts/zh/welcome.wav
 sox -n -r 8000 -c 1 -b 16 "$WORK/silence.wav" trim 0 60

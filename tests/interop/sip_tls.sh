@@ -49,11 +49,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in openssl baresip sox ss python3; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
+require_tools openssl baresip sox ss python3
 [ -x "$HOTLINE_BIN" ] || { echo "$HOTLINE_BIN not found: run cargo build --release"; exit 2; }
-[ -x "$TOOLS/wav-similarity" ] || { echo "shared tools not found at $TOOLS"; exit 2; }
+require_shared_tool wav-similarity
 PROMPT=$ROOT/prompts/zh/welcome.wav
 
 # A CA and the gateway's certificate (P-256), valid for 127.0.0.1, ::1

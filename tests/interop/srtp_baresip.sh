@@ -29,11 +29,9 @@ mkdir -p "$WORK"
 . "$ROOT/tests/interop/lib.sh"
 trap kill_gateway EXIT
 
-for tool in baresip tshark sox python3; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
+require_tools baresip tshark sox python3
 [ -f /usr/lib/baresip/modules/srtp.so ] || { echo "baresip's srtp module is missing"; exit 2; }
-[ -x "$TOOLS/wav-similarity" ] || { echo "shared tools not found at $TOOLS"; exit 2; }
+require_shared_tool wav-similarity
 CALLER=$ROOT/tests/interop/baresip-ivr-call
 
 PROMPT=$ROOT/prompts/zh/welcome.wav

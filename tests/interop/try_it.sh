@@ -28,9 +28,7 @@ mkdir -p "$WORK"
 . "$ROOT/tests/interop/lib.sh"
 trap kill_gateway EXIT
 
-for tool in sipp curl python3; do
-    command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 2; }
-done
+require_tools sipp curl python3
 [ -x "$HOTLINE_BIN" ] || { echo "$HOTLINE_BIN not found: run cargo build --release"; exit 2; }
 # The commands run in $WORK.
 HOTLINE_BIN=$(realpath "$HOTLINE_BIN")
