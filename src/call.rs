@@ -494,6 +494,7 @@ impl Calls {
                 refused.caller.unwrap_or_default(),
                 refused.dialled.unwrap_or_default(),
                 refused.reason,
+                now,
             ),
             Event::OutgoingAnswered { leg, sdp } => self.bridge_answered(endpoint, leg, &sdp, now),
             Event::OutgoingFailed { leg, failure } => {
@@ -877,6 +878,7 @@ impl Calls {
             identity.label(),
             incoming.dialled.clone().unwrap_or_default(),
             format!("{status} {cause}"),
+            now,
         );
     }
 
@@ -898,6 +900,7 @@ impl Calls {
             identity.label(),
             incoming.dialled.clone().unwrap_or_default(),
             format!("488 {warning}"),
+            now,
         );
     }
 

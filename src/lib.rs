@@ -23,3 +23,4 @@ pub mod server;
 pub mod sip;
 pub mod sms;
 pub mod tickets;
+pub mod token_bucket;

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod dialplan;
 pub mod engine;
+pub mod refused_records;
 pub mod runner;
 pub mod say;
 pub mod simulate;

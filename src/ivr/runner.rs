@@ -16,6 +16,7 @@ use super::dialplan::Dialplan;
 use super::engine::{
     CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId, TransferFailure,
 };
+use super::refused_records::{RefusedRecord, RefusedRecords};
 use super::speech::Utterance;
 use super::store_bridge;
 use super::transferred::TransferContext;
@@ -177,6 +178,7 @@ pub struct IvrCalls {
     live: LiveCalls,
     timers: BinaryHeap<Reverse<(Instant, CallHandle, TimerId)>>,
     messages: mpsc::UnboundedSender<IvrMessage>,
+    refused_records: RefusedRecords,
 }
 
 impl IvrCalls {
@@ -197,6 +199,7 @@ impl IvrCalls {
             live,
             timers: BinaryHeap::new(),
             messages,
+            refused_records: RefusedRecords::new(Instant::now()),
         }
     }
 
@@ -476,7 +479,25 @@ impl IvrCalls {
 
     /// Records a call refused before it was answered (`reason`: the status
     /// and why, e.g. `404 no dialplan`).
-    pub fn rejected(&self, call_id: String, caller: String, dialled: String, reason: String) {
+    pub fn rejected(
+        &mut self,
+        call_id: String,
+        caller: String,
+        dialled: String,
+        reason: String,
+        at: Instant,
+    ) {
+        match self.refused_records.decide(at) {
+            RefusedRecord::Write => {}
+            RefusedRecord::Skip(None) => return,
+            RefusedRecord::Skip(Some(unrecorded)) => {
+                tracing::warn!(
+                    unrecorded,
+                    "refused calls arrive faster than they are recorded; the rest are only counted (hotline_calls_refused_total)"
+                );
+                return;
+            }
+        }
         let now = Utc::now();
         let record = CallRecord {
             sip_call_id: call_id,

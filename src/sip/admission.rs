@@ -2,6 +2,7 @@
 //! at all (trusted networks), and whether a new call may start (capacity,
 //! per-source INVITE rate, draining). Pure: the caller passes "now".
 
+use crate::token_bucket::TokenBucket;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,16 +56,10 @@ pub fn in_networks(networks: &[IpNet], source: IpAddr) -> bool {
     networks.iter().any(|net| net.contains(&source))
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
-
 #[derive(Debug)]
 pub struct Admission {
     policy: AdmissionPolicy,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: HashMap<IpAddr, TokenBucket>,
     last_sweep: Option<Instant>,
     draining: bool,
 }
@@ -116,18 +111,15 @@ impl Admission {
             return Ok(());
         }
         self.sweep(now);
-        let bucket = self.buckets.entry(source).or_insert(Bucket {
-            tokens: rate,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.updated = now;
-        if bucket.tokens < 1.0 {
-            return Err(Refusal::Rate);
+        let bucket = self
+            .buckets
+            .entry(source)
+            .or_insert_with(|| TokenBucket::full(rate, now));
+        if bucket.try_take(rate, rate, now) {
+            Ok(())
+        } else {
+            Err(Refusal::Rate)
         }
-        bucket.tokens -= 1.0;
-        Ok(())
     }
 
     /// Forgets full buckets now and then so that many sources cannot grow
@@ -141,7 +133,7 @@ impl Admission {
         }
         self.last_sweep = Some(now);
         self.buckets.retain(|_, bucket| {
-            now.saturating_duration_since(bucket.updated) < Duration::from_secs(10)
+            now.saturating_duration_since(bucket.updated()) < Duration::from_secs(10)
         });
     }
 }
