@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod health;
 pub mod http;
+pub mod instances;
 pub mod ivr;
 pub mod log_throttle;
 pub mod logging;
