@@ -271,3 +271,60 @@ async fn sqlite_keeps_sms_limits_in_memory_and_says_so() {
     })
     .await;
 }
+
+/// The background jobs under two gateways: the SLA breach job run by both
+/// at once records each breach once, and outbox claims made at once by both
+/// split the texts between them, none claimed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_split_background_work_without_doing_any_twice() {
+    use hotline::tickets::model::{Actor, Channel, TicketType};
+    use hotline::tickets::store::NewTicket;
+    run(Backend::Postgres, |a, b, clock| async move {
+        for n in 0..20 {
+            let phone = format!("138001381{n:02}");
+            let ticket = NewTicket::new(
+                TicketType::FaultReport,
+                "virtual_network",
+                &phone,
+                "虚拟网短号无法呼通",
+                Channel::Voice,
+                Actor::customer(&phone),
+            );
+            let store = if n % 2 == 0 { &a } else { &b };
+            store.create_ticket(ticket).await.unwrap();
+        }
+        *clock.lock().unwrap() += Duration::minutes(16);
+        let now = a.now();
+        let (first, second) = tokio::join!(a.mark_breaches(now), b.mark_breaches(now));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.len() + second.len(), 20, "each dispatch breach once");
+        let mut numbers: Vec<&str> = first
+            .iter()
+            .chain(&second)
+            .map(|b| b.number.as_str())
+            .collect();
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 20);
+
+        let lease = std::time::Duration::from_secs(60);
+        let mut claimed = Vec::new();
+        loop {
+            let (x, y) = tokio::join!(
+                a.claim_notifications(now, 3, lease),
+                b.claim_notifications(now, 3, lease)
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            if x.is_empty() && y.is_empty() {
+                break;
+            }
+            claimed.extend(x.into_iter().chain(y).map(|n| n.dedup_key));
+        }
+        let total = claimed.len();
+        claimed.sort();
+        claimed.dedup();
+        assert_eq!(claimed.len(), total, "no text claimed by both");
+        assert!(total >= 20, "every ticket's text claimed: {total}");
+    })
+    .await;
+}
