@@ -17,6 +17,7 @@ pub mod log_throttle;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod outbound;
 pub mod phone;
 pub mod redact;
 pub mod resources;
