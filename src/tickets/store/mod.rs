@@ -15,6 +15,7 @@ mod calls;
 mod customers;
 mod indicators;
 mod instances;
+mod outbound;
 mod outbox;
 mod rows;
 mod sessions;
@@ -37,6 +38,9 @@ pub use indicators::{
     StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
 };
 pub use instances::{InstanceBeat, InstanceRow, LiveCallRow};
+pub use outbound::{
+    AttemptRecord, ClaimedCall, NewOutboundCall, OutboundCall, OutboundState, StoredAttempt,
+};
 pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
