@@ -1000,6 +1000,9 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/calls", "get"),
         ("/api/v1/calls/live", "get"),
         ("/api/v1/instances", "get"),
+        ("/api/v1/outbound-calls", "get"),
+        ("/api/v1/outbound-calls", "post"),
+        ("/api/v1/outbound-calls/{id}", "get"),
         ("/api/v1/transfer-contexts/{token}", "get"),
         ("/api/v1/customers", "get"),
         ("/api/v1/customers", "post"),
@@ -1248,4 +1251,59 @@ async fn two_gateways_list_each_others_calls_and_dialplan_versions() {
     );
     assert_eq!(listed["instances"][0]["name"], "gw-a");
     first.finish().await;
+}
+
+/// A supervisor queues a confirmation call by hand; every role lists it
+/// and reads it with its (so far no) attempts; agents may not queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_calls_are_queued_by_supervisors_and_listed_for_all() {
+    let Some(api) = api(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let number = api.new_ticket("13800138000").await;
+    let request = json!({"purpose": "confirm", "ticket": number});
+    api.post(&api.agent, "/api/v1/outbound-calls", request.clone())
+        .await
+        .expect_error(403, "forbidden");
+    let reply = api
+        .post(&api.supervisor, "/api/v1/outbound-calls", request)
+        .await;
+    let queued = reply.expect(201);
+    assert_eq!(queued["purpose"], "confirm");
+    assert_eq!(queued["ticket"], number.as_str());
+    assert_eq!(
+        queued["number"], "13800138000",
+        "the ticket's contact phone"
+    );
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["attempts"], 0);
+    let id = queued["id"].as_i64().unwrap();
+
+    let reply = api
+        .get(&api.agent, "/api/v1/outbound-calls?state=queued")
+        .await;
+    let listed = reply.expect(200).as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    let reply = api
+        .get(&api.agent, &format!("/api/v1/outbound-calls/{id}"))
+        .await;
+    let detail = reply.expect(200);
+    assert_eq!(detail["attempts"], json!([]));
+    assert_eq!(detail["state"], "queued");
+
+    api.get(&api.agent, "/api/v1/outbound-calls?state=ringing")
+        .await
+        .expect_error(422, "invalid_field");
+    api.get(&api.agent, "/api/v1/outbound-calls/999999")
+        .await
+        .expect_error(404, "outbound_call_not_found");
+    api.post(
+        &api.supervisor,
+        "/api/v1/outbound-calls",
+        json!({"purpose": "lottery", "ticket": number}),
+    )
+    .await
+    .expect_error(422, "invalid_field");
+    api.finish().await;
 }

@@ -18,6 +18,7 @@ mod customers;
 mod error;
 mod log_level;
 mod openapi;
+mod outbound;
 mod reports;
 mod tickets;
 mod transfers;
@@ -66,6 +67,11 @@ pub fn router(store: Store, cluster: Cluster) -> Router {
         .route("/calls", get(calls::list))
         .route("/calls/live", get(calls::live))
         .route("/instances", get(calls::instances))
+        .route(
+            "/outbound-calls",
+            get(outbound::list).post(outbound::create),
+        )
+        .route("/outbound-calls/{id}", get(outbound::show))
         .route("/transfer-contexts/{token}", get(transfers::show))
         .route("/customers", get(customers::list).post(customers::create))
         .route(

@@ -4,7 +4,9 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, log_level, reports, tickets, transfers, ApiState, ErrorBody};
+use super::{
+    calls, customers, log_level, outbound, reports, tickets, transfers, ApiState, ErrorBody,
+};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -34,6 +36,9 @@ use utoipa::{Modify, OpenApi};
         calls::list,
         calls::live,
         calls::instances,
+        outbound::list,
+        outbound::show,
+        outbound::create,
         transfers::show,
         customers::list,
         customers::create,

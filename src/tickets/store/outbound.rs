@@ -62,6 +62,8 @@ pub struct OutboundCall {
     pub dedup_key: String,
     pub purpose: Purpose,
     pub ticket_id: Option<i64>,
+    /// That ticket's number.
+    pub ticket_number: Option<String>,
     pub number: String,
     pub state: OutboundState,
     /// The next attempt's trunk (index in the purpose's trunk list).
@@ -109,7 +111,9 @@ pub struct StoredAttempt {
 }
 
 const COLUMNS: &str = "id, dedup_key, purpose, ticket_id, number, state, trunk, earliest_at, \
-                       attempts, last_cause, outcome, created_at";
+                       attempts, last_cause, outcome, created_at, \
+                       (SELECT t.number FROM tickets t WHERE t.id = outbound_calls.ticket_id) \
+                       AS ticket_number";
 
 /// Due: queued and not before now, or claimed by a gateway whose lease ran out.
 const DUE: &str = "(state = 'queued' AND earliest_at <= $1) \
@@ -296,6 +300,17 @@ impl Store {
         rows.iter().map(call_of_row).collect()
     }
 
+    /// The job `id`, if any.
+    pub async fn outbound_call(&self, id: i64) -> Result<Option<OutboundCall>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM outbound_calls WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(call_of_row).transpose()
+    }
+
     /// A job's attempts, in order.
     pub async fn outbound_attempts(&self, call_id: i64) -> Result<Vec<StoredAttempt>, StoreError> {
         let rows = sqlx::query(
@@ -345,6 +360,7 @@ fn call_of_row(row: &sqlx::any::AnyRow) -> Result<OutboundCall, StoreError> {
         purpose: Purpose::parse(&purpose)
             .ok_or_else(|| StoreError::Corrupt(format!("outbound purpose {purpose:?}")))?,
         ticket_id: row.try_get("ticket_id")?,
+        ticket_number: row.try_get("ticket_number")?,
         number: row.try_get("number")?,
         state: OutboundState::parse(&state)?,
         trunk: usize::try_from(trunk)
