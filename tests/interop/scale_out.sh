@@ -102,7 +102,7 @@ start_instance() {
             log "FAIL: gateway $ip exited during start-up:"; tail -n 20 "${GW_LOG[$i]}"
             exit 1
         fi
-        if options_ping "$ip" "${GW_PORT[$i]}"; then
+        if [ "$(options_status "$ip" "${GW_PORT[$i]}")" = 200 ]; then
             log "gateway $ip:${GW_PORT[$i]} (pid ${GW_PID[$i]}) answers after ~$((n / 10)) s"
             return 0
         fi
@@ -112,9 +112,10 @@ start_instance() {
     exit 1
 }
 
-# One OPTIONS over UDP to IP PORT; succeeds on a 200 within a second.
-# (lib.sh's sip_ping only talks to 127.0.0.1 and ::1.)
-options_ping() {
+# One OPTIONS over UDP to IP PORT; prints the status code of the answer
+# (none: no answer within a second). lib.sh's sip_ping only talks to
+# 127.0.0.1 and ::1.
+options_status() {
     python3 - "$1" "$2" <<'PY'
 import socket, sys, uuid
 host, port = sys.argv[1], int(sys.argv[2])
@@ -127,9 +128,9 @@ s.sendto((f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9
           f"Max-Forwards: 70\r\nFrom: <sip:ping@{me}>;tag={tag[:8]}\r\nTo: <sip:{host}:{port}>\r\n"
           f"Call-ID: {tag}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(), (host, port))
 try:
-    sys.exit(0 if s.recv(65535).startswith(b"SIP/2.0 200") else 1)
-except OSError:
-    sys.exit(1)
+    print(s.recv(65535).split(b" ", 2)[1].decode())
+except (OSError, IndexError):
+    print("none")
 PY
 }
 
@@ -287,6 +288,7 @@ load kill 30 5 &
 LOAD_PID=$!
 CALLER_PIDS+=("$LOAD_PID")
 sleep 3
+KILLED_AT=$(date +%s%3N)
 kill -KILL "${GW_PID[1]}"
 wait "${GW_PID[1]}" 2>/dev/null || true
 GW_PID[1]=""
@@ -313,11 +315,34 @@ unexplained = [n for n in failed if n not in lost]
 print(len(failed), res["successful_calls"], ",".join(unexplained) or "-")
 PY
 read -r failed ok unexplained <"$WORK/kill.txt" || { failed=?; ok=?; unexplained=?; }
+# The longest wait from INVITE to 200 among the run's calls sent after the kill.
+slowest=$(python3 - "$WORK/kill/messages.log" "$KILLED_AT" <<'PY'
+import re, sys
+from datetime import datetime, timezone
+text = open(sys.argv[1], errors="replace").read().replace("\r", "")
+killed = float(sys.argv[2]) / 1000
+sent, answered = {}, {}
+for stamp, body in re.findall(r"^-{10,} (\d{4}-\d\d-\d\d [\d:.]+)\n(.*?)(?=^-{10,}|\Z)", text, re.M | re.S):
+    at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    call = re.search(r"^Call-ID: (\S+)", body, re.M)
+    cseq = re.search(r"^CSeq: \d+ (\w+)", body, re.M)
+    if not call or not cseq or cseq.group(1) != "INVITE":
+        continue
+    if "message sent" in body and "\nINVITE " in body:
+        sent.setdefault(call.group(1), at)
+    elif "message received" in body and "\nSIP/2.0 200" in body:
+        answered.setdefault(call.group(1), at)
+waits = [answered[c] - t for c, t in sent.items() if t >= killed and c in answered]
+print("%.1f %d" % (max(waits), len(waits)) if waits else "- 0")
+PY
+)
+read -r slowest after_kill <<<"$slowest"
 lost=$(wc -l <"$WORK/lost-ids.txt")
-if [ "$unexplained" = "-" ] && [ "$lost" -ge 1 ] && [ "$marked" != never ]; then
-    pass kill "$ok/30 answered, $failed failed, all of them up on the killed instance ($lost calls were up there); marked inactive after $marked ms"
+if [ "$unexplained" = "-" ] && [ "$lost" -ge 1 ] && [ "$marked" != never ] && [ "$after_kill" -ge 1 ] &&
+    python3 -c "import sys; sys.exit(not float('$slowest') <= 5.0)" 2>/dev/null; then
+    pass kill "$ok/30 answered, $failed failed, all of them up on the killed instance ($lost calls were up there); $after_kill calls after the kill answered in at most $slowest s; marked inactive after $marked ms"
 else
-    fail kill "$ok/30 answered, $failed failed; not up on the killed instance: $unexplained; marked inactive: $marked ms"
+    fail kill "$ok/30 answered, $failed failed; not up on the killed instance: $unexplained; calls after the kill: $after_kill, slowest answer $slowest s (at most 5 s wanted); marked inactive: $marked ms"
 fi
 tickets_ok=1
 details=()
@@ -345,6 +370,8 @@ CALLER_PIDS+=("$LOAD_PID")
 sleep 3
 up_at_term=$(($(incoming_ids "${GW_LOG[0]}" | wc -l) - $(ended_ids "${GW_LOG[0]}" | wc -l)))
 kill -TERM "${GW_PID[0]}"
+sleep 0.3
+probe=$(options_status "${GW_IP[0]}" "${GW_PORT[0]}")
 if marked=$(wait_ds "$(gw_uri 0)" I 10); then
     log "Kamailio marked the draining instance inactive after $marked ms"
 else
@@ -365,11 +392,12 @@ wait "$LOAD_PID" || true
 ok=$(json "$WORK/drain.json" successful_calls)
 after_term=$(sed -n '/draining: new calls get 503/,$p' "${GW_LOG[0]}" | grep -ac 'incoming call' || true)
 still_up=$(comm -23 <(incoming_ids "${GW_LOG[0]}") <(ended_ids "${GW_LOG[0]}") | wc -l)
+failovers=$(grep -ac "gateway $(gw_uri 0) failed (503)" "$WORK/kamailio.log" || true)
 if [ "$ok" -eq 30 ] && [ "$status" = 0 ] && [ "$after_term" -eq 0 ] && [ "$still_up" -eq 0 ] &&
-    [ "$marked" != never ]; then
-    pass drain "30/30 answered; $up_at_term calls up at SIGTERM finished; no new call taken; marked inactive after $marked ms; exit 0"
+    [ "$marked" != never ] && [ "$probe" = 503 ]; then
+    pass drain "30/30 answered; OPTIONS got 503; $failovers INVITEs refused 503 and failed over; marked inactive after $marked ms; $up_at_term calls up at SIGTERM finished, no new call taken; exit 0"
 else
-    fail drain "$ok/30 answered; exit status $status; new calls taken while draining: $after_term; calls not finished: $still_up; marked inactive: $marked ms"
+    fail drain "$ok/30 answered; OPTIONS got $probe; exit status $status; new calls taken while draining: $after_term; calls not finished: $still_up; marked inactive: $marked ms"
 fi
 
 # ---- 5: SMS webhooks over both instances (rate limits shared, outbox
