@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         tickets::note,
         calls::list,
         calls::live,
+        calls::instances,
         transfers::show,
         customers::list,
         customers::create,
@@ -48,7 +49,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "tickets", description = "Work orders (工单) and their history"),
-        (name = "calls", description = "Recorded calls, the calls in the IVR now, and transferred callers' contexts"),
+        (name = "calls", description = "Recorded calls, the calls in the IVR now, the gateway instances, and transferred callers' contexts"),
         (name = "customers", description = "The customer file (客户)"),
         (name = "reports", description = "The centre's monitoring indicators"),
         (name = "admin", description = "The running gateway: its log level"),
