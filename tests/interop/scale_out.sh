@@ -20,7 +20,12 @@
 #   4. drain     SIGTERM to one instance under load: no call fails (its
 #                probes and new INVITEs get 503, Kamailio moves on), it
 #                takes no new call, its live calls finish, it exits 0.
-#   5. (SMS over both instances: the lead adds it; see the marked place.)
+#   5. sms       SMS webhooks alternate between the instances: fault texts
+#                open their tickets, one sender's rate limit holds across
+#                both (told once); the outbox of an instance killed while a
+#                provider held its texts: every queued text is accepted by
+#                the provider exactly once (fake_sms_provider.py counts
+#                idempotency keys), the held ones resent after the lease.
 #
 # Usage: tests/interop/scale_out.sh   (as root; needs sip-tester, psql,
 # python3, Kamailio (installed with apt-get when missing), PostgreSQL at
@@ -78,10 +83,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_instance I: gateway I on GW_IP[I], logging to GW_LOG[I]; waits
-# until it answers OPTIONS (15 s at most).
+# start_instance I [VAR=VALUE...]: gateway I on GW_IP[I] (with the extra
+# settings given), logging to GW_LOG[I]; waits until it answers OPTIONS
+# (15 s at most).
 start_instance() {
     local i=$1 ip=${GW_IP[$1]} n
+    shift
     env -u HOTLINE_BIN \
         HOTLINE_SIP_UDP="$ip:${GW_PORT[$i]}" \
         HOTLINE_SIP_TCP="$ip:${GW_PORT[$i]}" \
@@ -95,7 +102,7 @@ start_instance() {
         HOTLINE_MEDIA_TIMEOUT_SECS=6 \
         HOTLINE_SHUTDOWN_DRAIN_TIMEOUT_SECS=30 \
         HOTLINE_LOG_LEVEL=info \
-        "$HOTLINE_BIN" serve >"${GW_LOG[$i]}" 2>&1 &
+        "$@" "$HOTLINE_BIN" serve >"${GW_LOG[$i]}" 2>&1 &
     GW_PID[i]=$!
     for n in $(seq 1 150); do
         if ! kill -0 "${GW_PID[$i]}" 2>/dev/null; then
@@ -400,15 +407,118 @@ else
     fail drain "$ok/30 answered; OPTIONS got $probe; exit status $status; new calls taken while draining: $after_term; calls not finished: $still_up; marked inactive: $marked ms"
 fi
 
-# ---- 5: SMS webhooks over both instances (rate limits shared, outbox
-# exactly once, a fake provider counting) -- the lead adds this step here.
-
-# ---- The end: the remaining instance stops cleanly; nothing panicked.
+# ---- 5: SMS webhooks over both instances, and the outbox when one dies.
+# The outbox of the first instance posts to a provider port that never
+# answers; once it has sent a text, that instance is killed (-9) with the
+# texts it claimed; the others' lease (4 s) runs out and they are sent by
+# the instances restarted with a provider that answers. Every queued text
+# must reach that provider's answering side exactly once (by idempotency
+# key). Then texts from one sender alternate between the instances: the
+# rate limit (5 a minute) holds across them, and the sender is told once.
+log "5: SMS over both instances; the outbox when an instance dies holding texts"
 kill -TERM "${GW_PID[1]}"
-status=0
-wait "${GW_PID[1]}" || status=$?
+wait "${GW_PID[1]}" || fail stop "${GW_IP[1]} exited with $? after SIGTERM before step 5"
 GW_PID[1]=""
-[ "$status" -eq 0 ] || fail stop "${GW_IP[1]} exited with $status after SIGTERM"
+PROVIDER_HOLD=$(free_port 127.0.0.1)
+PROVIDER_OK=$(free_port 127.0.0.1)
+python3 "$ROOT/tests/interop/fake_sms_provider.py" "$PROVIDER_HOLD" "$PROVIDER_OK" \
+    "$WORK/provider.log" >"$WORK/provider.out" 2>&1 &
+CALLER_PIDS+=("$!")
+sms_env() { # PROVIDER_PORT
+    echo HOTLINE_SMS_GENERIC_SECRET=scale-out HOTLINE_SMS_MAX_PER_SENDER_PER_MINUTE=5 \
+        HOTLINE_SMS_OUTBOX_PROVIDER=generic HOTLINE_SMS_OUTBOX_URL="http://127.0.0.1:$1/messages" \
+        HOTLINE_SMS_OUTBOX_SECRET=scale-out HOTLINE_SMS_OUTBOX_LEASE_SECS=4 \
+        HOTLINE_SMS_OUTBOX_REQUEST_TIMEOUT_MS=3000 HOTLINE_SMS_OUTBOX_POLL_INTERVAL_MS=200
+}
+psql_count() { psql "$DB_URL" -qAtc "$1"; }
+queued=$(psql_count "SELECT count(*) FROM outbox")
+GW_LOG[0]=$WORK/gw1-holding.log
+# shellcheck disable=SC2046
+start_instance 0 $(sms_env "$PROVIDER_HOLD")
+for n in $(seq 1 100); do
+    [ -s "$WORK/provider.log" ] && break
+    sleep 0.1
+done
+sleep 0.5
+kill -KILL "${GW_PID[0]}"
+wait "${GW_PID[0]}" 2>/dev/null || true
+GW_PID[0]=""
+held=$(grep -c '^hold ' "$WORK/provider.log" || true)
+log "the holding instance sent $held of $queued queued texts before kill -9"
+GW_LOG[0]=$WORK/gw1-sms.log
+GW_LOG[1]=$WORK/gw2-sms.log
+# shellcheck disable=SC2046
+start_instance 0 $(sms_env "$PROVIDER_OK")
+# shellcheck disable=SC2046
+start_instance 1 $(sms_env "$PROVIDER_OK")
+sms() { # INSTANCE FROM ID TEXT: the reply, as the provider would get it
+    HOTLINE_HTTP_LISTEN="${GW_IP[$1]}:${GW_HTTP[$1]}" HOTLINE_SMS_GENERIC_SECRET=scale-out \
+        "$HOTLINE_BIN" sms test --from "$2" --id "$3" "$4" 2>&1
+}
+opened=0
+for n in 1 2 3 4 5 6; do
+    reply=$(sms $((n % 2)) "1390013900$n" "fault-$n" "报障 专线中断 $n")
+    sed -n 's/^reply: //p' <<<"$reply" | grep -qE '[0-9]{10}' && opened=$((opened + 1))
+done
+told=0 quiet=0 normal=0
+for n in 1 2 3 4 5 6 7; do
+    reply=$(sms $((n % 2)) 13700137000 "help-$n" "HELP")
+    case $reply in
+        *"try again in"*) told=$((told + 1)) ;;
+        *"no reply is sent"*) quiet=$((quiet + 1)) ;;
+        *"reply: "*) normal=$((normal + 1)) ;;
+        *) log "sms: unexpected answer: $reply" ;;
+    esac
+done
+# A retry of the first text, to the other instance: answered, not counted.
+retry=$(sms 0 13700137000 help-1 "HELP")
+if [ "$opened" -eq 6 ] && [ "$normal" -eq 5 ] && [ "$told" -eq 1 ] && [ "$quiet" -eq 1 ] &&
+    ! grep -q "try again" <<<"$retry"; then
+    pass sms "6 fault texts over both instances opened 6 tickets; one sender's 7 texts alternating between them: 5 answered, 1 told to wait, 1 withheld (the limit of 5 a minute held across instances); a retry to the other instance answered as before"
+else
+    fail sms "tickets opened: $opened/6; alternating texts: $normal answered, $told told, $quiet withheld (want 5, 1, 1); retry: $retry"
+fi
+total=$(psql_count "SELECT count(*) FROM outbox")
+for n in $(seq 1 300); do
+    [ "$(psql_count "SELECT count(*) FROM outbox WHERE status NOT IN ('sent', 'delivered')")" -eq 0 ] && break
+    sleep 0.1
+done
+python3 - "$WORK/provider.log" "$total" "$(psql_count 'SELECT dedup_key FROM outbox' | sort | tr '\n' ' ')" \
+    >"$WORK/outbox.txt" <<'PY' || true
+import collections, sys
+lines = [l.split(" ", 1) for l in open(sys.argv[1]).read().splitlines() if " " in l]
+answered = collections.Counter(k for kind, k in lines if kind == "answer")
+held = {k for kind, k in lines if kind == "hold"}
+queued = set(sys.argv[3].split())
+problems = []
+if len(queued) != int(sys.argv[2]):
+    problems.append("outbox rows changed while counting")
+twice = [k for k, n in answered.items() if n > 1]
+missing = queued - set(answered)
+unknown = set(answered) - queued
+if twice: problems.append("accepted more than once: %s" % twice)
+if missing: problems.append("never accepted: %s" % sorted(missing))
+if unknown: problems.append("accepted but not queued: %s" % sorted(unknown))
+if not held: problems.append("the killed instance held no text (nothing tested)")
+if held - set(answered): problems.append("held and never resent: %s" % sorted(held - set(answered)))
+print("ok %d %d" % (len(queued), len(held)) if not problems else "; ".join(problems))
+PY
+read -r verdict sent_count held_count <"$WORK/outbox.txt" || verdict=?
+if [ "$verdict" = ok ]; then
+    pass outbox "$sent_count queued texts each accepted by the provider exactly once; the $held_count the killed instance held were resent by the others after the lease"
+else
+    fail outbox "$(cat "$WORK/outbox.txt")"
+fi
+
+# ---- The end: the instances stop cleanly; nothing panicked.
+for i in 0 1; do
+    [ -n "${GW_PID[$i]}" ] || continue
+    kill -TERM "${GW_PID[$i]}"
+    status=0
+    wait "${GW_PID[$i]}" || status=$?
+    GW_PID[i]=""
+    [ "$status" -eq 0 ] || fail stop "${GW_IP[$i]} exited with $status after SIGTERM"
+done
 if grep -aq panicked "$WORK"/gw*.log; then
     fail panic "$(grep -al panicked "$WORK"/gw*.log | xargs -n1 basename | tr '\n' ' ')"
 fi
