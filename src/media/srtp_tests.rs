@@ -375,8 +375,7 @@ proptest! {
 /// parser panic (bytes' `advance out of bounds`). It is refused now.
 #[test]
 fn an_extension_element_past_the_packet_is_refused_not_a_panic() {
-    let key = MasterKey::generate();
-    let mut receiving = receiver(CryptoSuite::AesCm128HmacSha1_80, key.clone());
+    let mut receiving = receiver(CryptoSuite::AesCm128HmacSha1_80, MasterKey::generate());
     // X bit, profile 0xBEDE, a block of one word holding an element of 16
     // bytes (id 1, length field 15), then nothing more.
     let mut packet = vec![0x90, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44];
