@@ -8,41 +8,23 @@ mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hotline::outbound::schedule::{Cause, GiveUp, Next, Purpose};
-use hotline::tickets::sla::SlaPolicy;
-use hotline::tickets::store::{AttemptRecord, NewOutboundCall, OutboundState, Store, StoreOptions};
+use hotline::tickets::store::{AttemptRecord, NewOutboundCall, OutboundState, Store};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use support::database::{Backend, ScratchDatabase};
+use support::database::{with_two_stores, Backend, ManualClock};
 
-type Clock = Arc<Mutex<DateTime<Utc>>>;
+type Clock = ManualClock;
 
 fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 4, 2, 0, 0).unwrap()
 }
 
-async fn open(url: &str, clock: &Clock) -> Store {
-    let mut options = StoreOptions::new(Arc::new(SlaPolicy::builtin()));
-    let handle = clock.clone();
-    options.clock = Arc::new(move || *handle.lock().unwrap());
-    Store::open(url, options).await.expect("store opens")
-}
-
+/// Runs `scenario` with two stores on one fresh database ("two gateways").
 async fn run<F, Fut>(backend: Backend, scenario: F)
 where
     F: FnOnce(Store, Store, Clock) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(database) = ScratchDatabase::create(backend, "outbound").await else {
-        return;
-    };
-    let clock: Clock = Arc::new(Mutex::new(start_time()));
-    let first = open(&database.url, &clock).await;
-    first.migrate().await.expect("migrations run");
-    let second = open(&database.url, &clock).await;
-    scenario(first.clone(), second.clone(), clock).await;
-    first.close().await;
-    second.close().await;
-    database.remove().await;
+    with_two_stores(backend, "outbound", start_time(), scenario).await;
 }
 
 on_both!(

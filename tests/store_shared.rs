@@ -7,25 +7,14 @@
 mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use hotline::tickets::sla::SlaPolicy;
-use hotline::tickets::store::{
-    InstanceBeat, LiveCallRow, SharedTake, Store, StoreError, StoreOptions,
-};
+use hotline::tickets::store::{InstanceBeat, LiveCallRow, SharedTake, Store, StoreError};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use support::database::{Backend, ScratchDatabase};
+use support::database::{with_two_stores, Backend, ManualClock};
 
-type Clock = Arc<Mutex<DateTime<Utc>>>;
+type Clock = ManualClock;
 
 fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
-}
-
-async fn open(url: &str, clock: &Clock) -> Store {
-    let mut options = StoreOptions::new(Arc::new(SlaPolicy::builtin()));
-    let handle = clock.clone();
-    options.clock = Arc::new(move || *handle.lock().unwrap());
-    Store::open(url, options).await.expect("store opens")
 }
 
 /// Runs `scenario` with two stores on one fresh database ("two gateways").
@@ -34,17 +23,7 @@ where
     F: FnOnce(Store, Store, Clock) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(database) = ScratchDatabase::create(backend, "shared").await else {
-        return;
-    };
-    let clock: Clock = Arc::new(Mutex::new(start_time()));
-    let first = open(&database.url, &clock).await;
-    first.migrate().await.expect("migrations run");
-    let second = open(&database.url, &clock).await;
-    scenario(first.clone(), second.clone(), clock).await;
-    first.close().await;
-    second.close().await;
-    database.remove().await;
+    with_two_stores(backend, "shared", start_time(), scenario).await;
 }
 
 on_both!(heartbeats_show_each_instance_and_the_others_calls_until_they_stop,);
