@@ -1048,6 +1048,35 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
     api
 }
 
+/// A directory holding the live-calls plan (`support::dialplan::LIVE_PLAN`).
+fn live_plan() -> tempfile::TempDir {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
+    plans
+}
+
+/// Points `config` at the shipped prompts and the plans in `plans`.
+fn use_plans(config: &mut hotline::config::Config, plans: &tempfile::TempDir) {
+    config.prompts.dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
+    config.ivr.dialplans_dir = plans.path().to_path_buf();
+}
+
+/// A call to 10000 on the gateway at `sip`, answered and acknowledged.
+async fn call_10000(
+    sip: SocketAddr,
+) -> (
+    support::Client,
+    support::Dialog,
+    hotline::sip::message::Message,
+) {
+    let mut client = support::Client::udp(sip).await;
+    let offer = client.g711_offer();
+    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    client.ack(&mut dialog).await;
+    (client, dialog, response)
+}
+
 /// Polls the live calls until `done` holds for them (bounded).
 async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut calls = Vec::new();
@@ -1064,20 +1093,11 @@ async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
-    let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
-    let api = api(Backend::Sqlite, |config| {
-        config.prompts.dir =
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
-        config.ivr.dialplans_dir = plans.path().to_path_buf();
-    })
-    .await
-    .expect("SQLite always runs");
-    let mut client = support::Client::udp(api.server.udp_addrs[0]).await;
-    let offer = client.g711_offer();
-    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
-    assert_eq!(response.status(), Some(200), "{response:?}");
-    client.ack(&mut dialog).await;
+    let plans = live_plan();
+    let api = api(Backend::Sqlite, |config| use_plans(config, &plans))
+        .await
+        .expect("SQLite always runs");
+    let (mut client, mut dialog, response) = call_10000(api.server.udp_addrs[0]).await;
 
     let calls =
         live_calls_until(&api, |calls| calls.len() == 1 && calls[0]["node"] == "main").await;
@@ -1142,12 +1162,9 @@ async fn poll_until(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Val
 /// itself and its dialplan version on /readyz, and marks its calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_lists_itself_and_marks_its_calls_with_its_name() {
-    let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
+    let plans = live_plan();
     let api = api(Backend::Sqlite, |config| {
-        config.prompts.dir =
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
-        config.ivr.dialplans_dir = plans.path().to_path_buf();
+        use_plans(config, &plans);
         config.instance.name = "gw-solo".into();
     })
     .await
@@ -1170,11 +1187,7 @@ async fn a_gateway_lists_itself_and_marks_its_calls_with_its_name() {
     assert_eq!(me["dialplan_version"], version.as_str());
     assert_eq!(listed["dialplans_agree"], true);
 
-    let mut client = support::Client::udp(api.server.udp_addrs[0]).await;
-    let offer = client.g711_offer();
-    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
-    assert_eq!(response.status(), Some(200));
-    client.ack(&mut dialog).await;
+    let (mut client, mut dialog, _) = call_10000(api.server.udp_addrs[0]).await;
     let calls = live_calls_until(&api, |calls| calls.len() == 1).await;
     assert_eq!(calls[0]["instance"], "gw-solo");
     assert_eq!(client.bye(&mut dialog).await, 200);
@@ -1187,9 +1200,7 @@ async fn a_gateway_lists_itself_and_marks_its_calls_with_its_name() {
 /// stops is gone from the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_list_each_others_calls_and_dialplan_versions() {
-    let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
-    let prompts = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
+    let plans = live_plan();
     let Some(first) = api(Backend::Postgres, |config| {
         config.instance.name = "gw-a".into();
         config.instance.heartbeat_secs = 1;
@@ -1202,8 +1213,7 @@ async fn two_gateways_list_each_others_calls_and_dialplan_versions() {
     config.database.url = first.database.url.clone();
     config.instance.name = "gw-b".into();
     config.instance.heartbeat_secs = 1;
-    config.prompts.dir = prompts;
-    config.ivr.dialplans_dir = plans.path().to_path_buf();
+    use_plans(&mut config, &plans);
     let second = support::start(config).await;
 
     let listed = poll_until(&first, "/api/v1/instances", |v| {
@@ -1222,11 +1232,7 @@ async fn two_gateways_list_each_others_calls_and_dialplan_versions() {
         "gw-a has no dialplans: {listed:#}"
     );
 
-    let mut client = support::Client::udp(second.udp_addrs[0]).await;
-    let offer = client.g711_offer();
-    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
-    assert_eq!(response.status(), Some(200));
-    client.ack(&mut dialog).await;
+    let (mut client, mut dialog, _) = call_10000(second.udp_addrs[0]).await;
     let calls = poll_until(&first, "/api/v1/calls/live", |calls| {
         calls
             .as_array()
