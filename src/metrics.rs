@@ -48,6 +48,7 @@ pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
 pub const DB_PING_SECONDS: &str = "hotline_db_ping_seconds";
 pub const HEARTBEATS: &str = "hotline_instance_heartbeats_total";
+pub const MEDIA_PANICS: &str = "hotline_media_packet_panics_total";
 pub const SIP_CONNECTIONS: &str = "hotline_sip_connections";
 pub const SIP_CONNECTIONS_LIMIT: &str = "hotline_sip_connections_limit";
 pub const SIP_CONNECTIONS_REFUSED: &str = "hotline_sip_connections_refused_total";
@@ -167,6 +168,10 @@ fn describe() {
         DB_WRITE_SECONDS,
         metrics::Unit::Seconds,
         "Database write latency, by kind: ticket, call_record, other (until committed)"
+    );
+    describe_counter!(
+        MEDIA_PANICS,
+        "Media packets whose handling panicked (a parser bug a peer reached); each was dropped and the call went on"
     );
     describe_counter!(
         HEARTBEATS,
@@ -351,6 +356,11 @@ pub fn sip_tls_certificate_expiry(not_after: i64) {
 /// How long a database write of `kind` took to commit.
 pub fn db_write(kind: &'static str, took: Duration) {
     histogram!(DB_WRITE_SECONDS, "kind" => kind).record(took.as_secs_f64());
+}
+
+/// A media packet's handling panicked and the packet was dropped.
+pub fn media_panic() {
+    counter!(MEDIA_PANICS).increment(1);
 }
 
 /// One heartbeat written to the store, or not.

@@ -12,6 +12,10 @@
 //! A bridged call (transfer mode "bridge") has a second socket and session
 //! in the same entry, the agent leg: each tick both are read, the audio
 //! each heard is handed to the other (`relay`), and both send.
+//!
+//! A datagram whose handling panics (a bug in a parser, ours or a crate's,
+//! reached by a peer's packet) is dropped and counted, and the worker goes
+//! on: one bad packet must not end every call on the thread.
 
 use super::playback::Playlist;
 use super::session::{MediaEvent, MediaParams, MediaSession, MAX_PACKET};
@@ -328,12 +332,25 @@ impl Worker {
 fn drain_socket(socket: &UdpSocket, session: &mut MediaSession, buffer: &mut [u8], now: Instant) {
     loop {
         match socket.recv_from(buffer) {
-            Ok((len, source)) => session.on_datagram(&buffer[..len], source, now),
+            Ok((len, source)) => {
+                let datagram = &buffer[..len];
+                if !contained(|| session.on_datagram(datagram, source, now)) {
+                    crate::metrics::media_panic();
+                    tracing::error!(%source, len, "a media packet made its handling panic: dropped");
+                }
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             // ICMP port unreachable from an earlier send, and the like.
             Err(_) => break,
         }
     }
+}
+
+/// Runs `work`; false if it panicked (the panic is caught). The session it
+/// touched is left as the panic left it: our parsers and the crates' fail
+/// before they change a session's state, and the packet is dropped.
+fn contained(work: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_ok()
 }
 
 /// Sends the session's next packet when its packet time has come round.
@@ -353,4 +370,17 @@ fn send_due(
         }
     }
     *countdown -= 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_packet_is_contained() {
+        let mut handled = 0;
+        assert!(contained(|| handled += 1));
+        assert!(!contained(|| panic!("a malformed packet")));
+        assert_eq!(handled, 1);
+    }
 }
