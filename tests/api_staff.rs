@@ -1304,6 +1304,9 @@ async fn outbound_calls_are_queued_by_supervisors_and_listed_for_all() {
     api.get(&api.agent, "/api/v1/outbound-calls/999999")
         .await
         .expect_error(404, "outbound_call_not_found");
+    api.get(&api.agent, "/api/v1/outbound-calls/9223372036854775808")
+        .await
+        .expect_error(400, "invalid_outbound_call_id");
     api.post(
         &api.supervisor,
         "/api/v1/outbound-calls",

@@ -156,6 +156,7 @@ pub(super) async fn list(
     params(("id" = i64, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job and every attempt", body = OutboundCallDetail),
+        (status = 400, description = "`invalid_outbound_call_id`: not a whole number", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "`outbound_call_not_found`", body = ErrorBody),
     ),
@@ -164,8 +165,15 @@ pub(super) async fn list(
 pub(super) async fn show(
     State(state): State<ApiState>,
     _staff: Staff,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<OutboundCallDetail>, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_outbound_call_id",
+            format!("{id:?} is not an outbound call id (a whole number)"),
+        )
+    })?;
     let call = state.store.outbound_call(id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
