@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -84,10 +85,28 @@ def check_forms_carry_csrf(driver):
             fail(f"a form to {form.get_attribute('action')} has no CSRF token")
 
 
+def gone(element):
+    """Whether `element` has left the document. Chromium 156's driver
+    sometimes answers a detached node with an 'unknown error' ("Node with
+    given id does not belong to the document") instead of a stale element
+    reference: both mean the page was replaced."""
+    def check(_driver):
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+    return check
+
+
 def act(driver, action):
     button = driver.find_element(By.CSS_SELECTOR, f"form.transition button[value={action}]")
     button.click()
-    WebDriverWait(driver, WAIT_SECS).until(ec.staleness_of(button))
+    WebDriverWait(driver, WAIT_SECS).until(gone(button))
     status = driver.find_element(By.CSS_SELECTOR, "dd.status").get_attribute("data-status")
     log(f"{action}: the ticket is now {status}")
     return status
