@@ -76,7 +76,12 @@ impl PhoneNumber {
             _ if international => format!("+{digits}"),
             _ => digits.to_string(),
         };
-        if normal.is_empty() {
+        // A normal form starting with 00 would read back as an international
+        // number (`00` is the international prefix): only nonsense such as
+        // "+86 000000" (a national number starting with 0 after the trunk
+        // zero) gets here, and it is refused rather than stored in a form
+        // that does not find itself again.
+        if normal.is_empty() || normal.starts_with("00") {
             return Err(refuse());
         }
         Ok(PhoneNumber(normal))
@@ -244,6 +249,24 @@ mod tests {
             assert_eq!(normal(raw), "01012345678", "{raw}");
         }
         assert_eq!(normal("+86 571 8888 6666"), "057188886666");
+    }
+
+    /// The `sms_webhook` fuzz campaign's find: "+86000000" became "00000",
+    /// which reads back as the international "+000".
+    #[test]
+    fn no_normal_form_reads_back_as_another_number() {
+        for raw in ["+86000000", "86000000000000", "+86 0 0571 8888", "0086000"] {
+            if let Ok(phone) = PhoneNumber::parse(raw) {
+                for spelling in phone.spellings() {
+                    assert_eq!(
+                        PhoneNumber::parse(&spelling),
+                        Ok(phone.clone()),
+                        "{raw}: {spelling}"
+                    );
+                }
+            }
+        }
+        assert!(PhoneNumber::parse("+86000000").is_err());
     }
 
     #[test]
