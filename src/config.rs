@@ -226,8 +226,12 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Bring the schema up to date when `serve` starts.
     pub migrate_on_start: bool,
-    /// Connections in the pool (reads on SQLite, everything on PostgreSQL).
+    /// Connections in the pool (reads on SQLite; reads and the writes that
+    /// are not batched on PostgreSQL).
     pub max_connections: u32,
+    /// PostgreSQL only: writer connections, each group-committing ticket
+    /// creations, call records and texts that open tickets.
+    pub writers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +314,9 @@ impl Default for SmsOutboxConfig {
 
 /// The longest retry delay allowed (a day).
 const MAX_BACKOFF_SECS: u64 = 86_400;
+/// More writer connections than this only queue on PostgreSQL's locks and
+/// WAL (docs/design.md).
+const MAX_DATABASE_WRITERS: usize = 16;
 
 /// A secret as printed: `(set)`, or empty when it is not set.
 fn mask_secret(value: &str) -> String {
@@ -526,6 +533,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/hotline.db".to_string(),
             migrate_on_start: true,
             max_connections: 16,
+            writers: crate::tickets::store::DEFAULT_WRITERS,
         }
     }
 }
@@ -1035,6 +1043,11 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_string());
+        }
+        if !(1..=MAX_DATABASE_WRITERS).contains(&self.database.writers) {
+            problems.push(format!(
+                "database.writers must be between 1 and {MAX_DATABASE_WRITERS}"
+            ));
         }
         if self.tickets.breach_check_secs == 0 {
             problems.push("tickets.breach_check_secs must be at least 1".to_string());
