@@ -243,3 +243,38 @@ async fn a_batch_that_keeps_failing_gives_up() {
     );
     finish(database, stores).await;
 }
+
+/// A writer whose connection PostgreSQL dropped (a restart, a failover)
+/// opens a new one: the batch that met the dead connection fails, later
+/// ones commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_reconnects_after_its_connection_is_dropped() {
+    let Some((database, stores)) = gateways(1).await else {
+        return;
+    };
+    let name = format!("hotline_reconnect_{}", std::process::id());
+    let url = format!("{}&application_name={name}", database.url);
+    let store = Store::open(&url, StoreOptions::new(Arc::new(SlaPolicy::builtin())))
+        .await
+        .expect("store opens");
+    assert!(create_many(&store, 1, None).await[0]);
+    let dropped = count(
+        &database.url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = '{name}'"
+        ),
+    )
+    .await;
+    assert!(dropped >= 2, "{dropped} connections dropped");
+    let mut created = false;
+    for _ in 0..3 {
+        created = create_many(&store, 1, None).await[0];
+        if created {
+            break;
+        }
+    }
+    assert!(created, "no ticket created after the connection was dropped");
+    store.close().await;
+    finish(database, stores).await;
+}

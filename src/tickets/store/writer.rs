@@ -80,8 +80,8 @@ where
         let result = match (self.result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (Some(Ok(_)), Err(reason)) => Err(commit_failed(&reason)),
-            (None, _) => Err(StoreError::Closed),
+            (Some(Ok(_)) | None, Err(reason)) => Err(commit_failed(&reason)),
+            (None, Ok(())) => Err(StoreError::Closed),
         };
         let _ = self.reply.send(result);
     }
@@ -172,19 +172,7 @@ impl Writer {
         };
         let mut conns = Vec::with_capacity(tasks);
         for _ in 0..tasks {
-            let mut conn = options.connect().await?;
-            if backend == Backend::Sqlite {
-                sqlite_pragmas(&mut conn).await?;
-                // Each batch runs its writes in savepoints, and SQLite keeps
-                // what a savepoint would roll back in a subjournal: a
-                // temporary file by default, which cost more CPU than
-                // SQLite's own work under load (a write, close and unlink of
-                // a file per batch). In memory it holds at most the pages one
-                // batch changes; it plays no part in recovery (the WAL does),
-                // so durability is unchanged.
-                conn.execute("PRAGMA temp_store = MEMORY").await?;
-            }
-            conns.push(conn);
+            conns.push(WriterConnection::open(options.clone(), backend).await?);
         }
         let (sender, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -279,8 +267,75 @@ async fn gather(
     Some((batch, closing))
 }
 
+/// A writer task's connection, opened again when it broke (a PostgreSQL
+/// restart, a dropped network connection), as a pool would.
+struct WriterConnection {
+    options: AnyConnectOptions,
+    backend: Backend,
+    conn: Option<AnyConnection>,
+}
+
+impl WriterConnection {
+    async fn open(
+        options: AnyConnectOptions,
+        backend: Backend,
+    ) -> Result<WriterConnection, sqlx::Error> {
+        let mut writer = WriterConnection {
+            options,
+            backend,
+            conn: None,
+        };
+        writer.get().await?;
+        Ok(writer)
+    }
+
+    /// The connection, opened if there is none.
+    async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => connect(&self.options, self.backend).await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// After a failed batch: drops the connection if it no longer answers,
+    /// so that the next batch opens a new one.
+    async fn check(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            if conn.ping().await.is_err() {
+                self.conn = None;
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Some(conn) = self.conn {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Opens a writer's connection (with SQLite's settings on SQLite).
+async fn connect(
+    options: &AnyConnectOptions,
+    backend: Backend,
+) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = options.connect().await?;
+    if backend == Backend::Sqlite {
+        sqlite_pragmas(&mut conn).await?;
+        // Each batch runs its writes in savepoints, and SQLite keeps what a
+        // savepoint would roll back in a subjournal: a temporary file by
+        // default, which cost more CPU than SQLite's own work under load (a
+        // write, close and unlink of a file per batch). In memory it holds
+        // at most the pages one batch changes; it plays no part in recovery
+        // (the WAL does), so durability is unchanged.
+        conn.execute("PRAGMA temp_store = MEMORY").await?;
+    }
+    Ok(conn)
+}
+
 async fn run(
-    mut conn: AnyConnection,
+    mut conn: WriterConnection,
     backend: Backend,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Message>>>,
     max_batch: usize,
@@ -296,12 +351,19 @@ async fn run(
         }
         batch.sort_texts();
         let mut results = BatchResults::default();
-        let commit = commit_batch(&mut conn, backend, &mut batch, &mut results)
-            .await
-            .map_err(|e| e.to_string());
+        let commit = match conn.get().await {
+            Ok(open) => commit_batch(open, backend, &mut batch, &mut results).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| e.to_string());
         if let Err(reason) = &commit {
             tracing::error!(%reason, writes = batch.len(), "ticket store commit failed");
+            conn.check().await;
         }
+        // Every batched item gets an answer, even when the batch stopped early.
+        fill(&mut results.created, batch.creates.len(), &commit);
+        fill(&mut results.recorded, batch.records.len(), &commit);
+        fill(&mut results.texted, batch.texts.len(), &commit);
         answer(batch.create_replies, results.created, &commit);
         answer(batch.record_replies, results.recorded, &commit);
         answer(batch.text_replies, results.texted, &commit);
@@ -309,7 +371,7 @@ async fn run(
             job.finish(commit.clone());
         }
     }
-    let _ = conn.close().await;
+    conn.close().await;
     if let Some(done) = closing {
         let _ = done.send(());
     }
@@ -434,7 +496,7 @@ async fn commit_batch(
     results: &mut BatchResults,
 ) -> Result<(), sqlx::Error> {
     let mut attempt = 1;
-    let result = loop {
+    loop {
         let result = run_batch(conn, backend, batch, results).await;
         if result.is_err() {
             let _ = conn.execute("ROLLBACK").await;
@@ -449,19 +511,18 @@ async fn commit_batch(
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 attempt += 1;
             }
-            result => break result,
+            result => return result,
         }
-    };
-    // Every batched item gets an answer, even when the batch stopped early.
-    fill(&mut results.created, batch.creates.len());
-    fill(&mut results.recorded, batch.records.len());
-    fill(&mut results.texted, batch.texts.len());
-    result
+    }
 }
 
-fn fill<T>(results: &mut Vec<Result<T, StoreError>>, len: usize) {
+/// Answers for the items a batch stopped before: why it stopped.
+fn fill<T>(results: &mut Vec<Result<T, StoreError>>, len: usize, commit: &Result<(), String>) {
     while results.len() < len {
-        results.push(Err(StoreError::Closed));
+        results.push(Err(match commit {
+            Err(reason) => commit_failed(reason),
+            Ok(()) => StoreError::Closed,
+        }));
     }
 }
 
