@@ -1298,6 +1298,21 @@ mod tests {
     }
 
     #[test]
+    fn database_writers_are_between_1_and_16() {
+        for (writers, valid) in [(0, false), (1, true), (16, true), (17, false)] {
+            let mut config = Config::default();
+            config.database.writers = writers;
+            let refused = match config.validate() {
+                Err(ConfigError::Invalid(problems)) => problems
+                    .iter()
+                    .any(|p| p.contains("database.writers must be between 1 and 16")),
+                _ => false,
+            };
+            assert_eq!(refused, !valid, "{writers} writers");
+        }
+    }
+
+    #[test]
     fn sms_secrets_come_from_the_environment() {
         let config = Config::load_from(
             missing_default_file(),

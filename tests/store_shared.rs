@@ -274,7 +274,10 @@ async fn a_writer_reconnects_after_its_connection_is_dropped() {
             break;
         }
     }
-    assert!(created, "no ticket created after the connection was dropped");
+    assert!(
+        created,
+        "no ticket created after the connection was dropped"
+    );
     store.close().await;
     finish(database, stores).await;
 }

@@ -72,7 +72,7 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 /// The most writes one commit carries.
 const MAX_BATCH: usize = 512;
 /// PostgreSQL writer tasks unless configured (docs/design.md: measured).
-pub const DEFAULT_WRITERS: usize = 2;
+pub const DEFAULT_WRITERS: usize = 1;
 
 /// What can go wrong in the store.
 #[derive(Debug, Error)]
