@@ -393,6 +393,7 @@ const ROWS_PER_STATEMENT: usize = 32;
 /// the item's: it ends the batch, to be run again.
 async fn insert_together_or_alone<T, R>(
     conn: &mut AnyConnection,
+    opening: &mut Option<&'static str>,
     items: &[T],
     results: &mut Vec<Result<R, StoreError>>,
     insert: impl for<'c> Fn(&'c mut AnyConnection, &'c [T]) -> BoxFuture<'c, Result<Vec<R>, StoreError>>,
@@ -400,7 +401,7 @@ async fn insert_together_or_alone<T, R>(
     if items.is_empty() {
         return Ok(());
     }
-    conn.execute("SAVEPOINT write").await?;
+    savepoint(conn, opening).await?;
     let mut together = Vec::with_capacity(items.len());
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
         match insert(conn, chunk).await {
@@ -427,6 +428,23 @@ async fn insert_together_or_alone<T, R>(
         };
         results.push(result);
     }
+    Ok(())
+}
+
+/// Opens a savepoint, sending the transaction's `BEGIN` with it if it has
+/// not been sent yet: one round trip less per batch, which on PostgreSQL
+/// is one of nine.
+async fn savepoint(
+    conn: &mut AnyConnection,
+    opening: &mut Option<&'static str>,
+) -> Result<(), sqlx::Error> {
+    match opening.take() {
+        Some(begin) => {
+            let both = format!("{begin}; SAVEPOINT write");
+            conn.execute(both.as_str()).await?
+        }
+        None => conn.execute("SAVEPOINT write").await?,
+    };
     Ok(())
 }
 
@@ -534,34 +552,46 @@ async fn run_batch(
 ) -> Result<(), sqlx::Error> {
     // SQLite takes its write lock at once rather than on the first write
     // (which could fail on a lock a reader upgraded); PostgreSQL locks rows.
-    conn.execute(match backend {
+    // Sent with the first savepoint.
+    let mut opening = Some(match backend {
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
-    })
-    .await?;
-    insert_together_or_alone(conn, &batch.creates, &mut results.created, |conn, items| {
-        Box::pin(insert_tickets(conn, items))
-    })
+    });
+    insert_together_or_alone(
+        conn,
+        &mut opening,
+        &batch.creates,
+        &mut results.created,
+        |conn, items| Box::pin(insert_tickets(conn, items)),
+    )
     .await?;
     insert_together_or_alone(
         conn,
+        &mut opening,
         &batch.records,
         &mut results.recorded,
         |conn, items| Box::pin(insert_call_records(conn, items)),
     )
     .await?;
-    insert_together_or_alone(conn, &batch.texts, &mut results.texted, |conn, items| {
-        Box::pin(receive_text_tickets(conn, items))
-    })
+    insert_together_or_alone(
+        conn,
+        &mut opening,
+        &batch.texts,
+        &mut results.texted,
+        |conn, items| Box::pin(receive_text_tickets(conn, items)),
+    )
     .await?;
     for job in batch.jobs.iter_mut() {
-        conn.execute("SAVEPOINT write").await?;
+        savepoint(conn, &mut opening).await?;
         // A kept savepoint is left open rather than released: the COMMIT
         // keeps them all, and one statement less per write is measurable.
         // ROLLBACK TO names the innermost savepoint, which is this job's.
         if !job.run(conn).await {
             conn.execute("ROLLBACK TO write").await?;
         }
+    }
+    if let Some(begin) = opening {
+        conn.execute(begin).await?;
     }
     conn.execute("COMMIT").await?;
     Ok(())
