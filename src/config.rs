@@ -33,6 +33,7 @@ pub struct Config {
     pub sms_outbox: SmsOutboxConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub instance: InstanceConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,6 +434,19 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// This gateway among others sharing one database (scale-out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The instance's name in the console, the API and `/readyz`; unique
+    /// among the gateways on one database. Empty: the host name and the
+    /// SIP address, e.g. `gw1/10.0.0.11:5060`.
+    pub name: String,
+    /// How often the instance writes its state and live calls to the
+    /// store; after three missed heartbeats it counts as gone.
+    pub heartbeat_secs: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownConfig {
@@ -797,6 +811,15 @@ impl Default for LogConfig {
     }
 }
 
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        InstanceConfig {
+            name: String::new(),
+            heartbeat_secs: 5,
+        }
+    }
+}
+
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig {
@@ -932,6 +955,9 @@ impl Config {
         }
         if sip.max_calls == 0 {
             problems.push("sip.max_calls must be at least 1".to_string());
+        }
+        if !(1..=300).contains(&self.instance.heartbeat_secs) {
+            problems.push("instance.heartbeat_secs must be from 1 to 300".to_string());
         }
         problems.extend(self.sip_connections.problems());
         for proxy in &self.sip_connections.proxy_networks {

@@ -1,7 +1,9 @@
 //! Readiness (`GET /readyz`): whether a load balancer should send this
 //! gateway new calls and webhooks. Ready only while the SIP sockets are
 //! bound, the dialplans are loaded, the gateway is not draining, and the
-//! database answers a query now. `/healthz` (in `http`) only says the
+//! database answers a query now. It also names the instance and the
+//! version of its loaded dialplans, so that instances behind one proxy can
+//! be compared after a reload. `/healthz` (in `http`) only says the
 //! process serves HTTP.
 
 use crate::tickets::store::Store;
@@ -11,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// How long the database may take to answer a readiness check.
@@ -27,6 +29,8 @@ struct Flags {
     sip_bound: AtomicBool,
     dialplans_loaded: AtomicBool,
     draining: AtomicBool,
+    dialplan_version: Mutex<String>,
+    instance: OnceLock<String>,
 }
 
 impl Readiness {
@@ -34,8 +38,32 @@ impl Readiness {
         self.0.sip_bound.store(bound, Ordering::Relaxed);
     }
 
-    pub fn set_dialplans_loaded(&self) {
+    /// Dialplans of `version` are loaded (at start, and on each reload).
+    pub fn set_dialplans_loaded(&self, version: &str) {
+        *self
+            .0
+            .dialplan_version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = version.to_string();
         self.0.dialplans_loaded.store(true, Ordering::Relaxed);
+    }
+
+    /// The loaded dialplans' version (empty before they are loaded).
+    pub fn dialplan_version(&self) -> String {
+        self.0
+            .dialplan_version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// This instance's name, shown by `/readyz`; set once.
+    pub fn set_instance(&self, name: &str) {
+        let _ = self.0.instance.set(name.to_string());
+    }
+
+    pub fn draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
     }
 
     /// The gateway stopped taking calls (SIGTERM).
@@ -50,6 +78,8 @@ impl Readiness {
 struct Report {
     ready: bool,
     problems: Vec<String>,
+    instance: String,
+    dialplan_version: String,
 }
 
 pub fn router(store: Store, readiness: Readiness) -> Router {
@@ -89,5 +119,11 @@ async fn readyz(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Report { ready, problems }))
+    let report = Report {
+        ready,
+        problems,
+        instance: flags.instance.get().cloned().unwrap_or_default(),
+        dialplan_version: readiness.dialplan_version(),
+    };
+    (status, Json(report))
 }

@@ -10,7 +10,7 @@
 //! connections can take the descriptors calls need.
 
 use crate::config::Config;
-use crate::ivr::runner::LiveCalls;
+use crate::instances::Cluster;
 use crate::log_throttle::LogThrottle;
 use crate::tickets::store::Store;
 use axum::routing::get;
@@ -25,17 +25,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Every HTTP route of the gateway. `live_calls` is the IVR's view of the
-/// calls in progress, for the staff API.
-pub fn router(config: &Config, store: Store, live_calls: LiveCalls) -> Router {
+/// Every HTTP route of the gateway. `cluster` is the view of the
+/// instances sharing the store and the calls in their IVRs, for staff.
+pub fn router(config: &Config, store: Store, cluster: Cluster) -> Router {
     // The one place where each part's routes join: add other modules'
     // routers (the console, metrics) to this list.
     let parts = [
         crate::sms::webhook::router(&config.sms, store.clone()),
         crate::sms::status::router(store.clone(), config.sms_outbox.clone()),
         crate::metrics::router(store.clone()),
-        crate::api::router(store.clone(), live_calls.clone()),
-        crate::console::router(store, live_calls),
+        crate::api::router(store.clone(), cluster.clone()),
+        crate::console::router(store, cluster),
     ];
     parts
         .into_iter()

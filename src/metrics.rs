@@ -47,6 +47,7 @@ pub const OUTBOX_DEPTH: &str = "hotline_outbox_depth";
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
 pub const DB_PING_SECONDS: &str = "hotline_db_ping_seconds";
+pub const HEARTBEATS: &str = "hotline_instance_heartbeats_total";
 pub const SIP_CONNECTIONS: &str = "hotline_sip_connections";
 pub const SIP_CONNECTIONS_LIMIT: &str = "hotline_sip_connections_limit";
 pub const SIP_CONNECTIONS_REFUSED: &str = "hotline_sip_connections_refused_total";
@@ -166,6 +167,10 @@ fn describe() {
         DB_WRITE_SECONDS,
         metrics::Unit::Seconds,
         "Database write latency, by kind: ticket, call_record, other (until committed)"
+    );
+    describe_counter!(
+        HEARTBEATS,
+        "This instance's heartbeats to the shared store (its state and live calls), by result: ok, failed"
     );
     describe_gauge!(
         DB_PING_SECONDS,
@@ -346,6 +351,12 @@ pub fn sip_tls_certificate_expiry(not_after: i64) {
 /// How long a database write of `kind` took to commit.
 pub fn db_write(kind: &'static str, took: Duration) {
     histogram!(DB_WRITE_SECONDS, "kind" => kind).record(took.as_secs_f64());
+}
+
+/// One heartbeat written to the store, or not.
+pub fn heartbeat(written: bool) {
+    let result = if written { "ok" } else { "failed" };
+    counter!(HEARTBEATS, "result" => result).increment(1);
 }
 
 /// The process's descriptors and memory, where the system tells them.

@@ -13,6 +13,7 @@
 use crate::call::{CallEvent, CallSettings, Calls};
 use crate::config::Config;
 use crate::health::Readiness;
+use crate::instances::{Cluster, Identity};
 use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage, LiveCalls};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
@@ -62,14 +63,14 @@ impl Reloader {
     /// any problem nothing changes and every problem is returned.
     pub async fn reload(&self) -> anyhow::Result<String> {
         let config = self.config.clone();
-        let (dialplans, prompts) = tokio::task::spawn_blocking(move || {
+        let (dialplans, prompts, version) = tokio::task::spawn_blocking(move || {
             let prompts = load_prompts(&config)?;
-            let dialplans = load_dialplans(&config, &prompts)?;
-            anyhow::Ok((dialplans, prompts))
+            let (dialplans, version) = load_dialplans(&config, &prompts)?;
+            anyhow::Ok((dialplans, prompts, version))
         })
         .await??;
         let summary = format!(
-            "reloaded: {} prompts; dialplans answer {:?}",
+            "reloaded: {} prompts; dialplans answer {:?}; dialplan version {version}",
             prompts.len(),
             dialplans.numbers().collect::<Vec<_>>()
         );
@@ -77,6 +78,7 @@ impl Reloader {
             .send(Reload {
                 dialplans: Arc::new(dialplans),
                 prompts: Arc::new(prompts),
+                version,
             })
             .map_err(|_| anyhow::anyhow!("the gateway is stopping"))?;
         tracing::info!("{summary}");
@@ -97,6 +99,8 @@ impl Reloader {
 struct Reload {
     dialplans: Arc<Dialplans>,
     prompts: Arc<PromptLibrary>,
+    /// The dialplans' version, for `/readyz` and the heartbeat.
+    version: String,
 }
 
 impl Server {
@@ -149,12 +153,13 @@ impl Server {
         let workers = MediaWorkers::start(config.media.workers, media_tx)
             .context("cannot start media workers")?;
         let (events, _) = broadcast::channel(1024);
-        let dialplans = Arc::new(load_dialplans(&config, &prompts)?);
-        readiness.set_dialplans_loaded();
+        let (dialplans, dialplan_version) = load_dialplans(&config, &prompts)?;
+        let dialplans = Arc::new(dialplans);
+        readiness.set_dialplans_loaded(&dialplan_version);
         if dialplans.is_empty() {
             tracing::info!(dir = %config.ivr.dialplans_dir.display(), "no dialplans: every call hears the greeting");
         } else {
-            tracing::info!(numbers = ?dialplans.numbers().collect::<Vec<_>>(), "dialplans loaded");
+            tracing::info!(numbers = ?dialplans.numbers().collect::<Vec<_>>(), version = %dialplan_version, "dialplans loaded");
         }
         let (ivr_tx, ivr_messages) = mpsc::unbounded_channel();
         let live_calls = LiveCalls::default();
@@ -212,10 +217,26 @@ impl Server {
         // HTTP keeps serving while calls drain (so that /readyz can say
         // so), and stops once the SIP side has.
         let (http_stop, http_stopped) = watch::channel(false);
+        let sip_address = sip_identity(&udp_addrs, &tcp_addrs, &tls_addrs, advertised);
+        let cluster = Cluster::new(
+            store.clone(),
+            Identity {
+                name: Identity::name_for(&config.instance.name, &sip_address),
+                sip_address,
+                http_address: http_addr.to_string(),
+                started_at: store.now(),
+            },
+            live_calls,
+            Duration::from_secs(config.instance.heartbeat_secs),
+        );
+        readiness.set_instance(cluster.name());
+        tracing::info!(instance = %cluster.name(), "instance");
+        // The heartbeat goes on while calls drain, like HTTP.
+        let heartbeat = cluster.spawn_heartbeat(readiness.clone(), http_stopped.clone());
         let http = tokio::spawn(crate::http::serve(
             http_listener,
             config.http.max_connections,
-            crate::http::router(&config, store.clone(), live_calls)
+            crate::http::router(&config, store.clone(), cluster)
                 .merge(crate::health::router(store.clone(), readiness.clone())),
             http_stopped,
         ));
@@ -245,6 +266,7 @@ impl Server {
             let _ = http_stop.send(true);
             let _ = breach_job.await;
             let _ = http.await;
+            let _ = heartbeat.await;
             if let Some(worker) = outbox_worker {
                 let _ = worker.await;
             }
@@ -337,10 +359,13 @@ fn warn_of_unreachable_tls_targets(config: &Config) {
 /// it does not exist); refuses to start with any problem, naming every one.
 /// A transfer to a target the config does not define is only warned about
 /// (it fails to the node's fallback on every call).
-fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Dialplans> {
+/// The dialplans, checked, and their version (`ivr::check::dir_version`).
+fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<(Dialplans, String)> {
     let dir = &config.ivr.dialplans_dir;
+    let version = crate::ivr::check::dir_version(dir)
+        .with_context(|| format!("cannot read the dialplans in {}", dir.display()))?;
     if !dir.is_dir() {
-        return Ok(Dialplans::default());
+        return Ok((Dialplans::default(), version));
     }
     let plans = crate::ivr::check::load_dir(dir, &|name| prompts.get(name).is_some())
         .map_err(|e| anyhow::anyhow!("bad dialplans:\n{e}"))?;
@@ -362,7 +387,25 @@ fn load_dialplans(config: &Config, prompts: &PromptLibrary) -> anyhow::Result<Di
             );
         }
     }
-    Ok(Dialplans::new(plans))
+    Ok((Dialplans::new(plans), version))
+}
+
+/// The address other instances and staff know this one's SIP side by:
+/// the first listener (UDP, else TCP, else TLS), with the advertised
+/// address in place of its IP when one is set.
+fn sip_identity(
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+    tls: &[SocketAddr],
+    advertised: Option<IpAddr>,
+) -> String {
+    let Some(first) = udp.iter().chain(tcp).chain(tls).next() else {
+        return String::new();
+    };
+    match advertised {
+        Some(ip) => SocketAddr::new(ip, first.port()).to_string(),
+        None => first.to_string(),
+    }
 }
 
 /// Loads every prompt and checks that the greeting's prompts exist;
@@ -443,6 +486,7 @@ impl Core {
                 }
                 Some(reload) = reloads.recv() => {
                     self.calls.reload(reload.dialplans, reload.prompts);
+                    self.readiness.set_dialplans_loaded(&reload.version);
                 }
                 Some(message) = ivr.recv() => {
                     self.calls.on_ivr_message(&mut self.endpoint, message, Instant::now());

@@ -999,6 +999,10 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/tickets/{number}/notes", "post"),
         ("/api/v1/calls", "get"),
         ("/api/v1/calls/live", "get"),
+        ("/api/v1/instances", "get"),
+        ("/api/v1/outbound-calls", "get"),
+        ("/api/v1/outbound-calls", "post"),
+        ("/api/v1/outbound-calls/{id}", "get"),
         ("/api/v1/transfer-contexts/{token}", "get"),
         ("/api/v1/customers", "get"),
         ("/api/v1/customers", "post"),
@@ -1044,6 +1048,35 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
     api
 }
 
+/// A directory holding the live-calls plan (`support::dialplan::LIVE_PLAN`).
+fn live_plan() -> tempfile::TempDir {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
+    plans
+}
+
+/// Points `config` at the shipped prompts and the plans in `plans`.
+fn use_plans(config: &mut hotline::config::Config, plans: &tempfile::TempDir) {
+    config.prompts.dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
+    config.ivr.dialplans_dir = plans.path().to_path_buf();
+}
+
+/// A call to 10000 on the gateway at `sip`, answered and acknowledged.
+async fn call_10000(
+    sip: SocketAddr,
+) -> (
+    support::Client,
+    support::Dialog,
+    hotline::sip::message::Message,
+) {
+    let mut client = support::Client::udp(sip).await;
+    let offer = client.g711_offer();
+    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    client.ack(&mut dialog).await;
+    (client, dialog, response)
+}
+
 /// Polls the live calls until `done` holds for them (bounded).
 async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut calls = Vec::new();
@@ -1060,20 +1093,11 @@ async fn live_calls_until(api: &Api, done: impl Fn(&[Value]) -> bool) -> Vec<Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
-    let plans = tempfile::tempdir().unwrap();
-    std::fs::write(plans.path().join("live.toml"), support::dialplan::LIVE_PLAN).unwrap();
-    let api = api(Backend::Sqlite, |config| {
-        config.prompts.dir =
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"));
-        config.ivr.dialplans_dir = plans.path().to_path_buf();
-    })
-    .await
-    .expect("SQLite always runs");
-    let mut client = support::Client::udp(api.server.udp_addrs[0]).await;
-    let offer = client.g711_offer();
-    let (response, mut dialog) = client.invite("10000", Some(offer)).await;
-    assert_eq!(response.status(), Some(200), "{response:?}");
-    client.ack(&mut dialog).await;
+    let plans = live_plan();
+    let api = api(Backend::Sqlite, |config| use_plans(config, &plans))
+        .await
+        .expect("SQLite always runs");
+    let (mut client, mut dialog, response) = call_10000(api.server.udp_addrs[0]).await;
 
     let calls =
         live_calls_until(&api, |calls| calls.len() == 1 && calls[0]["node"] == "main").await;
@@ -1118,5 +1142,174 @@ async fn a_caller_in_the_ivr_is_listed_live_with_the_node_they_are_in() {
         nodes.contains(&"main") && nodes.contains(&"service"),
         "{nodes:?}"
     );
+    api.finish().await;
+}
+
+/// Polls `path` on `api` until `done` holds for its JSON (bounded).
+async fn poll_until(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = api.get(&api.agent, path).await.expect(200).clone();
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never reached the expected state: {last:#}");
+}
+
+/// One gateway alone: it lists itself as the one alive instance, names
+/// itself and its dialplan version on /readyz, and marks its calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_lists_itself_and_marks_its_calls_with_its_name() {
+    let plans = live_plan();
+    let api = api(Backend::Sqlite, |config| {
+        use_plans(config, &plans);
+        config.instance.name = "gw-solo".into();
+    })
+    .await
+    .expect("SQLite always runs");
+    let (status, _, body) = support::http_get(api.addr(), "/readyz", None).await;
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ready["instance"], "gw-solo");
+    let version = ready["dialplan_version"].as_str().unwrap().to_string();
+    assert_eq!(version.len(), 12, "{version}");
+    let listed = poll_until(&api, "/api/v1/instances", |v| {
+        v["instances"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let me = &listed["instances"][0];
+    assert_eq!(
+        (&me["name"], &me["alive"], &me["this"], &me["draining"]),
+        (&json!("gw-solo"), &json!(true), &json!(true), &json!(false))
+    );
+    assert_eq!(me["dialplan_version"], version.as_str());
+    assert_eq!(listed["dialplans_agree"], true);
+
+    let (mut client, mut dialog, _) = call_10000(api.server.udp_addrs[0]).await;
+    let calls = live_calls_until(&api, |calls| calls.len() == 1).await;
+    assert_eq!(calls[0]["instance"], "gw-solo");
+    assert_eq!(client.bye(&mut dialog).await, 200);
+    api.finish().await;
+}
+
+/// Two gateways on one PostgreSQL database (scale-out): each lists the
+/// other's calls, marked with the other's name, from its heartbeat; the
+/// instance list shows both and says when their dialplans differ; one that
+/// stops is gone from the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_list_each_others_calls_and_dialplan_versions() {
+    let plans = live_plan();
+    let Some(first) = api(Backend::Postgres, |config| {
+        config.instance.name = "gw-a".into();
+        config.instance.heartbeat_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut config = support::test_config();
+    config.database.url = first.database.url.clone();
+    config.instance.name = "gw-b".into();
+    config.instance.heartbeat_secs = 1;
+    use_plans(&mut config, &plans);
+    let second = support::start(config).await;
+
+    let listed = poll_until(&first, "/api/v1/instances", |v| {
+        v["instances"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await;
+    let names: Vec<&str> = listed["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gw-a", "gw-b"]);
+    assert_eq!(
+        listed["dialplans_agree"], false,
+        "gw-a has no dialplans: {listed:#}"
+    );
+
+    let (mut client, mut dialog, _) = call_10000(second.udp_addrs[0]).await;
+    let calls = poll_until(&first, "/api/v1/calls/live", |calls| {
+        calls
+            .as_array()
+            .is_some_and(|c| c.len() == 1 && c[0]["node"] == "main")
+    })
+    .await;
+    assert_eq!(calls[0]["instance"], "gw-b");
+    assert_eq!(calls[0]["call_id"], dialog.call_id.as_str());
+    assert_eq!(client.bye(&mut dialog).await, 200);
+    poll_until(&first, "/api/v1/calls/live", |calls| {
+        calls.as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+
+    second.shutdown().await;
+    let reply = first.get(&first.agent, "/api/v1/instances").await;
+    let listed = reply.expect(200);
+    assert_eq!(
+        listed["instances"].as_array().unwrap().len(),
+        1,
+        "{listed:#}"
+    );
+    assert_eq!(listed["instances"][0]["name"], "gw-a");
+    first.finish().await;
+}
+
+/// A supervisor queues a confirmation call by hand; every role lists it
+/// and reads it with its (so far no) attempts; agents may not queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_calls_are_queued_by_supervisors_and_listed_for_all() {
+    let Some(api) = api(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let number = api.new_ticket("13800138000").await;
+    let request = json!({"purpose": "confirm", "ticket": number});
+    api.post(&api.agent, "/api/v1/outbound-calls", request.clone())
+        .await
+        .expect_error(403, "forbidden");
+    let reply = api
+        .post(&api.supervisor, "/api/v1/outbound-calls", request)
+        .await;
+    let queued = reply.expect(201);
+    assert_eq!(queued["purpose"], "confirm");
+    assert_eq!(queued["ticket"], number.as_str());
+    assert_eq!(
+        queued["number"], "13800138000",
+        "the ticket's contact phone"
+    );
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["attempts"], 0);
+    let id = queued["id"].as_i64().unwrap();
+
+    let reply = api
+        .get(&api.agent, "/api/v1/outbound-calls?state=queued")
+        .await;
+    let listed = reply.expect(200).as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
+    let reply = api
+        .get(&api.agent, &format!("/api/v1/outbound-calls/{id}"))
+        .await;
+    let detail = reply.expect(200);
+    assert_eq!(detail["attempts"], json!([]));
+    assert_eq!(detail["state"], "queued");
+
+    api.get(&api.agent, "/api/v1/outbound-calls?state=ringing")
+        .await
+        .expect_error(422, "invalid_field");
+    api.get(&api.agent, "/api/v1/outbound-calls/999999")
+        .await
+        .expect_error(404, "outbound_call_not_found");
+    api.post(
+        &api.supervisor,
+        "/api/v1/outbound-calls",
+        json!({"purpose": "lottery", "ticket": number}),
+    )
+    .await
+    .expect_error(422, "invalid_field");
     api.finish().await;
 }

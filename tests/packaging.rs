@@ -4,7 +4,8 @@
 //! assertions from the SBCs only), a real call time limit and a real SMS
 //! provider, and configures every transfer target the shipped dialplans
 //! name; the systemd unit runs that configuration with hardening and passes
-//! `systemd-analyze verify` where it is installed.
+//! `systemd-analyze verify` where it is installed; the Kamailio
+//! configuration for scale-out passes `kamailio -c` where it is installed.
 
 use hotline::config::Config;
 use hotline::ivr::dialplan::Dialplan;
@@ -160,4 +161,63 @@ fn the_unit_runs_the_configuration_hardened() {
         .map(str::to_string)
         .collect();
     assert!(complaints.is_empty(), "{complaints:#?}");
+}
+
+/// The shipped Kamailio configuration: its two deployment lines are the
+/// marked `#!substdef`s the scale-out suite substitutes, it keeps the
+/// settings operations.md describes, and `kamailio -c` accepts it where
+/// Kamailio is installed (the suite runs it for real).
+#[test]
+fn the_kamailio_configuration_is_complete_and_valid() {
+    let cfg = std::fs::read_to_string(repo("packaging/kamailio/kamailio.cfg")).unwrap();
+    for marked in [
+        "#!substdef \"!HOTLINE_LISTEN!",
+        "#!substdef \"!HOTLINE_DISPATCHER_LIST!",
+    ] {
+        assert_eq!(
+            cfg.lines().filter(|l| l.starts_with(marked)).count(),
+            1,
+            "{marked} must be one line"
+        );
+    }
+    for setting in [
+        "modparam(\"dispatcher\", \"ds_probing_mode\", 1)",
+        "modparam(\"dispatcher\", \"flags\", 2)",
+        "ds_next_dst()",
+        "record_route()",
+        "loose_route()",
+        "sanity_check(",
+        "mf_process_maxfwd_header(",
+        "kamcmd dispatcher.set_state",
+    ] {
+        assert!(cfg.contains(setting), "{setting} missing from kamailio.cfg");
+    }
+    let list = std::fs::read_to_string(repo("packaging/kamailio/dispatcher.list")).unwrap();
+    let gateways: Vec<Vec<&str>> = list
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(gateways.len() >= 2, "{gateways:?}");
+    for fields in &gateways {
+        assert_eq!(
+            fields[0], "1",
+            "set 1 is the one kamailio.cfg uses: {fields:?}"
+        );
+        assert!(fields[1].starts_with("sip:"), "{fields:?}");
+    }
+    let Ok(output) = Command::new("kamailio")
+        .arg("-c")
+        .arg("-f")
+        .arg(repo("packaging/kamailio/kamailio.cfg"))
+        .output()
+    else {
+        eprintln!("kamailio is not installed: configuration not checked by it");
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

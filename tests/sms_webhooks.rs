@@ -1234,6 +1234,67 @@ async fn senders_over_their_limits_are_told_when_to_try_again_on_postgres() {
     told_when_to_try_again(Backend::Postgres).await;
 }
 
+/// Two gateways on one PostgreSQL database (scale-out): a sender whose
+/// texts alternate between them gets the limit once, not once per gateway,
+/// is told once, and a provider's retry to the other gateway is not
+/// counted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_gets_the_limit_once_across_two_gateways() {
+    let Some(first) = gateway(Backend::Postgres, |config| {
+        config.sms.max_per_sender_per_minute = 4;
+        config.instance.name = "gw-a".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let mut config = sms_config(first.database.url.clone());
+    config.sms.max_per_sender_per_minute = 4;
+    config.instance.name = "gw-b".into();
+    let second = support::start(config).await;
+    let both = [first.addr(), second.http_addr];
+    let send = |n: usize, sid: String| async move {
+        let params = twilio_params("+8613800138020", "HELP", &sid);
+        let signature =
+            signature::twilio_signature(TOKEN, &format!("{PUBLIC_URL}/sms/twilio"), &params);
+        let headers = [
+            ("content-type", FORM.to_string()),
+            ("x-twilio-signature", signature),
+        ];
+        post(both[n % 2], "/sms/twilio", &headers, form(&params)).await
+    };
+    for n in 0..4 {
+        let reply = send(n, format!("SMx{n}")).await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            !reply.twiml_message().starts_with("Too many"),
+            "text {n} is within the limit"
+        );
+    }
+    // A retry of the first, delivered to the other gateway: answered, not counted.
+    let retry = send(1, "SMx0".into()).await;
+    assert!(!retry.twiml_message().starts_with("Too many"));
+    let over = send(0, "SMx4".into()).await;
+    assert!(
+        over.twiml_message().starts_with("Too many messages"),
+        "{}",
+        over.body
+    );
+    let quiet = send(1, "SMx5".into()).await;
+    assert_eq!(
+        quiet.body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        "told once, on whichever gateway"
+    );
+    assert_eq!(
+        first
+            .count("SELECT COUNT(*) FROM sms_messages WHERE status = 'rate_limited'")
+            .await,
+        2
+    );
+    second.shutdown().await;
+    first.finish().await;
+}
+
 async fn told_when_to_try_again(db: Backend) {
     let Some(gw) = gateway(db, |config| {
         config.sms.max_per_sender_per_minute = 3;

@@ -1,13 +1,13 @@
 //! Call routes: the recorded calls (newest first, with their menu paths
-//! and tickets) and the calls now in the IVR with the node each caller is
-//! in (from the runner's [`LiveCalls`](crate::ivr::runner::LiveCalls)).
-//! Every role may read them.
+//! and tickets), the calls now in the IVR of every instance sharing the
+//! store with the node each caller is in, and the instances themselves
+//! ([`Cluster`](crate::instances::Cluster)). Every role may read them.
 
 use super::auth::Staff;
 use super::error::{ApiError, ErrorBody};
 use super::{ApiQuery, ApiState};
-use crate::ivr::runner::LiveCall;
-use crate::tickets::store::{CallTransfer, MenuStep, StoredCall};
+use crate::instances::{Cluster, InstanceStatus};
+use crate::tickets::store::{CallTransfer, LiveCallRow, MenuStep, StoredCall};
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -104,6 +104,8 @@ impl From<StoredCall> for CallView {
 /// A call in the IVR now.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct LiveCallView {
+    /// The gateway instance the call is on (`instance.name`).
+    instance: String,
     /// The SIP Call-ID.
     call_id: String,
     caller: String,
@@ -114,9 +116,10 @@ pub(super) struct LiveCallView {
     since: DateTime<Utc>,
 }
 
-impl From<LiveCall> for LiveCallView {
-    fn from(call: LiveCall) -> LiveCallView {
+impl From<LiveCallRow> for LiveCallView {
+    fn from(call: LiveCallRow) -> LiveCallView {
         LiveCallView {
+            instance: call.instance,
             call_id: call.call_id,
             caller: call.caller,
             dialled: call.dialled,
@@ -175,7 +178,7 @@ pub(super) async fn list(
     path = "/api/v1/calls/live",
     tag = "calls",
     responses(
-        (status = 200, description = "Calls in the IVR now, longest first, with the node each caller is in", body = [LiveCallView]),
+        (status = 200, description = "Calls in the IVR of every alive instance now, longest first, with the node each caller is in (other instances' as of their last heartbeat)", body = [LiveCallView]),
         (status = 401, description = "No valid token", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -184,12 +187,74 @@ pub(super) async fn live(
     State(state): State<ApiState>,
     _staff: Staff,
 ) -> Result<Json<Vec<LiveCallView>>, ApiError> {
-    Ok(Json(
-        state
-            .live_calls
-            .snapshot()
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let calls = state.cluster.live_calls().await?;
+    Ok(Json(calls.into_iter().map(Into::into).collect()))
+}
+
+/// A gateway instance sharing the store.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InstanceView {
+    name: String,
+    /// Its heartbeat is recent (within three heartbeats).
+    alive: bool,
+    /// The instance answering this request.
+    this: bool,
+    draining: bool,
+    sip_address: String,
+    http_address: String,
+    /// The version (digest) of its loaded dialplans.
+    dialplan_version: String,
+    /// Calls in its IVR at its last heartbeat.
+    live_calls: i64,
+    started_at: DateTime<Utc>,
+    heartbeat_at: DateTime<Utc>,
+}
+
+impl From<InstanceStatus> for InstanceView {
+    fn from(status: InstanceStatus) -> InstanceView {
+        let row = status.row;
+        InstanceView {
+            name: row.name,
+            alive: status.alive,
+            this: status.this,
+            draining: row.draining,
+            sip_address: row.sip_address,
+            http_address: row.http_address,
+            dialplan_version: row.dialplan_version,
+            live_calls: row.live_calls,
+            started_at: row.started_at,
+            heartbeat_at: row.heartbeat_at,
+        }
+    }
+}
+
+/// The instances and whether their dialplans agree.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InstancesView {
+    /// False when alive instances run different dialplan versions (a
+    /// reload that reached only some of them).
+    dialplans_agree: bool,
+    instances: Vec<InstanceView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/instances",
+    tag = "calls",
+    responses(
+        (status = 200, description = "The gateway instances sharing this database (alive, and gone within the last day), with their dialplan versions", body = InstancesView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn instances(
+    State(state): State<ApiState>,
+    _staff: Staff,
+) -> Result<Json<InstancesView>, ApiError> {
+    let instances = state.cluster.instances().await?;
+    let dialplans_agree = Cluster::versions(&instances).len() <= 1;
+    Ok(Json(InstancesView {
+        dialplans_agree,
+        instances: instances.into_iter().map(Into::into).collect(),
+    }))
 }

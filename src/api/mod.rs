@@ -18,6 +18,7 @@ mod customers;
 mod error;
 mod log_level;
 mod openapi;
+mod outbound;
 mod reports;
 mod tickets;
 mod transfers;
@@ -25,7 +26,7 @@ mod transfers;
 pub use auth::{hash_token, issue_token, may_assign, IssuedToken, TOKEN_PREFIX};
 pub use error::{ApiError, ErrorBody};
 
-use crate::ivr::runner::LiveCalls;
+use crate::instances::Cluster;
 use crate::tickets::store::Store;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -43,11 +44,11 @@ use tracing::Instrument;
 #[derive(Clone)]
 struct ApiState {
     store: Store,
-    live_calls: LiveCalls,
+    cluster: Cluster,
 }
 
 /// The staff API's routes, to be merged into the gateway's router.
-pub fn router(store: Store, live_calls: LiveCalls) -> Router {
+pub fn router(store: Store, cluster: Cluster) -> Router {
     let api = Router::new()
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/{number}", get(tickets::detail))
@@ -65,6 +66,12 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         )
         .route("/calls", get(calls::list))
         .route("/calls/live", get(calls::live))
+        .route("/instances", get(calls::instances))
+        .route(
+            "/outbound-calls",
+            get(outbound::list).post(outbound::create),
+        )
+        .route("/outbound-calls/{id}", get(outbound::show))
         .route("/transfer-contexts/{token}", get(transfers::show))
         .route("/customers", get(customers::list).post(customers::create))
         .route(
@@ -81,7 +88,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
-        .with_state(ApiState { store, live_calls })
+        .with_state(ApiState { store, cluster })
         .layer(middleware::from_fn(in_span));
     Router::new().nest("/api/v1", api)
 }

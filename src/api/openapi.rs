@@ -4,7 +4,9 @@
 //! vocabulary fields (status, level, action, …) are documented with their
 //! codes, taken from the domain types so that the two cannot drift.
 
-use super::{calls, customers, log_level, reports, tickets, transfers, ApiState, ErrorBody};
+use super::{
+    calls, customers, log_level, outbound, reports, tickets, transfers, ApiState, ErrorBody,
+};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
@@ -33,6 +35,10 @@ use utoipa::{Modify, OpenApi};
         tickets::note,
         calls::list,
         calls::live,
+        calls::instances,
+        outbound::list,
+        outbound::show,
+        outbound::create,
         transfers::show,
         customers::list,
         customers::create,
@@ -48,7 +54,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "tickets", description = "Work orders (工单) and their history"),
-        (name = "calls", description = "Recorded calls, the calls in the IVR now, and transferred callers' contexts"),
+        (name = "calls", description = "Recorded calls, the calls in the IVR now, the gateway instances, and transferred callers' contexts"),
         (name = "customers", description = "The customer file (客户)"),
         (name = "reports", description = "The centre's monitoring indicators"),
         (name = "admin", description = "The running gateway: its log level"),

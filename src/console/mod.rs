@@ -19,7 +19,7 @@ mod page;
 mod session;
 mod ticket;
 
-use crate::ivr::runner::LiveCalls;
+use crate::instances::Cluster;
 use crate::tickets::store::Store;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -30,11 +30,11 @@ use axum::Router;
 #[derive(Clone)]
 struct ConsoleState {
     store: Store,
-    live_calls: LiveCalls,
+    cluster: Cluster,
 }
 
 /// The console's routes, to be merged into the gateway's router.
-pub fn router(store: Store, live_calls: LiveCalls) -> Router {
+pub fn router(store: Store, cluster: Cluster) -> Router {
     let console = Router::new()
         .route("/", get(|| async { Redirect::to("/console/board") }))
         .route("/login", get(session::login_page).post(session::login))
@@ -50,7 +50,7 @@ pub fn router(store: Store, live_calls: LiveCalls) -> Router {
         .route("/assets/console.js", get(script))
         .route("/assets/favicon.svg", get(icon))
         .fallback(|| async { page::ConsoleError::not_found("no such console page") })
-        .with_state(ConsoleState { store, live_calls })
+        .with_state(ConsoleState { store, cluster })
         .layer(axum::middleware::map_response(protect));
     Router::new().nest("/console", console)
 }

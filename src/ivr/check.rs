@@ -86,6 +86,41 @@ const KEYS: &[&str] = &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "
 /// How many missing say prompts one message lists before "and N more".
 const LISTED: usize = 10;
 
+/// A short digest of the dialplan files in `dir` (names and contents, in
+/// name order), the same on every instance that has the same files: what
+/// `/readyz` and the instance list show to tell a reload that reached only
+/// some instances. "none" when there are none.
+pub fn dir_version(dir: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut paths = Vec::new();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "toml") && path.is_file() {
+                paths.push(path);
+            }
+        }
+    }
+    if paths.is_empty() {
+        return Ok("none".to_string());
+    }
+    paths.sort();
+    let mut digest = Sha256::new();
+    for path in &paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        digest.update(name.unwrap_or_default().as_bytes());
+        digest.update([0]);
+        digest.update(std::fs::read(path)?);
+        digest.update([0]);
+    }
+    Ok(digest
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// Loads every `*.toml` in `dir` (sorted by name), parses each, and checks
 /// them together. `Err` lists every problem in every file: parse errors of
 /// the files that do not parse, and the checker's problems for the rest.

@@ -12,6 +12,11 @@
 //! - SRTCP packets whose E bit says "not encrypted" are refused: we never
 //!   negotiate `UNENCRYPTED_SRTCP`, and the crate would return such a packet
 //!   without checking its tag.
+//! - SRTP packets whose RFC 8285 header extension elements run past their
+//!   block are refused before the crate parses them: its `rtp` header
+//!   parser copies an element's declared length from the buffer without a
+//!   bound and panics past the packet's end (found by the `media_session`
+//!   fuzz target), which would end the media worker's thread.
 //!
 //! Keys come from SDES (`sip::sdes`); which key is ours and which the
 //! peer's is decided by SDP negotiation ([`SrtpKeys`]).
@@ -111,6 +116,9 @@ impl SrtpSession {
 
     /// Authenticates and decrypts an SRTP packet; the plain RTP packet.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<bytes::Bytes, Refused> {
+        if !extension_elements_fit(packet) {
+            return Err(Refused::Unauthenticated);
+        }
         self.receive.decrypt_rtp(packet).map_err(refusal)
     }
 
@@ -125,6 +133,54 @@ impl SrtpSession {
         }
         self.receive.decrypt_rtcp(packet).map_err(refusal)
     }
+}
+
+/// RFC 8285's header extension profiles: one-byte and two-byte elements.
+const ONE_BYTE_PROFILE: u16 = 0xBEDE;
+const TWO_BYTE_PROFILE: u16 = 0x1000;
+
+/// Whether every RFC 8285 element of `packet`'s header extension lies inside
+/// the extension block. Packets too short for their header or block are
+/// left to the crate, which refuses them without panicking.
+fn extension_elements_fit(packet: &[u8]) -> bool {
+    let Some(&first) = packet.first() else {
+        return true;
+    };
+    let csrc_count = usize::from(first & 0x0f);
+    let at = 12 + 4 * csrc_count;
+    if first & 0x10 == 0 || packet.len() < at + 4 {
+        return true;
+    }
+    let profile = u16::from_be_bytes([packet[at], packet[at + 1]]);
+    let block = 4 * usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]]));
+    let (mut at, end) = (at + 4, at + 4 + block);
+    if packet.len() < end {
+        return true;
+    }
+    while at < end {
+        let byte = packet[at];
+        at += 1;
+        if byte == 0 {
+            continue;
+        }
+        let len = match profile {
+            ONE_BYTE_PROFILE if byte >> 4 == 15 => return true,
+            ONE_BYTE_PROFILE => usize::from(byte & 0x0f) + 1,
+            TWO_BYTE_PROFILE => match packet.get(at).filter(|_| at < end) {
+                Some(&len) => {
+                    at += 1;
+                    usize::from(len)
+                }
+                None => return false,
+            },
+            _ => return true,
+        };
+        at += len;
+        if at > end {
+            return false;
+        }
+    }
+    true
 }
 
 fn context(suite: CryptoSuite, key: &MasterKey) -> Result<Context, SrtpError> {

@@ -369,3 +369,28 @@ proptest! {
         let _ = short.unprotect_rtcp(&bytes);
     }
 }
+
+/// The `media_session` fuzz target's crash: a one-byte header extension
+/// element that claims more bytes than the packet has made the crate's RTP
+/// parser panic (bytes' `advance out of bounds`). It is refused now.
+#[test]
+fn an_extension_element_past_the_packet_is_refused_not_a_panic() {
+    let mut receiving = receiver(CryptoSuite::AesCm128HmacSha1_80, MasterKey::generate());
+    // X bit, profile 0xBEDE, a block of one word holding an element of 16
+    // bytes (id 1, length field 15), then nothing more.
+    let mut packet = vec![0x90, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44];
+    packet.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01, 0x1f, 0, 0, 0]);
+    assert_eq!(
+        receiving.unprotect_rtp(&packet).unwrap_err(),
+        Refused::Unauthenticated
+    );
+    // The same with two-byte elements whose length byte is past the block.
+    let mut packet = vec![0x90, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44];
+    packet.extend_from_slice(&[0x10, 0x00, 0x00, 0x01, 0, 0, 0, 0x07]);
+    assert!(!extension_elements_fit(&packet));
+    // Well-formed extensions pass the guard (and then meet the tag check).
+    let mut packet = vec![0x90, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44];
+    packet.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01, 0x10, 0xaa, 0x00, 0x00]);
+    packet.extend_from_slice(&[0u8; 20]);
+    assert!(extension_elements_fit(&packet));
+}

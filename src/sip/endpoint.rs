@@ -37,6 +37,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// Retry-After (seconds) of the 503s a draining gateway gives new calls
+/// and out-of-dialog OPTIONS.
+const DRAINING_RETRY_AFTER: &str = "30";
+
 /// Methods the gateway implements.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY";
 /// Bodies the gateway understands.
@@ -724,6 +728,10 @@ impl Endpoint {
         else {
             return;
         };
+        let mut request = request;
+        if super::route::strip_own_route(&mut request, flow.local) {
+            tracing::debug!(source = %flow.remote, "top Route named us: removed");
+        }
         let key = server_key(&request, &top_via, &method);
         let flow = Flow {
             remote: response_destination(flow.remote, &top_via, flow.transport.is_reliable()),
@@ -800,6 +808,12 @@ impl Endpoint {
         }
         match method {
             Method::Invite => self.handle_new_invite(request, key, flow, merge_key, now),
+            // A proxy's dispatcher probes with OPTIONS: while draining, a
+            // 503 takes this gateway out of its rotation as its calls finish.
+            Method::Options if self.admission.is_draining() => {
+                let headers = [("Retry-After", DRAINING_RETRY_AFTER)];
+                self.reply_new(&request, key, flow, 503, &headers, now)
+            }
             Method::Options => self.reply_new(&request, key, flow, 200, &capabilities(), now),
             _ => self.reply_new(&request, key, flow, 481, &[], now),
         }
@@ -821,7 +835,7 @@ impl Endpoint {
                 Refusal::Untrusted => (403, None),
                 Refusal::Capacity => (503, Some("5")),
                 Refusal::Rate => (503, Some("1")),
-                Refusal::Draining => (503, Some("30")),
+                Refusal::Draining => (503, Some(DRAINING_RETRY_AFTER)),
             };
             match refusal {
                 Refusal::Untrusted => self.stats.refused_acl += 1,

@@ -2442,3 +2442,162 @@ fn a_tcp_target_that_cannot_be_reached_fails_the_call_at_once() {
 
 #[path = "endpoint_tls_tests.rs"]
 mod tls;
+
+// ---------------------------------------------------------------------------
+// Behind a proxy (Kamailio): Contact per instance, route sets, OPTIONS
+// probes, requests that name the proxy.
+// ---------------------------------------------------------------------------
+
+const PROXY: &str = "127.0.0.9:5070";
+const PROXY_ROUTE: &str = "<sip:127.0.0.9:5070;lr;ftag=1928301774>";
+
+/// A gateway instance at `local` whose requests come through the proxy.
+fn behind_proxy(local: &str) -> Harness {
+    Harness::over(Flow {
+        local: local.parse().unwrap(),
+        remote: PROXY.parse().unwrap(),
+        ..udp_flow()
+    })
+}
+
+/// A request as the proxy relays it: its Via on top of the caller's.
+fn via_proxy(request: Req, branch: &str) -> Req {
+    request.via(&format!(
+        "SIP/2.0/UDP {PROXY};branch=z9hG4bK-proxy-{branch}, SIP/2.0/UDP 127.0.0.1:5061;branch={branch}"
+    ))
+}
+
+/// An INVITE the proxy record-routed, answered and acknowledged through it.
+fn establish_via_proxy(h: &mut Harness) -> Established {
+    let invite = via_proxy(invite("z9hG4bK-invite"), "z9hG4bK-invite")
+        .uri(&format!("sip:10000@{PROXY}"))
+        .header(&format!("Record-Route: {PROXY_ROUTE}"));
+    let call = h.offer(&invite);
+    let ok = h.accept(call);
+    assert_eq!(ok.header("Record-Route"), Some(PROXY_ROUTE));
+    let our_tag = to_tag(&ok).expect("our 200 has a To tag");
+    h.receive(&via_proxy(ack("z9hG4bK-ack", &our_tag, 1), "z9hG4bK-ack"));
+    h.events();
+    Established { call, our_tag }
+}
+
+#[test]
+fn each_instance_puts_its_own_advertised_address_in_contact_and_via() {
+    for local in ["127.0.0.2:5060", "127.0.0.3:5062"] {
+        let mut h = behind_proxy(local);
+        let e = establish_via_proxy(&mut h);
+        h.endpoint.hangup(e.call, h.now).unwrap();
+        let bye = h.one_sent();
+        assert!(is_request(&bye, "BYE"));
+        assert!(
+            bye.header("Via").unwrap().contains(local),
+            "{:?}",
+            bye.header("Via")
+        );
+        assert_eq!(
+            bye.header("Contact"),
+            None,
+            "a BYE needs no Contact; the 200 carried ours"
+        );
+        let mut h = behind_proxy(local);
+        let call = h.offer(&via_proxy(invite("z9hG4bK-i2"), "z9hG4bK-i2"));
+        let ok = h.accept(call);
+        assert_eq!(
+            ok.header("Contact"),
+            Some(format!("<sip:10000@{local}>").as_str())
+        );
+    }
+}
+
+#[test]
+fn requests_we_send_in_the_dialog_follow_the_record_route_through_the_proxy() {
+    let mut h = behind_proxy("127.0.0.2:5060");
+    let e = establish_via_proxy(&mut h);
+    h.endpoint
+        .refer(e.call, REFER_TO, TRANSFER_LIMIT, h.now)
+        .unwrap();
+    let bye_and_refer = {
+        let refer = h.transmits().remove(0);
+        h.endpoint.hangup(e.call, h.now).unwrap();
+        let bye = h.transmits().remove(0);
+        [refer, bye]
+    };
+    for sent in bye_and_refer {
+        let method = sent.message.method().unwrap().as_str().to_string();
+        // Loose routing: the caller's Contact stays the Request-URI, the
+        // proxy's Record-Route becomes the Route, and the request goes to
+        // the proxy, not straight to the caller.
+        assert_eq!(
+            sent.message.request_uri(),
+            Some("sip:alice@127.0.0.1:5061"),
+            "{method}"
+        );
+        assert_eq!(
+            sent.message.header_values("Route").collect::<Vec<_>>(),
+            vec![PROXY_ROUTE],
+            "{method}"
+        );
+        assert_eq!(sent.flow.remote, PROXY.parse().unwrap(), "{method}");
+    }
+}
+
+#[test]
+fn options_probes_get_503_with_retry_after_while_draining() {
+    let mut h = behind_proxy("127.0.0.2:5060");
+    let e = establish_via_proxy(&mut h);
+    h.receive(&via_proxy(
+        options("z9hG4bK-o1").call_id("probe-o1"),
+        "z9hG4bK-o1",
+    ));
+    assert_capabilities(&h.one_sent());
+    h.endpoint.set_draining(true);
+    h.receive(&via_proxy(
+        options("z9hG4bK-o2").call_id("probe-o2"),
+        "z9hG4bK-o2",
+    ));
+    let probe = h.one_sent();
+    assert_eq!(status(&probe), 503);
+    assert_eq!(probe.header("Retry-After"), Some(DRAINING_RETRY_AFTER));
+    // The live call's own OPTIONS (a session keep-alive) is still 200.
+    h.receive(&via_proxy(
+        options("z9hG4bK-o3").with_to_tag(&e.our_tag).cseq(2),
+        "z9hG4bK-o3",
+    ));
+    assert_capabilities(&h.one_sent());
+    h.endpoint.set_draining(false);
+    h.receive(&via_proxy(
+        options("z9hG4bK-o4").call_id("probe-o4"),
+        "z9hG4bK-o4",
+    ));
+    assert_capabilities(&h.one_sent());
+}
+
+#[test]
+fn requests_that_name_the_proxy_are_served_and_our_own_top_route_is_removed() {
+    let routes_seen = |h: &mut Harness, request: &Req| {
+        h.receive(request);
+        assert_eq!(status(&h.one_sent()), 100);
+        let events = h.events();
+        let [Event::IncomingCall(incoming)] = events.as_slice() else {
+            panic!("{events:#?}");
+        };
+        assert_eq!(incoming.dialled.as_deref(), Some("10000"));
+        incoming
+            .invite
+            .header_values("Route")
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // The Request-URI keeps the proxy's host (the dispatcher sets only the
+    // destination) and the top Route names the proxy: served all the same.
+    let mut h = behind_proxy("127.0.0.2:5060");
+    let naming_the_proxy = via_proxy(invite("z9hG4bK-i1"), "z9hG4bK-i1")
+        .uri(&format!("sip:10000@{PROXY}"))
+        .header(&format!("Route: {PROXY_ROUTE}"));
+    assert_eq!(routes_seen(&mut h, &naming_the_proxy), vec![PROXY_ROUTE]);
+    // A top Route naming us is taken off (loose routing, RFC 3261 §16.4).
+    let mut h = behind_proxy("127.0.0.2:5060");
+    let naming_us = via_proxy(invite("z9hG4bK-i2"), "z9hG4bK-i2")
+        .header("Route: <sip:127.0.0.2;lr>, <sip:127.0.0.8;lr>");
+    assert_eq!(routes_seen(&mut h, &naming_us), vec!["<sip:127.0.0.8;lr>"]);
+}

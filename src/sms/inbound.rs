@@ -6,17 +6,19 @@
 //! its outcome and answered ("too many texts, try again in N minutes", once
 //! per run of refusals) without doing what it asks
 //! (`Store::record_refused_sms`), so the provider gets a 200 and the sender
-//! a reason. Owns the rate limits; knows nothing of HTTP or signatures.
+//! a reason. Owns the rate limits (in memory on SQLite, shared in
+//! PostgreSQL when several gateways share it: `sms::sender_limit`); knows
+//! nothing of HTTP or signatures.
 
 use crate::config::SmsConfig;
 use crate::phone::PhoneNumber;
 use crate::sms::command::{self, Command, TicketRef};
-use crate::sms::limits::{RateLimit, SenderLimits, Taken};
+use crate::sms::limits::{RateLimit, Taken};
+use crate::sms::sender_limit::SenderLimit;
 use crate::sms::{reply, segments};
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Channel, Language, TicketType};
 use crate::tickets::store::{InboundSms, NewTicket, SmsOutcome, SmsRequest, Store, StoreError};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -46,22 +48,26 @@ pub const MAX_TEXT_CHARS: usize = 1_600;
 /// The inbound side of the SMS channel: the store and the rate limits.
 pub struct SmsInbound {
     store: Store,
-    texts: Mutex<SenderLimits>,
-    new_tickets: Mutex<SenderLimits>,
+    texts: SenderLimit,
+    new_tickets: SenderLimit,
 }
 
 impl SmsInbound {
     pub fn new(store: Store, config: &SmsConfig) -> SmsInbound {
         SmsInbound {
-            store,
-            texts: Mutex::new(SenderLimits::new(
+            texts: SenderLimit::new(
+                &store,
+                RateLimit::Texts,
                 config.max_per_sender_per_minute,
                 Duration::from_secs(60),
-            )),
-            new_tickets: Mutex::new(SenderLimits::new(
+            ),
+            new_tickets: SenderLimit::new(
+                &store,
+                RateLimit::NewTickets,
                 config.max_new_tickets_per_sender_per_hour,
                 Duration::from_secs(3600),
-            )),
+            ),
+            store,
         }
     }
 
@@ -92,7 +98,10 @@ impl SmsInbound {
         let now = Instant::now();
         let parsed = command::parse(&text.body);
         let mut tokens = Tokens::default();
-        if let Err(wait) = tokens.take(&self.texts, &from, &text.message_id, now) {
+        if let Err(wait) = tokens
+            .take(&self.texts, &from, &text.message_id, now)
+            .await?
+        {
             let refusal = Refusal {
                 limit: RateLimit::Texts,
                 limits: &self.texts,
@@ -102,7 +111,10 @@ impl SmsInbound {
         }
         let request = self.request_for(&parsed, &from);
         if matches!(request, SmsRequest::Create(_)) {
-            if let Err(wait) = tokens.take(&self.new_tickets, &from, &text.message_id, now) {
+            if let Err(wait) = tokens
+                .take(&self.new_tickets, &from, &text.message_id, now)
+                .await?
+            {
                 let refusal = Refusal {
                     limit: RateLimit::NewTickets,
                     limits: &self.new_tickets,
@@ -122,7 +134,7 @@ impl SmsInbound {
             })
             .await?;
         if outcome.repeated {
-            tokens.give_back(&message_id);
+            tokens.give_back(&message_id).await;
         }
         tracing::info!(
             command = ?parsed.command,
@@ -153,7 +165,7 @@ impl SmsInbound {
             .sms_reply(text.provider, &text.message_id)
             .await?
         {
-            tokens.give_back(&text.message_id);
+            tokens.give_back(&text.message_id).await;
             tracing::info!(
                 repeated = true,
                 segments = segments::segments(&reply),
@@ -165,7 +177,7 @@ impl SmsInbound {
                 created: None,
             });
         }
-        let told = lock(refusal.limits).tell(&sender.to_string());
+        let told = refusal.limits.tell(&sender.to_string()).await?;
         let reply = if told {
             let zh = parsed.language == Language::Zh;
             reply::rate_limited(zh, refusal.limit, refusal.wait)
@@ -178,7 +190,7 @@ impl SmsInbound {
             .record_refused_sms(inbound_sms(text, sender), reply)
             .await?;
         if outcome.repeated {
-            tokens.give_back(&message_id);
+            tokens.give_back(&message_id).await;
         } else {
             crate::metrics::sms_rate_limited(refusal.limit.code());
         }
@@ -229,7 +241,7 @@ impl SmsInbound {
 /// Which limit refused a text, and how long until the sender may send again.
 struct Refusal<'a> {
     limit: RateLimit,
-    limits: &'a Mutex<SenderLimits>,
+    limits: &'a SenderLimit,
     wait: Duration,
 }
 
@@ -249,34 +261,37 @@ fn inbound_sms(text: Text, sender: &PhoneNumber) -> InboundSms {
 #[derive(Default)]
 struct Tokens<'a> {
     sender: String,
-    taken: Vec<&'a Mutex<SenderLimits>>,
+    taken: Vec<&'a SenderLimit>,
 }
 
 impl<'a> Tokens<'a> {
     /// Counts message `id` from `sender` against `limits`.
-    fn take(
+    async fn take(
         &mut self,
-        limits: &'a Mutex<SenderLimits>,
+        limits: &'a SenderLimit,
         sender: &str,
         id: &str,
         now: Instant,
-    ) -> Result<(), Duration> {
-        let taken = lock(limits).take(sender, id, now)?;
-        if taken == Taken::Token {
-            self.sender = sender.to_string();
-            self.taken.push(limits);
+    ) -> Result<Result<(), Duration>, StoreError> {
+        match limits.take(sender, id, now).await? {
+            Ok(Taken::Token) => {
+                self.sender = sender.to_string();
+                self.taken.push(limits);
+                Ok(Ok(()))
+            }
+            Ok(Taken::Free) => Ok(Ok(())),
+            Err(wait) => Ok(Err(wait)),
         }
-        Ok(())
     }
 
-    /// Gives back every token taken: the delivery was a retry.
-    fn give_back(self, id: &str) {
+    /// Gives back every token taken: the delivery was a retry. A token
+    /// that cannot be given back (the database failed) stays used: the
+    /// sender loses one text of its allowance, nothing else.
+    async fn give_back(self, id: &str) {
         for limits in self.taken {
-            lock(limits).give_back(&self.sender, id);
+            if let Err(e) = limits.give_back(&self.sender, id).await {
+                tracing::warn!(error = %e, "cannot give back an SMS limit token");
+            }
         }
     }
-}
-
-fn lock(limits: &Mutex<SenderLimits>) -> std::sync::MutexGuard<'_, SenderLimits> {
-    limits.lock().unwrap_or_else(PoisonError::into_inner)
 }

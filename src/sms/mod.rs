@@ -4,7 +4,8 @@
 //! text as a command (`command`), SMS length rules (`segments`),
 //! per-sender rate limits (`limits`) and the reply wording (`reply`); none of these does
 //! I/O. Around it, inbound: handling one text against the store
-//! (`inbound`) and the HTTP webhooks (`webhook`); outbound: the provider
+//! (`inbound`), where the rate limits keep their buckets (`sender_limit`:
+//! memory, or PostgreSQL shared by several gateways) and the HTTP webhooks (`webhook`); outbound: the provider
 //! clients (`provider`), the outbox worker that delivers queued
 //! notifications (`outbox`) and the delivery-status callback routes
 //! (`status`); for operators, `hotline sms test` posts a signed text to a
@@ -17,6 +18,7 @@ pub mod outbox;
 pub mod provider;
 pub mod reply;
 pub mod segments;
+pub mod sender_limit;
 pub mod signature;
 pub mod status;
 pub mod text;

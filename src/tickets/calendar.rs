@@ -230,6 +230,12 @@ impl BusinessCalendar {
                 && !self.holidays.contains(&date))
     }
 
+    /// Whether the local `date` is one of the listed holidays (a make-up
+    /// working day never is).
+    pub fn is_holiday(&self, date: NaiveDate) -> bool {
+        self.holidays.contains(&date) && !self.workdays.contains(&date)
+    }
+
     /// Whether `at` is inside `[open, close)` of a working day.
     pub fn is_working_time(&self, at: DateTime<Utc>) -> bool {
         let date = self.local_date(at);

@@ -88,3 +88,42 @@ impl ScratchDatabase {
         }
     }
 }
+
+/// A clock a test moves by hand.
+pub type ManualClock = std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>;
+
+/// A store on `url` whose "now" is `clock`.
+pub async fn store_on(url: &str, clock: &ManualClock) -> hotline::tickets::store::Store {
+    use hotline::tickets::store::{Store, StoreOptions};
+    let mut options = StoreOptions::new(std::sync::Arc::new(
+        hotline::tickets::sla::SlaPolicy::builtin(),
+    ));
+    let handle = clock.clone();
+    options.clock = std::sync::Arc::new(move || *handle.lock().unwrap());
+    Store::open(url, options).await.expect("store opens")
+}
+
+/// Runs `scenario` with two stores on one fresh database (two gateways
+/// sharing it) and their clock, set to `start`; skipped for PostgreSQL
+/// without `DATABASE_URL`.
+pub async fn with_two_stores<F, Fut>(
+    backend: Backend,
+    prefix: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    scenario: F,
+) where
+    F: FnOnce(hotline::tickets::store::Store, hotline::tickets::store::Store, ManualClock) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(database) = ScratchDatabase::create(backend, prefix).await else {
+        return;
+    };
+    let clock: ManualClock = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let first = store_on(&database.url, &clock).await;
+    first.migrate().await.expect("migrations run");
+    let second = store_on(&database.url, &clock).await;
+    scenario(first.clone(), second.clone(), clock).await;
+    first.close().await;
+    second.close().await;
+    database.remove().await;
+}

@@ -17,11 +17,14 @@
 mod calls;
 mod customers;
 mod indicators;
+mod instances;
+mod outbound;
 mod outbox;
 mod rows;
 mod sessions;
 mod sla_job;
 mod sms;
+mod sms_limits;
 mod surveys;
 mod tickets;
 mod tokens;
@@ -37,6 +40,10 @@ pub use indicators::{
     CallIndicators, HourCount, Indicators, KeyCount, NodeCount, ScoreCount, SlaCompliance,
     StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
 };
+pub use instances::{InstanceBeat, InstanceRow, LiveCallRow};
+pub use outbound::{
+    AttemptRecord, ClaimedCall, NewOutboundCall, OutboundCall, OutboundState, StoredAttempt,
+};
 pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
@@ -46,6 +53,7 @@ pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,
 };
+pub use sms_limits::SharedTake;
 pub use surveys::{Survey, SURVEY_SCORES};
 pub use tickets::{Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 pub use tokens::ApiToken;

@@ -1,0 +1,212 @@
+//! Outbound call jobs in the store, on SQLite and (with `DATABASE_URL`)
+//! PostgreSQL: queued once per key, claimed under a lease, finished with
+//! the schedule's decision, every attempt kept; two gateways never claim
+//! one job twice.
+
+#[macro_use]
+mod support;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hotline::outbound::schedule::{Cause, GiveUp, Next, Purpose};
+use hotline::tickets::store::{AttemptRecord, NewOutboundCall, OutboundState, Store};
+use std::future::Future;
+use support::database::{with_two_stores, Backend, ManualClock};
+
+type Clock = ManualClock;
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 4, 2, 0, 0).unwrap()
+}
+
+/// Runs `scenario` with two stores on one fresh database ("two gateways").
+async fn run<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(Store, Store, Clock) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    with_two_stores(backend, "outbound", start_time(), scenario).await;
+}
+
+on_both!(
+    a_job_is_queued_once_claimed_retried_and_finished,
+    a_lapsed_claim_cannot_finish_the_job,
+);
+
+fn confirm(key: &str, at: DateTime<Utc>) -> NewOutboundCall {
+    NewOutboundCall {
+        dedup_key: key.to_string(),
+        purpose: Purpose::Confirm,
+        ticket_id: None,
+        number: "13800138000".to_string(),
+        earliest_at: at,
+    }
+}
+
+fn attempt(cause: Cause, status: Option<u16>, at: DateTime<Utc>) -> AttemptRecord {
+    AttemptRecord {
+        trunk: "trunk-a".to_string(),
+        sip_call_id: format!("out-{}", at.timestamp()),
+        started_at: at,
+        ended_at: at + Duration::seconds(20),
+        sip_status: status,
+        cause,
+        key_pressed: (cause == Cause::Completed).then(|| "1".to_string()),
+    }
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn a_job_is_queued_once_claimed_retried_and_finished(a: Store, _b: Store, clock: Clock) {
+    let now = start_time();
+    let id = a
+        .queue_outbound_call(confirm("confirm:1:3", now))
+        .await
+        .unwrap();
+    assert!(id.is_some());
+    assert_eq!(
+        a.queue_outbound_call(confirm("confirm:1:3", now))
+            .await
+            .unwrap(),
+        None,
+        "the same key is queued once"
+    );
+    a.queue_outbound_call(confirm("confirm:2:3", now + Duration::hours(1)))
+        .await
+        .unwrap();
+
+    let claimed = a.claim_outbound_calls(10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the other is not due yet");
+    let claim = &claimed[0];
+    assert_eq!(claim.call.attempts, 1);
+    assert_eq!(claim.call.state, OutboundState::Placing);
+    assert!(a.claim_outbound_calls(10, LEASE).await.unwrap().is_empty());
+
+    // Busy: queued again for later, on trunk 0.
+    let retry_at = now + Duration::minutes(10);
+    let finished = a
+        .finish_outbound_attempt(
+            claim,
+            attempt(Cause::Busy, Some(486), now),
+            Next::Retry {
+                at: retry_at,
+                trunk: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(finished);
+    *clock.lock().unwrap() = retry_at;
+    let again = a.claim_outbound_calls(1, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].call.id, again[0].call.attempts),
+        (claim.call.id, 2)
+    );
+    assert_eq!(again[0].call.last_cause.as_deref(), Some("busy"));
+    a.finish_outbound_attempt(
+        &again[0],
+        attempt(Cause::Completed, Some(200), retry_at),
+        Next::Done,
+    )
+    .await
+    .unwrap();
+
+    let done = a
+        .outbound_calls(Some(OutboundState::Done), 10)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].outcome.as_deref(), Some("completed"));
+    let attempts = a.outbound_attempts(done[0].id).await.unwrap();
+    let summary: Vec<(u32, &str, Option<u16>, Option<&str>)> = attempts
+        .iter()
+        .map(|t| {
+            (
+                t.attempt,
+                t.cause.as_str(),
+                t.sip_status,
+                t.key_pressed.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "busy", Some(486), None),
+            (2, "completed", Some(200), Some("1"))
+        ]
+    );
+
+    // The second job: declined, never again.
+    *clock.lock().unwrap() = now + Duration::hours(1);
+    let second = a.claim_outbound_calls(10, LEASE).await.unwrap();
+    assert_eq!(second.len(), 1);
+    a.finish_outbound_attempt(
+        &second[0],
+        attempt(Cause::Declined, Some(603), now + Duration::hours(1)),
+        Next::GiveUp(GiveUp::Final(Cause::Declined)),
+    )
+    .await
+    .unwrap();
+    let failed = a
+        .outbound_calls(Some(OutboundState::Failed), 10)
+        .await
+        .unwrap();
+    assert_eq!(failed[0].outcome.as_deref(), Some("declined"));
+    assert_eq!(a.outbound_calls(None, 10).await.unwrap().len(), 2);
+}
+
+async fn a_lapsed_claim_cannot_finish_the_job(a: Store, b: Store, clock: Clock) {
+    let now = start_time();
+    a.queue_outbound_call(confirm("confirm:9:1", now))
+        .await
+        .unwrap();
+    let first = a.claim_outbound_calls(1, LEASE).await.unwrap().remove(0);
+    // The first gateway died; after the lease another claims the job.
+    *clock.lock().unwrap() = now + Duration::minutes(3);
+    let second = b.claim_outbound_calls(1, LEASE).await.unwrap().remove(0);
+    assert_eq!(second.call.attempts, 2);
+    let late = a
+        .finish_outbound_attempt(&first, attempt(Cause::NoAnswer, None, now), Next::Done)
+        .await
+        .unwrap();
+    assert!(!late, "the lapsed claim does not decide");
+    assert!(b
+        .finish_outbound_attempt(
+            &second,
+            attempt(Cause::Completed, Some(200), now),
+            Next::Done
+        )
+        .await
+        .unwrap());
+    let calls = b.outbound_calls(None, 10).await.unwrap();
+    assert_eq!(calls[0].state, OutboundState::Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_claiming_at_once_never_share_a_job() {
+    run(Backend::Postgres, |a, b, _clock| async move {
+        for n in 0..30 {
+            a.queue_outbound_call(confirm(&format!("confirm:{n}:1"), start_time()))
+                .await
+                .unwrap();
+        }
+        let mut ids = Vec::new();
+        loop {
+            let (x, y) = tokio::join!(
+                a.claim_outbound_calls(4, LEASE),
+                b.claim_outbound_calls(4, LEASE)
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            if x.is_empty() && y.is_empty() {
+                break;
+            }
+            ids.extend(x.into_iter().chain(y).map(|c| c.call.id));
+        }
+        let total = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!((ids.len(), total), (30, 30));
+    })
+    .await;
+}
