@@ -315,8 +315,9 @@ impl Default for SmsOutboxConfig {
 
 /// The longest retry delay allowed (a day).
 const MAX_BACKOFF_SECS: u64 = 86_400;
-/// More writer connections than this only queue on PostgreSQL's locks and
-/// WAL (docs/design.md).
+/// A bound on `database.writers`: more writers make smaller batches and
+/// more work for the database per write (docs/design.md), and each holds
+/// a connection.
 const MAX_DATABASE_WRITERS: usize = 16;
 
 /// A secret as printed: `(set)`, or empty when it is not set.
