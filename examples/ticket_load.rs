@@ -6,6 +6,8 @@
 //!     cargo run --release --example ticket_load -- URL WRITERS COUNT
 //!
 //! URL is `sqlite://PATH` (the file should not exist) or `postgres://…`.
+//! `HOTLINE_DATABASE_WRITERS`, as for the gateway, sets the store's
+//! PostgreSQL writer connections.
 
 use hotline::tickets::model::{Actor, Channel, TicketType};
 use hotline::tickets::sla::SlaPolicy;
@@ -22,6 +24,9 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let mut options = StoreOptions::new(Arc::new(SlaPolicy::builtin()));
     options.max_connections = writers.clamp(1, 64) as u32;
+    if let Ok(store_writers) = std::env::var("HOTLINE_DATABASE_WRITERS") {
+        options.writers = store_writers.parse()?;
+    }
     let store = Store::open(&url, options).await?;
     store.migrate().await?;
 

@@ -30,6 +30,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .context("cannot load the SLA rules")?;
     let mut options = StoreOptions::new(Arc::new(sla));
     options.max_connections = config.database.max_connections;
+    options.writers = config.database.writers;
     Store::open(&config.database.url, options)
         .await
         .with_context(|| {

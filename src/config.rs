@@ -227,8 +227,12 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Bring the schema up to date when `serve` starts.
     pub migrate_on_start: bool,
-    /// Connections in the pool (reads on SQLite, everything on PostgreSQL).
+    /// Connections in the pool (reads on SQLite; reads and the writes that
+    /// are not batched on PostgreSQL).
     pub max_connections: u32,
+    /// PostgreSQL only: writer connections, each group-committing ticket
+    /// creations, call records and texts that open tickets.
+    pub writers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,6 +315,10 @@ impl Default for SmsOutboxConfig {
 
 /// The longest retry delay allowed (a day).
 const MAX_BACKOFF_SECS: u64 = 86_400;
+/// A bound on `database.writers`: more writers make smaller batches and
+/// more work for the database per write (docs/design.md), and each holds
+/// a connection.
+const MAX_DATABASE_WRITERS: usize = 16;
 
 /// A secret as printed: `(set)`, or empty when it is not set.
 fn mask_secret(value: &str) -> String {
@@ -540,6 +548,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/hotline.db".to_string(),
             migrate_on_start: true,
             max_connections: 16,
+            writers: crate::tickets::store::DEFAULT_WRITERS,
         }
     }
 }
@@ -1062,6 +1071,11 @@ impl Config {
         if self.database.max_connections == 0 {
             problems.push("database.max_connections must be at least 1".to_string());
         }
+        if !(1..=MAX_DATABASE_WRITERS).contains(&self.database.writers) {
+            problems.push(format!(
+                "database.writers must be between 1 and {MAX_DATABASE_WRITERS}"
+            ));
+        }
         if self.tickets.breach_check_secs == 0 {
             problems.push("tickets.breach_check_secs must be at least 1".to_string());
         }
@@ -1307,6 +1321,21 @@ mod tests {
                 problems.iter().any(|p| p.contains(expected)),
                 "{expected:?} not in {problems:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn database_writers_are_between_1_and_16() {
+        for (writers, valid) in [(0, false), (1, true), (16, true), (17, false)] {
+            let mut config = Config::default();
+            config.database.writers = writers;
+            let refused = match config.validate() {
+                Err(ConfigError::Invalid(problems)) => problems
+                    .iter()
+                    .any(|p| p.contains("database.writers must be between 1 and 16")),
+                _ => false,
+            };
+            assert_eq!(refused, !valid, "{writers} writers");
         }
     }
 

@@ -40,7 +40,7 @@ impl Demand {
             calls: config.sip.max_calls as u64,
             sip_connections: config.sip_connections.max_connections as u64,
             http_connections: config.http.max_connections as u64,
-            database: u64::from(config.database.max_connections),
+            database: u64::from(config.database.max_connections) + config.database.writers as u64,
         }
     }
 
@@ -60,7 +60,7 @@ impl Demand {
     "not enough file descriptors: the open-file limit is {limit} but this configuration needs {needed}: \
      {calls_part} for sip.max_calls = {calls} ({PER_CALL} RTP sockets each), \
      {sip} for sip_connections.max_connections, {OWN_CONNECTIONS} for the gateway's own SIP connections, \
-     {http} for http.max_connections, {database} for database.max_connections and {BASE} for the gateway itself. \
+     {http} for http.max_connections, {database} for database.max_connections + database.writers and {BASE} for the gateway itself. \
      Raise the limit to at least {needed} (LimitNOFILE= in the systemd unit, `ulimit -n` in a shell; \
      the hard limit is {hard}), or lower sip.max_calls (at most {calls_that_fit} calls fit) \
      or the connection limits",

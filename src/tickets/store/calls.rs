@@ -190,28 +190,14 @@ impl Store {
             .collect()
     }
 
-    /// Writes a call record and links its tickets; returns its id. On
-    /// SQLite the record joins the writer's next batch, where all of the
-    /// batch's records go in with two statements, as ticket creations do.
+    /// Writes a call record and links its tickets; returns its id. The
+    /// record joins the writer's next batch, where all of the batch's
+    /// records go in with two statements, as ticket creations do.
     pub async fn record_call(&self, record: CallRecord) -> Result<i64, StoreError> {
-        match &self.inner.writer {
-            Some(writer) => {
-                let started = std::time::Instant::now();
-                let id = writer.record_call(record).await;
-                crate::metrics::db_write("call_record", started.elapsed());
-                id
-            }
-            None => {
-                self.write_timed("call_record", move |conn| {
-                    Box::pin(async move {
-                        let mut ids =
-                            insert_call_records(conn, std::slice::from_ref(&record)).await?;
-                        ids.pop().ok_or(StoreError::Closed)
-                    })
-                })
-                .await
-            }
-        }
+        let started = std::time::Instant::now();
+        let id = self.inner.writer.record_call(record).await;
+        crate::metrics::db_write("call_record", started.elapsed());
+        id
     }
 
     /// Call records for a SIP Call-ID: (caller, dialled, disposition,

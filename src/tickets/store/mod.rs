@@ -8,8 +8,11 @@
 //! that commits whatever has queued up as one durable transaction (group
 //! commit), each write inside its own savepoint so that one failure does not
 //! undo its neighbours; nobody hears "done" before the commit. On PostgreSQL
-//! each write is its own transaction on a pool, and background jobs claim
-//! rows with `FOR UPDATE SKIP LOCKED` so several gateways can share it.
+//! the frequent writes (ticket creations, call records, texts that open
+//! tickets) are group-committed the same way by a few writer tasks, and
+//! every other write is its own transaction on the pool; background jobs
+//! claim rows with `FOR UPDATE SKIP LOCKED` so several gateways can share
+//! it.
 
 mod calls;
 mod customers;
@@ -74,8 +77,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// How long a SQLite connection waits for a lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
-/// The most writes one SQLite commit carries.
+/// The most writes one commit carries.
 const MAX_BATCH: usize = 512;
+/// PostgreSQL writer tasks unless configured (docs/design.md: measured).
+pub const DEFAULT_WRITERS: usize = 1;
 
 /// What can go wrong in the store.
 #[derive(Debug, Error)]
@@ -124,8 +129,12 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct StoreOptions {
     pub sla: Arc<SlaPolicy>,
     pub clock: Clock,
-    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    /// Connections for reads (SQLite), or for reads and the writes that
+    /// are not batched (PostgreSQL).
     pub max_connections: u32,
+    /// Writer tasks, each with its own connection, that group-commit the
+    /// batched writes on PostgreSQL (SQLite always has one).
+    pub writers: usize,
 }
 
 impl StoreOptions {
@@ -134,6 +143,7 @@ impl StoreOptions {
             sla,
             clock: Arc::new(Utc::now),
             max_connections: 16,
+            writers: DEFAULT_WRITERS,
         }
     }
 }
@@ -147,7 +157,7 @@ pub struct Store {
 struct Inner {
     backend: Backend,
     pool: AnyPool,
-    writer: Option<Writer>,
+    writer: Writer,
     sla: Arc<SlaPolicy>,
     clock: Clock,
 }
@@ -159,7 +169,7 @@ impl Store {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = backend_of(url)?;
-        let (pool, writer) = match backend {
+        let (pool, connect) = match backend {
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
                 let connect = AnyConnectOptions::from_str(&url)?;
@@ -168,18 +178,19 @@ impl Store {
                     .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
                     .connect_with(connect.clone())
                     .await?;
-                let writer = Writer::start(connect, MAX_BATCH).await?;
-                (pool, Some(writer))
+                (pool, connect)
             }
             Backend::Postgres => {
+                let connect = AnyConnectOptions::from_str(url)?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect_with(connect.clone())
                     .await?;
-                (pool, None)
+                (pool, connect)
             }
         };
+        let writer = Writer::start(connect, backend, options.writers, MAX_BATCH).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
@@ -223,9 +234,7 @@ impl Store {
 
     /// Finishes queued writes and closes every connection.
     pub async fn close(&self) {
-        if let Some(writer) = &self.inner.writer {
-            writer.close().await;
-        }
+        self.inner.writer.close().await;
         self.inner.pool.close().await;
     }
 
@@ -234,7 +243,10 @@ impl Store {
         &self.inner.pool
     }
 
-    /// Runs `op` in a transaction and returns its result once committed.
+    /// Runs `op` in a transaction and returns its result once committed: on
+    /// SQLite in a savepoint of the writer's next batch, on PostgreSQL in a
+    /// transaction of its own on the pool (PostgreSQL runs them side by
+    /// side, and a batch could not run `op` again after a deadlock).
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -260,9 +272,9 @@ impl Store {
             + 'static,
     {
         let started = std::time::Instant::now();
-        let result = match &self.inner.writer {
-            Some(writer) => writer.submit(op).await,
-            None => {
+        let result = match self.inner.backend {
+            Backend::Sqlite => self.inner.writer.submit(op).await,
+            Backend::Postgres => {
                 let mut transaction = self.inner.pool.begin().await?;
                 let value = op(&mut transaction).await?;
                 transaction.commit().await?;

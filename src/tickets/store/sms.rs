@@ -12,8 +12,8 @@
 //! passes a function from what was found and done ([`SmsFacts`]) to the
 //! text, and this module only stores it.
 //!
-//! On SQLite, texts that open a ticket (the bulk of a busy hour) take a
-//! faster road with the same guarantees: the writer handles all such texts
+//! Texts that open a ticket (the bulk of a busy hour) take a faster road
+//! with the same guarantees: the writer handles all such texts
 //! of a batch together ([`receive_text_tickets`]: a handful of multi-row
 //! statements per few dozen texts instead of seven statements per text,
 //! each a round trip to SQLite's thread). Everything such a text needs from
@@ -251,8 +251,8 @@ impl Store {
         }
         let now = self.now();
         let sla = self.inner.sla.clone();
-        let outcome = match (&self.inner.writer, request) {
-            (Some(writer), SmsRequest::Create(new)) => {
+        let outcome = match request {
+            SmsRequest::Create(new) => {
                 let text = TextTicket {
                     sms,
                     new: *new,
@@ -260,9 +260,9 @@ impl Store {
                     now,
                     reply: Arc::new(reply),
                 };
-                writer.receive_text_ticket(text).await
+                self.inner.writer.receive_text_ticket(text).await
             }
-            (_, request) => {
+            request => {
                 self.write(move |conn| {
                     Box::pin(async move {
                         let Some(inbound_id) = insert_inbound(conn, &sms, "received", now).await?
@@ -319,6 +319,13 @@ pub(super) struct TextTicket {
     sla: Arc<SlaPolicy>,
     now: DateTime<Utc>,
     reply: Arc<dyn Fn(&SmsFacts) -> String + Send + Sync>,
+}
+
+impl TextTicket {
+    /// The text's key: its provider and the provider's message id.
+    pub(super) fn key(&self) -> (&str, &str) {
+        (&self.sms.provider, &self.sms.provider_message_id)
+    }
 }
 
 /// Records each text, looks up its sender's customer record, opens its

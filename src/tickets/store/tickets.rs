@@ -221,24 +221,10 @@ impl Store {
         new.validate(self.sla())?;
         let customer = customer_of(self.reader(), &new).await?;
         let prepared = prepare_ticket(new, customer, self.sla(), self.now())?;
-        let ticket = match &self.inner.writer {
-            Some(writer) => {
-                let started = std::time::Instant::now();
-                let created = writer.create(prepared).await;
-                crate::metrics::db_write("ticket", started.elapsed());
-                created
-            }
-            None => {
-                self.write_timed("ticket", move |conn| {
-                    Box::pin(async move {
-                        let mut created =
-                            insert_tickets(conn, std::slice::from_ref(&prepared)).await?;
-                        created.pop().ok_or(StoreError::Closed)
-                    })
-                })
-                .await
-            }
-        }?;
+        let started = std::time::Instant::now();
+        let ticket = self.inner.writer.create(prepared).await;
+        crate::metrics::db_write("ticket", started.elapsed());
+        let ticket = ticket?;
         crate::metrics::ticket_created(ticket.channel.code(), ticket.ticket_type.code());
         Ok(ticket)
     }
