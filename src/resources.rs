@@ -40,7 +40,9 @@ impl Demand {
             calls: config.sip.max_calls as u64,
             sip_connections: config.sip_connections.max_connections as u64,
             http_connections: config.http.max_connections as u64,
-            database: u64::from(config.database.max_connections) + config.database.writers as u64,
+            database: u64::from(config.database.max_connections)
+                + config.database.writers as u64
+                + u64::from(crate::tickets::store::SMS_LIMIT_CONNECTIONS),
         }
     }
 
@@ -60,12 +62,13 @@ impl Demand {
     "not enough file descriptors: the open-file limit is {limit} but this configuration needs {needed}: \
      {calls_part} for sip.max_calls = {calls} ({PER_CALL} RTP sockets each), \
      {sip} for sip_connections.max_connections, {OWN_CONNECTIONS} for the gateway's own SIP connections, \
-     {http} for http.max_connections, {database} for database.max_connections + database.writers and {BASE} for the gateway itself. \
+     {http} for http.max_connections, {database} for database.max_connections + database.writers + the SMS limits' {limits} and {BASE} for the gateway itself. \
      Raise the limit to at least {needed} (LimitNOFILE= in the systemd unit, `ulimit -n` in a shell; \
      the hard limit is {hard}), or lower sip.max_calls (at most {calls_that_fit} calls fit) \
      or the connection limits",
     needed = demand.total(),
     calls_part = demand.calls.saturating_mul(PER_CALL),
+    limits = crate::tickets::store::SMS_LIMIT_CONNECTIONS,
     calls = demand.calls,
     sip = demand.sip_connections,
     http = demand.http_connections,

@@ -53,7 +53,7 @@ pub use sla_job::Breach;
 pub use sms::{
     AnswerFacts, CancelFacts, InboundSms, SmsFacts, SmsOutcome, SmsRequest, StoredSms, TicketFacts,
 };
-pub use sms_limits::SharedTake;
+pub use sms_limits::{SharedTake, SMS_LIMIT_CONNECTIONS};
 pub use surveys::{Survey, SURVEY_SCORES};
 pub use tickets::{Deadlines, NewTicket, Ticket, TicketEvent, TicketQuery};
 pub use tokens::ApiToken;
@@ -158,6 +158,9 @@ struct Inner {
     backend: Backend,
     pool: AnyPool,
     writer: Writer,
+    /// PostgreSQL: the SMS rate limits' own connections, whose commits do
+    /// not wait for the disk (`sms_limits`).
+    limits: Option<AnyPool>,
     sla: Arc<SlaPolicy>,
     clock: Clock,
 }
@@ -190,12 +193,17 @@ impl Store {
                 (pool, connect)
             }
         };
+        let limits = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(sms_limits::pool(connect.clone()).await?),
+        };
         let writer = Writer::start(connect, backend, options.writers, MAX_BATCH).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 pool,
                 writer,
+                limits,
                 sla: options.sla,
                 clock: options.clock,
             }),
@@ -236,6 +244,9 @@ impl Store {
     pub async fn close(&self) {
         self.inner.writer.close().await;
         self.inner.pool.close().await;
+        if let Some(limits) = &self.inner.limits {
+            limits.close().await;
+        }
     }
 
     /// The pool for reads.

@@ -7,15 +7,39 @@
 //! Each operation is one statement outside any batch, committed at once:
 //! a take is an upsert that refills, decides and records in the row's own
 //! lock, so two gateways taking for one sender at the same moment are
-//! serialised by PostgreSQL and the limit holds across them. Times are the
+//! serialised by PostgreSQL and the limit holds across them. They run on
+//! connections of their own with `synchronous_commit = off`: a bucket is a
+//! brake, not an account, and a crash that loses its last few updates
+//! costs a sender a few texts of allowance at most, while waiting for the
+//! disk on every text halved the webhook rate (two such commits a text). Times are the
 //! store's clock in milliseconds (monotonic instants mean nothing on
 //! another box). PostgreSQL only: the statements use arrays, and a SQLite
 //! file has one gateway, whose buckets stay in memory.
 
-use super::{to_millis, Backend, Store, StoreError};
+use super::{to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::Row;
+use sqlx::{AnyPool, Executor};
 use std::time::Duration;
+
+/// Connections a store keeps for the limits (PostgreSQL only).
+pub const SMS_LIMIT_CONNECTIONS: u32 = 4;
+
+/// The limits' pool: commits that do not wait for the WAL to reach disk.
+pub(super) async fn pool(connect: AnyConnectOptions) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(SMS_LIMIT_CONNECTIONS)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET synchronous_commit = off").await?;
+                Ok(())
+            })
+        })
+        .connect_with(connect)
+        .await?)
+}
 
 /// Message ids remembered per bucket (as in memory).
 const REMEMBERED_IDS: i64 = 16;
@@ -69,7 +93,6 @@ impl Store {
         capacity: u32,
         period: Duration,
     ) -> Result<SharedTake, StoreError> {
-        self.require_postgres()?;
         let capacity = f64::from(capacity.max(1));
         let per_milli = capacity / (period.as_secs_f64() * 1000.0).max(1.0);
         let row = sqlx::query(TAKE)
@@ -80,7 +103,7 @@ impl Store {
             .bind(to_millis(self.now()))
             .bind(id)
             .bind(REMEMBERED_IDS)
-            .fetch_one(self.reader())
+            .fetch_one(self.limits()?)
             .await?;
         let outcome: String = row.try_get("outcome")?;
         let tokens: f64 = row.try_get("tokens")?;
@@ -106,7 +129,6 @@ impl Store {
         id: &str,
         capacity: u32,
     ) -> Result<(), StoreError> {
-        self.require_postgres()?;
         sqlx::query(
             "UPDATE sms_sender_limits SET recent_ids = array_remove(recent_ids, $3::text), \
              tokens = LEAST($4::float8, tokens + 1) \
@@ -116,7 +138,7 @@ impl Store {
         .bind(sender)
         .bind(id)
         .bind(f64::from(capacity.max(1)))
-        .execute(self.reader())
+        .execute(self.limits()?)
         .await?;
         Ok(())
     }
@@ -125,14 +147,13 @@ impl Store {
     /// first refusal since the sender's last accepted text is, on whichever
     /// gateway it arrives.
     pub async fn tell_sms_sender(&self, limit: &str, sender: &str) -> Result<bool, StoreError> {
-        self.require_postgres()?;
         let done = sqlx::query(
             "UPDATE sms_sender_limits SET told = 1 \
              WHERE limit_name = $1 AND sender = $2 AND told = 0",
         )
         .bind(limit)
         .bind(sender)
-        .execute(self.reader())
+        .execute(self.limits()?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -145,24 +166,24 @@ impl Store {
         limit: &str,
         before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        self.require_postgres()?;
         let done =
             sqlx::query("DELETE FROM sms_sender_limits WHERE limit_name = $1 AND updated_at < $2")
                 .bind(limit)
                 .bind(to_millis(before))
-                .execute(self.reader())
+                .execute(self.limits()?)
                 .await?;
         Ok(done.rows_affected())
     }
 
-    fn require_postgres(&self) -> Result<(), StoreError> {
-        match self.backend() {
-            Backend::Postgres => Ok(()),
-            Backend::Sqlite => Err(StoreError::Invalid {
-                field: "SMS limits",
-                reason: "shared SMS limits need PostgreSQL; on SQLite they are kept in memory"
-                    .into(),
-            }),
-        }
+    /// The limits' pool (PostgreSQL).
+    fn limits(&self) -> Result<&AnyPool, StoreError> {
+        self.inner.limits.as_ref().ok_or_else(sqlite_keeps_them)
+    }
+}
+
+fn sqlite_keeps_them() -> StoreError {
+    StoreError::Invalid {
+        field: "SMS limits",
+        reason: "shared SMS limits need PostgreSQL; on SQLite they are kept in memory".into(),
     }
 }
