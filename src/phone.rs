@@ -131,7 +131,13 @@ impl PhoneNumber {
             fixed_line_number(normal)
         };
         if let Some(national) = national {
-            all.extend(["+86", "86", "0086"].map(|prefix| format!("{prefix}{national}")));
+            all.push(format!("+86{national}"));
+            // Without + or 00, 86 is read as the country code only in front
+            // of 10 digits or more (a shorter "86…" is a local number).
+            if national.len() >= 10 {
+                all.push(format!("86{national}"));
+            }
+            all.push(format!("0086{national}"));
             if normal.starts_with('0') {
                 all.push(format!("+86{normal}"));
             }
@@ -255,7 +261,13 @@ mod tests {
     /// which reads back as the international "+000".
     #[test]
     fn no_normal_form_reads_back_as_another_number() {
-        for raw in ["+86000000", "86000000000000", "+86 0 0571 8888", "0086000"] {
+        for raw in [
+            "+86000000",
+            "86000000000000",
+            "+86 0 0571 8888",
+            "0086000",
+            "0831001380",
+        ] {
             if let Ok(phone) = PhoneNumber::parse(raw) {
                 for spelling in phone.spellings() {
                     assert_eq!(
@@ -267,6 +279,9 @@ mod tests {
             }
         }
         assert!(PhoneNumber::parse("+86000000").is_err());
+        // A short fixed line: "86" + its 9 digits is a local number, not it.
+        let short = PhoneNumber::parse("0831001380").unwrap();
+        assert!(!short.spellings().contains(&"86831001380".to_string()));
     }
 
     #[test]
