@@ -110,15 +110,7 @@ pub(super) struct OutboundFilter {
 }
 
 fn state_of(text: &str) -> Result<OutboundState, ApiError> {
-    [
-        OutboundState::Queued,
-        OutboundState::Placing,
-        OutboundState::Done,
-        OutboundState::Failed,
-    ]
-    .into_iter()
-    .find(|s| s.code() == text)
-    .ok_or_else(|| {
+    OutboundState::parse(text).ok_or_else(|| {
         ApiError::invalid(
             "state",
             format!("{text:?} is not queued, placing, done or failed"),
@@ -211,6 +203,7 @@ pub(super) struct NewOutboundRequest {
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Needs a supervisor", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 409, description = "`already_queued`: the same request was queued in the same millisecond", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field is missing or wrong (no number to call)", body = ErrorBody),
     ),

@@ -42,7 +42,8 @@ impl OutboundState {
         }
     }
 
-    fn parse(code: &str) -> Result<OutboundState, StoreError> {
+    /// The state a code names (`queued`, `placing`, `done`, `failed`).
+    pub fn parse(code: &str) -> Option<OutboundState> {
         [
             OutboundState::Queued,
             OutboundState::Placing,
@@ -51,7 +52,6 @@ impl OutboundState {
         ]
         .into_iter()
         .find(|s| s.code() == code)
-        .ok_or_else(|| StoreError::Corrupt(format!("outbound call state {code:?}")))
     }
 }
 
@@ -362,7 +362,8 @@ fn call_of_row(row: &sqlx::any::AnyRow) -> Result<OutboundCall, StoreError> {
         ticket_id: row.try_get("ticket_id")?,
         ticket_number: row.try_get("ticket_number")?,
         number: row.try_get("number")?,
-        state: OutboundState::parse(&state)?,
+        state: OutboundState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbound call state {state:?}")))?,
         trunk: usize::try_from(trunk)
             .map_err(|_| StoreError::Corrupt(format!("outbound trunk {trunk}")))?,
         earliest_at: from_millis(row.try_get("earliest_at")?)?,
