@@ -160,7 +160,7 @@ struct Inner {
     writer: Writer,
     /// PostgreSQL: the SMS rate limits' own connections, whose commits do
     /// not wait for the disk (`sms_limits`).
-    limits: Option<AnyPool>,
+    limits: Option<sms_limits::SharedLimits>,
     sla: Arc<SlaPolicy>,
     clock: Clock,
 }
@@ -195,7 +195,7 @@ impl Store {
         };
         let limits = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(sms_limits::pool(connect.clone()).await?),
+            Backend::Postgres => Some(sms_limits::SharedLimits::start(url).await?),
         };
         let writer = Writer::start(connect, backend, options.writers, MAX_BATCH).await?;
         Ok(Store {
