@@ -31,6 +31,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let mut options = StoreOptions::new(Arc::new(sla));
     options.max_connections = config.database.max_connections;
     options.writers = config.database.writers;
+    let confirm = &config.outbound.confirm;
+    options.confirm_calls = confirm.enabled.then(|| confirm.rules()).flatten();
     Store::open(&config.database.url, options)
         .await
         .with_context(|| {

@@ -33,7 +33,10 @@ use crate::media::prompt::PromptLibrary;
 use crate::media::relay;
 use crate::media::session::{DtmfSource, MediaEvent, MediaParams, MediaSession};
 use crate::media::worker::{CallMediaEvent, MediaWorkers, WorkerCommand};
-use crate::sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingRequest};
+use crate::outbound::worker::AttemptEnded;
+use crate::sip::endpoint::{
+    CallHandle, EndReason, Endpoint, Event, IncomingCall, Origin, OutgoingRequest,
+};
 use crate::sip::identity::{self, CallerIdentity};
 use crate::sip::sdes::MasterKey;
 use crate::sip::sdp::{
@@ -47,7 +50,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// What happens on calls, for whoever listens (tests now; the IVR, live
 /// call views and metrics later).
@@ -72,6 +75,16 @@ pub enum CallEvent {
 }
 
 /// Settings the call glue needs, taken from the config once.
+mod outbound;
+
+/// Where the call loop reports.
+pub struct CallReports {
+    /// Call events for subscribers (tests, the console).
+    pub events: broadcast::Sender<CallEvent>,
+    /// How outbound calls ended, for the outbound worker.
+    pub outbound_ended: mpsc::UnboundedSender<AttemptEnded>,
+}
+
 pub struct CallSettings {
     pub policy: MediaPolicy,
     /// `sip.advertised_address`.
@@ -137,6 +150,10 @@ pub struct Calls {
     calls: HashMap<CallHandle, Call>,
     /// The caller of each bridged transfer's agent leg.
     legs: HashMap<CallHandle, CallHandle>,
+    /// Outbound calls placed for the outbound worker, until they end.
+    outbound: HashMap<CallHandle, outbound::OutboundLeg>,
+    /// Where the outbound worker hears how they ended.
+    outbound_ended: mpsc::UnboundedSender<AttemptEnded>,
     /// When each answered call reaches its maximum duration.
     limits: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     events: broadcast::Sender<CallEvent>,
@@ -150,8 +167,12 @@ impl Calls {
         prompts: Arc<PromptLibrary>,
         ports: RtpPortPool,
         workers: MediaWorkers,
-        events: broadcast::Sender<CallEvent>,
+        reports: CallReports,
     ) -> Calls {
+        let CallReports {
+            events,
+            outbound_ended,
+        } = reports;
         Calls {
             settings,
             dialplans,
@@ -161,6 +182,8 @@ impl Calls {
             workers,
             calls: HashMap::new(),
             legs: HashMap::new(),
+            outbound: HashMap::new(),
+            outbound_ended,
             limits: BinaryHeap::new(),
             events,
         }
@@ -262,7 +285,7 @@ impl Calls {
                         sdp: Bytes::new(),
                         credentials,
                         ring_timeout,
-                        on_behalf_of: call,
+                        origin: Origin::Call(call),
                     };
                     self.start_bridge(endpoint, call, target, request, now);
                 }
@@ -496,7 +519,13 @@ impl Calls {
                 refused.reason,
                 now,
             ),
+            Event::OutgoingAnswered { leg, sdp } if self.is_outbound(leg) => {
+                self.outbound_answered(endpoint, leg, &sdp, now)
+            }
             Event::OutgoingAnswered { leg, sdp } => self.bridge_answered(endpoint, leg, &sdp, now),
+            Event::OutgoingFailed { leg, failure } if self.is_outbound(leg) => {
+                self.outbound_failed(leg, failure)
+            }
             Event::OutgoingFailed { leg, failure } => {
                 if let Some(call) = self.legs.remove(&leg) {
                     tracing::info!(call_id = %self.call_id(call), ?failure, "bridged transfer failed; taking the fallback");
@@ -533,6 +562,9 @@ impl Calls {
 
     pub fn on_media_event(&mut self, endpoint: &mut Endpoint, event: CallMediaEvent, now: Instant) {
         let CallMediaEvent { call, event } = event;
+        if let MediaEvent::Dtmf { digit, .. } = &event {
+            self.outbound_key(call, *digit);
+        }
         let Some(state) = self.calls.get(&call) else {
             return;
         };
@@ -637,6 +669,7 @@ impl Calls {
                 reason: reason.to_string(),
             });
         }
+        self.outbound_ended(call);
     }
 
     /// Negotiates media and answers a new call, or rejects it with 488

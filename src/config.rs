@@ -34,6 +34,7 @@ pub struct Config {
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
     pub instance: InstanceConfig,
+    pub outbound: crate::outbound::config::OutboundConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -961,6 +962,7 @@ impl Config {
             problems.push("instance.heartbeat_secs must be from 1 to 300".to_string());
         }
         problems.extend(self.sip_connections.problems());
+        problems.extend(self.outbound.problems());
         for proxy in &self.sip_connections.proxy_networks {
             if !sip.trusted_networks.iter().any(|net| net.contains(proxy)) {
                 problems.push(format!(

@@ -43,6 +43,8 @@ pub const SMS_RECEIVED: &str = "hotline_sms_received_total";
 pub const SMS_SENT: &str = "hotline_sms_sent_total";
 pub const SMS_FAILED: &str = "hotline_sms_failed_total";
 pub const SMS_RATE_LIMITED: &str = "hotline_sms_rate_limited_total";
+pub const OUTBOUND_ATTEMPTS: &str = "hotline_outbound_attempts_total";
+pub const OUTBOUND_OUTCOMES: &str = "hotline_outbound_outcomes_total";
 pub const OUTBOX_DEPTH: &str = "hotline_outbox_depth";
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
@@ -90,6 +92,14 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        OUTBOUND_ATTEMPTS,
+        "Outbound calls placed, by purpose: confirm"
+    );
+    describe_counter!(
+        OUTBOUND_OUTCOMES,
+        "Outbound call attempts ended, by purpose and cause: completed, answered_silent, busy, no_answer, declined, unreachable, trunk_failure"
+    );
     describe_counter!(
         CALLS_OFFERED,
         "New calls (INVITEs) received, refused ones included"
@@ -308,6 +318,16 @@ pub fn sms_received() {
 /// `new_tickets`): recorded and answered, nothing done.
 pub fn sms_rate_limited(limit: &'static str) {
     counter!(SMS_RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+/// An outbound call of `purpose` is being placed.
+pub fn outbound_attempt(purpose: &'static str) {
+    counter!(OUTBOUND_ATTEMPTS, "purpose" => purpose).increment(1);
+}
+
+/// An outbound call attempt of `purpose` ended with `cause`.
+pub fn outbound_outcome(purpose: &'static str, cause: &'static str) {
+    counter!(OUTBOUND_OUTCOMES, "purpose" => purpose, "cause" => cause).increment(1);
 }
 
 pub fn sms_sent() {

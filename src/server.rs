@@ -10,7 +10,7 @@
 //! then ends them with BYE, waits briefly for the BYEs to be answered and
 //! returns.
 
-use crate::call::{CallEvent, CallSettings, Calls};
+use crate::call::{CallEvent, CallReports, CallSettings, Calls};
 use crate::config::Config;
 use crate::health::Readiness;
 use crate::instances::{Cluster, Identity};
@@ -162,6 +162,8 @@ impl Server {
             tracing::info!(numbers = ?dialplans.numbers().collect::<Vec<_>>(), version = %dialplan_version, "dialplans loaded");
         }
         let (ivr_tx, ivr_messages) = mpsc::unbounded_channel();
+        let (place_outbound, outbound_requests) = mpsc::unbounded_channel();
+        let (outbound_ended, outbound_results) = mpsc::unbounded_channel();
         let live_calls = LiveCalls::default();
         let ivr = IvrCalls::new(
             store.clone(),
@@ -200,7 +202,10 @@ impl Server {
                 config.media.rtp_port_max,
             ),
             workers,
-            events.clone(),
+            CallReports {
+                events: events.clone(),
+                outbound_ended,
+            },
         );
         let (stop, stopped) = watch::channel(false);
         let (udp_addrs, tcp_addrs, tls_addrs) = (
@@ -257,9 +262,27 @@ impl Server {
             config.sms_outbox.clone(),
             stopped.clone(),
         );
+        let outbound_worker = crate::outbound::worker::spawn(
+            store.clone(),
+            config.outbound.clone(),
+            outbound_lease(&config),
+            crate::outbound::worker::CallLoop {
+                place: place_outbound,
+                ended: outbound_results,
+            },
+            stopped.clone(),
+        );
         let (reloads, reload_requests) = mpsc::unbounded_channel();
-        let core_task =
-            tokio::spawn(core.run(inbox, media_events, ivr_messages, reload_requests, stopped));
+        let core_task = tokio::spawn(core.run(
+            Queues {
+                inbox,
+                media: media_events,
+                ivr: ivr_messages,
+                reloads: reload_requests,
+                outbound: outbound_requests,
+            },
+            stopped,
+        ));
         let closing = store.clone();
         let task = tokio::spawn(async move {
             let _ = core_task.await;
@@ -268,6 +291,9 @@ impl Server {
             let _ = http.await;
             let _ = heartbeat.await;
             if let Some(worker) = outbox_worker {
+                let _ = worker.await;
+            }
+            if let Some(worker) = outbound_worker {
                 let _ = worker.await;
             }
             closing.close().await;
@@ -433,6 +459,29 @@ fn load_prompts(config: &Config) -> anyhow::Result<PromptLibrary> {
     Ok(library)
 }
 
+/// What the call loop serves.
+struct Queues {
+    inbox: mpsc::Receiver<Inbound>,
+    media: mpsc::UnboundedReceiver<CallMediaEvent>,
+    ivr: mpsc::UnboundedReceiver<IvrMessage>,
+    reloads: mpsc::UnboundedReceiver<Reload>,
+    /// Calls the outbound worker asks for.
+    outbound: mpsc::UnboundedReceiver<crate::outbound::worker::PlaceCall>,
+}
+
+/// How long an outbound call's claim lasts: the longest ring, the longest
+/// call and a minute's margin, so that only a gateway that died loses it.
+fn outbound_lease(config: &Config) -> Duration {
+    let ring = config
+        .outbound
+        .trunks
+        .values()
+        .map(|t| t.ring_timeout_secs)
+        .max()
+        .unwrap_or(0);
+    Duration::from_secs(ring + config.calls.max_duration_secs + 60)
+}
+
 struct Core {
     endpoint: Endpoint,
     transports: Transports,
@@ -442,14 +491,14 @@ struct Core {
 }
 
 impl Core {
-    async fn run(
-        mut self,
-        mut inbox: mpsc::Receiver<Inbound>,
-        mut media: mpsc::UnboundedReceiver<CallMediaEvent>,
-        mut ivr: mpsc::UnboundedReceiver<IvrMessage>,
-        mut reloads: mpsc::UnboundedReceiver<Reload>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, queues: Queues, mut stop: watch::Receiver<bool>) {
+        let Queues {
+            mut inbox,
+            mut media,
+            mut ivr,
+            mut reloads,
+            mut outbound,
+        } = queues;
         let mut batch = Vec::with_capacity(BATCH);
         let mut media_batch = Vec::with_capacity(BATCH);
         let mut drain_deadline: Option<Instant> = None;
@@ -490,6 +539,15 @@ impl Core {
                 }
                 Some(message) = ivr.recv() => {
                     self.calls.on_ivr_message(&mut self.endpoint, message, Instant::now());
+                }
+                Some(place) = outbound.recv(), if drain_deadline.is_none() => {
+                    let transport = crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(&place.uri))
+                        .map_or(crate::sip::endpoint::Transport::Udp, |uri| crate::sip::endpoint::Transport::for_uri(&uri));
+                    let origin = place
+                        .addresses
+                        .first()
+                        .and_then(|remote| self.transports.origin_for(transport, *remote));
+                    self.calls.place_outbound(&mut self.endpoint, place, origin, Instant::now());
                 }
                 _ = sleep_until(wake) => {}
                 // A dropped `Server` handle stops the gateway too.

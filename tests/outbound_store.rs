@@ -74,12 +74,19 @@ async fn a_job_is_queued_once_claimed_retried_and_finished(a: Store, _b: Store, 
         .await
         .unwrap();
 
-    let claimed = a.claim_outbound_calls(10, LEASE).await.unwrap();
+    let claimed = a
+        .claim_outbound_calls(&Purpose::ALL, 10, LEASE)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "the other is not due yet");
     let claim = &claimed[0];
     assert_eq!(claim.call.attempts, 1);
     assert_eq!(claim.call.state, OutboundState::Placing);
-    assert!(a.claim_outbound_calls(10, LEASE).await.unwrap().is_empty());
+    assert!(a
+        .claim_outbound_calls(&Purpose::ALL, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Busy: queued again for later, on trunk 0.
     let retry_at = now + Duration::minutes(10);
@@ -96,7 +103,10 @@ async fn a_job_is_queued_once_claimed_retried_and_finished(a: Store, _b: Store, 
         .unwrap();
     assert!(finished);
     *clock.lock().unwrap() = retry_at;
-    let again = a.claim_outbound_calls(1, LEASE).await.unwrap();
+    let again = a
+        .claim_outbound_calls(&Purpose::ALL, 1, LEASE)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(
         (again[0].call.id, again[0].call.attempts),
@@ -139,7 +149,10 @@ async fn a_job_is_queued_once_claimed_retried_and_finished(a: Store, _b: Store, 
 
     // The second job: declined, never again.
     *clock.lock().unwrap() = now + Duration::hours(1);
-    let second = a.claim_outbound_calls(10, LEASE).await.unwrap();
+    let second = a
+        .claim_outbound_calls(&Purpose::ALL, 10, LEASE)
+        .await
+        .unwrap();
     assert_eq!(second.len(), 1);
     a.finish_outbound_attempt(
         &second[0],
@@ -161,10 +174,18 @@ async fn a_lapsed_claim_cannot_finish_the_job(a: Store, b: Store, clock: Clock) 
     a.queue_outbound_call(confirm("confirm:9:1", now))
         .await
         .unwrap();
-    let first = a.claim_outbound_calls(1, LEASE).await.unwrap().remove(0);
+    let first = a
+        .claim_outbound_calls(&Purpose::ALL, 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
     // The first gateway died; after the lease another claims the job.
     *clock.lock().unwrap() = now + Duration::minutes(3);
-    let second = b.claim_outbound_calls(1, LEASE).await.unwrap().remove(0);
+    let second = b
+        .claim_outbound_calls(&Purpose::ALL, 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.call.attempts, 2);
     let late = a
         .finish_outbound_attempt(&first, attempt(Cause::NoAnswer, None, now), Next::Done)
@@ -194,8 +215,8 @@ async fn two_gateways_claiming_at_once_never_share_a_job() {
         let mut ids = Vec::new();
         loop {
             let (x, y) = tokio::join!(
-                a.claim_outbound_calls(4, LEASE),
-                b.claim_outbound_calls(4, LEASE)
+                a.claim_outbound_calls(&Purpose::ALL, 4, LEASE),
+                b.claim_outbound_calls(&Purpose::ALL, 4, LEASE)
             );
             let (x, y) = (x.unwrap(), y.unwrap());
             if x.is_empty() && y.is_empty() {

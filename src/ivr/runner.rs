@@ -632,7 +632,7 @@ impl IvrCalls {
                             },
                             TransferMode::Bridge => IvrMessage::BridgeReady {
                                 call,
-                                addresses: resolve_target(&uri).await,
+                                addresses: crate::sip::resolve::target_addresses(&uri).await,
                                 headers: transfer_headers(&context, token.as_deref())
                                     .into_iter()
                                     .map(|(name, value)| (name.to_string(), value))
@@ -656,31 +656,6 @@ impl IvrCalls {
             }
         }
         actions
-    }
-}
-
-/// The addresses of a bridge target's host: itself when it is an IP
-/// literal, else what the system resolver gives for it (A and AAAA
-/// records; SRV and NAPTR are not looked up, so the port is the URI's or
-/// 5060, 5061 over TLS). Empty when the name does not resolve: the call
-/// then fails.
-async fn resolve_target(uri: &str) -> Vec<SocketAddr> {
-    let Ok(target) = crate::sip::headers::Uri::parse(crate::sip::uac::request_uri(uri)) else {
-        return Vec::new();
-    };
-    let port = target
-        .port
-        .unwrap_or_else(|| crate::sip::uac::default_port(&target));
-    if let Some(ip) = target.ip() {
-        return vec![SocketAddr::new(ip, port)];
-    }
-    let host = target.host.trim_start_matches('[').trim_end_matches(']');
-    match tokio::net::lookup_host(format!("{host}:{port}")).await {
-        Ok(addresses) => addresses.collect(),
-        Err(error) => {
-            tracing::warn!(host = %target.host, %error, "cannot resolve the transfer target");
-            Vec::new()
-        }
     }
 }
 

@@ -281,9 +281,19 @@ pub struct OutgoingRequest {
     pub credentials: Option<(String, String)>,
     /// Ringing longer than this sends CANCEL and fails the call.
     pub ring_timeout: Duration,
-    /// The call on whose behalf we call: its flow's socket and address
-    /// family are used.
-    pub on_behalf_of: CallHandle,
+    /// Where the call leaves from.
+    pub origin: Origin,
+}
+
+/// Where a call we place leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The flow of the call on whose behalf we call (a bridged transfer's
+    /// caller): its socket and address family are used.
+    Call(CallHandle),
+    /// A call of our own (an outbound campaign): the listener and local
+    /// address the transports chose for the target.
+    Listener { listener: usize, local: SocketAddr },
 }
 
 /// The stream connections live calls and transactions depend on: by
@@ -1552,11 +1562,14 @@ impl Endpoint {
         request: OutgoingRequest,
         now: Instant,
     ) -> Result<CallHandle, CallError> {
-        let base = self
-            .calls
-            .get(&request.on_behalf_of)
-            .map(|c| c.flow)
-            .ok_or(CallError::NoSuchCall)?;
+        let (listener, base_local) = match request.origin {
+            Origin::Call(call) => self
+                .calls
+                .get(&call)
+                .map(|c| (c.flow.listener, c.flow.local))
+                .ok_or(CallError::NoSuchCall)?,
+            Origin::Listener { listener, local } => (listener, local),
+        };
         let target = Uri::parse(uac::request_uri(&request.target))
             .ok()
             .filter(Uri::is_sip)
@@ -1565,19 +1578,19 @@ impl Endpoint {
             .addresses
             .iter()
             .copied()
-            .find(|a| a.is_ipv4() == base.local.is_ipv4())
+            .find(|a| a.is_ipv4() == base_local.is_ipv4())
             .ok_or(CallError::BadTarget)?;
         let transport = Transport::for_uri(&target);
         let local = match transport {
             Transport::Tls => {
                 self.remember_tls_name(remote, &target.host);
-                self.tls_local(base.local)
+                self.tls_local(base_local)
             }
-            _ => base.local,
+            _ => base_local,
         };
         let flow = Flow {
             transport,
-            listener: base.listener,
+            listener,
             connection: None,
             local,
             remote,
@@ -1612,7 +1625,7 @@ impl Endpoint {
             sdp: &request.sdp,
         });
         let leg = CallHandle(self.next_id());
-        tracing::info!(%call_id, target = %request.target, transport = flow.transport.via_token(), "calling the transfer target");
+        tracing::info!(%call_id, target = %request.target, transport = flow.transport.via_token(), "placing a call");
         let has_credentials = request.credentials.is_some();
         self.outgoing.insert(
             leg,
@@ -1629,6 +1642,17 @@ impl Endpoint {
         self.send_invite(leg, invite, now);
         self.arm(now + request.ring_timeout, TimerTarget::Ring(leg));
         Ok(leg)
+    }
+
+    /// The SIP Call-ID of a call or of a call we placed.
+    pub fn call_id_of(&self, handle: CallHandle) -> Option<String> {
+        if let Some(call) = self.calls.get(&handle) {
+            return Some(call.dialog.id.call_id.clone());
+        }
+        self.outgoing
+            .get(&handle)
+            .and_then(|o| o.invite.header("Call-ID"))
+            .map(str::to_string)
     }
 
     /// Starts an INVITE client transaction for `invite` (no Via yet).

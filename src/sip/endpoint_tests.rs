@@ -2201,7 +2201,7 @@ impl Harness {
                     sdp: Bytes::from_static(ANSWER.as_bytes()),
                     credentials: None,
                     ring_timeout,
-                    on_behalf_of: caller,
+                    origin: Origin::Call(caller),
                 },
                 self.now,
             )
@@ -2346,7 +2346,7 @@ fn a_busy_target_is_acked_and_reported_and_a_bad_target_refused() {
         sdp: Bytes::new(),
         credentials: None,
         ring_timeout: ms(1000),
-        on_behalf_of: caller,
+        origin: Origin::Call(caller),
     };
     // A name nobody resolved, a tel: URI, and only an address of the other
     // family than the caller's call.
@@ -2377,7 +2377,7 @@ fn a_target_with_transport_tcp_is_called_over_tcp() {
                 sdp: Bytes::from_static(ANSWER.as_bytes()),
                 credentials: None,
                 ring_timeout: ms(10_000),
-                on_behalf_of: caller,
+                origin: Origin::Call(caller),
             },
             h.now,
         )
@@ -2415,7 +2415,7 @@ fn a_tcp_target_that_cannot_be_reached_fails_the_call_at_once() {
                 sdp: Bytes::from_static(ANSWER.as_bytes()),
                 credentials: None,
                 ring_timeout: ms(60_000),
-                on_behalf_of: caller,
+                origin: Origin::Call(caller),
             },
             h.now,
         )

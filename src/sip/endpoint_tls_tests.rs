@@ -165,7 +165,7 @@ fn call_tls_agent(h: &mut Harness, target: &str, address: &str) -> (CallHandle, 
                 sdp: Bytes::from_static(ANSWER.as_bytes()),
                 credentials: None,
                 ring_timeout: ms(10_000),
-                on_behalf_of: caller,
+                origin: Origin::Call(caller),
             },
             h.now,
         )

@@ -36,6 +36,8 @@ pub enum IdentitySource {
     AssertedIdentity,
     RemotePartyId,
     From,
+    /// We called this number (an outbound call).
+    Dialled,
 }
 
 impl fmt::Display for IdentitySource {
@@ -44,6 +46,7 @@ impl fmt::Display for IdentitySource {
             IdentitySource::AssertedIdentity => "P-Asserted-Identity",
             IdentitySource::RemotePartyId => "Remote-Party-ID",
             IdentitySource::From => "From",
+            IdentitySource::Dialled => "dialled",
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod headers;
 pub mod identity;
 pub mod message;
 pub mod refer;
+pub mod resolve;
 pub mod route;
 pub mod sdes;
 pub mod sdp;

@@ -318,6 +318,37 @@ impl Transports {
     /// Sends without waiting: UDP by `try_send_to` (a full socket buffer
     /// drops the datagram like the network would; retransmission covers
     /// it), streams through the connection's queue or a new connection.
+    /// The listener (its index) and local address a call we place to
+    /// `remote` over `transport` leaves from: a listener of that transport
+    /// and of the remote's address family. `None` when there is none.
+    pub fn origin_for(
+        &self,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> Option<(usize, SocketAddr)> {
+        let (listener, bound) = match transport {
+            Transport::Udp => self.udp.iter().enumerate().find_map(|(index, l)| {
+                l.socket
+                    .local_addr()
+                    .ok()
+                    .filter(|a| a.is_ipv4() == remote.is_ipv4())
+                    .map(|a| (index, a))
+            })?,
+            Transport::Tcp => (
+                0,
+                self.tcp_local.filter(|a| a.is_ipv4() == remote.is_ipv4())?,
+            ),
+            Transport::Tls => (
+                0,
+                self.tls_local.filter(|a| a.is_ipv4() == remote.is_ipv4())?,
+            ),
+        };
+        Some((
+            listener,
+            Advertiser::new(self.advertised, bound).local_for(remote),
+        ))
+    }
+
     pub fn send(&mut self, transmit: Transmit) {
         let Transmit {
             flow,

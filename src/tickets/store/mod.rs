@@ -62,6 +62,7 @@ pub use transfer::{NewTransferContext, TransferContext};
 use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
 use super::sla::SlaPolicy;
+use crate::outbound::schedule::CampaignRules;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
@@ -135,6 +136,10 @@ pub struct StoreOptions {
     /// Writer tasks, each with its own connection, that group-commit the
     /// batched writes on PostgreSQL (SQLite always has one).
     pub writers: usize,
+    /// `[outbound.confirm]` when enabled: resolving a fault ticket queues
+    /// a confirmation call (in the calling window) instead of the
+    /// "is it restored?" text, which becomes the call's fallback.
+    pub confirm_calls: Option<CampaignRules>,
 }
 
 impl StoreOptions {
@@ -144,6 +149,7 @@ impl StoreOptions {
             clock: Arc::new(Utc::now),
             max_connections: 16,
             writers: DEFAULT_WRITERS,
+            confirm_calls: None,
         }
     }
 }
@@ -163,6 +169,7 @@ struct Inner {
     limits: Option<sms_limits::SharedLimits>,
     sla: Arc<SlaPolicy>,
     clock: Clock,
+    confirm_calls: Option<CampaignRules>,
 }
 
 impl Store {
@@ -206,6 +213,7 @@ impl Store {
                 limits,
                 sla: options.sla,
                 clock: options.clock,
+                confirm_calls: options.confirm_calls,
             }),
         })
     }

@@ -5,9 +5,14 @@
 //! finish it, so a gateway whose lease ran out cannot overwrite a newer
 //! claim's outcome.
 
+use super::outbox::queue_notifications;
+use super::tickets::{insert_event, load_for_change, transition_notification};
 use super::{from_millis, to_millis, Backend, Store, StoreError};
 use crate::outbound::schedule::{Cause, GiveUp, Next, Purpose};
+use crate::tickets::lifecycle::Action;
+use crate::tickets::model::{Actor, Status};
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use std::time::Duration;
 
@@ -119,42 +124,62 @@ const COLUMNS: &str = "id, dedup_key, purpose, ticket_id, number, state, trunk, 
 const DUE: &str = "(state = 'queued' AND earliest_at <= $1) \
                    OR (state = 'placing' AND claimed_until < $1)";
 
+/// Inserts `call` in the caller's transaction; `None` when its dedup key
+/// was queued before.
+pub(super) async fn insert_outbound_call(
+    conn: &mut AnyConnection,
+    call: &NewOutboundCall,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO outbound_calls (dedup_key, purpose, ticket_id, number, state, \
+         trunk, earliest_at, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, 0, $6, $6) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(&call.dedup_key)
+    .bind(call.purpose.code())
+    .bind(call.ticket_id)
+    .bind(&call.number)
+    .bind(to_millis(call.earliest_at))
+    .bind(to_millis(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
 impl Store {
     /// Queues `call`; `None` when its dedup key was queued before.
     pub async fn queue_outbound_call(
         &self,
         call: NewOutboundCall,
     ) -> Result<Option<i64>, StoreError> {
-        let now = to_millis(self.now());
+        let now = self.now();
         self.write(move |conn| {
-            Box::pin(async move {
-                let id: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO outbound_calls (dedup_key, purpose, ticket_id, number, state, \
-                     trunk, earliest_at, attempts, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'queued', 0, $5, 0, $6, $6) \
-                     ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                )
-                .bind(&call.dedup_key)
-                .bind(call.purpose.code())
-                .bind(call.ticket_id)
-                .bind(&call.number)
-                .bind(to_millis(call.earliest_at))
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?;
-                Ok(id)
-            })
+            Box::pin(async move { insert_outbound_call(conn, &call, now).await })
         })
         .await
     }
 
-    /// Claims up to `limit` due jobs for `lease`, counting the attempt each
-    /// is about to make; another gateway's claims are skipped.
+    /// Claims up to `limit` due jobs of `purposes` for `lease`, counting
+    /// the attempt each is about to make; another gateway's claims are
+    /// skipped.
     pub async fn claim_outbound_calls(
         &self,
+        purposes: &[Purpose],
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<ClaimedCall>, StoreError> {
+        if purposes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Codes are this program's constants, not input.
+        let purposes = purposes
+            .iter()
+            .map(|p| format!("'{}'", p.code()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let due = format!("({DUE}) AND purpose IN ({purposes})");
         let now = to_millis(self.now());
         let lease_end = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
@@ -162,7 +187,7 @@ impl Store {
             // A claim is a write; on the single writer, skip it when
             // nothing is due (the common case of an idle poll).
             let due: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT id FROM outbound_calls WHERE {DUE} LIMIT 1"
+                "SELECT id FROM outbound_calls WHERE {due} LIMIT 1"
             ))
             .bind(now)
             .fetch_optional(self.reader())
@@ -178,7 +203,7 @@ impl Store {
         let sql = format!(
             "UPDATE outbound_calls SET state = 'placing', claimed_until = $2, \
              attempts = attempts + 1, updated_at = $1 \
-             WHERE id IN (SELECT id FROM outbound_calls WHERE {DUE} \
+             WHERE id IN (SELECT id FROM outbound_calls WHERE {due} \
              ORDER BY earliest_at, id LIMIT $3{lock}) RETURNING {COLUMNS}"
         );
         let rows = self
@@ -205,6 +230,35 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Gives `claim` back without an attempt made (outside the calling
+    /// window, or its trunk at its caps): queued again for `at`. False when
+    /// the lease had run out and another claim owns the job.
+    pub async fn release_outbound_call(
+        &self,
+        claim: &ClaimedCall,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let now = to_millis(self.now());
+        let (id, lease) = (claim.call.id, claim.lease);
+        self.write(move |conn| {
+            Box::pin(async move {
+                let changed = sqlx::query(
+                    "UPDATE outbound_calls SET state = 'queued', attempts = attempts - 1, \
+                     earliest_at = $1, claimed_until = NULL, updated_at = $2 \
+                     WHERE id = $3 AND state = 'placing' AND claimed_until = $4",
+                )
+                .bind(to_millis(at))
+                .bind(now)
+                .bind(id)
+                .bind(lease)
+                .execute(&mut *conn)
+                .await?;
+                Ok(changed.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+
     /// Records `attempt` of `claim` and what comes next: done, queued again
     /// for the retry, or failed. False when the claim's lease had run out
     /// and another claim owns the job (the attempt is still recorded).
@@ -216,6 +270,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = to_millis(self.now());
         let (id, number, lease) = (claim.call.id, claim.call.attempts, claim.lease);
+        let at = self.now();
+        let ticket = claim.call.ticket_id.zip(claim.call.ticket_number.clone());
+        let detail = attempt_detail(&claim.call, &attempt, next);
+        // A confirmation call that never got its answer falls back to the
+        // "is it restored?" text the resolution would have sent.
+        let text_instead =
+            claim.call.purpose == Purpose::Confirm && matches!(next, Next::GiveUp(_));
         let (state, trunk, earliest, outcome) = match next {
             Next::Done => (
                 OutboundState::Done,
@@ -265,7 +326,29 @@ impl Store {
                 .bind(lease)
                 .execute(&mut *conn)
                 .await?;
-                Ok(changed.rows_affected() == 1)
+                let owned = changed.rows_affected() == 1;
+                if let (true, Some((ticket_id, number))) = (owned, ticket) {
+                    let system = Actor::system("outbound");
+                    insert_event(
+                        conn,
+                        ticket_id,
+                        at,
+                        &system,
+                        "outbound_call",
+                        None,
+                        None,
+                        &detail,
+                    )
+                    .await?;
+                    if text_instead {
+                        let ticket = load_for_change(conn, &number.parse()?, None).await?;
+                        if ticket.status == Status::Resolved {
+                            let text = transition_notification(&ticket, Action::Resolve);
+                            queue_notifications(conn, at, text.into_iter().collect()).await?;
+                        }
+                    }
+                }
+                Ok(owned)
             })
         })
         .await
@@ -372,4 +455,31 @@ fn call_of_row(row: &sqlx::any::AnyRow) -> Result<OutboundCall, StoreError> {
         outcome: row.try_get("outcome")?,
         created_at: from_millis(row.try_get("created_at")?)?,
     })
+}
+
+/// The ticket timeline's line for one attempt: "confirm call, attempt 2:
+/// busy (SIP 486); retry at …".
+fn attempt_detail(call: &OutboundCall, attempt: &AttemptRecord, next: Next) -> String {
+    let status = attempt
+        .sip_status
+        .map(|s| format!(" (SIP {s})"))
+        .unwrap_or_default();
+    let key = attempt
+        .key_pressed
+        .as_deref()
+        .map(|k| format!(", key {k}"))
+        .unwrap_or_default();
+    let then = match next {
+        Next::Done => "done".to_string(),
+        Next::Retry { at, .. } => format!("next attempt at {}", at.format("%Y-%m-%d %H:%M UTC")),
+        Next::GiveUp(reason) => format!("given up: {}", give_up_code(reason)),
+    };
+    format!(
+        "{} call to {}, attempt {} via {}: {}{status}{key}; {then}",
+        call.purpose.code(),
+        call.number,
+        call.attempts,
+        attempt.trunk,
+        attempt.cause.code()
+    )
 }

@@ -23,7 +23,7 @@
 
 use super::rows::{TicketRow, TICKET_COLUMNS};
 use super::tickets::{
-    apply_transition, insert_tickets, prepare_ticket, NewTicket, PreparedTicket, Ticket,
+    apply_transition, insert_tickets, prepare_ticket, Effects, NewTicket, PreparedTicket, Ticket,
 };
 use super::{bind_in_order, parameters, to_millis, Store, StoreError};
 use crate::phone::PhoneNumber;
@@ -641,8 +641,16 @@ async fn carry_out(
                     if lifecycle::apply(ticket.status, Action::Cancel).is_ok() {
                         let note = Some("cancelled by the customer by SMS".to_string());
                         CancelFacts::Cancelled(
-                            apply_transition(conn, &ticket, Action::Cancel, &actor, note, sla, now)
-                                .await?,
+                            apply_transition(
+                                conn,
+                                &ticket,
+                                Action::Cancel,
+                                &actor,
+                                note,
+                                Effects::of(sla),
+                                now,
+                            )
+                            .await?,
                         )
                     } else {
                         CancelFacts::Refused(ticket)
@@ -655,8 +663,16 @@ async fn carry_out(
             SmsFacts::Answer(match awaiting_answer(conn, &sms.from_spellings).await? {
                 Some(ticket) if lifecycle::apply(ticket.status, action).is_ok() => {
                     let note = Some(format!("{action} by the customer's SMS answer"));
-                    let changed =
-                        apply_transition(conn, &ticket, action, &actor, note, sla, now).await?;
+                    let changed = apply_transition(
+                        conn,
+                        &ticket,
+                        action,
+                        &actor,
+                        note,
+                        Effects::of(sla),
+                        now,
+                    )
+                    .await?;
                     AnswerFacts::Applied(Box::new(changed), action)
                 }
                 _ => AnswerFacts::NoQuestion,

@@ -2,10 +2,12 @@
 //! Each write is one transaction that changes the ticket and appends its
 //! event together.
 
+use super::outbound::{insert_outbound_call, NewOutboundCall};
 use super::outbox::{queue_notifications, QueuedNotification};
 use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
 use super::{bind_in_order, to_millis, Store, StoreError};
+use crate::outbound::schedule::{CampaignRules, Purpose};
 use crate::phone::{search_spellings, PhoneNumber};
 use crate::tickets::lifecycle::{self, Action};
 use crate::tickets::model::{Actor, Channel, CustomerLevel, Language, Status, TicketType};
@@ -362,10 +364,15 @@ impl Store {
         let number: TicketNumber = number.parse()?;
         let now = self.now();
         let sla = self.inner.sla.clone();
+        let confirm_calls = self.inner.confirm_calls.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, expected_version).await?;
-                apply_transition(conn, &ticket, action, &actor, note, &sla, now).await
+                let effects = Effects {
+                    sla: &sla,
+                    confirm_calls: confirm_calls.as_ref(),
+                };
+                apply_transition(conn, &ticket, action, &actor, note, effects, now).await
             })
         })
         .await
@@ -461,18 +468,37 @@ fn clock_met_by(action: Action) -> &'static [SlaClock] {
     }
 }
 
+/// What a transition consults besides the ticket.
+#[derive(Clone, Copy)]
+pub(super) struct Effects<'a> {
+    pub sla: &'a SlaPolicy,
+    /// `[outbound.confirm]` when enabled (see [`queue_confirm_call`]).
+    pub confirm_calls: Option<&'a CampaignRules>,
+}
+
+impl<'a> Effects<'a> {
+    /// A transition that never resolves (texts: cancel, confirm, reopen).
+    pub fn of(sla: &'a SlaPolicy) -> Effects<'a> {
+        Effects {
+            sla,
+            confirm_calls: None,
+        }
+    }
+}
+
 /// Applies `action` to `ticket` (as just read in this transaction): the
-/// change, its event, and any clock it met late, in the caller's
-/// transaction.
+/// change, its event, any clock it met late, and what it tells the
+/// customer (a text, or a confirmation call), in the caller's transaction.
 pub(super) async fn apply_transition(
     conn: &mut AnyConnection,
     ticket: &Ticket,
     action: Action,
     actor: &Actor,
     note: Option<String>,
-    sla: &SlaPolicy,
+    effects: Effects<'_>,
     now: DateTime<Utc>,
 ) -> Result<Ticket, StoreError> {
+    let sla = effects.sla;
     let status = lifecycle::apply(ticket.status, action)?;
     let changed = apply_action(ticket, action, status, sla, now);
     save_change(conn, ticket, &changed).await?;
@@ -494,9 +520,43 @@ pub(super) async fn apply_transition(
             }
         }
     }
-    let queued = transition_notification(&changed, action);
+    let called = match effects.confirm_calls {
+        Some(rules) if action == Action::Resolve => {
+            queue_confirm_call(conn, &changed, rules, sla, now).await?
+        }
+        _ => false,
+    };
+    let queued = transition_notification(&changed, action).filter(|_| !called);
     queue_notifications(conn, now, queued.into_iter().collect()).await?;
     Ok(changed)
+}
+
+/// Queues the confirmation call for a fault ticket just resolved (one per
+/// resolution: keyed by the new version), at the first moment inside the
+/// calling window; true when queued. The "is it restored?" text is then
+/// not sent with the resolution: it is the call's fallback.
+async fn queue_confirm_call(
+    conn: &mut AnyConnection,
+    changed: &Ticket,
+    rules: &CampaignRules,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let Some(contact) = changed.contact_phone.as_deref() else {
+        return Ok(false);
+    };
+    if changed.ticket_type != TicketType::FaultReport {
+        return Ok(false);
+    }
+    let call = NewOutboundCall {
+        dedup_key: format!("confirm:{}:{}", changed.id, changed.version),
+        purpose: Purpose::Confirm,
+        ticket_id: Some(changed.id),
+        number: contact.to_string(),
+        earliest_at: rules.in_window(sla.calendar(), now).unwrap_or(now),
+    };
+    insert_outbound_call(conn, &call, now).await?;
+    Ok(true)
 }
 
 /// The ticket after `action` took it to `status` at `now`: timestamps set,
@@ -913,7 +973,10 @@ async fn insert_created_notifications(
 /// The text a transition sends the customer, if it sends one: dispatch and
 /// resolve do. Keyed by the new version, so a ticket resolved, reopened and
 /// resolved again is told twice, but one change never twice.
-fn transition_notification(changed: &Ticket, action: Action) -> Option<QueuedNotification> {
+pub(super) fn transition_notification(
+    changed: &Ticket,
+    action: Action,
+) -> Option<QueuedNotification> {
     let (kind, body) = match action {
         Action::Dispatch => (
             NotificationKind::Dispatched,
