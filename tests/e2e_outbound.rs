@@ -1,0 +1,289 @@
+//! End-to-end outbound confirmation calls (修复确认): resolving a fault
+//! ticket queues a call; the gateway's worker places it through the
+//! configured trunk, here a Rust test client playing the customer's phone
+//! on loopback. Answered with a key, the job is done; busy is retried;
+//! never answered, the gateway CANCELs at the ring timeout, retries, and
+//! falls back to the "is it restored?" text; 603 is never retried. Every
+//! attempt is on the ticket's timeline.
+
+mod support;
+
+use hotline::config::Config;
+use hotline::outbound::config::TrunkConfig;
+use hotline::server::Server;
+use hotline::sip::message::Message;
+use hotline::sip::sdp;
+use hotline::tickets::lifecycle::Action;
+use hotline::tickets::model::{Actor, Channel, TicketType};
+use hotline::tickets::store::{NewTicket, OutboundCall, OutboundState, StoredAttempt};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::{start, test_config, Client};
+
+const CUSTOMER: &str = "13800138000";
+const LONG: Duration = Duration::from_secs(15);
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"))).join(path)
+}
+
+/// A gateway whose confirm campaign calls `callee` through trunk "main"
+/// (ring timeout 2 s), retrying at once, `attempts` times in all.
+fn outbound_config(callee: &Client, attempts: u32) -> Config {
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = repo("dialplans");
+    let outbound = &mut config.outbound;
+    outbound.enabled = true;
+    outbound.poll_secs = 1;
+    outbound.trunks.insert(
+        "main".into(),
+        TrunkConfig {
+            uri: format!("sip:{{number}}@{}", callee.local),
+            max_concurrent: 4,
+            calls_per_second: 10.0,
+            ring_timeout_secs: 2,
+            username: None,
+            password: None,
+        },
+    );
+    let confirm = &mut outbound.confirm;
+    confirm.enabled = true;
+    confirm.trunks = vec!["main".into()];
+    confirm.window = "00:00-23:59".into();
+    confirm.attempts = attempts;
+    confirm.entry = "survey".into();
+    confirm.busy_retry_mins = 0;
+    confirm.no_answer_retry_mins = 0;
+    confirm.failure_retry_mins = 0;
+    config
+}
+
+/// A callee client and a gateway calling it.
+async fn gateway(attempts: u32) -> (Server, Client) {
+    // The callee needs the gateway's address to answer requests; the
+    // gateway needs the callee's for its trunk: bind first, point later.
+    let mut callee = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let server = start(outbound_config(&callee, attempts)).await;
+    callee.server = server.udp_addrs[0];
+    (server, callee)
+}
+
+/// A fault ticket for the customer, taken to resolved by staff; returns
+/// its number and id.
+async fn resolved_fault(server: &Server) -> (String, i64) {
+    let store = server.store();
+    let new = NewTicket::new(
+        TicketType::FaultReport,
+        "bandwidth",
+        CUSTOMER,
+        "no dial tone",
+        Channel::Staff,
+        Actor::staff("zhang.wei"),
+    );
+    let ticket = store.create_ticket(new).await.unwrap();
+    let number = ticket.number.to_string();
+    for action in [Action::Dispatch, Action::Accept, Action::Resolve] {
+        store
+            .transition(&number, action, Actor::staff("zhang.wei"), None, None)
+            .await
+            .unwrap();
+    }
+    (number, ticket.id)
+}
+
+async fn expect_invite(callee: &mut Client) -> Message {
+    callee
+        .request_named("INVITE", LONG)
+        .await
+        .expect("the gateway calls the customer")
+}
+
+/// The callee's answer: PCMU with telephone-event.
+fn answer(callee: &Client) -> String {
+    callee.offer(
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        "a=sendrecv\r\n",
+    )
+}
+
+/// Answers `invite`, waits for the ACK, presses `keys` and waits for the
+/// IVR to finish and hang up.
+async fn answer_and_press(callee: &mut Client, invite: &Message, tag: &str, keys: &str) {
+    callee
+        .respond(invite, 200, "OK", tag, &[], Some(answer(callee)))
+        .await;
+    callee
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .expect("the gateway ACKs the 2xx");
+    let offer = sdp::parse_body(&invite.body).unwrap().audio.unwrap();
+    let gateway_rtp = SocketAddr::new(offer.connection.unwrap(), offer.port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut sequence, mut timestamp) = (1u16, 8_000u32);
+    callee
+        .send_keys(gateway_rtp, keys, &mut sequence, &mut timestamp)
+        .await;
+    assert!(
+        callee.answer_bye(LONG).await.is_some(),
+        "the gateway hangs up once the plan is done"
+    );
+}
+
+/// Waits until the job has left `placing`/`queued` for good (or `LONG`).
+async fn settled(server: &Server) -> (OutboundCall, Vec<StoredAttempt>) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let calls = server.store().outbound_calls(None, 10).await.unwrap();
+        let call = calls.into_iter().next().expect("a job was queued");
+        if matches!(call.state, OutboundState::Done | OutboundState::Failed)
+            || tokio::time::Instant::now() > deadline
+        {
+            let attempts = server.store().outbound_attempts(call.id).await.unwrap();
+            return (call, attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The "is it restored?" texts queued for ticket `id`.
+async fn restored_texts(server: &Server, id: i64) -> usize {
+    server
+        .store()
+        .notifications(id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|n| n.kind == "resolved")
+        .count()
+}
+
+#[tokio::test]
+async fn an_answered_confirmation_call_with_a_key_is_done_and_on_the_timeline() {
+    let (server, mut callee) = gateway(3).await;
+    let (number, id) = resolved_fault(&server).await;
+    assert_eq!(
+        restored_texts(&server, id).await,
+        0,
+        "the call replaces the text"
+    );
+
+    let invite = expect_invite(&mut callee).await;
+    assert_eq!(
+        invite.request_uri(),
+        Some(format!("sip:{CUSTOMER}@{}", callee.local).as_str())
+    );
+    assert!(
+        invite
+            .header("From")
+            .is_some_and(|from| from.contains("sip:10000@")),
+        "{invite:?}"
+    );
+    assert_eq!(invite.header("X-Ticket-Number"), Some(number.as_str()));
+    callee
+        .respond(&invite, 180, "Ringing", "cust1", &[], None)
+        .await;
+    answer_and_press(&mut callee, &invite, "cust1", "1").await;
+
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Done, "{call:?} {attempts:?}");
+    assert_eq!(call.outcome.as_deref(), Some("completed"));
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].cause, "completed");
+    assert_eq!(attempts[0].key_pressed.as_deref(), Some("1"));
+    assert_eq!(attempts[0].sip_status, Some(200));
+    assert_eq!(
+        attempts[0].sip_call_id,
+        invite.header("Call-ID").unwrap_or_default()
+    );
+    let events = server.store().events(id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "outbound_call"
+            && e.detail.contains("completed")
+            && e.detail.contains("key 1")),
+        "{events:?}"
+    );
+    assert_eq!(restored_texts(&server, id).await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_busy_customer_is_called_again_and_answers() {
+    let (server, mut callee) = gateway(3).await;
+    resolved_fault(&server).await;
+
+    let first = expect_invite(&mut callee).await;
+    callee
+        .respond(&first, 486, "Busy Here", "busy1", &[], None)
+        .await;
+    let second = expect_invite(&mut callee).await;
+    assert_ne!(first.header("Call-ID"), second.header("Call-ID"));
+    answer_and_press(&mut callee, &second, "cust2", "2").await;
+
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Done, "{call:?} {attempts:?}");
+    let causes: Vec<&str> = attempts.iter().map(|a| a.cause.as_str()).collect();
+    assert_eq!(causes, ["busy", "completed"]);
+    assert_eq!(attempts[0].sip_status, Some(486));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_never_answered_is_cancelled_retried_and_falls_back_to_the_text() {
+    let (server, mut callee) = gateway(2).await;
+    let (_, id) = resolved_fault(&server).await;
+
+    for attempt in 1..=2 {
+        let invite = expect_invite(&mut callee).await;
+        let tag = format!("ring{attempt}");
+        callee
+            .respond(&invite, 180, "Ringing", &tag, &[], None)
+            .await;
+        let cancel = callee
+            .request_named("CANCEL", Duration::from_secs(5))
+            .await
+            .expect("CANCEL at the ring timeout");
+        callee.reply(&cancel, 200, "OK").await;
+        callee
+            .respond(&invite, 487, "Request Terminated", &tag, &[], None)
+            .await;
+    }
+
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Failed, "{call:?}");
+    assert_eq!(call.outcome.as_deref(), Some("exhausted:no_answer"));
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.cause == "no_answer"));
+    assert_eq!(
+        restored_texts(&server, id).await,
+        1,
+        "the text goes out instead"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_declined_call_is_never_retried() {
+    let (server, mut callee) = gateway(3).await;
+    let (_, id) = resolved_fault(&server).await;
+
+    let invite = expect_invite(&mut callee).await;
+    callee
+        .respond(&invite, 603, "Decline", "no1", &[], None)
+        .await;
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Failed, "{call:?}");
+    assert_eq!(call.outcome.as_deref(), Some("declined"));
+    assert_eq!(attempts.len(), 1);
+    assert!(
+        callee
+            .request_named("INVITE", Duration::from_secs(3))
+            .await
+            .is_none(),
+        "no second call"
+    );
+    assert_eq!(restored_texts(&server, id).await, 1);
+    server.shutdown().await;
+}
