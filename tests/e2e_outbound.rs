@@ -54,9 +54,9 @@ fn outbound_config(callee: &Client, attempts: u32) -> Config {
     confirm.window = "00:00-23:59".into();
     confirm.attempts = attempts;
     confirm.entry = "survey".into();
-    confirm.busy_retry_mins = 0;
-    confirm.no_answer_retry_mins = 0;
-    confirm.failure_retry_mins = 0;
+    confirm.busy_retry_secs = 0;
+    confirm.no_answer_retry_secs = 0;
+    confirm.failure_retry_secs = 0;
     config
 }
 

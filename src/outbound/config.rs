@@ -122,9 +122,12 @@ pub struct CampaignConfig {
     /// Never call on the calendar's holidays.
     pub skip_holidays: bool,
     pub attempts: u32,
-    pub busy_retry_mins: i64,
-    pub no_answer_retry_mins: i64,
-    pub failure_retry_mins: i64,
+    /// Seconds before calling again after busy (486, 600).
+    pub busy_retry_secs: i64,
+    /// After no answer, or an answer without a key.
+    pub no_answer_retry_secs: i64,
+    /// After a trunk failure when there is no other trunk to try.
+    pub failure_retry_secs: i64,
 }
 
 impl Default for CampaignConfig {
@@ -137,9 +140,9 @@ impl Default for CampaignConfig {
             window: "09:00-20:00".into(),
             skip_holidays: rules.skip_holidays,
             attempts: rules.attempts,
-            busy_retry_mins: rules.busy_retry.num_minutes(),
-            no_answer_retry_mins: rules.no_answer_retry.num_minutes(),
-            failure_retry_mins: rules.failure_retry.num_minutes(),
+            busy_retry_secs: rules.busy_retry.num_seconds(),
+            no_answer_retry_secs: rules.no_answer_retry.num_seconds(),
+            failure_retry_secs: rules.failure_retry.num_seconds(),
         }
     }
 }
@@ -152,9 +155,9 @@ impl CampaignConfig {
             window: parse_window(&self.window)?,
             skip_holidays: self.skip_holidays,
             attempts: self.attempts,
-            busy_retry: Duration::minutes(self.busy_retry_mins),
-            no_answer_retry: Duration::minutes(self.no_answer_retry_mins),
-            failure_retry: Duration::minutes(self.failure_retry_mins),
+            busy_retry: Duration::seconds(self.busy_retry_secs),
+            no_answer_retry: Duration::seconds(self.no_answer_retry_secs),
+            failure_retry: Duration::seconds(self.failure_retry_secs),
             trunks: self.trunks.len().max(1),
         })
     }
@@ -232,15 +235,17 @@ impl OutboundConfig {
             problems.push("outbound.confirm.attempts must be from 1 to 20".to_string());
         }
         if [
-            campaign.busy_retry_mins,
-            campaign.no_answer_retry_mins,
-            campaign.failure_retry_mins,
+            campaign.busy_retry_secs,
+            campaign.no_answer_retry_secs,
+            campaign.failure_retry_secs,
         ]
         .iter()
-        .any(|mins| !(0..=10_080).contains(mins))
+        .any(|secs| !(0..=604_800).contains(secs))
         {
-            problems
-                .push("outbound.confirm retry delays must be from 0 to 10080 minutes".to_string());
+            problems.push(
+                "outbound.confirm retry delays must be from 0 to 604800 seconds (a week)"
+                    .to_string(),
+            );
         }
         problems
     }
@@ -284,14 +289,14 @@ mod tests {
             trunks = ["main", "backup"]
             window = "08:30-21:00"
             attempts = 4
-            busy_retry_mins = 1
+            busy_retry_secs = 60
             "#,
         );
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let rules = config.confirm.rules().expect("rules");
         assert_eq!(rules.trunks, 2);
         assert_eq!(rules.attempts, 4);
-        assert_eq!(rules.busy_retry, Duration::minutes(1));
+        assert_eq!(rules.busy_retry, Duration::seconds(60));
         assert_eq!(
             rules.window.0,
             NaiveTime::from_hms_opt(8, 30, 0).expect("time")
