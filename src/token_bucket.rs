@@ -30,6 +30,15 @@ impl TokenBucket {
         true
     }
 
+    /// How long after its last refill the bucket has a whole token, at
+    /// `rate` tokens a second (zero when it has one).
+    pub fn until_token(&self, rate: f64) -> std::time::Duration {
+        if self.tokens >= 1.0 || rate <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_secs_f64((1.0 - self.tokens) / rate)
+    }
+
     /// When the bucket was last refilled.
     pub fn updated(&self) -> Instant {
         self.updated

@@ -1,7 +1,7 @@
 //! The caps on one trunk's outbound calls: at most `max_concurrent` calls
-//! up (ringing or answered) at once, and at most `calls_per_second` new
-//! calls a second (a burst of one second's worth). Pure: the caller passes
-//! "now". A trunk's caps hold per gateway instance; with N instances
+//! up (ringing or answered) at once, and new calls paced `1 /
+//! calls_per_second` apart (no burst: a carrier's calls-per-second limit
+//! holds over any second). Pure: the caller passes "now". A trunk's caps hold per gateway instance; with N instances
 //! sharing a trunk, set each to its share.
 
 use crate::token_bucket::TokenBucket;
@@ -13,6 +13,17 @@ use std::time::Instant;
 pub struct TrunkCaps {
     pub max_concurrent: u32,
     pub calls_per_second: f64,
+}
+
+/// Whether a call may start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    /// It counts as up until [`TrunkGates::finished`].
+    Started,
+    /// `max_concurrent` calls are up.
+    Full,
+    /// Too soon after the last call: try again after this long.
+    Wait(std::time::Duration),
 }
 
 /// The calls each trunk has up and its rate bucket.
@@ -28,22 +39,20 @@ struct Gate {
 }
 
 impl TrunkGates {
-    /// Whether a new call may start on `trunk` now; if so it counts as up
-    /// until [`TrunkGates::finished`].
-    pub fn try_start(&mut self, trunk: &str, caps: TrunkCaps, now: Instant) -> bool {
-        let burst = caps.calls_per_second.max(1.0);
+    /// Whether a new call may start on `trunk` now.
+    pub fn try_start(&mut self, trunk: &str, caps: TrunkCaps, now: Instant) -> Start {
         let gate = self.gates.entry(trunk.to_string()).or_insert_with(|| Gate {
             active: 0,
-            bucket: TokenBucket::full(burst, now),
+            bucket: TokenBucket::full(1.0, now),
         });
         if gate.active >= caps.max_concurrent {
-            return false;
+            return Start::Full;
         }
-        if !gate.bucket.try_take(burst, caps.calls_per_second, now) {
-            return false;
+        if !gate.bucket.try_take(1.0, caps.calls_per_second, now) {
+            return Start::Wait(gate.bucket.until_token(caps.calls_per_second));
         }
         gate.active += 1;
-        true
+        Start::Started
     }
 
     /// A call on `trunk` ended (any way).
@@ -70,7 +79,7 @@ mod tests {
     };
 
     #[test]
-    fn the_rate_cap_allows_a_second_worth_then_the_rate() {
+    fn the_rate_cap_paces_calls_without_a_burst() {
         let mut gates = TrunkGates::default();
         let start = Instant::now();
         let roomy = TrunkCaps {
@@ -78,12 +87,23 @@ mod tests {
             ..CAPS
         };
         let started = (0..10)
-            .filter(|_| gates.try_start("t1", roomy, start))
+            .filter(|_| gates.try_start("t1", roomy, start) == Start::Started)
             .count();
-        assert_eq!(started, 2);
-        assert!(!gates.try_start("t1", roomy, start + Duration::from_millis(400)));
-        assert!(gates.try_start("t1", roomy, start + Duration::from_millis(500)));
-        assert!(gates.try_start("t2", roomy, start), "trunks apart");
+        assert_eq!(started, 1, "one call, then one every 500 ms");
+        let Start::Wait(wait) = gates.try_start("t1", roomy, start + Duration::from_millis(400))
+        else {
+            panic!("too soon");
+        };
+        assert!((99..=101).contains(&wait.as_millis()), "{wait:?}");
+        assert_eq!(
+            gates.try_start("t1", roomy, start + Duration::from_millis(500)),
+            Start::Started
+        );
+        assert_eq!(
+            gates.try_start("t2", roomy, start),
+            Start::Started,
+            "trunks apart"
+        );
     }
 
     #[test]
@@ -92,13 +112,17 @@ mod tests {
         let mut now = Instant::now();
         for _ in 0..3 {
             now += Duration::from_secs(1);
-            assert!(gates.try_start("t1", CAPS, now));
+            assert_eq!(gates.try_start("t1", CAPS, now), Start::Started);
         }
         now += Duration::from_secs(1);
-        assert!(!gates.try_start("t1", CAPS, now), "three calls are up");
+        assert_eq!(
+            gates.try_start("t1", CAPS, now),
+            Start::Full,
+            "three calls are up"
+        );
         assert_eq!(gates.active("t1"), 3);
         gates.finished("t1");
-        assert!(gates.try_start("t1", CAPS, now));
+        assert_eq!(gates.try_start("t1", CAPS, now), Start::Started);
         gates.finished("nobody");
         assert_eq!(gates.active("nobody"), 0);
     }
@@ -111,9 +135,15 @@ mod tests {
             max_concurrent: 1,
             calls_per_second: 1.0,
         };
-        assert!(gates.try_start("t1", one, now));
-        assert!(!gates.try_start("t1", one, now + Duration::from_secs(5)));
+        assert_eq!(gates.try_start("t1", one, now), Start::Started);
+        assert_eq!(
+            gates.try_start("t1", one, now + Duration::from_secs(5)),
+            Start::Full
+        );
         gates.finished("t1");
-        assert!(gates.try_start("t1", one, now + Duration::from_secs(5)));
+        assert_eq!(
+            gates.try_start("t1", one, now + Duration::from_secs(5)),
+            Start::Started
+        );
     }
 }

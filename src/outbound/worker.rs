@@ -10,7 +10,7 @@
 //! lease, as a new attempt.
 
 use super::config::OutboundConfig;
-use super::gate::TrunkGates;
+use super::gate::{Start, TrunkGates};
 use super::schedule::{CampaignRules, Cause, GiveUp, Next, Purpose};
 use crate::tickets::number::TicketNumber;
 use crate::tickets::store::{AttemptRecord, ClaimedCall, Store};
@@ -200,13 +200,20 @@ impl Worker {
         let Some(trunk) = self.config.trunks.get(&trunk_name).cloned() else {
             return;
         };
-        if !self
-            .gates
-            .try_start(&trunk_name, trunk.caps(), Instant::now())
-        {
-            self.release(&claim, now + chrono::Duration::seconds(1))
-                .await;
-            return;
+        loop {
+            match self
+                .gates
+                .try_start(&trunk_name, trunk.caps(), Instant::now())
+            {
+                Start::Started => break,
+                // Paced: the wait is at most one call's interval.
+                Start::Wait(wait) => tokio::time::sleep(wait).await,
+                Start::Full => {
+                    self.release(&claim, now + chrono::Duration::seconds(1))
+                        .await;
+                    return;
+                }
+            }
         }
         let uri = trunk.uri_for(&call.number);
         let request = PlaceCall {
@@ -229,7 +236,7 @@ impl Worker {
             InFlight {
                 claim,
                 trunk: trunk_name.clone(),
-                started_at: now,
+                started_at: self.store.now(),
             },
         );
         if place.send(request).is_err() {
