@@ -870,5 +870,24 @@ async fn the_live_calls_page_shows_the_node_each_caller_is_in() {
     live_page_until(&console, &browser, r#"<td class="node">service</td>"#).await;
     assert_eq!(client.bye(&mut dialog).await, 200);
     live_page_until(&console, &browser, "Calls in the IVR now: 0 ").await;
+
+    // Outbound calls are listed with their ticket.
+    assert!(empty.contains("None queued."));
+    let number = console.ticket("13900139000", "no dial tone").await;
+    let ticket = console.store().ticket(&number).await.unwrap().unwrap();
+    console
+        .store()
+        .queue_outbound_call(hotline::tickets::store::NewOutboundCall {
+            dedup_key: "confirm:console".into(),
+            purpose: hotline::outbound::schedule::Purpose::Confirm,
+            ticket_id: Some(ticket.id),
+            number: "13900139000".into(),
+            earliest_at: console.store().now(),
+        })
+        .await
+        .unwrap();
+    let html = live_page_until(&console, &browser, "13900139000").await;
+    assert!(html.contains(&format!(r#"<a href="/console/tickets/{number}">"#)));
+    assert!(html.contains("<td>queued</td>"), "{html}");
     console.finish().await;
 }

@@ -1,8 +1,9 @@
 //! The calls in the IVR now, with the menu node each caller is in, on every
 //! instance sharing the store (this one's as of now, the others' as of
-//! their last heartbeat: [`Cluster`](crate::instances::Cluster)), and the
-//! instances themselves, with a warning when their dialplans differ; the
-//! page reloads itself every few seconds.
+//! their last heartbeat: [`Cluster`](crate::instances::Cluster)), the
+//! instances themselves, with a warning when their dialplans differ, and
+//! the outbound calls (queued, being placed, lately ended); the page
+//! reloads itself every few seconds.
 
 use super::clocks::countdown_text;
 use super::page::{local_time, page};
@@ -14,16 +15,19 @@ use maud::{html, Markup};
 
 /// How often the page reloads.
 const REFRESH_SECS: u32 = 3;
+/// Outbound calls listed, newest first.
+const OUTBOUND_SHOWN: i64 = 30;
 
 pub(super) async fn show(State(state): State<ConsoleState>, session: Session) -> Markup {
     let now = state.store.now();
     let zone = state.store.sla().calendar().timezone();
-    let (calls, instances) = match (
+    let (calls, instances, outbound) = match (
         state.cluster.live_calls().await,
         state.cluster.instances().await,
+        state.store.outbound_calls(None, OUTBOUND_SHOWN).await,
     ) {
-        (Ok(calls), Ok(instances)) => (calls, instances),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(calls), Ok(instances), Ok(outbound)) => (calls, instances, outbound),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             let body = html! { p.error { "The database did not answer: " (e) } };
             return page(
                 "Live calls 在线呼叫",
@@ -58,6 +62,35 @@ pub(super) async fn show(State(state): State<ConsoleState>, session: Session) ->
                         td { (countdown_text(now, call.since).trim_start_matches("in ")) }
                         td.instance { (call.instance) }
                         td.call-id { (call.call_id) }
+                    }
+                }
+            }
+        }
+        h2 { "Outbound calls 外呼" }
+        @if outbound.is_empty() {
+            p { "None queued." }
+        } @else {
+            table.outbound {
+                tr { th { "#" } th { "Purpose" } th { "Ticket" } th { "Number" } th { "State" } th { "Attempts" } th { "Last" } th { "Next / outcome" } }
+                @for call in &outbound {
+                    tr {
+                        td { (call.id) }
+                        td { (call.purpose.code()) }
+                        td {
+                            @if let Some(number) = &call.ticket_number {
+                                a href={ "/console/tickets/" (number) } { (number) }
+                            }
+                        }
+                        td { (call.number) }
+                        td { (call.state.code()) }
+                        td { (call.attempts) }
+                        td { (call.last_cause.as_deref().unwrap_or("-")) }
+                        td {
+                            @match &call.outcome {
+                                Some(outcome) => (outcome),
+                                None => (local_time(call.earliest_at, zone)),
+                            }
+                        }
                     }
                 }
             }
