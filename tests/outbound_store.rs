@@ -30,6 +30,7 @@ where
 on_both!(
     a_job_is_queued_once_claimed_retried_and_finished,
     a_lapsed_claim_cannot_finish_the_job,
+    a_held_job_goes_back_uncounted_and_claims_keep_to_their_purposes,
 );
 
 fn confirm(key: &str, at: DateTime<Utc>) -> NewOutboundCall {
@@ -202,6 +203,61 @@ async fn a_lapsed_claim_cannot_finish_the_job(a: Store, b: Store, clock: Clock) 
         .unwrap());
     let calls = b.outbound_calls(None, 10).await.unwrap();
     assert_eq!(calls[0].state, OutboundState::Done);
+}
+
+async fn a_held_job_goes_back_uncounted_and_claims_keep_to_their_purposes(
+    a: Store,
+    b: Store,
+    clock: Clock,
+) {
+    let now = start_time();
+    a.queue_outbound_call(confirm("confirm:5:1", now))
+        .await
+        .unwrap();
+    assert!(
+        a.claim_outbound_calls(&[Purpose::Survey], 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a survey worker does not take confirmation calls"
+    );
+    assert!(a
+        .claim_outbound_calls(&[], 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let claim = a
+        .claim_outbound_calls(&[Purpose::Confirm], 10, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claim.call.attempts, 1);
+    // Outside the window: back, to wait for 09:00, no attempt counted.
+    let opens = now + Duration::hours(7);
+    assert!(a.release_outbound_call(&claim, opens).await.unwrap());
+    assert!(
+        !a.release_outbound_call(&claim, opens).await.unwrap(),
+        "a claim is given back once"
+    );
+    let calls = a.outbound_calls(None, 10).await.unwrap();
+    assert_eq!(calls[0].state, OutboundState::Queued);
+    assert_eq!(calls[0].attempts, 0);
+    assert_eq!(calls[0].earliest_at, opens);
+    assert!(b
+        .claim_outbound_calls(&Purpose::ALL, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    *clock.lock().unwrap() = opens;
+    let again = b
+        .claim_outbound_calls(&Purpose::ALL, 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].call.attempts, 1,
+        "the held claim was not an attempt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
