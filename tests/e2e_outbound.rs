@@ -14,7 +14,7 @@ use hotline::server::Server;
 use hotline::sip::message::Message;
 use hotline::sip::sdp;
 use hotline::tickets::lifecycle::Action;
-use hotline::tickets::model::{Actor, Channel, TicketType};
+use hotline::tickets::model::{Actor, Channel, Status, TicketType};
 use hotline::tickets::store::{NewTicket, OutboundCall, OutboundState, StoredAttempt};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,7 +53,6 @@ fn outbound_config(callee: &Client, attempts: u32) -> Config {
     confirm.trunks = vec!["main".into()];
     confirm.window = "00:00-23:59".into();
     confirm.attempts = attempts;
-    confirm.entry = "survey".into();
     confirm.busy_retry_secs = 0;
     confirm.no_answer_retry_secs = 0;
     confirm.failure_retry_secs = 0;
@@ -206,13 +205,20 @@ async fn an_answered_confirmation_call_with_a_key_is_done_and_on_the_timeline() 
         "{events:?}"
     );
     assert_eq!(restored_texts(&server, id).await, 0);
+    let ticket = server.store().ticket(&number).await.unwrap().unwrap();
+    assert_eq!(ticket.status, Status::Confirmed, "key 1: restored");
+    assert!(
+        events.iter().any(|e| e.actor == Actor::customer(CUSTOMER)
+            && e.to_status == Some(Status::Confirmed)),
+        "{events:?}"
+    );
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_busy_customer_is_called_again_and_answers() {
     let (server, mut callee) = gateway(3).await;
-    resolved_fault(&server).await;
+    let (number, _) = resolved_fault(&server).await;
 
     let first = expect_invite(&mut callee).await;
     callee
@@ -227,6 +233,8 @@ async fn a_busy_customer_is_called_again_and_answers() {
     let causes: Vec<&str> = attempts.iter().map(|a| a.cause.as_str()).collect();
     assert_eq!(causes, ["busy", "completed"]);
     assert_eq!(attempts[0].sip_status, Some(486));
+    let ticket = server.store().ticket(&number).await.unwrap().unwrap();
+    assert_eq!(ticket.status, Status::InProgress, "key 2: reopened");
     server.shutdown().await;
 }
 

@@ -661,7 +661,7 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    // 11: surveys only with a ticket.
+    // 11: surveys and ticket actions only with a ticket.
     fn surveys_without_ticket(&mut self) {
         let plan = self.plan;
         let nodes = &plan.nodes;
@@ -681,8 +681,10 @@ impl<'a> Checker<'a, '_> {
             }
             for node in self.nodes_by_line() {
                 let name = node.name.as_str();
-                if matches!(node.kind, NodeKind::TicketSurvey(_))
-                    && reached.contains(name)
+                if matches!(
+                    node.kind,
+                    NodeKind::TicketSurvey(_) | NodeKind::TicketAction(_)
+                ) && reached.contains(name)
                     && reported.insert(name)
                 {
                     self.at(
@@ -723,6 +725,7 @@ fn targets_without_ticket(kind: &NodeKind) -> Vec<&str> {
         NodeKind::TicketCreate(n) => vec![n.on_error.as_str()],
         NodeKind::TicketNote(n) => vec![n.on_error.as_str()],
         NodeKind::TicketSurvey(n) => vec![n.on_error.as_str()],
+        NodeKind::TicketAction(n) => vec![n.on_error.as_str()],
         NodeKind::Branch(n) => n
             .cases
             .iter()
@@ -1608,6 +1611,36 @@ kind = "hangup"
             [
                 "node \"store\": score uses ${scor}, which is not a built-in variable nor set \
                  by any collect or set node; did you mean \"score\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ticket_action_reachable_without_a_ticket_is_reported() {
+        let text = plan(
+            r##"
+[nodes.start]
+kind = "menu"
+say = ["welcome"]
+keys = { "1" = "restored" }
+on_failure = "bye"
+
+[nodes.restored]
+kind = "ticket_action"
+action = "confirm"
+next = "bye"
+on_error = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##,
+        );
+        assert_eq!(
+            messages(&text),
+            [
+                "node \"restored\": can be reached from entry \"10000\" without a ticket; go \
+              through a ticket lookup's found, a ticket_create, or a branch case such as \
+              { variable = \"ticket.number\", is_set = true, goto = \"restored\" } first"
             ]
         );
     }

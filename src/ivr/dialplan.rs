@@ -106,6 +106,7 @@ pub enum NodeKind {
     TicketLookup(TicketLookup),
     TicketNote(TicketNote),
     TicketSurvey(TicketSurvey),
+    TicketAction(TicketAction),
     Transfer(Transfer),
     Hangup(Hangup),
     Goto(Goto),
@@ -334,6 +335,29 @@ pub struct TicketSurvey {
     pub on_error: String,
 }
 
+/// The caller's answer about the current ticket (`ticket.number`), as a
+/// lifecycle action taken as the customer: the confirmation call's
+/// "restored" or "not restored".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketAction {
+    pub action: CustomerAction,
+    pub next: String,
+    /// No ticket, a ticket whose state does not allow the action (already
+    /// confirmed, closed), or the store failed.
+    pub on_error: String,
+}
+
+/// What a caller may do to a ticket from a dialplan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerAction {
+    /// Service restored: the ticket is confirmed (the `confirm` clock met).
+    Confirm,
+    /// Not restored: the ticket is reopened.
+    Reopen,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
@@ -391,6 +415,10 @@ impl NodeKind {
                 targets.push(("on_error", n.on_error.as_str()));
             }
             NodeKind::TicketSurvey(n) => {
+                targets.push(("next", n.next.as_str()));
+                targets.push(("on_error", n.on_error.as_str()));
+            }
+            NodeKind::TicketAction(n) => {
                 targets.push(("next", n.next.as_str()));
                 targets.push(("on_error", n.on_error.as_str()));
             }
@@ -651,6 +679,36 @@ say = ["goodbye"]
             lines[1].starts_with("small.toml line 19: node \"bye\": unknown variant `hang_up`"),
             "{}",
             lines[1]
+        );
+    }
+
+    #[test]
+    fn a_ticket_action_other_than_confirm_or_reopen_is_refused_with_its_line() {
+        let good = r#"
+[dialplan]
+name = "outbound"
+entries = { "confirm" = "yes" }
+
+[nodes.yes]
+kind = "ticket_action"
+action = "confirm"
+next = "bye"
+on_error = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"#;
+        let plan = Dialplan::parse(good, "outbound.toml").unwrap();
+        assert_eq!(
+            plan.nodes["yes"].kind.targets(),
+            [("next", "bye"), ("on_error", "bye")]
+        );
+        let bad = good.replace("action = \"confirm\"", "action = \"close\"");
+        let error = Dialplan::parse(&bad, "outbound.toml").unwrap_err();
+        let message = error.problems[0].to_string();
+        assert!(
+            message.starts_with("outbound.toml line 6: node \"yes\": unknown variant `close`, expected `confirm` or `reopen`"),
+            "{message}"
         );
     }
 

@@ -25,7 +25,7 @@
 //! and the state (`ticket.details` = `withheld`).
 
 use super::dialplan::{
-    Case, Collect, Confirm, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
+    Case, Collect, Confirm, CustomerAction, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
 };
 use super::speech::{self, render, Utterance};
 use crate::phone::PhoneNumber;
@@ -147,6 +147,13 @@ pub enum StoreRequest {
         score: u8,
         phone: String,
         agent: Option<String>,
+        asker: Asker,
+    },
+    /// The caller (`phone`) confirms or reopens ticket `number`.
+    ApplyAction {
+        number: String,
+        action: CustomerAction,
+        phone: String,
         asker: Asker,
     },
 }
@@ -777,6 +784,20 @@ impl Engine {
                     }
                 }
             }
+            NodeKind::TicketAction(node) => {
+                let Some(number) = self.variables.get("ticket.number").cloned() else {
+                    self.record("no ticket to act on");
+                    return Some(node.on_error.clone());
+                };
+                let asker = self.asker(&number);
+                self.request(StoreRequest::ApplyAction {
+                    number,
+                    action: node.action,
+                    phone: self.reporter(),
+                    asker,
+                });
+                None
+            }
             NodeKind::Transfer(node) => {
                 self.play(&node.say, false, After::Transfer(node.target.clone()));
                 None
@@ -860,6 +881,7 @@ impl Engine {
             NodeKind::TicketLookup(n) => (n.found.clone(), n.not_found.clone(), n.on_error.clone()),
             NodeKind::TicketNote(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             NodeKind::TicketSurvey(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
+            NodeKind::TicketAction(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             _ => return,
         };
         match reply {

@@ -715,6 +715,116 @@ fn a_store_failure_while_storing_the_score_takes_the_error_path() {
     assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
 }
 
+const CONFIRM: &str = r##"
+[dialplan]
+name = "outbound"
+entries = { "confirm" = "start" }
+
+[nodes.start]
+kind = "branch"
+cases = [{ variable = "ticket.number", is_set = true, goto = "ask" }]
+else = "no_ticket"
+
+[nodes.ask]
+kind = "menu"
+say = ["ask"]
+keys = { "1" = "restored", "2" = "not_restored" }
+on_failure = "bye"
+
+[nodes.restored]
+kind = "ticket_action"
+action = "confirm"
+next = "thanks"
+on_error = "failed"
+
+[nodes.not_restored]
+kind = "ticket_action"
+action = "reopen"
+next = "sorry"
+on_error = "failed"
+
+[nodes.thanks]
+kind = "hangup"
+say = ["thanks"]
+
+[nodes.sorry]
+kind = "hangup"
+say = ["sorry"]
+
+[nodes.failed]
+kind = "hangup"
+say = ["failed"]
+
+[nodes.no_ticket]
+kind = "hangup"
+say = ["no_ticket"]
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+/// A confirmation call to 13800138000 with its ticket loaded.
+fn confirmation_call() -> Engine {
+    let info = CallInfo {
+        caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
+        dialled: "outbound:confirm".into(),
+        customer: None,
+        transferred: Some(Transferred {
+            by: Some("outbound".into()),
+            ticket: Some(TransferredTicket {
+                reference: "1234567890".into(),
+                lookup: Some(ticket("1234567890")),
+            }),
+        }),
+    };
+    start_call(CONFIRM, "start", info)
+}
+
+#[test]
+fn key_1_confirms_and_key_2_reopens_the_loaded_ticket_as_the_customer() {
+    for (digit, action, after) in [
+        ("1", CustomerAction::Confirm, "zh/thanks"),
+        ("2", CustomerAction::Reopen, "zh/sorry"),
+    ] {
+        let mut engine = confirmation_call();
+        assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/ask"]);
+        key(&mut engine, digit);
+        let out = outputs(&mut engine);
+        assert_eq!(
+            out.last(),
+            Some(&Output::Store(StoreRequest::ApplyAction {
+                number: "1234567890".into(),
+                action,
+                phone: "13800138000".into(),
+                asker: Asker {
+                    phone: PhoneNumber::contact("13800138000").ok(),
+                    vouched: true,
+                },
+            }))
+        );
+        engine.handle(Input::Store(ticket("1234567890")), now());
+        assert_eq!(prompt_names(&outputs(&mut engine)), [after]);
+    }
+}
+
+#[test]
+fn a_ticket_action_refused_or_failed_or_without_a_ticket_takes_its_error_path() {
+    let mut engine = confirmation_call();
+    key(&mut engine, "1");
+    outputs(&mut engine);
+    engine.handle(
+        Input::Store(StoreReply::Failed(
+            "cannot confirm a ticket that is closed".into(),
+        )),
+        now(),
+    );
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+    let mut engine = start(CONFIRM, "restored", None);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+    assert!(events(&engine).contains(&"restored: no ticket to act on".into()));
+}
+
 #[test]
 fn survey_scores_are_one_digit_from_1_to_5() {
     for (text, score) in [

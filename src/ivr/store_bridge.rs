@@ -5,11 +5,13 @@
 //! agent who names it vouches for the caller). Used by the call glue and
 //! by `dialplan simulate` alike.
 
+use super::dialplan::CustomerAction;
 use super::engine::{
     Asker, StoreReply, StoreRequest, TicketDetails, TicketFacts, Transferred, TransferredTicket,
 };
 use super::transferred::{TicketReference, TransferContext};
 use crate::phone::PhoneNumber;
+use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Channel};
 use crate::tickets::privacy::{self, Disclosure};
 use crate::tickets::store::{NewTicket, Store, StoreError, Ticket, TicketQuery};
@@ -170,6 +172,37 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
                 .record_survey(&number, score, Actor::customer(&phone), agent)
                 .await?;
             ticket_of(store, number, event.ticket_id, &asker).await
+        }
+        StoreRequest::ApplyAction {
+            number,
+            action,
+            phone,
+            asker,
+        } => {
+            let (action, note) = match action {
+                CustomerAction::Confirm => (
+                    Action::Confirm,
+                    "the customer confirmed by phone that service is restored",
+                ),
+                CustomerAction::Reopen => (
+                    Action::Reopen,
+                    "the customer said by phone that service is not restored",
+                ),
+            };
+            let ticket = store
+                .transition(
+                    &number,
+                    action,
+                    Actor::customer(&phone),
+                    None,
+                    Some(note.to_string()),
+                )
+                .await?;
+            Ok(StoreReply::Ticket {
+                ticket: facts(&ticket, &asker),
+                open_count: 0,
+                position: None,
+            })
         }
     }
 }
