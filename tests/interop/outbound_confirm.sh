@@ -8,7 +8,8 @@
 # with an SMS outbox posting to fake_sms_provider.py, and checks the job's
 # attempts on the ticket's history, the ticket's status and the texts:
 #
-#   a  answers, presses 1       ticket confirmed, one attempt "completed"
+#   a  answers, presses 1 (14 s in, after the number)  ticket confirmed, one
+#                               attempt "completed"
 #   b  answers, presses 2       ticket back in progress (reopened)
 #   c  486 Busy, then answers   two attempts: busy, completed
 #   d  never answers            CANCEL at the 3 s ring timeout, twice;
@@ -63,6 +64,9 @@ fail() { log "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
 # The gateway's configuration for a case: trunk "main" to CALLEE_PORT.
 write_config() { # DIR CALLEE_PORT ATTEMPTS
     cat >"$1/hotline.toml" <<EOF
+[database]
+url = "sqlite://$1/hotline.db"
+
 [sms_outbox]
 provider = "generic"
 url = "http://127.0.0.1:$PROVIDER_OK/messages"
@@ -93,10 +97,9 @@ EOF
 resolved_ticket() { # DIR
     (
         cd "$1"
-        "$HOTLINE_BIN" ticket create --type fault_report --category bandwidth \
-            --phone "$CUSTOMER" --description "专线中断" >/dev/null
         local number
-        number=$("$HOTLINE_BIN" ticket list | awk 'NR == 2 {print $1}')
+        number=$("$HOTLINE_BIN" ticket create --type fault_report --category bandwidth \
+            --phone "$CUSTOMER" --description "专线中断" | awk '{print $2; exit}')
         for action in dispatch accept resolve; do
             "$HOTLINE_BIN" ticket transition "$number" "$action" --by wang.fang >/dev/null
         done
@@ -164,7 +167,7 @@ run_case() { # NAME SCENARIO CALLS ATTEMPTS [KEY STATUS REASON]
     callee_media=$(free_port 127.0.0.1)
     sip=$(free_port 127.0.0.1)
     write_config "$dir" "$callee_port" "$attempts"
-    sed -e "s|KEY_PCAP|$PCAPS/dtmf_2833_${key:-1}.pcap|" -e "s|LISTEN_MS|${LISTEN_MS:-9000}|" \
+    sed -e "s|KEY_PCAP|$PCAPS/dtmf_2833_${key:-1}.pcap|" -e "s|LISTEN_MS|${LISTEN_MS:-14000}|" \
         -e "s|STATUS|$status|" -e "s|REASON|$reason|" \
         "$ROOT/tests/interop/scenarios/$scenario" >"$dir/$scenario"
     CAPTURE_PID=""
@@ -185,7 +188,7 @@ run_case() { # NAME SCENARIO CALLS ATTEMPTS [KEY STATUS REASON]
     wait "$CALLEE_PID" || callee_rc=$?
     [ "$callee_rc" -eq 0 ] || fail "$name: SIPp callee exited $callee_rc ($(tail -n 3 "$dir/callee_errors.log" 2>/dev/null | tr '\n' ' '))"
     if [ -n "${THEN_KEY:-}" ]; then
-        sed -e "s|KEY_PCAP|$PCAPS/dtmf_2833_$THEN_KEY.pcap|" -e "s|LISTEN_MS|${LISTEN_MS:-9000}|" \
+        sed -e "s|KEY_PCAP|$PCAPS/dtmf_2833_$THEN_KEY.pcap|" -e "s|LISTEN_MS|${LISTEN_MS:-14000}|" \
             "$ROOT/tests/interop/scenarios/outbound_answer_key.xml" >"$dir/then.xml"
         mv "$dir/callee_messages.log" "$dir/callee_messages.first.log" 2>/dev/null || true
         start_callee "$dir" then.xml "$callee_port" "$callee_media" 1
