@@ -127,6 +127,24 @@ struct Call {
     saying_goodbye: bool,
 }
 
+impl Call {
+    /// A call just answered, plain RTP, nothing transferred.
+    fn answered(call_id: String, local: LocalMedia, identity: CallerIdentity) -> Call {
+        Call {
+            call_id,
+            local,
+            offered_srtp: false,
+            srtp_now: false,
+            hangup_reason: None,
+            transferred_to: None,
+            transferring_to: None,
+            identity,
+            bridge: None,
+            saying_goodbye: false,
+        }
+    }
+}
+
 /// A call we placed to bridge the caller to a transfer target.
 struct BridgeLeg {
     leg: CallHandle,
@@ -870,26 +888,20 @@ impl Calls {
                 );
             }
         }
-        self.calls.insert(
-            call,
-            Call {
-                call_id: incoming.call_id.clone(),
-                local,
-                offered_srtp,
-                srtp_now: params.srtp.is_some(),
-                hangup_reason: None,
-                transferred_to: None,
-                transferring_to: None,
-                identity,
-                bridge: None,
-                saying_goodbye: false,
-            },
-        );
+        let mut answered = Call::answered(incoming.call_id, local, identity);
+        answered.offered_srtp = offered_srtp;
+        answered.srtp_now = params.srtp.is_some();
+        self.track_answered(call, answered, now);
+    }
+
+    /// Keeps an answered call (inbound or outbound): its state, its time
+    /// limit, and the event for subscribers.
+    fn track_answered(&mut self, handle: CallHandle, call: Call, now: Instant) {
+        let call_id = call.call_id.clone();
+        self.calls.insert(handle, call);
         self.limits
-            .push(Reverse((now + self.settings.max_duration, call)));
-        self.publish(CallEvent::Answered {
-            call_id: incoming.call_id,
-        });
+            .push(Reverse((now + self.settings.max_duration, handle)));
+        self.publish(CallEvent::Answered { call_id });
     }
 
     /// Refuses a call with `status` and records it, with `cause` (and

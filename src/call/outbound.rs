@@ -17,7 +17,6 @@ use crate::sip::sdes::MasterKey;
 use crate::sip::sdp::{self, Direction, LocalMedia};
 use crate::sip::uac::UacFailure;
 use bytes::Bytes;
-use std::cmp::Reverse;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
@@ -181,24 +180,7 @@ impl Calls {
         let local = outbound.local;
         self.ivr
             .start(leg, call_id.clone(), &identity, dialled, entry, context);
-        self.calls.insert(
-            leg,
-            Call {
-                call_id: call_id.clone(),
-                local,
-                offered_srtp: false,
-                srtp_now: false,
-                hangup_reason: None,
-                transferred_to: None,
-                transferring_to: None,
-                identity,
-                bridge: None,
-                saying_goodbye: false,
-            },
-        );
-        self.limits
-            .push(Reverse((now + self.settings.max_duration, leg)));
-        self.publish(super::CallEvent::Answered { call_id });
+        self.track_answered(leg, Call::answered(call_id, local, identity), now);
     }
 
     /// A key on an outbound call: the first one is the attempt's.
