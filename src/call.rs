@@ -660,6 +660,7 @@ impl Calls {
             let _ = endpoint.hangup(caller, now);
             return;
         }
+        let mut transferred = false;
         if let Some(mut state) = self.calls.remove(&call) {
             if let Some(bridge) = state.bridge.take() {
                 if self.legs.remove(&bridge.leg).is_some() {
@@ -679,6 +680,7 @@ impl Calls {
                 _ => reason.label(),
             };
             tracing::info!(call_id = %state.call_id, reason, "call ended");
+            transferred = state.transferred_to.is_some();
             self.workers.send(call, WorkerCommand::End);
             let transfers_tried = self.ivr.end(call, reason, state.transferred_to.as_deref());
             crate::metrics::call_ended(reason, transfers_tried);
@@ -687,7 +689,7 @@ impl Calls {
                 reason: reason.to_string(),
             });
         }
-        self.outbound_ended(call);
+        self.outbound_ended(call, transferred);
     }
 
     /// Negotiates media and answers a new call, or rejects it with 488

@@ -295,3 +295,170 @@ async fn a_declined_call_is_never_retried() {
     assert_eq!(restored_texts(&server, id).await, 1);
     server.shutdown().await;
 }
+
+/// A plan for the callback test: 10000's key 0 tries the agents; when they
+/// are busy, 1 asks for a callback on a consultation ticket. Entry "cb" is
+/// the callback itself: a short greeting, then the agents.
+const CALLBACK_PLAN: &str = r##"
+[dialplan]
+name = "callback"
+entries = { "10000" = "main", "cb" = "cb_start" }
+
+[nodes.main]
+kind = "menu"
+say = ["welcome"]
+keys = { "0" = "agent" }
+on_failure = "bye"
+
+[nodes.agent]
+kind = "transfer"
+target = "agents"
+on_failure = "busy"
+
+[nodes.busy]
+kind = "menu"
+say = ["agents_busy"]
+keys = { "1" = "ticket" }
+on_failure = "bye"
+
+[nodes.ticket]
+kind = "ticket_create"
+type = "consultation"
+category = "ict"
+description = "IVR: every agent busy; the caller asked to be called back"
+next = "request"
+on_error = "bye"
+
+[nodes.request]
+kind = "callback_request"
+next = "will_call"
+on_error = "bye"
+
+[nodes.will_call]
+kind = "hangup"
+say = ["agent_will_call_back"]
+
+[nodes.cb_start]
+kind = "play"
+say = ["welcome"]
+next = "cb_agents"
+
+[nodes.cb_agents]
+kind = "transfer"
+target = "agents"
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+"##;
+
+#[tokio::test]
+async fn a_caller_who_found_the_agents_busy_is_called_back_and_bridged_to_an_agent() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("callback.toml"), CALLBACK_PLAN).unwrap();
+    let mut customer = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut config = outbound_config(&customer, 3);
+    config.ivr.dialplans_dir = plans.path().to_path_buf();
+    config.outbound.confirm.enabled = false;
+    let callback = &mut config.outbound.callback;
+    callback.enabled = true;
+    callback.trunks = vec!["main".into()];
+    callback.window = "00:00-23:59".into();
+    callback.entry = Some("cb".into());
+    // The callback is placed at once, while the test still talks to the
+    // caller: it rings until the customer's phone below answers it.
+    if let Some(trunk) = config.outbound.trunks.get_mut("main") {
+        trunk.ring_timeout_secs = 30;
+    }
+    config.transfer.ring_timeout_secs = 5;
+    config.transfer.targets.insert(
+        "agents".into(),
+        hotline::config::TransferTarget {
+            uri: format!("sip:agents@{}", agent.local),
+            mode: hotline::config::TransferMode::Bridge,
+            username: None,
+            password: None,
+            srtp: false,
+        },
+    );
+    let server = start(config).await;
+    customer.server = server.udp_addrs[0];
+    agent.server = server.udp_addrs[0];
+
+    // The caller keys 0; the agents are busy; the caller keys 1 and is
+    // told they will be called back.
+    let mut caller = Client::udp(server.udp_addrs[0]).await;
+    let (response, mut dialog) = caller.invite("10000", Some(caller.g711_offer())).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    caller.ack(&mut dialog).await;
+    let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
+    let gateway_rtp = SocketAddr::new(audio.connection.unwrap(), audio.port);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut sequence, mut timestamp) = (1u16, 8_000u32);
+    caller
+        .send_keys(gateway_rtp, "0", &mut sequence, &mut timestamp)
+        .await;
+    let busy = agent
+        .request_named("INVITE", LONG)
+        .await
+        .expect("key 0 tries the agents");
+    agent
+        .respond(&busy, 486, "Busy Here", "busy", &[], None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    caller
+        .send_keys(gateway_rtp, "1", &mut sequence, &mut timestamp)
+        .await;
+    assert!(
+        caller.answer_bye(LONG).await.is_some(),
+        "the caller is told and hung up"
+    );
+
+    // The gateway calls the caller back and bridges them to an agent, who
+    // gets the ticket with the call.
+    let invite = expect_invite(&mut customer).await;
+    let number = invite
+        .header("X-Ticket-Number")
+        .expect("the callback names its ticket")
+        .to_string();
+    customer
+        .respond(&invite, 200, "OK", "back1", &[], Some(answer(&customer)))
+        .await;
+    customer
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .expect("ACK");
+    let bridged = agent
+        .request_named("INVITE", LONG)
+        .await
+        .expect("the callback is bridged to an agent");
+    assert_eq!(bridged.header("X-Ticket-Number"), Some(number.as_str()));
+    assert_eq!(bridged.header("X-Caller"), Some(CUSTOMER));
+    let mut agent_dialog = agent
+        .respond(&bridged, 200, "OK", "agent1", &[], Some(answer(&agent)))
+        .await;
+    agent
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .expect("ACK");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(agent.bye(&mut agent_dialog).await, 200);
+    assert!(
+        customer.answer_bye(LONG).await.is_some(),
+        "the agent's BYE ends the customer's leg"
+    );
+
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Done, "{call:?} {attempts:?}");
+    assert_eq!(call.purpose.code(), "callback");
+    assert_eq!(call.ticket_number.as_deref(), Some(number.as_str()));
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].cause, "completed");
+    let ticket = server.store().ticket(&number).await.unwrap().unwrap();
+    let events = server.store().events(ticket.id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"callback_requested"), "{kinds:?}");
+    assert!(kinds.contains(&"outbound_call"), "{kinds:?}");
+    server.shutdown().await;
+}

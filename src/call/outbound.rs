@@ -8,7 +8,7 @@ use super::{media_params, Call, Calls};
 use crate::ivr::transferred::{TicketReference, TransferContext};
 use crate::media::session::MediaSession;
 use crate::media::worker::WorkerCommand;
-use crate::outbound::schedule::Cause;
+use crate::outbound::schedule::{Cause, Purpose};
 use crate::outbound::worker::{AttemptEnded, PlaceCall};
 use crate::phone::PhoneNumber;
 use crate::sip::endpoint::{CallHandle, Endpoint, Origin, OutgoingRequest};
@@ -206,16 +206,22 @@ impl Calls {
         self.report(outbound.place.job, outbound.sip_call_id, status, cause);
     }
 
-    /// An answered outbound call ended: it did its job if the customer
-    /// pressed a key, else it counts as not answered (an answering
-    /// machine, or silence through the prompt heard twice).
-    pub(super) fn outbound_ended(&mut self, leg: CallHandle) {
+    /// An answered outbound call ended. A callback did its job if the
+    /// customer reached an agent (`transferred`); other calls if the
+    /// customer pressed a key. Otherwise it counts as not answered (an
+    /// answering machine, silence through the prompt heard twice, or
+    /// agents still busy).
+    pub(super) fn outbound_ended(&mut self, leg: CallHandle, transferred: bool) {
         let Some(outbound) = self.outbound.remove(&leg) else {
             return;
         };
-        let cause = match (outbound.answered, outbound.key) {
-            (true, Some(_)) => Cause::Completed,
-            (true, None) => Cause::AnsweredSilent,
+        let done = match outbound.place.purpose {
+            Purpose::Callback => transferred,
+            Purpose::Confirm | Purpose::Survey => outbound.key.is_some(),
+        };
+        let cause = match (outbound.answered, done) {
+            (true, true) => Cause::Completed,
+            (true, false) => Cause::AnsweredSilent,
             // Answered without usable media, or the entry is missing.
             (false, _) => Cause::TrunkFailure,
         };

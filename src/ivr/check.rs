@@ -683,7 +683,9 @@ impl<'a> Checker<'a, '_> {
                 let name = node.name.as_str();
                 if matches!(
                     node.kind,
-                    NodeKind::TicketSurvey(_) | NodeKind::TicketAction(_)
+                    NodeKind::TicketSurvey(_)
+                        | NodeKind::TicketAction(_)
+                        | NodeKind::CallbackRequest(_)
                 ) && reached.contains(name)
                     && reported.insert(name)
                 {
@@ -726,6 +728,7 @@ fn targets_without_ticket(kind: &NodeKind) -> Vec<&str> {
         NodeKind::TicketNote(n) => vec![n.on_error.as_str()],
         NodeKind::TicketSurvey(n) => vec![n.on_error.as_str()],
         NodeKind::TicketAction(n) => vec![n.on_error.as_str()],
+        NodeKind::CallbackRequest(n) => vec![n.on_error.as_str()],
         NodeKind::Branch(n) => n
             .cases
             .iter()

@@ -107,6 +107,7 @@ pub enum NodeKind {
     TicketNote(TicketNote),
     TicketSurvey(TicketSurvey),
     TicketAction(TicketAction),
+    CallbackRequest(CallbackRequest),
     Transfer(Transfer),
     Hangup(Hangup),
     Goto(Goto),
@@ -348,6 +349,17 @@ pub struct TicketAction {
     pub on_error: String,
 }
 
+/// The gateway is to call the caller back (回呼) about the current ticket
+/// (`ticket.number`) on the `contact` number, and bridge them to the
+/// agents (`[outbound.callback]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRequest {
+    pub next: String,
+    /// No ticket, no number to call back, or the store failed.
+    pub on_error: String,
+}
+
 /// What a caller may do to a ticket from a dialplan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -419,6 +431,10 @@ impl NodeKind {
                 targets.push(("on_error", n.on_error.as_str()));
             }
             NodeKind::TicketAction(n) => {
+                targets.push(("next", n.next.as_str()));
+                targets.push(("on_error", n.on_error.as_str()));
+            }
+            NodeKind::CallbackRequest(n) => {
                 targets.push(("next", n.next.as_str()));
                 targets.push(("on_error", n.on_error.as_str()));
             }

@@ -149,6 +149,13 @@ pub enum StoreRequest {
         agent: Option<String>,
         asker: Asker,
     },
+    /// Call `phone` back about ticket `number` (asked by `reporter`).
+    QueueCallback {
+        number: String,
+        phone: String,
+        reporter: String,
+        asker: Asker,
+    },
     /// The caller (`phone`) confirms or reopens ticket `number`.
     ApplyAction {
         number: String,
@@ -798,6 +805,28 @@ impl Engine {
                 });
                 None
             }
+            NodeKind::CallbackRequest(node) => {
+                let Some(number) = self.variables.get("ticket.number").cloned() else {
+                    self.record("no ticket for the callback");
+                    return Some(node.on_error.clone());
+                };
+                let phone = self
+                    .variables
+                    .get("contact")
+                    .and_then(|value| PhoneNumber::contact(value).ok());
+                let Some(phone) = phone else {
+                    self.record("no number to call back");
+                    return Some(node.on_error.clone());
+                };
+                let asker = self.asker(&number);
+                self.request(StoreRequest::QueueCallback {
+                    number,
+                    phone: phone.to_string(),
+                    reporter: self.reporter(),
+                    asker,
+                });
+                None
+            }
             NodeKind::Transfer(node) => {
                 self.play(&node.say, false, After::Transfer(node.target.clone()));
                 None
@@ -882,6 +911,9 @@ impl Engine {
             NodeKind::TicketNote(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             NodeKind::TicketSurvey(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             NodeKind::TicketAction(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
+            NodeKind::CallbackRequest(n) => {
+                (n.next.clone(), n.on_error.clone(), n.on_error.clone())
+            }
             _ => return,
         };
         match reply {

@@ -825,6 +825,86 @@ fn a_ticket_action_refused_or_failed_or_without_a_ticket_takes_its_error_path() 
     assert!(events(&engine).contains(&"restored: no ticket to act on".into()));
 }
 
+const CALLBACK: &str = r##"
+[dialplan]
+name = "callback"
+entries = { "10000" = "start" }
+
+[nodes.start]
+kind = "branch"
+cases = [{ variable = "ticket.number", is_set = true, goto = "request" }]
+else = "request"
+
+[nodes.request]
+kind = "callback_request"
+next = "will_call"
+on_error = "failed"
+
+[nodes.will_call]
+kind = "hangup"
+say = ["will_call"]
+
+[nodes.failed]
+kind = "hangup"
+say = ["failed"]
+"##;
+
+#[test]
+fn a_callback_is_requested_for_the_loaded_ticket_and_the_callers_number() {
+    let info = CallInfo {
+        caller: "13800138000".into(),
+        contact: PhoneNumber::contact("13800138000").ok(),
+        dialled: "10000".into(),
+        customer: None,
+        transferred: Some(Transferred {
+            by: None,
+            ticket: Some(TransferredTicket {
+                reference: "1234567890".into(),
+                lookup: Some(ticket("1234567890")),
+            }),
+        }),
+    };
+    let mut engine = start_call(CALLBACK, "start", info);
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out.last(),
+        Some(&Output::Store(StoreRequest::QueueCallback {
+            number: "1234567890".into(),
+            phone: "13800138000".into(),
+            reporter: "13800138000".into(),
+            asker: Asker {
+                phone: PhoneNumber::contact("13800138000").ok(),
+                vouched: true,
+            },
+        }))
+    );
+    engine.handle(Input::Store(ticket("1234567890")), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/will_call"]);
+}
+
+#[test]
+fn a_callback_without_a_ticket_or_a_number_takes_its_error_path() {
+    let mut engine = start(CALLBACK, "request", None);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+    assert!(events(&engine).contains(&"request: no ticket for the callback".into()));
+    let info = CallInfo {
+        caller: "anonymous".into(),
+        contact: None,
+        dialled: "10000".into(),
+        customer: None,
+        transferred: Some(Transferred {
+            by: None,
+            ticket: Some(TransferredTicket {
+                reference: "1234567890".into(),
+                lookup: Some(ticket("1234567890")),
+            }),
+        }),
+    };
+    let mut engine = start_call(CALLBACK, "start", info);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
+    assert!(events(&engine).contains(&"request: no number to call back".into()));
+}
+
 #[test]
 fn survey_scores_are_one_digit_from_1_to_5() {
     for (text, score) in [

@@ -173,6 +173,25 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
                 .await?;
             ticket_of(store, number, event.ticket_id, &asker).await
         }
+        StoreRequest::QueueCallback {
+            number,
+            phone,
+            reporter,
+            asker,
+        } => {
+            store
+                .queue_callback(&number, &phone, Actor::customer(&reporter))
+                .await?;
+            let ticket = store
+                .ticket(&number)
+                .await?
+                .ok_or(StoreError::TicketNotFound(number))?;
+            Ok(StoreReply::Ticket {
+                ticket: facts(&ticket, &asker),
+                open_count: 0,
+                position: None,
+            })
+        }
         StoreRequest::ApplyAction {
             number,
             action,

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::outbound::gate::TrunkCaps;
-use crate::outbound::schedule::CampaignRules;
+use crate::outbound::schedule::{CampaignRules, Purpose};
 use chrono::{Duration, NaiveTime};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub struct OutboundConfig {
     pub trunks: BTreeMap<String, TrunkConfig>,
     /// 修复确认 / 回访: the call after a fault ticket is resolved.
     pub confirm: CampaignConfig,
+    /// 回呼: the call back to a caller who found every agent busy (a
+    /// dialplan's `callback_request`), bridged to the agents.
+    pub callback: CampaignConfig,
 }
 
 impl Default for OutboundConfig {
@@ -48,6 +51,7 @@ impl Default for OutboundConfig {
             poll_secs: 2,
             trunks: BTreeMap::new(),
             confirm: CampaignConfig::default(),
+            callback: CampaignConfig::default(),
         }
     }
 }
@@ -112,8 +116,10 @@ pub struct CampaignConfig {
     /// Calls of this purpose are queued (and, where `outbound.enabled`,
     /// placed).
     pub enabled: bool,
-    /// The dialplan entry the answered call runs.
-    pub entry: String,
+    /// The dialplan entry the answered call runs; default the purpose's
+    /// name (`confirm`, `callback`: dialplans/outbound.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
     /// Trunk names, tried in order after a trunk's failure.
     pub trunks: Vec<String>,
     /// Local calling hours every day, `HH:MM-HH:MM`, in the SLA
@@ -135,7 +141,7 @@ impl Default for CampaignConfig {
         let rules = CampaignRules::default();
         CampaignConfig {
             enabled: false,
-            entry: "confirm".into(),
+            entry: None,
             trunks: Vec::new(),
             window: "09:00-20:00".into(),
             skip_holidays: rules.skip_holidays,
@@ -148,6 +154,13 @@ impl Default for CampaignConfig {
 }
 
 impl CampaignConfig {
+    /// The dialplan entry a call of `purpose` runs.
+    pub fn entry_for(&self, purpose: Purpose) -> String {
+        self.entry
+            .clone()
+            .unwrap_or_else(|| purpose.code().to_string())
+    }
+
     /// The schedule's rules; `None` when the window does not parse
     /// (refused by [`OutboundConfig::problems`] before the server starts).
     pub fn rules(&self) -> Option<CampaignRules> {
@@ -172,6 +185,22 @@ fn parse_window(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 }
 
 impl OutboundConfig {
+    /// Each purpose's campaign.
+    pub fn campaigns(&self) -> [(Purpose, &CampaignConfig); 2] {
+        [
+            (Purpose::Confirm, &self.confirm),
+            (Purpose::Callback, &self.callback),
+        ]
+    }
+
+    /// The campaign of `purpose`, if it has one.
+    pub fn campaign(&self, purpose: Purpose) -> Option<&CampaignConfig> {
+        self.campaigns()
+            .into_iter()
+            .find(|(p, _)| *p == purpose)
+            .map(|(_, campaign)| campaign)
+    }
+
     /// Everything wrong with the section, each a sentence naming the key.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -212,40 +241,43 @@ impl OutboundConfig {
                 ));
             }
         }
-        let campaign = &self.confirm;
-        if campaign.enabled {
-            if campaign.trunks.is_empty() {
-                problems.push("outbound.confirm.trunks must name at least one trunk".to_string());
-            }
-            for trunk in &campaign.trunks {
-                if !self.trunks.contains_key(trunk) {
+        for (purpose, campaign) in self.campaigns() {
+            let name = purpose.code();
+            if campaign.enabled {
+                if campaign.trunks.is_empty() {
                     problems.push(format!(
-                        "outbound.confirm.trunks: no [outbound.trunks.{trunk}]"
+                        "outbound.{name}.trunks must name at least one trunk"
                     ));
                 }
+                for trunk in &campaign.trunks {
+                    if !self.trunks.contains_key(trunk) {
+                        problems.push(format!(
+                            "outbound.{name}.trunks: no [outbound.trunks.{trunk}]"
+                        ));
+                    }
+                }
             }
-        }
-        if campaign.rules().is_none() {
-            problems.push(format!(
-                "outbound.confirm.window: {:?} is not HH:MM-HH:MM with the start first",
-                campaign.window
-            ));
-        }
-        if !(1..=20).contains(&campaign.attempts) {
-            problems.push("outbound.confirm.attempts must be from 1 to 20".to_string());
-        }
-        if [
-            campaign.busy_retry_secs,
-            campaign.no_answer_retry_secs,
-            campaign.failure_retry_secs,
-        ]
-        .iter()
-        .any(|secs| !(0..=604_800).contains(secs))
-        {
-            problems.push(
-                "outbound.confirm retry delays must be from 0 to 604800 seconds (a week)"
-                    .to_string(),
-            );
+            if campaign.rules().is_none() {
+                problems.push(format!(
+                    "outbound.{name}.window: {:?} is not HH:MM-HH:MM with the start first",
+                    campaign.window
+                ));
+            }
+            if !(1..=20).contains(&campaign.attempts) {
+                problems.push(format!("outbound.{name}.attempts must be from 1 to 20"));
+            }
+            if [
+                campaign.busy_retry_secs,
+                campaign.no_answer_retry_secs,
+                campaign.failure_retry_secs,
+            ]
+            .iter()
+            .any(|secs| !(0..=604_800).contains(secs))
+            {
+                problems.push(format!(
+                    "outbound.{name} retry delays must be from 0 to 604800 seconds (a week)"
+                ));
+            }
         }
         problems
     }

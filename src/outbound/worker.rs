@@ -70,7 +70,8 @@ pub fn spawn(
     if !config.enabled {
         return None;
     }
-    let campaigns: HashMap<Purpose, CampaignRules> = [(Purpose::Confirm, &config.confirm)]
+    let campaigns: HashMap<Purpose, CampaignRules> = config
+        .campaigns()
         .into_iter()
         .filter(|(_, campaign)| campaign.enabled)
         .filter_map(|(purpose, campaign)| Some((purpose, campaign.rules()?)))
@@ -246,17 +247,16 @@ impl Worker {
     }
 
     fn campaign_trunks(&self, purpose: Purpose) -> Vec<String> {
-        match purpose {
-            Purpose::Confirm => self.config.confirm.trunks.clone(),
-            Purpose::Callback | Purpose::Survey => Vec::new(),
-        }
+        self.config
+            .campaign(purpose)
+            .map(|campaign| campaign.trunks.clone())
+            .unwrap_or_default()
     }
 
     fn entry(&self, purpose: Purpose) -> String {
-        match purpose {
-            Purpose::Confirm => self.config.confirm.entry.clone(),
-            Purpose::Callback | Purpose::Survey => purpose.code().to_string(),
-        }
+        self.config
+            .campaign(purpose)
+            .map_or_else(|| purpose.code().to_string(), |c| c.entry_for(purpose))
     }
 
     async fn release(&self, claim: &ClaimedCall, at: DateTime<Utc>) {

@@ -161,6 +161,60 @@ impl Store {
         .await
     }
 
+    /// Queues a callback (回呼) about ticket `number` to `phone`, asked for
+    /// by `actor` (a caller who found every agent busy), with a
+    /// `callback_requested` event on the ticket, in one transaction. One
+    /// callback per ticket and number may wait at a time: asking again
+    /// while one waits queues nothing (`None`).
+    pub async fn queue_callback(
+        &self,
+        number: &str,
+        phone: &str,
+        actor: Actor,
+    ) -> Result<Option<i64>, StoreError> {
+        let number: crate::tickets::number::TicketNumber = number.parse()?;
+        let phone = phone.to_string();
+        let now = self.now();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let ticket = load_for_change(conn, &number, None).await?;
+                let waiting: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM outbound_calls WHERE ticket_id = $1 AND purpose = 'callback' \
+                     AND number = $2 AND state IN ('queued', 'placing')",
+                )
+                .bind(ticket.id)
+                .bind(&phone)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if waiting.is_some() {
+                    return Ok(None);
+                }
+                let call = NewOutboundCall {
+                    dedup_key: format!("callback:{}:{}:{}", ticket.id, phone, to_millis(now)),
+                    purpose: Purpose::Callback,
+                    ticket_id: Some(ticket.id),
+                    number: phone.clone(),
+                    earliest_at: now,
+                };
+                let id = insert_outbound_call(conn, &call, now).await?;
+                let detail = format!("callback to {phone} requested");
+                insert_event(
+                    conn,
+                    ticket.id,
+                    now,
+                    &actor,
+                    "callback_requested",
+                    None,
+                    None,
+                    &detail,
+                )
+                .await?;
+                Ok(id)
+            })
+        })
+        .await
+    }
+
     /// Claims up to `limit` due jobs of `purposes` for `lease`, counting
     /// the attempt each is about to make; another gateway's claims are
     /// skipped.
