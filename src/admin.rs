@@ -33,6 +33,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     options.writers = config.database.writers;
     let confirm = &config.outbound.confirm;
     options.confirm_calls = confirm.enabled.then(|| confirm.rules()).flatten();
+    let survey = &config.outbound.survey;
+    options.survey_calls = survey
+        .enabled
+        .then(|| survey.rules().zip(survey.types()))
+        .flatten();
     Store::open(&config.database.url, options)
         .await
         .with_context(|| {

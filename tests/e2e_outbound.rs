@@ -462,3 +462,41 @@ async fn a_caller_who_found_the_agents_busy_is_called_back_and_bridged_to_an_age
     assert!(kinds.contains(&"outbound_call"), "{kinds:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_closed_ticket_gets_its_survey_call_and_the_score_is_stored() {
+    let mut callee = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut config = outbound_config(&callee, 3);
+    config.outbound.confirm.enabled = false;
+    let survey = &mut config.outbound.survey;
+    survey.enabled = true;
+    survey.trunks = vec!["main".into()];
+    survey.window = "00:00-23:59".into();
+    survey.ticket_types = vec!["fault_report".into()];
+    let server = start(config).await;
+    callee.server = server.udp_addrs[0];
+    let (number, id) = resolved_fault(&server).await;
+    for action in [Action::Confirm, Action::Close] {
+        server
+            .store()
+            .transition(&number, action, Actor::staff("zhang.wei"), None, None)
+            .await
+            .unwrap();
+    }
+
+    let invite = expect_invite(&mut callee).await;
+    assert_eq!(invite.header("X-Ticket-Number"), Some(number.as_str()));
+    answer_and_press(&mut callee, &invite, "survey1", "4").await;
+
+    let (call, attempts) = settled(&server).await;
+    assert_eq!(call.state, OutboundState::Done, "{call:?} {attempts:?}");
+    assert_eq!(call.purpose.code(), "survey");
+    let events = server.store().events(id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "survey" && e.detail.starts_with("score 4")),
+        "{events:?}"
+    );
+    server.shutdown().await;
+}

@@ -19,6 +19,7 @@
 
 use crate::outbound::gate::TrunkCaps;
 use crate::outbound::schedule::{CampaignRules, Purpose};
+use crate::tickets::model::TicketType;
 use chrono::{Duration, NaiveTime};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct OutboundConfig {
     /// 回呼: the call back to a caller who found every agent busy (a
     /// dialplan's `callback_request`), bridged to the agents.
     pub callback: CampaignConfig,
+    /// 满意度调查: the survey call after a ticket is closed.
+    pub survey: CampaignConfig,
 }
 
 impl Default for OutboundConfig {
@@ -52,6 +55,7 @@ impl Default for OutboundConfig {
             trunks: BTreeMap::new(),
             confirm: CampaignConfig::default(),
             callback: CampaignConfig::default(),
+            survey: CampaignConfig::default(),
         }
     }
 }
@@ -134,6 +138,10 @@ pub struct CampaignConfig {
     pub no_answer_retry_secs: i64,
     /// After a trunk failure when there is no other trunk to try.
     pub failure_retry_secs: i64,
+    /// Survey only: the ticket types whose closing queues a survey call
+    /// (codes, e.g. `fault_report`; empty: every type).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_types: Vec<String>,
 }
 
 impl Default for CampaignConfig {
@@ -149,11 +157,21 @@ impl Default for CampaignConfig {
             busy_retry_secs: rules.busy_retry.num_seconds(),
             no_answer_retry_secs: rules.no_answer_retry.num_seconds(),
             failure_retry_secs: rules.failure_retry.num_seconds(),
+            ticket_types: Vec::new(),
         }
     }
 }
 
 impl CampaignConfig {
+    /// The ticket types of `ticket_types` (every type when empty); `None`
+    /// when one is not a type (refused by [`OutboundConfig::problems`]).
+    pub fn types(&self) -> Option<Vec<TicketType>> {
+        if self.ticket_types.is_empty() {
+            return Some(TicketType::ALL.to_vec());
+        }
+        self.ticket_types.iter().map(|t| t.parse().ok()).collect()
+    }
+
     /// The dialplan entry a call of `purpose` runs.
     pub fn entry_for(&self, purpose: Purpose) -> String {
         self.entry
@@ -186,10 +204,11 @@ fn parse_window(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 
 impl OutboundConfig {
     /// Each purpose's campaign.
-    pub fn campaigns(&self) -> [(Purpose, &CampaignConfig); 2] {
+    pub fn campaigns(&self) -> [(Purpose, &CampaignConfig); 3] {
         [
             (Purpose::Confirm, &self.confirm),
             (Purpose::Callback, &self.callback),
+            (Purpose::Survey, &self.survey),
         ]
     }
 
@@ -240,6 +259,17 @@ impl OutboundConfig {
                     "outbound.trunks.{name}.ring_timeout_secs must be from 1 to 300"
                 ));
             }
+        }
+        if self.survey.types().is_none() {
+            problems.push(format!(
+                "outbound.survey.ticket_types: {:?} names an unknown ticket type (known: {})",
+                self.survey.ticket_types,
+                TicketType::ALL
+                    .iter()
+                    .map(|t| t.code())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         for (purpose, campaign) in self.campaigns() {
             let name = purpose.code();
@@ -356,6 +386,8 @@ mod tests {
             trunks = ["main", "nowhere"]
             window = "20:00-09:00"
             attempts = 0
+            [survey]
+            ticket_types = ["fault_report", "praise"]
             "#,
         );
         let problems = config.problems().join("\n");
@@ -368,6 +400,7 @@ mod tests {
             "outbound.confirm.trunks: no [outbound.trunks.nowhere]",
             "outbound.confirm.window: \"20:00-09:00\"",
             "outbound.confirm.attempts",
+            "outbound.survey.ticket_types: [\"fault_report\", \"praise\"] names an unknown ticket type",
         ] {
             assert!(
                 problems.contains(expected),

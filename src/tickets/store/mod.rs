@@ -63,6 +63,7 @@ use super::lifecycle::TransitionError;
 use super::number::TicketNumberError;
 use super::sla::SlaPolicy;
 use crate::outbound::schedule::CampaignRules;
+use crate::tickets::model::TicketType;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
@@ -140,6 +141,9 @@ pub struct StoreOptions {
     /// a confirmation call (in the calling window) instead of the
     /// "is it restored?" text, which becomes the call's fallback.
     pub confirm_calls: Option<CampaignRules>,
+    /// `[outbound.survey]` when enabled: closing a ticket of these types
+    /// queues a satisfaction survey call.
+    pub survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
 }
 
 impl StoreOptions {
@@ -150,6 +154,7 @@ impl StoreOptions {
             max_connections: 16,
             writers: DEFAULT_WRITERS,
             confirm_calls: None,
+            survey_calls: None,
         }
     }
 }
@@ -170,6 +175,7 @@ struct Inner {
     sla: Arc<SlaPolicy>,
     clock: Clock,
     confirm_calls: Option<CampaignRules>,
+    survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
 }
 
 impl Store {
@@ -214,6 +220,7 @@ impl Store {
                 sla: options.sla,
                 clock: options.clock,
                 confirm_calls: options.confirm_calls,
+                survey_calls: options.survey_calls,
             }),
         })
     }

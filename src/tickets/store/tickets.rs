@@ -365,12 +365,16 @@ impl Store {
         let now = self.now();
         let sla = self.inner.sla.clone();
         let confirm_calls = self.inner.confirm_calls.clone();
+        let survey_calls = self.inner.survey_calls.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, expected_version).await?;
                 let effects = Effects {
                     sla: &sla,
                     confirm_calls: confirm_calls.as_ref(),
+                    survey_calls: survey_calls
+                        .as_ref()
+                        .map(|(rules, types)| (rules, types.as_slice())),
                 };
                 apply_transition(conn, &ticket, action, &actor, note, effects, now).await
             })
@@ -474,6 +478,8 @@ pub(super) struct Effects<'a> {
     pub sla: &'a SlaPolicy,
     /// `[outbound.confirm]` when enabled (see [`queue_confirm_call`]).
     pub confirm_calls: Option<&'a CampaignRules>,
+    /// `[outbound.survey]` when enabled, with the ticket types surveyed.
+    pub survey_calls: Option<(&'a CampaignRules, &'a [TicketType])>,
 }
 
 impl<'a> Effects<'a> {
@@ -482,6 +488,7 @@ impl<'a> Effects<'a> {
         Effects {
             sla,
             confirm_calls: None,
+            survey_calls: None,
         }
     }
 }
@@ -526,9 +533,39 @@ pub(super) async fn apply_transition(
         }
         _ => false,
     };
+    if let Some((rules, types)) = effects.survey_calls.filter(|_| action == Action::Close) {
+        queue_survey_call(conn, &changed, rules, types, sla, now).await?;
+    }
     let queued = transition_notification(&changed, action).filter(|_| !called);
     queue_notifications(conn, now, queued.into_iter().collect()).await?;
     Ok(changed)
+}
+
+/// Queues the satisfaction survey call (满意度调查) for a ticket of a
+/// surveyed type just closed, at the first moment inside the window.
+async fn queue_survey_call(
+    conn: &mut AnyConnection,
+    changed: &Ticket,
+    rules: &CampaignRules,
+    types: &[TicketType],
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(contact) = changed.contact_phone.as_deref() else {
+        return Ok(());
+    };
+    if !types.contains(&changed.ticket_type) {
+        return Ok(());
+    }
+    let call = NewOutboundCall {
+        dedup_key: format!("survey:{}:{}", changed.id, changed.version),
+        purpose: Purpose::Survey,
+        ticket_id: Some(changed.id),
+        number: contact.to_string(),
+        earliest_at: rules.in_window(sla.calendar(), now).unwrap_or(now),
+    };
+    insert_outbound_call(conn, &call, now).await?;
+    Ok(())
 }
 
 /// Queues the confirmation call for a fault ticket just resolved (one per
