@@ -33,6 +33,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     options.writers = config.database.writers;
     let confirm = &config.outbound.confirm;
     options.confirm_calls = confirm.enabled.then(|| confirm.rules()).flatten();
+    options.callback_calls = config.outbound.callback.enabled;
     let survey = &config.outbound.survey;
     options.survey_calls = survey
         .enabled

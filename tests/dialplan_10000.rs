@@ -339,17 +339,21 @@ async fn a_silent_caller_at_the_service_number_is_sent_to_an_agent() {
         t.iter().any(|l| l.starts_with("transfer to agents")),
         "{t:#?}"
     );
-    assert_eq!(heard(&t).last().unwrap(), "zh/agents_busy zh/goodbye");
+    let h = heard(&t);
+    assert_eq!(h[h.len() - 2], "zh/agents_busy zh/press_1_for_callback");
+    assert_eq!(h.last().unwrap(), "zh/goodbye");
 }
 
 #[tokio::test]
 async fn agents_busy_only_when_agents_were_tried_else_a_callback_is_recorded() {
     let c = caller().await;
     let busy = c.walk_busy("13800138000", "10000", "0").await;
-    assert_eq!(heard(&busy).last().unwrap(), "zh/agents_busy zh/goodbye");
+    let h = heard(&busy);
+    assert_eq!(h[h.len() - 2], "zh/agents_busy zh/press_1_for_callback");
+    assert_eq!(h.last().unwrap(), "zh/goodbye");
     assert!(
         c.tickets().await.is_empty(),
-        "busy agents: nothing recorded"
+        "busy agents, no key: nothing recorded"
     );
 
     let unavailable = c.dial("10000", "0").await;
@@ -375,6 +379,23 @@ async fn agents_busy_only_when_agents_were_tried_else_a_callback_is_recorded() {
     assert!(events
         .iter()
         .any(|e| e.kind == "note" && e.detail.contains("call back")));
+
+    // Busy agents and 1: the callback request is recorded as for an
+    // unreachable agent (and queued for the gateway's callback when
+    // [outbound.callback] is on: tests/e2e_outbound.rs).
+    let asked = c.walk_busy("13500000000", "10000", "0,1").await;
+    assert!(
+        heard(&asked)
+            .iter()
+            .any(|l| l.starts_with("zh/request_recorded")),
+        "{asked:#?}"
+    );
+    let asked_tickets = c.tickets().await;
+    assert_eq!(asked_tickets[0].ticket_type, TicketType::Consultation);
+    assert_eq!(
+        asked_tickets[0].contact_phone.as_deref(),
+        Some("13500000000")
+    );
 }
 
 #[tokio::test]
@@ -685,6 +706,10 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
             TransferContext::default(),
         )
         .await);
+    }
+    // Busy agents: 1 asks for a callback, another key ends the call.
+    for keys in ["0,1", "0,7"] {
+        run(c.walk_busy("13500000000", "10000", keys).await);
     }
     // Transferred in to "status": with the ticket, and without one.
     run(c.transferred(STRANGER, "status", &numbers[0], "5").await);

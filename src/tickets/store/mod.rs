@@ -144,6 +144,9 @@ pub struct StoreOptions {
     /// `[outbound.survey]` when enabled: closing a ticket of these types
     /// queues a satisfaction survey call.
     pub survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
+    /// `[outbound.callback]` is enabled: a dialplan's `callback_request`
+    /// queues a call; otherwise it records nothing.
+    pub callback_calls: bool,
 }
 
 impl StoreOptions {
@@ -155,6 +158,7 @@ impl StoreOptions {
             writers: DEFAULT_WRITERS,
             confirm_calls: None,
             survey_calls: None,
+            callback_calls: false,
         }
     }
 }
@@ -176,6 +180,7 @@ struct Inner {
     clock: Clock,
     confirm_calls: Option<CampaignRules>,
     survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
+    callback_calls: bool,
 }
 
 impl Store {
@@ -221,6 +226,7 @@ impl Store {
                 clock: options.clock,
                 confirm_calls: options.confirm_calls,
                 survey_calls: options.survey_calls,
+                callback_calls: options.callback_calls,
             }),
         })
     }

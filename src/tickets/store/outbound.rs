@@ -165,13 +165,17 @@ impl Store {
     /// by `actor` (a caller who found every agent busy), with a
     /// `callback_requested` event on the ticket, in one transaction. One
     /// callback per ticket and number may wait at a time: asking again
-    /// while one waits queues nothing (`None`).
+    /// while one waits queues nothing (`None`), and so does a gateway
+    /// whose `[outbound.callback]` is off.
     pub async fn queue_callback(
         &self,
         number: &str,
         phone: &str,
         actor: Actor,
     ) -> Result<Option<i64>, StoreError> {
+        if !self.inner.callback_calls {
+            return Ok(None);
+        }
         let number: crate::tickets::number::TicketNumber = number.parse()?;
         let phone = phone.to_string();
         let now = self.now();
