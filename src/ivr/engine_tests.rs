@@ -585,23 +585,36 @@ say = ["no_ticket"]
 kind = "hangup"
 "##;
 
-/// A call to the survey plan, transferred in by agent7 with a ticket
-/// reference that the store answered with `lookup`.
-fn transferred(lookup: Option<StoreReply>) -> Engine {
+/// A call from `caller` (its number, or a name with none) to `dialled`
+/// of `plan`, handed in by `by` with ticket 1234567890, which the store
+/// answered with `lookup`.
+fn handed_in(
+    plan: &str,
+    dialled: &str,
+    caller: &str,
+    by: Option<&str>,
+    lookup: Option<StoreReply>,
+) -> Engine {
     let info = CallInfo {
-        caller: "13800138000".into(),
-        contact: PhoneNumber::contact("13800138000").ok(),
-        dialled: "survey".into(),
+        caller: caller.into(),
+        contact: PhoneNumber::contact(caller).ok(),
+        dialled: dialled.into(),
         customer: None,
         transferred: Some(Transferred {
-            by: Some("agent7".into()),
+            by: by.map(Into::into),
             ticket: Some(TransferredTicket {
                 reference: "1234567890".into(),
                 lookup,
             }),
         }),
     };
-    start_call(SURVEY, "start", info)
+    start_call(plan, "start", info)
+}
+
+/// A call to the survey plan, transferred in by agent7 with a ticket
+/// reference that the store answered with `lookup`.
+fn transferred(lookup: Option<StoreReply>) -> Engine {
+    handed_in(SURVEY, "survey", "13800138000", Some("agent7"), lookup)
 }
 
 fn events(engine: &Engine) -> Vec<String> {
@@ -765,20 +778,13 @@ kind = "hangup"
 
 /// A confirmation call to 13800138000 with its ticket loaded.
 fn confirmation_call() -> Engine {
-    let info = CallInfo {
-        caller: "13800138000".into(),
-        contact: PhoneNumber::contact("13800138000").ok(),
-        dialled: "outbound:confirm".into(),
-        customer: None,
-        transferred: Some(Transferred {
-            by: Some("outbound".into()),
-            ticket: Some(TransferredTicket {
-                reference: "1234567890".into(),
-                lookup: Some(ticket("1234567890")),
-            }),
-        }),
-    };
-    start_call(CONFIRM, "start", info)
+    handed_in(
+        CONFIRM,
+        "outbound:confirm",
+        "13800138000",
+        Some("outbound"),
+        Some(ticket("1234567890")),
+    )
 }
 
 #[test]
@@ -851,20 +857,13 @@ say = ["failed"]
 
 #[test]
 fn a_callback_is_requested_for_the_loaded_ticket_and_the_callers_number() {
-    let info = CallInfo {
-        caller: "13800138000".into(),
-        contact: PhoneNumber::contact("13800138000").ok(),
-        dialled: "10000".into(),
-        customer: None,
-        transferred: Some(Transferred {
-            by: None,
-            ticket: Some(TransferredTicket {
-                reference: "1234567890".into(),
-                lookup: Some(ticket("1234567890")),
-            }),
-        }),
-    };
-    let mut engine = start_call(CALLBACK, "start", info);
+    let mut engine = handed_in(
+        CALLBACK,
+        "10000",
+        "13800138000",
+        None,
+        Some(ticket("1234567890")),
+    );
     let out = outputs(&mut engine);
     assert_eq!(
         out.last(),
@@ -887,20 +886,13 @@ fn a_callback_without_a_ticket_or_a_number_takes_its_error_path() {
     let mut engine = start(CALLBACK, "request", None);
     assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
     assert!(events(&engine).contains(&"request: no ticket for the callback".into()));
-    let info = CallInfo {
-        caller: "anonymous".into(),
-        contact: None,
-        dialled: "10000".into(),
-        customer: None,
-        transferred: Some(Transferred {
-            by: None,
-            ticket: Some(TransferredTicket {
-                reference: "1234567890".into(),
-                lookup: Some(ticket("1234567890")),
-            }),
-        }),
-    };
-    let mut engine = start_call(CALLBACK, "start", info);
+    let mut engine = handed_in(
+        CALLBACK,
+        "10000",
+        "anonymous",
+        None,
+        Some(ticket("1234567890")),
+    );
     assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/failed"]);
     assert!(events(&engine).contains(&"request: no number to call back".into()));
 }
