@@ -24,6 +24,7 @@
 //! another box). PostgreSQL only (native connections, for the arrays): a
 //! SQLite file has one gateway, whose buckets stay in memory.
 
+use super::writer::{worth_retrying, MAX_ATTEMPTS};
 use super::{to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -43,10 +44,6 @@ const TAKE_TASKS: usize = 2;
 
 /// Takes one batcher gathers at most.
 const MAX_TAKES: usize = 512;
-
-/// Times a statement runs when PostgreSQL aborts it for a deadlock or a
-/// serialization failure before its callers hear the error.
-const MAX_ATTEMPTS: u32 = 5;
 
 /// Message ids remembered per bucket (as in memory).
 const REMEMBERED_IDS: i64 = 16;
@@ -275,13 +272,6 @@ fn outcome_of(row: &sqlx::postgres::PgRow, per_milli: f64) -> Result<SharedTake,
         }
         other => Err(StoreError::Corrupt(format!("SMS limit outcome {other:?}"))),
     }
-}
-
-fn worth_retrying(error: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(e) = error else {
-        return false;
-    };
-    matches!(e.code().as_deref(), Some("40P01" | "40001"))
 }
 
 fn failed(reason: &str) -> StoreError {

@@ -38,9 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-/// How many times a batch runs when PostgreSQL aborts it for a deadlock or
-/// a serialization failure before its callers hear the error.
-const MAX_ATTEMPTS: u32 = 5;
+/// How many times a batch (or the SMS limits' statement) runs when
+/// PostgreSQL aborts it for a deadlock or a serialization failure before
+/// its callers hear the error.
+pub(super) const MAX_ATTEMPTS: u32 = 5;
 
 /// One write: runs against the connection, then hears whether its
 /// transaction committed.
@@ -458,7 +459,9 @@ fn whole_batch_failure(error: StoreError) -> Result<StoreError, sqlx::Error> {
     }
 }
 
-fn worth_retrying(error: &sqlx::Error) -> bool {
+/// A deadlock (40P01) or serialization failure (40001): the transaction's
+/// bad luck, not its callers' fault; running it again may succeed.
+pub(super) fn worth_retrying(error: &sqlx::Error) -> bool {
     let sqlx::Error::Database(e) = error else {
         return false;
     };
