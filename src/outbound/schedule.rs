@@ -56,6 +56,8 @@ pub enum Cause {
     Unreachable,
     /// The trunk failed: another 4xx, a 5xx, no response, a transport error.
     TrunkFailure,
+    /// Not placed: the calling window does not open within a year.
+    NoWindow,
 }
 
 impl Cause {
@@ -79,6 +81,7 @@ impl Cause {
             Cause::Declined => "declined",
             Cause::Unreachable => "unreachable",
             Cause::TrunkFailure => "trunk_failure",
+            Cause::NoWindow => "no_window",
         }
     }
 }
@@ -186,6 +189,7 @@ impl CampaignRules {
         let delay = match cause {
             Cause::Completed => return Next::Done,
             Cause::Declined | Cause::Unreachable => return Next::GiveUp(GiveUp::Final(cause)),
+            Cause::NoWindow => return Next::GiveUp(GiveUp::NoWindow),
             Cause::Busy => self.busy_retry,
             Cause::NoAnswer | Cause::AnsweredSilent => self.no_answer_retry,
             Cause::TrunkFailure if trunk + 1 < self.trunks => Duration::zero(),
@@ -307,6 +311,7 @@ mod tests {
             retry(Cause::Unreachable),
             Next::GiveUp(GiveUp::Final(Cause::Unreachable))
         );
+        assert_eq!(retry(Cause::NoWindow), Next::GiveUp(GiveUp::NoWindow));
         // A no answer at 19:30 is retried at tomorrow's opening.
         assert_eq!(
             rules.after_attempt(&calendar, Cause::NoAnswer, 1, 0, local(4, 19, 30)),

@@ -176,7 +176,9 @@ impl Worker {
         let opens = rules.in_window(calendar, now);
         match opens {
             None => {
-                let record = self.record("-", now, None, Cause::TrunkFailure);
+                // Recorded as an attempt that was never placed, so that
+                // the job says why it ended.
+                let record = self.record("-", now, None, Cause::NoWindow);
                 let next = Next::GiveUp(GiveUp::NoWindow);
                 if let Err(e) = self
                     .store
