@@ -363,16 +363,16 @@ impl Store {
     ) -> Result<Ticket, StoreError> {
         let number: TicketNumber = number.parse()?;
         let now = self.now();
-        let sla = self.inner.sla.clone();
-        let confirm_calls = self.inner.confirm_calls.clone();
-        let survey_calls = self.inner.survey_calls.clone();
+        let store = self.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, expected_version).await?;
+                let inner = &store.inner;
                 let effects = Effects {
-                    sla: &sla,
-                    confirm_calls: confirm_calls.as_ref(),
-                    survey_calls: survey_calls
+                    sla: &inner.sla,
+                    confirm_calls: inner.confirm_calls.as_ref(),
+                    survey_calls: inner
+                        .survey_calls
                         .as_ref()
                         .map(|(rules, types)| (rules, types.as_slice())),
                 };
@@ -476,7 +476,7 @@ fn clock_met_by(action: Action) -> &'static [SlaClock] {
 #[derive(Clone, Copy)]
 pub(super) struct Effects<'a> {
     pub sla: &'a SlaPolicy,
-    /// `[outbound.confirm]` when enabled (see [`queue_confirm_call`]).
+    /// `[outbound.confirm]` when enabled (see [`queue_ticket_call`]).
     pub confirm_calls: Option<&'a CampaignRules>,
     /// `[outbound.survey]` when enabled, with the ticket types surveyed.
     pub survey_calls: Option<(&'a CampaignRules, &'a [TicketType])>,
@@ -528,53 +528,34 @@ pub(super) async fn apply_transition(
         }
     }
     let called = match effects.confirm_calls {
-        Some(rules) if action == Action::Resolve => {
-            queue_confirm_call(conn, &changed, rules, sla, now).await?
+        Some(rules)
+            if action == Action::Resolve && changed.ticket_type == TicketType::FaultReport =>
+        {
+            queue_ticket_call(conn, &changed, Purpose::Confirm, rules, sla, now).await?
         }
         _ => false,
     };
-    if let Some((rules, types)) = effects.survey_calls.filter(|_| action == Action::Close) {
-        queue_survey_call(conn, &changed, rules, types, sla, now).await?;
+    if let Some((rules, _)) = effects
+        .survey_calls
+        .filter(|(_, types)| action == Action::Close && types.contains(&changed.ticket_type))
+    {
+        queue_ticket_call(conn, &changed, Purpose::Survey, rules, sla, now).await?;
     }
+    // A confirmation call replaces the "is it restored?" text, which
+    // becomes its fallback.
     let queued = transition_notification(&changed, action).filter(|_| !called);
     queue_notifications(conn, now, queued.into_iter().collect()).await?;
     Ok(changed)
 }
 
-/// Queues the satisfaction survey call (满意度调查) for a ticket of a
-/// surveyed type just closed, at the first moment inside the window.
-async fn queue_survey_call(
+/// Queues a call of `purpose` to the contact of `changed` (confirmation
+/// after a resolution, survey after closing), one per change (keyed by the
+/// new version), at the first moment inside `rules`' calling window. True
+/// when queued; a ticket without a contact phone gets none.
+async fn queue_ticket_call(
     conn: &mut AnyConnection,
     changed: &Ticket,
-    rules: &CampaignRules,
-    types: &[TicketType],
-    sla: &SlaPolicy,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let Some(contact) = changed.contact_phone.as_deref() else {
-        return Ok(());
-    };
-    if !types.contains(&changed.ticket_type) {
-        return Ok(());
-    }
-    let call = NewOutboundCall {
-        dedup_key: format!("survey:{}:{}", changed.id, changed.version),
-        purpose: Purpose::Survey,
-        ticket_id: Some(changed.id),
-        number: contact.to_string(),
-        earliest_at: rules.in_window(sla.calendar(), now).unwrap_or(now),
-    };
-    insert_outbound_call(conn, &call, now).await?;
-    Ok(())
-}
-
-/// Queues the confirmation call for a fault ticket just resolved (one per
-/// resolution: keyed by the new version), at the first moment inside the
-/// calling window; true when queued. The "is it restored?" text is then
-/// not sent with the resolution: it is the call's fallback.
-async fn queue_confirm_call(
-    conn: &mut AnyConnection,
-    changed: &Ticket,
+    purpose: Purpose,
     rules: &CampaignRules,
     sla: &SlaPolicy,
     now: DateTime<Utc>,
@@ -582,12 +563,9 @@ async fn queue_confirm_call(
     let Some(contact) = changed.contact_phone.as_deref() else {
         return Ok(false);
     };
-    if changed.ticket_type != TicketType::FaultReport {
-        return Ok(false);
-    }
     let call = NewOutboundCall {
-        dedup_key: format!("confirm:{}:{}", changed.id, changed.version),
-        purpose: Purpose::Confirm,
+        dedup_key: format!("{}:{}:{}", purpose.code(), changed.id, changed.version),
+        purpose,
         ticket_id: Some(changed.id),
         number: contact.to_string(),
         earliest_at: rules.in_window(sla.calendar(), now).unwrap_or(now),
