@@ -13,7 +13,7 @@ use hotline::api::issue_token;
 use hotline::server::Server;
 use hotline::tickets::model::{CustomerLevel, StaffRole};
 use hotline::tickets::number::TicketNumber;
-use hotline::tickets::store::{CallRecord, NewTransferContext, Store};
+use hotline::tickets::store::{CallDirection, CallRecord, NewTransferContext, Store};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -726,6 +726,7 @@ async fn call_records_show_their_menu_paths_and_tickets(api: Api) -> Api {
     api.store()
         .record_call(CallRecord {
             sip_call_id: "call-1@test".into(),
+            direction: CallDirection::Inbound,
             caller: "13800138000".into(),
             dialled: "10000".into(),
             offered_at: at,

@@ -15,7 +15,9 @@ use hotline::sip::message::Message;
 use hotline::sip::sdp;
 use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, Status, TicketType};
-use hotline::tickets::store::{NewTicket, OutboundCall, OutboundState, StoredAttempt};
+use hotline::tickets::store::{
+    CallDirection, NewTicket, OutboundCall, OutboundState, StoredAttempt, StoredCall,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,6 +149,27 @@ async fn settled(server: &Server) -> (OutboundCall, Vec<StoredAttempt>) {
     }
 }
 
+/// The call records of outbound attempts, oldest first, once `count` are
+/// written (an answered call's record is written when it ends).
+async fn outbound_records(server: &Server, count: usize) -> Vec<StoredCall> {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let mut records: Vec<StoredCall> = server
+            .store()
+            .recent_calls(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.direction == CallDirection::Outbound)
+            .collect();
+        if records.len() >= count || tokio::time::Instant::now() > deadline {
+            records.reverse();
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The "is it restored?" texts queued for ticket `id`.
 async fn restored_texts(server: &Server, id: i64) -> usize {
     server
@@ -235,6 +258,37 @@ async fn a_busy_customer_is_called_again_and_answers() {
     assert_eq!(attempts[0].sip_status, Some(486));
     let ticket = server.store().ticket(&number).await.unwrap().unwrap();
     assert_eq!(ticket.status, Status::InProgress, "key 2: reopened");
+
+    let records = outbound_records(&server, 2).await;
+    assert_eq!(records.len(), 2, "a call record per attempt: {records:?}");
+    let (busy, answered) = (&records[0], &records[1]);
+    assert_eq!(Some(busy.sip_call_id.as_str()), first.header("Call-ID"));
+    assert_eq!(busy.disposition.as_deref(), Some("busy"));
+    assert_eq!(busy.reason.as_deref(), Some("486"));
+    assert_eq!(busy.answered_at, None);
+    assert_eq!(
+        (busy.caller.as_str(), busy.dialled.as_str()),
+        (CUSTOMER, "outbound:confirm")
+    );
+    assert_eq!(busy.tickets, [number.clone()]);
+    assert_eq!(
+        Some(answered.sip_call_id.as_str()),
+        second.header("Call-ID")
+    );
+    assert!(answered.answered_at.is_some(), "{answered:?}");
+    assert_eq!(answered.dialled, "outbound:confirm");
+    let indicators = server
+        .store()
+        .indicators(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        indicators.calls.offered, 0,
+        "outbound calls are not offered calls"
+    );
     server.shutdown().await;
 }
 
@@ -264,6 +318,15 @@ async fn a_call_never_answered_is_cancelled_retried_and_falls_back_to_the_text()
     assert_eq!(call.outcome.as_deref(), Some("exhausted:no_answer"));
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert!(attempts.iter().all(|a| a.cause == "no_answer"));
+    let records = outbound_records(&server, 2).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.disposition.as_deref() == Some("no_answer")
+                && r.reason.as_deref() == Some("CANCEL at the ring timeout")),
+        "{records:?}"
+    );
     assert_eq!(
         restored_texts(&server, id).await,
         1,

@@ -931,6 +931,7 @@ async fn concurrent_call_records_keep_their_own_tickets(
             tokio::spawn(async move {
                 let record = hotline::tickets::store::CallRecord {
                     sip_call_id: format!("call-{}", i / 2),
+                    direction: hotline::tickets::store::CallDirection::Inbound,
                     caller: format!("1370000{i:04}"),
                     dialled: "10000".into(),
                     offered_at: now,

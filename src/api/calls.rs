@@ -22,13 +22,19 @@ const MAX_LIMIT: i64 = 1000;
 pub(super) struct CallView {
     id: i64,
     sip_call_id: String,
+    /// `inbound` (a customer called) or `outbound` (an attempt of an
+    /// outbound call job, answered or not).
+    direction: String,
+    /// The customer's side: who called, or whom an outbound call called.
     caller: String,
+    /// The number called; `outbound:<purpose>` for an outbound call.
     dialled: String,
     offered_at: DateTime<Utc>,
     answered_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
     /// How it ended: `remote_bye`, `ivr`, `media_timeout`, `transferred`,
-    /// `rejected`, …
+    /// `rejected`, …; an outbound attempt that was not answered: its cause
+    /// (`busy`, `no_answer`, `declined`, `unreachable`, `trunk_failure`).
     disposition: Option<String>,
     /// Why, for a rejected call: its status and cause (`404 no dialplan`).
     reason: Option<String>,
@@ -87,6 +93,7 @@ impl From<StoredCall> for CallView {
         CallView {
             id: call.id,
             sip_call_id: call.sip_call_id,
+            direction: call.direction.code().to_string(),
             caller: call.caller,
             dialled: call.dialled,
             offered_at: call.offered_at,

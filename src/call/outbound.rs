@@ -180,6 +180,7 @@ impl Calls {
         let local = outbound.local;
         self.ivr
             .start(leg, call_id.clone(), &identity, dialled, entry, context);
+        self.ivr.mark_outbound(leg);
         self.track_answered(leg, Call::answered(call_id, local, identity), now);
     }
 

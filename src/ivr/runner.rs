@@ -29,7 +29,9 @@ use crate::sip::refer;
 use crate::sip::uac::UacFailure;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::{CustomerLevel, Language};
-use crate::tickets::store::{CallRecord, CallTransfer, NewTransferContext, Store, REJECTED};
+use crate::tickets::store::{
+    CallDirection, CallRecord, CallTransfer, NewTransferContext, Store, REJECTED,
+};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -165,6 +167,7 @@ struct RunningCall {
     offered_at: DateTime<Utc>,
     caller: String,
     dialled: String,
+    direction: CallDirection,
     /// The transfers tried; the last one's outcome is `pending` while it runs.
     transfers: Vec<CallTransfer>,
 }
@@ -239,6 +242,7 @@ impl IvrCalls {
                 offered_at: now,
                 caller: caller.clone(),
                 dialled: dialled.clone(),
+                direction: CallDirection::Inbound,
                 transfers: Vec::new(),
             },
         );
@@ -286,9 +290,18 @@ impl IvrCalls {
                 offered_at: Utc::now(),
                 caller,
                 dialled,
+                direction: CallDirection::Inbound,
                 transfers: Vec::new(),
             },
         );
+    }
+
+    /// Records `call` (started with [`IvrCalls::start`]) as one the
+    /// gateway placed.
+    pub fn mark_outbound(&mut self, call: CallHandle) {
+        if let Some(running) = self.calls.get_mut(&call) {
+            running.direction = CallDirection::Outbound;
+        }
     }
 
     /// New calls use these prompts from now on (calls in progress keep the
@@ -457,6 +470,7 @@ impl IvrCalls {
         }
         let record = CallRecord {
             sip_call_id: live.call_id,
+            direction: live.direction,
             caller: live.caller,
             dialled: live.dialled,
             offered_at: live.offered_at,
@@ -501,6 +515,7 @@ impl IvrCalls {
         let now = Utc::now();
         let record = CallRecord {
             sip_call_id: call_id,
+            direction: CallDirection::Inbound,
             caller,
             dialled,
             offered_at: now,

@@ -7,7 +7,7 @@ use super::{bind_in_order, from_millis, to_millis, Store, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-const CALL_INSERT_PARAMS: usize = 10;
+const CALL_INSERT_PARAMS: usize = 11;
 
 /// The disposition of a call that was refused before it was answered.
 pub const REJECTED: &str = "rejected";
@@ -27,11 +27,39 @@ pub fn is_contained(disposition: &str, transfers_tried: usize) -> bool {
     transfers_tried == 0 && CONTAINED_DISPOSITIONS.contains(&disposition)
 }
 
+/// Which way a call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallDirection {
+    /// A customer called the hotline.
+    #[default]
+    Inbound,
+    /// The outbound worker called the customer (`crate::outbound`).
+    Outbound,
+}
+
+impl CallDirection {
+    pub fn code(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<CallDirection> {
+        [CallDirection::Inbound, CallDirection::Outbound]
+            .into_iter()
+            .find(|d| d.code() == code)
+    }
+}
+
 /// What is recorded when a call ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     pub sip_call_id: String,
+    pub direction: CallDirection,
+    /// The customer's side: who called, or whom an outbound call called.
     pub caller: String,
+    /// The number called; `outbound:<purpose>` for an outbound call.
     pub dialled: String,
     pub offered_at: DateTime<Utc>,
     /// None for a call that was never answered (rejected, cancelled).
@@ -78,6 +106,7 @@ pub struct MenuStep {
 pub struct StoredCall {
     pub id: i64,
     pub sip_call_id: String,
+    pub direction: CallDirection,
     pub caller: String,
     pub dialled: String,
     pub offered_at: DateTime<Utc>,
@@ -92,11 +121,12 @@ pub struct StoredCall {
 }
 
 const CALL_COLUMNS: &str =
-    "c.id, c.sip_call_id, c.caller, c.dialled, c.offered_at, c.answered_at, c.ended_at, \
+    "c.id, c.sip_call_id, c.direction, c.caller, c.dialled, c.offered_at, c.answered_at, c.ended_at, \
      c.disposition, c.reason, c.menu_path, c.transfers";
 
 type CallRow = (
     i64,
+    String,
     String,
     String,
     String,
@@ -155,6 +185,7 @@ impl Store {
                 let (
                     id,
                     sip_call_id,
+                    direction,
                     caller,
                     dialled,
                     offered,
@@ -168,9 +199,13 @@ impl Store {
                 let menu_path: Vec<MenuStep> = serde_json::from_str(&path)
                     .map_err(|e| StoreError::Corrupt(format!("menu path of call {id}: {e}")))?;
                 let transfers = parse_transfers(id, &transfers)?;
+                let direction = CallDirection::from_code(&direction).ok_or_else(|| {
+                    StoreError::Corrupt(format!("call {id} has direction {direction:?}"))
+                })?;
                 Ok(StoredCall {
                     id,
                     sip_call_id,
+                    direction,
                     caller,
                     dialled,
                     offered_at: from_millis(offered)?,
@@ -244,7 +279,7 @@ pub(super) async fn insert_call_records(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "INSERT INTO calls (sip_call_id, caller, dialled, offered_at, answered_at, ended_at, \
+        "INSERT INTO calls (sip_call_id, direction, caller, dialled, offered_at, answered_at, ended_at, \
          disposition, reason, menu_path, transfers) VALUES {} \
          RETURNING id, sip_call_id, offered_at, ended_at",
         placeholders(records.len(), CALL_INSERT_PARAMS)
@@ -254,6 +289,7 @@ pub(super) async fn insert_call_records(
     for record in records {
         insert = insert
             .bind(record.sip_call_id.clone())
+            .bind(record.direction.code())
             .bind(record.caller.clone())
             .bind(record.dialled.clone())
             .bind(to_millis(record.offered_at))

@@ -209,7 +209,7 @@ impl Store {
                THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND disposition IN ($6, $7) \
                AND transfers = '[]' THEN 1 ELSE 0 END), 0) \
-             FROM calls WHERE offered_at >= $1 AND offered_at < $2",
+             FROM calls WHERE direction = 'inbound' AND offered_at >= $1 AND offered_at < $2",
         )
         .bind(start)
         .bind(end)
@@ -223,7 +223,7 @@ impl Store {
         let hours: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT offered_at / 3600000, COUNT(*), \
              COALESCE(SUM(CASE WHEN answered_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
-             FROM calls WHERE offered_at >= $1 AND offered_at < $2 \
+             FROM calls WHERE direction = 'inbound' AND offered_at >= $1 AND offered_at < $2 \
              GROUP BY offered_at / 3600000",
         )
         .bind(start)
@@ -231,7 +231,7 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         let paths: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, menu_path FROM calls WHERE offered_at >= $1 AND offered_at < $2 \
+            "SELECT id, menu_path FROM calls WHERE direction = 'inbound' AND offered_at >= $1 AND offered_at < $2 \
              AND answered_at IS NOT NULL AND disposition = $3",
         )
         .bind(start)
@@ -271,7 +271,7 @@ impl Store {
         (start, end): (i64, i64),
     ) -> Result<Vec<TransferCount>, StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, transfers FROM calls WHERE offered_at >= $1 AND offered_at < $2 \
+            "SELECT id, transfers FROM calls WHERE direction = 'inbound' AND offered_at >= $1 AND offered_at < $2 \
              AND transfers <> '[]'",
         )
         .bind(start)

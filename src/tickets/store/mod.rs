@@ -32,8 +32,8 @@ mod transfer;
 mod writer;
 
 pub use calls::{
-    is_contained, CallRecord, CallTransfer, MenuStep, StoredCall, CONTAINED_DISPOSITIONS, REJECTED,
-    TRANSFERRED,
+    is_contained, CallDirection, CallRecord, CallTransfer, MenuStep, StoredCall,
+    CONTAINED_DISPOSITIONS, REJECTED, TRANSFERRED,
 };
 pub use customers::{parse_customer_csv, Customer, CustomerImportError, NewCustomer, Product};
 pub use indicators::{

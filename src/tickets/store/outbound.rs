@@ -5,6 +5,7 @@
 //! finish it, so a gateway whose lease ran out cannot overwrite a newer
 //! claim's outcome.
 
+use super::calls::{insert_call_records, CallDirection, CallRecord};
 use super::outbox::queue_notifications;
 use super::tickets::{insert_event, load_for_change, transition_notification};
 use super::{from_millis, to_millis, Backend, Store, StoreError};
@@ -335,6 +336,7 @@ impl Store {
         // "is it restored?" text the resolution would have sent.
         let text_instead =
             claim.call.purpose == Purpose::Confirm && matches!(next, Next::GiveUp(_));
+        let unanswered = unanswered_call_record(&claim.call, &attempt);
         let (state, trunk, earliest, outcome) = match next {
             Next::Done => (
                 OutboundState::Done,
@@ -385,6 +387,9 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
                 let owned = changed.rows_affected() == 1;
+                if let (true, Some(record)) = (owned, unanswered) {
+                    insert_call_records(conn, &[record]).await?;
+                }
                 if let (true, Some((ticket_id, number))) = (owned, ticket) {
                     let system = Actor::system("outbound");
                     insert_event(
@@ -512,6 +517,36 @@ fn call_of_row(row: &sqlx::any::AnyRow) -> Result<OutboundCall, StoreError> {
         last_cause: row.try_get("last_cause")?,
         outcome: row.try_get("outcome")?,
         created_at: from_millis(row.try_get("created_at")?)?,
+    })
+}
+
+/// The call record of an attempt that never reached the IVR (not answered,
+/// or answered without usable media): the IVR records answered ones when
+/// they end. None when no INVITE went out (no SIP Call-ID).
+fn unanswered_call_record(call: &OutboundCall, attempt: &AttemptRecord) -> Option<CallRecord> {
+    let reached_the_ivr = matches!(attempt.cause, Cause::Completed | Cause::AnsweredSilent);
+    if reached_the_ivr || attempt.sip_call_id.is_empty() {
+        return None;
+    }
+    let reason = match attempt.sip_status {
+        Some(200) => "answered without usable media".to_string(),
+        Some(status) => status.to_string(),
+        None if attempt.cause == Cause::NoAnswer => "CANCEL at the ring timeout".to_string(),
+        None => "no final response".to_string(),
+    };
+    Some(CallRecord {
+        sip_call_id: attempt.sip_call_id.clone(),
+        direction: CallDirection::Outbound,
+        caller: call.number.clone(),
+        dialled: format!("outbound:{}", call.purpose.code()),
+        offered_at: attempt.started_at,
+        answered_at: None,
+        ended_at: attempt.ended_at,
+        disposition: attempt.cause.code().to_string(),
+        reason: Some(reason),
+        menu_path: Vec::new(),
+        tickets: call.ticket_number.iter().cloned().collect(),
+        transfers: Vec::new(),
     })
 }
 
