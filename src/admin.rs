@@ -9,6 +9,7 @@
 mod table;
 
 use crate::config::Config;
+use crate::outbound::schedule::Purpose;
 use crate::tickets::lifecycle::{allowed_actions, Action};
 use crate::tickets::model::{
     Actor, Channel, CustomerLevel, Language, StaffRole, Status, TicketType,
@@ -32,12 +33,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     options.max_connections = config.database.max_connections;
     options.writers = config.database.writers;
     let confirm = &config.outbound.confirm;
-    options.confirm_calls = confirm.enabled.then(|| confirm.rules()).flatten();
-    options.callback_calls = config.outbound.callback.enabled;
+    options.confirm_calls = confirm
+        .enabled
+        .then(|| confirm.rules(Purpose::Confirm))
+        .flatten();
+    let callback = &config.outbound.callback;
+    options.callback_calls = callback
+        .enabled
+        .then(|| callback.rules(Purpose::Callback))
+        .flatten();
     let survey = &config.outbound.survey;
     options.survey_calls = survey
         .enabled
-        .then(|| survey.rules().zip(survey.types()))
+        .then(|| survey.rules(Purpose::Survey).zip(survey.types()))
         .flatten();
     Store::open(&config.database.url, options)
         .await

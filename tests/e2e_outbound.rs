@@ -429,8 +429,9 @@ async fn a_caller_who_found_the_agents_busy_is_called_back_and_bridged_to_an_age
     callback.trunks = vec!["main".into()];
     callback.window = "00:00-23:59".into();
     callback.entry = Some("cb".into());
-    // The callback is placed at once, while the test still talks to the
-    // caller: it rings until the customer's phone below answers it.
+    // Two seconds after the request (not the default minute), by when
+    // the caller has heard the goodbye.
+    callback.delay_secs = Some(2);
     if let Some(trunk) = config.outbound.trunks.get_mut("main") {
         trunk.ring_timeout_secs = 30;
     }
@@ -515,6 +516,10 @@ async fn a_caller_who_found_the_agents_busy_is_called_back_and_bridged_to_an_age
     let (call, attempts) = settled(&server).await;
     assert_eq!(call.state, OutboundState::Done, "{call:?} {attempts:?}");
     assert_eq!(call.purpose.code(), "callback");
+    assert!(
+        call.earliest_at >= call.created_at + chrono::Duration::seconds(2),
+        "the first attempt waits the delay: {call:?}"
+    );
     assert_eq!(call.ticket_number.as_deref(), Some(number.as_str()));
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].cause, "completed");

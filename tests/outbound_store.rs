@@ -7,10 +7,11 @@
 mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use hotline::outbound::schedule::{Cause, GiveUp, Next, Purpose};
-use hotline::tickets::store::{AttemptRecord, NewOutboundCall, OutboundState, Store};
+use hotline::outbound::schedule::{CampaignRules, Cause, GiveUp, Next, Purpose};
+use hotline::tickets::model::{Actor, Channel, TicketType};
+use hotline::tickets::store::{AttemptRecord, NewOutboundCall, NewTicket, OutboundState, Store};
 use std::future::Future;
-use support::database::{with_two_stores, Backend, ManualClock};
+use support::database::{store_with, with_two_stores, Backend, ManualClock, ScratchDatabase};
 
 type Clock = ManualClock;
 
@@ -286,4 +287,101 @@ async fn two_gateways_claiming_at_once_never_share_a_job() {
         assert_eq!((ids.len(), total), (30, 30));
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_waits_its_delay_and_the_window_and_one_waits_per_number() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(database) = ScratchDatabase::create(backend, "callback").await else {
+            continue;
+        };
+        let clock: Clock = std::sync::Arc::new(std::sync::Mutex::new(start_time()));
+        let rules = CampaignRules {
+            first_delay: Duration::seconds(60),
+            ..CampaignRules::default()
+        };
+        let store = store_with(&database.url, &clock, |options| {
+            options.callback_calls = Some(rules);
+        })
+        .await;
+        store.migrate().await.unwrap();
+        callback_requests(&store, &clock).await;
+        store.close().await;
+        database.remove().await;
+    }
+}
+
+async fn callback_requests(store: &Store, clock: &Clock) {
+    let ticket = store
+        .create_ticket(NewTicket::new(
+            TicketType::Consultation,
+            "bandwidth",
+            "13800138000",
+            "agents busy",
+            Channel::Voice,
+            Actor::customer("13800138000"),
+        ))
+        .await
+        .unwrap();
+    let number = ticket.number.to_string();
+    let caller = || Actor::customer("13800138000");
+    // 10:00 in Shanghai: inside 09:00-20:00, so the delay alone.
+    let first = store
+        .queue_callback(&number, "13800138000", caller())
+        .await
+        .unwrap()
+        .expect("queued");
+    assert_eq!(
+        store
+            .queue_callback(&number, "13800138000", caller())
+            .await
+            .unwrap(),
+        None,
+        "one waiting callback per ticket and number"
+    );
+    let other = store
+        .queue_callback(&number, "13900139000", caller())
+        .await
+        .unwrap()
+        .expect("another number is another callback");
+    let job = store.outbound_call(first).await.unwrap().unwrap();
+    assert_eq!(job.earliest_at, start_time() + Duration::seconds(60));
+    assert_eq!(job.purpose, Purpose::Callback);
+    let events = store.events(ticket.id).await.unwrap();
+    let requested = events
+        .iter()
+        .filter(|e| e.kind == "callback_requested")
+        .count();
+    assert_eq!(requested, 2, "{events:?}");
+
+    // Once the first is done, the same number can ask again; at 20:30 in
+    // Shanghai it waits for 09:00 the next morning.
+    *clock.lock().unwrap() = start_time() + Duration::minutes(5);
+    let claimed = store
+        .claim_outbound_calls(&[Purpose::Callback], 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for claim in &claimed {
+        let now = *clock.lock().unwrap();
+        let done = store
+            .finish_outbound_attempt(claim, attempt(Cause::Completed, Some(200), now), Next::Done)
+            .await
+            .unwrap();
+        assert!(done);
+    }
+    let evening = Utc.with_ymd_and_hms(2026, 12, 4, 12, 30, 0).unwrap();
+    *clock.lock().unwrap() = evening;
+    let again = store
+        .queue_callback(&number, "13800138000", caller())
+        .await
+        .unwrap()
+        .expect("asked again after the first was done");
+    assert_ne!(again, first);
+    assert_ne!(again, other);
+    let job = store.outbound_call(again).await.unwrap().unwrap();
+    assert_eq!(
+        job.earliest_at,
+        Utc.with_ymd_and_hms(2026, 12, 5, 1, 0, 0).unwrap()
+    );
 }

@@ -113,6 +113,10 @@ impl TrunkConfig {
     }
 }
 
+/// A callback's first attempt waits this long by default: the caller who
+/// asked for it is still on the line, hearing the goodbye.
+const DEFAULT_CALLBACK_DELAY_SECS: i64 = 60;
+
 /// One purpose's campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +142,10 @@ pub struct CampaignConfig {
     pub no_answer_retry_secs: i64,
     /// After a trunk failure when there is no other trunk to try.
     pub failure_retry_secs: i64,
+    /// Seconds from queueing to the first attempt; default 60 for
+    /// callbacks (the caller hangs up first), 0 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<i64>,
     /// Survey only: the ticket types whose closing queues a survey call
     /// (codes, e.g. `fault_report`; empty: every type).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +165,7 @@ impl Default for CampaignConfig {
             busy_retry_secs: rules.busy_retry.num_seconds(),
             no_answer_retry_secs: rules.no_answer_retry.num_seconds(),
             failure_retry_secs: rules.failure_retry.num_seconds(),
+            delay_secs: None,
             ticket_types: Vec::new(),
         }
     }
@@ -179,9 +188,14 @@ impl CampaignConfig {
             .unwrap_or_else(|| purpose.code().to_string())
     }
 
-    /// The schedule's rules; `None` when the window does not parse
-    /// (refused by [`OutboundConfig::problems`] before the server starts).
-    pub fn rules(&self) -> Option<CampaignRules> {
+    /// The schedule's rules for `purpose`'s calls; `None` when the window
+    /// does not parse (refused by [`OutboundConfig::problems`] before the
+    /// server starts).
+    pub fn rules(&self, purpose: Purpose) -> Option<CampaignRules> {
+        let default_delay = match purpose {
+            Purpose::Callback => DEFAULT_CALLBACK_DELAY_SECS,
+            Purpose::Confirm | Purpose::Survey => 0,
+        };
         Some(CampaignRules {
             window: parse_window(&self.window)?,
             skip_holidays: self.skip_holidays,
@@ -190,6 +204,7 @@ impl CampaignConfig {
             no_answer_retry: Duration::seconds(self.no_answer_retry_secs),
             failure_retry: Duration::seconds(self.failure_retry_secs),
             trunks: self.trunks.len().max(1),
+            first_delay: Duration::seconds(self.delay_secs.unwrap_or(default_delay)),
         })
     }
 }
@@ -287,7 +302,7 @@ impl OutboundConfig {
                     }
                 }
             }
-            if campaign.rules().is_none() {
+            if campaign.rules(purpose).is_none() {
                 problems.push(format!(
                     "outbound.{name}.window: {:?} is not HH:MM-HH:MM with the start first",
                     campaign.window
@@ -300,12 +315,13 @@ impl OutboundConfig {
                 campaign.busy_retry_secs,
                 campaign.no_answer_retry_secs,
                 campaign.failure_retry_secs,
+                campaign.delay_secs.unwrap_or(0),
             ]
             .iter()
             .any(|secs| !(0..=604_800).contains(secs))
             {
                 problems.push(format!(
-                    "outbound.{name} retry delays must be from 0 to 604800 seconds (a week)"
+                    "outbound.{name} delays must be from 0 to 604800 seconds (a week)"
                 ));
             }
         }
@@ -327,7 +343,7 @@ mod tests {
         assert!(!config.enabled);
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         assert_eq!(
-            config.confirm.rules(),
+            config.confirm.rules(Purpose::Confirm),
             Some(CampaignRules {
                 trunks: 1,
                 ..CampaignRules::default()
@@ -355,7 +371,7 @@ mod tests {
             "#,
         );
         assert!(config.problems().is_empty(), "{:?}", config.problems());
-        let rules = config.confirm.rules().expect("rules");
+        let rules = config.confirm.rules(Purpose::Confirm).expect("rules");
         assert_eq!(rules.trunks, 2);
         assert_eq!(rules.attempts, 4);
         assert_eq!(rules.busy_retry, Duration::seconds(60));
@@ -370,6 +386,37 @@ mod tests {
         );
         assert_eq!(main.caps().max_concurrent, 2);
         assert_eq!(config.trunks["backup"].ring_timeout_secs, 30);
+    }
+
+    #[test]
+    fn a_callback_waits_a_minute_unless_told_and_other_calls_go_at_once() {
+        let config = parsed(
+            r#"
+            [survey]
+            delay_secs = 300
+            "#,
+        );
+        let delay = |campaign: &CampaignConfig, purpose| {
+            campaign.rules(purpose).expect("rules").first_delay
+        };
+        assert_eq!(
+            delay(&config.callback, Purpose::Callback),
+            Duration::seconds(60)
+        );
+        assert_eq!(delay(&config.confirm, Purpose::Confirm), Duration::zero());
+        assert_eq!(
+            delay(&config.survey, Purpose::Survey),
+            Duration::seconds(300)
+        );
+        let negative = parsed("[callback]\ndelay_secs = -1\n");
+        assert!(
+            negative
+                .problems()
+                .iter()
+                .any(|p| p.starts_with("outbound.callback delays must be")),
+            "{:?}",
+            negative.problems()
+        );
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct CampaignRules {
     pub failure_retry: Duration,
     /// Trunks (transfer-style targets) tried in order after failures.
     pub trunks: usize,
+    /// From queueing to the first attempt (a callback waits for the
+    /// caller to hang up).
+    pub first_delay: Duration,
 }
 
 impl Default for CampaignRules {
@@ -117,6 +120,7 @@ impl Default for CampaignRules {
             no_answer_retry: Duration::minutes(60),
             failure_retry: Duration::minutes(5),
             trunks: 1,
+            first_delay: Duration::zero(),
         }
     }
 }
@@ -147,6 +151,18 @@ pub enum GiveUp {
 }
 
 impl CampaignRules {
+    /// When a job queued at `now` is first called: after the first delay,
+    /// in the window (or then, if the window never opens: the worker gives
+    /// the job up as `no_window`).
+    pub fn first_attempt_at(
+        &self,
+        calendar: &BusinessCalendar,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let at = now + self.first_delay;
+        self.in_window(calendar, at).unwrap_or(at)
+    }
+
     /// The earliest instant at or after `at` inside the calling window.
     pub fn in_window(
         &self,

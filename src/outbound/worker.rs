@@ -74,7 +74,7 @@ pub fn spawn(
         .campaigns()
         .into_iter()
         .filter(|(_, campaign)| campaign.enabled)
-        .filter_map(|(purpose, campaign)| Some((purpose, campaign.rules()?)))
+        .filter_map(|(purpose, campaign)| Some((purpose, campaign.rules(purpose)?)))
         .collect();
     if campaigns.is_empty() {
         tracing::info!("outbound calls enabled but no campaign is: the worker does not start");

@@ -94,12 +94,22 @@ pub type ManualClock = std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::
 
 /// A store on `url` whose "now" is `clock`.
 pub async fn store_on(url: &str, clock: &ManualClock) -> hotline::tickets::store::Store {
+    store_with(url, clock, |_| {}).await
+}
+
+/// A store on `url` whose "now" is `clock`, with options `configure` set.
+pub async fn store_with(
+    url: &str,
+    clock: &ManualClock,
+    configure: impl FnOnce(&mut hotline::tickets::store::StoreOptions),
+) -> hotline::tickets::store::Store {
     use hotline::tickets::store::{Store, StoreOptions};
     let mut options = StoreOptions::new(std::sync::Arc::new(
         hotline::tickets::sla::SlaPolicy::builtin(),
     ));
     let handle = clock.clone();
     options.clock = std::sync::Arc::new(move || *handle.lock().unwrap());
+    configure(&mut options);
     Store::open(url, options).await.expect("store opens")
 }
 

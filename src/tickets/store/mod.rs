@@ -144,9 +144,9 @@ pub struct StoreOptions {
     /// `[outbound.survey]` when enabled: closing a ticket of these types
     /// queues a satisfaction survey call.
     pub survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
-    /// `[outbound.callback]` is enabled: a dialplan's `callback_request`
+    /// `[outbound.callback]` when enabled: a dialplan's `callback_request`
     /// queues a call; otherwise it records nothing.
-    pub callback_calls: bool,
+    pub callback_calls: Option<CampaignRules>,
 }
 
 impl StoreOptions {
@@ -158,7 +158,7 @@ impl StoreOptions {
             writers: DEFAULT_WRITERS,
             confirm_calls: None,
             survey_calls: None,
-            callback_calls: false,
+            callback_calls: None,
         }
     }
 }
@@ -180,7 +180,7 @@ struct Inner {
     clock: Clock,
     confirm_calls: Option<CampaignRules>,
     survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
-    callback_calls: bool,
+    callback_calls: Option<CampaignRules>,
 }
 
 impl Store {

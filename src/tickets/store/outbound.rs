@@ -174,12 +174,13 @@ impl Store {
         phone: &str,
         actor: Actor,
     ) -> Result<Option<i64>, StoreError> {
-        if !self.inner.callback_calls {
+        let Some(rules) = &self.inner.callback_calls else {
             return Ok(None);
-        }
+        };
         let number: crate::tickets::number::TicketNumber = number.parse()?;
         let phone = phone.to_string();
         let now = self.now();
+        let earliest_at = rules.first_attempt_at(self.sla().calendar(), now);
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, None).await?;
@@ -199,7 +200,7 @@ impl Store {
                     purpose: Purpose::Callback,
                     ticket_id: Some(ticket.id),
                     number: phone.clone(),
-                    earliest_at: now,
+                    earliest_at,
                 };
                 let id = insert_outbound_call(conn, &call, now).await?;
                 let detail = format!("callback to {phone} requested");

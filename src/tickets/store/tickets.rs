@@ -568,7 +568,7 @@ async fn queue_ticket_call(
         purpose,
         ticket_id: Some(changed.id),
         number: contact.to_string(),
-        earliest_at: rules.in_window(sla.calendar(), now).unwrap_or(now),
+        earliest_at: rules.first_attempt_at(sla.calendar(), now),
     };
     insert_outbound_call(conn, &call, now).await?;
     Ok(true)
