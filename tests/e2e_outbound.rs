@@ -270,7 +270,7 @@ async fn a_busy_customer_is_called_again_and_answers() {
         (busy.caller.as_str(), busy.dialled.as_str()),
         (CUSTOMER, "outbound:confirm")
     );
-    assert_eq!(busy.tickets, [number.clone()]);
+    assert_eq!(busy.tickets, std::slice::from_ref(&number));
     assert_eq!(
         Some(answered.sip_call_id.as_str()),
         second.header("Call-ID")
