@@ -8,6 +8,7 @@ mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hotline::outbound::schedule::{CampaignRules, Cause, GiveUp, Next, Purpose};
+use hotline::tickets::lifecycle::Action;
 use hotline::tickets::model::{Actor, Channel, TicketType};
 use hotline::tickets::store::{AttemptRecord, NewOutboundCall, NewTicket, OutboundState, Store};
 use std::future::Future;
@@ -384,4 +385,97 @@ async fn callback_requests(store: &Store, clock: &Clock) {
         job.earliest_at,
         Utc.with_ymd_and_hms(2026, 12, 5, 1, 0, 0).unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_call_resolved_after_hours_waits_and_the_sla_report_says_so() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(database) = ScratchDatabase::create(backend, "window").await else {
+            continue;
+        };
+        // 20:30 in Shanghai, after the 09:00-20:00 window.
+        let evening = Utc.with_ymd_and_hms(2026, 12, 4, 12, 30, 0).unwrap();
+        let clock: Clock = std::sync::Arc::new(std::sync::Mutex::new(evening));
+        let store = store_with(&database.url, &clock, |options| {
+            options.confirm_calls = Some(CampaignRules::default());
+        })
+        .await;
+        store.migrate().await.unwrap();
+        resolved_after_hours(&store, &clock, evening).await;
+        store.close().await;
+        database.remove().await;
+    }
+}
+
+async fn resolved_after_hours(store: &Store, clock: &Clock, evening: DateTime<Utc>) {
+    let staff = || Actor::staff("zhang.wei");
+    let ticket = store
+        .create_ticket(NewTicket::new(
+            TicketType::FaultReport,
+            "bandwidth",
+            "13800138000",
+            "no dial tone",
+            Channel::Staff,
+            staff(),
+        ))
+        .await
+        .unwrap();
+    let number = ticket.number.to_string();
+    for action in [Action::Dispatch, Action::Accept, Action::Resolve] {
+        store
+            .transition(&number, action, staff(), None, None)
+            .await
+            .unwrap();
+    }
+    let next_morning = Utc.with_ymd_and_hms(2026, 12, 5, 1, 0, 0).unwrap();
+    let jobs = store.outbound_calls(None, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].earliest_at, next_morning);
+    let events = store.events(ticket.id).await.unwrap();
+    let waiting: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "outbound_call_waiting")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        waiting,
+        ["confirm call waits for the calling window: first attempt 2026-12-05 09:00 CST"]
+    );
+
+    let range = (evening - Duration::hours(1), evening + Duration::days(1));
+    let confirm = |indicators: hotline::tickets::store::Indicators| {
+        indicators
+            .sla
+            .into_iter()
+            .find(|c| c.clock == "confirm")
+            .expect("the confirm clock is reported")
+    };
+    let before = confirm(store.indicators(range.0, range.1).await.unwrap());
+    assert_eq!(
+        (
+            before.waited_for_calling_window,
+            before.breached_after_waiting
+        ),
+        (1, 0)
+    );
+    // The clock runs out while the call waits for the morning.
+    *clock.lock().unwrap() = next_morning;
+    store.mark_breaches(next_morning).await.unwrap();
+    let after = confirm(store.indicators(range.0, range.1).await.unwrap());
+    assert_eq!(
+        (
+            after.waited_for_calling_window,
+            after.breached_after_waiting
+        ),
+        (1, 1)
+    );
+    let dispatch = store
+        .indicators(range.0, range.1)
+        .await
+        .unwrap()
+        .sla
+        .into_iter()
+        .find(|c| c.clock == "dispatch")
+        .unwrap();
+    assert_eq!(dispatch.waited_for_calling_window, 0);
 }

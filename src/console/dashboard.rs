@@ -152,6 +152,11 @@ fn charts(ind: &Indicators, zone: Tz) -> Markup {
         section.chart #sla-compliance {
             h2 { "SLA compliance 时限达标率" }
             (shares("SLA compliance per clock", &sla))
+            @for clock in ind.sla.iter().filter(|c| c.waited_for_calling_window > 0) {
+                p.waited { (clock.waited_for_calling_window)
+                    " tickets' calls waited for the calling window; "
+                    (clock.breached_after_waiting) " of them breached the " (clock.clock) " clock" }
+            }
         }
         section.chart #abandoned {
             h2 { "Abandoned by menu node 放弃呼叫" }

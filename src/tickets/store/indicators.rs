@@ -10,8 +10,10 @@
 //! docs/operations.md ("Indicators").
 
 use super::calls::{parse_transfers, MenuStep, CONTAINED_DISPOSITIONS, REJECTED, TRANSFERRED};
+use super::outbound::WAITING_FOR_WINDOW;
 use super::sla_job::clock_columns;
 use super::{to_millis, Store, StoreError};
+use crate::outbound::schedule::Purpose;
 use crate::tickets::model::{Channel, CustomerLevel};
 use crate::tickets::sla::SlaClock;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -129,6 +131,11 @@ pub struct SlaCompliance {
     pub breached: u64,
     /// met / (met + breached); null when both are 0.
     pub compliance: Option<f64>,
+    /// `confirm` only (0 for the other clocks): tickets whose confirmation
+    /// call was queued outside the calling window and waited for it.
+    pub waited_for_calling_window: u64,
+    /// Of those, the ones whose clock was breached.
+    pub breached_after_waiting: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -360,14 +367,47 @@ impl Store {
             .fetch_one(self.reader())
             .await?;
             let (met_count, breached) = (count(met_count), count(breached));
+            let (waited, breached_after_waiting) = if clock == SlaClock::Confirm {
+                self.confirm_calls_that_waited((start, end)).await?
+            } else {
+                (0, 0)
+            };
             out.push(SlaCompliance {
                 clock: clock.code().to_string(),
                 met: met_count,
                 breached,
                 compliance: ratio(met_count, met_count + breached),
+                waited_for_calling_window: waited,
+                breached_after_waiting,
             });
         }
         Ok(out)
+    }
+
+    /// Tickets of the range whose confirmation call waited for the calling
+    /// window, and how many of them breached the confirm clock.
+    async fn confirm_calls_that_waited(
+        &self,
+        (start, end): (i64, i64),
+    ) -> Result<(u64, u64), StoreError> {
+        let (due, met, _) = clock_columns(SlaClock::Confirm);
+        let (waited, breached): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN b.ticket_id IS NOT NULL OR t.{met} > t.{due} \
+               THEN 1 ELSE 0 END), 0) \
+             FROM tickets t LEFT JOIN sla_breaches b ON b.ticket_id = t.id AND b.clock = $3 \
+             WHERE t.created_at >= $1 AND t.created_at < $2 AND t.{due} IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id \
+               AND e.kind = $4 AND e.detail LIKE $5)"
+        ))
+        .bind(start)
+        .bind(end)
+        .bind(SlaClock::Confirm.code())
+        .bind(WAITING_FOR_WINDOW)
+        .bind(format!("{} %", Purpose::Confirm.code()))
+        .fetch_one(self.reader())
+        .await?;
+        Ok((count(waited), count(breached)))
     }
 
     async fn stage_means(&self, (start, end): (i64, i64)) -> Result<Vec<StageMean>, StoreError> {

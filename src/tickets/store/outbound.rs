@@ -9,7 +9,8 @@ use super::calls::{insert_call_records, CallDirection, CallRecord};
 use super::outbox::queue_notifications;
 use super::tickets::{insert_event, load_for_change, transition_notification};
 use super::{from_millis, to_millis, Backend, Store, StoreError};
-use crate::outbound::schedule::{Cause, GiveUp, Next, Purpose};
+use crate::outbound::schedule::{CampaignRules, Cause, GiveUp, Next, Purpose};
+use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Actor, Status};
 use chrono::{DateTime, Utc};
@@ -180,7 +181,8 @@ impl Store {
         let number: crate::tickets::number::TicketNumber = number.parse()?;
         let phone = phone.to_string();
         let now = self.now();
-        let earliest_at = rules.first_attempt_at(self.sla().calendar(), now);
+        let calendar = self.sla().calendar().clone();
+        let rules = rules.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 let ticket = load_for_change(conn, &number, None).await?;
@@ -195,6 +197,9 @@ impl Store {
                 if waiting.is_some() {
                     return Ok(None);
                 }
+                let earliest_at =
+                    first_attempt(conn, ticket.id, Purpose::Callback, &rules, &calendar, now)
+                        .await?;
                 let call = NewOutboundCall {
                     dedup_key: format!("callback:{}:{}:{}", ticket.id, phone, to_millis(now)),
                     purpose: Purpose::Callback,
@@ -519,6 +524,45 @@ fn call_of_row(row: &sqlx::any::AnyRow) -> Result<OutboundCall, StoreError> {
         outcome: row.try_get("outcome")?,
         created_at: from_millis(row.try_get("created_at")?)?,
     })
+}
+
+/// The kind of the ticket event that says a queued call waits for its
+/// calling window (counted by the SLA indicators for confirmation calls).
+pub(super) const WAITING_FOR_WINDOW: &str = "outbound_call_waiting";
+
+/// When a call of `purpose` about ticket `ticket_id`, queued at `now`, is
+/// first attempted; when the calling window holds it beyond its delay,
+/// the ticket's history says so and until when (local time).
+pub(super) async fn first_attempt(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    purpose: Purpose,
+    rules: &CampaignRules,
+    calendar: &BusinessCalendar,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
+    let earliest = rules.first_attempt_at(calendar, now);
+    if earliest > now + rules.first_delay {
+        let local = earliest.with_timezone(&calendar.timezone());
+        let detail = format!(
+            "{} call waits for the calling window: first attempt {}",
+            purpose.code(),
+            local.format("%Y-%m-%d %H:%M %Z")
+        );
+        let system = Actor::system("outbound");
+        insert_event(
+            conn,
+            ticket_id,
+            now,
+            &system,
+            WAITING_FOR_WINDOW,
+            None,
+            None,
+            &detail,
+        )
+        .await?;
+    }
+    Ok(earliest)
 }
 
 /// The call record of an attempt that never reached the IVR (not answered,

@@ -2,7 +2,7 @@
 //! Each write is one transaction that changes the ticket and appends its
 //! event together.
 
-use super::outbound::{insert_outbound_call, NewOutboundCall};
+use super::outbound::{first_attempt, insert_outbound_call, NewOutboundCall};
 use super::outbox::{queue_notifications, QueuedNotification};
 use super::rows::{EventRow, TicketRow, EVENT_COLUMNS, TICKET_COLUMNS};
 use super::sla_job::record_breach;
@@ -563,12 +563,13 @@ async fn queue_ticket_call(
     let Some(contact) = changed.contact_phone.as_deref() else {
         return Ok(false);
     };
+    let earliest_at = first_attempt(conn, changed.id, purpose, rules, sla.calendar(), now).await?;
     let call = NewOutboundCall {
         dedup_key: format!("{}:{}:{}", purpose.code(), changed.id, changed.version),
         purpose,
         ticket_id: Some(changed.id),
         number: contact.to_string(),
-        earliest_at: rules.first_attempt_at(sla.calendar(), now),
+        earliest_at,
     };
     insert_outbound_call(conn, &call, now).await?;
     Ok(true)
