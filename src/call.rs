@@ -256,6 +256,10 @@ impl Calls {
                     self.workers.send(call, WorkerCommand::Play(playlist))
                 }
                 CallAction::StopPlayback => self.workers.send(call, WorkerCommand::StopPlayback),
+                CallAction::StartRecording(spec) => {
+                    self.workers.send(call, WorkerCommand::StartRecording(spec))
+                }
+                CallAction::StopRecording => self.workers.send(call, WorkerCommand::StopRecording),
                 CallAction::Hangup => {
                     if let Some(state) = self.calls.get_mut(&call) {
                         state.hangup_reason = Some("ivr");
@@ -583,6 +587,22 @@ impl Calls {
         if let MediaEvent::Dtmf { digit, .. } = &event {
             self.outbound_key(call, *digit);
         }
+        // A recording may end after its call (the caller hung up while
+        // speaking): the IVR keeps it either way.
+        let event = match event {
+            MediaEvent::Recorded(recording) => {
+                tracing::info!(
+                    call_id = self.calls.get(&call).map_or("-", |s| s.call_id.as_str()),
+                    end = recording.end.code(),
+                    ms = recording.duration().as_millis() as u64,
+                    "recording ended"
+                );
+                let actions = self.ivr.on_recorded(call, *recording, now);
+                self.apply(endpoint, actions, now);
+                return;
+            }
+            other => other,
+        };
         let Some(state) = self.calls.get(&call) else {
             return;
         };
@@ -638,6 +658,11 @@ impl Calls {
                 }
                 let _ = endpoint.hangup(call, now);
             }
+            MediaEvent::SpeechStarted => {
+                let actions = self.ivr.on_speech_started(call, now);
+                self.apply(endpoint, actions, now);
+            }
+            MediaEvent::Recorded(_) => {}
         }
     }
 

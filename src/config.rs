@@ -35,6 +35,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub instance: InstanceConfig,
     pub outbound: crate::outbound::config::OutboundConfig,
+    pub recordings: RecordingsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +149,31 @@ pub struct CallsConfig {
     pub greeting: Vec<String>,
     /// Play the greeting over and over until a key or the end of the call.
     pub loop_greeting: bool,
+}
+
+/// Where callers' recordings (a dialplan's `record` node) are kept, and
+/// for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Directory of the WAV files (created when missing); each file is
+    /// named by an unguessable token.
+    pub dir: PathBuf,
+    /// Audio older than this many days is deleted (its row stays, marked
+    /// purged); 0 keeps it for ever.
+    pub retention_days: u32,
+    /// How often the retention is applied.
+    pub purge_check_secs: u64,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            dir: PathBuf::from("data/recordings"),
+            retention_days: 90,
+            purge_check_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@
 use crate::config::Config;
 use crate::instances::Cluster;
 use crate::log_throttle::LogThrottle;
+use crate::recordings::Recordings;
 use crate::tickets::store::Store;
 use axum::routing::get;
 use axum::Router;
@@ -27,15 +28,20 @@ use tokio::sync::watch;
 
 /// Every HTTP route of the gateway. `cluster` is the view of the
 /// instances sharing the store and the calls in their IVRs, for staff.
-pub fn router(config: &Config, store: Store, cluster: Cluster) -> Router {
+pub fn router(
+    config: &Config,
+    store: Store,
+    cluster: Cluster,
+    recordings: Recordings,
+) -> Router {
     // The one place where each part's routes join: add other modules'
     // routers (the console, metrics) to this list.
     let parts = [
         crate::sms::webhook::router(&config.sms, store.clone()),
         crate::sms::status::router(store.clone(), config.sms_outbox.clone()),
         crate::metrics::router(store.clone()),
-        crate::api::router(store.clone(), cluster.clone()),
-        crate::console::router(store, cluster),
+        crate::api::router(store.clone(), cluster.clone(), recordings.clone()),
+        crate::console::router(store, cluster, recordings),
     ];
     parts
         .into_iter()

@@ -19,6 +19,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbound;
 pub mod phone;
+pub mod recordings;
 pub mod redact;
 pub mod resources;
 pub mod server;

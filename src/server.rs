@@ -18,6 +18,7 @@ use crate::ivr::runner::{Dialplans, IvrCalls, IvrMessage, LiveCalls};
 use crate::media::ports::RtpPortPool;
 use crate::media::prompt::PromptLibrary;
 use crate::media::worker::{CallMediaEvent, MediaWorkers};
+use crate::recordings::Recordings;
 use crate::sip::endpoint::{Endpoint, EndpointConfig};
 use crate::sip::tls::TlsContext;
 use crate::sip::transport::{Inbound, SipAddresses, Transports};
@@ -165,12 +166,14 @@ impl Server {
         let (place_outbound, outbound_requests) = mpsc::unbounded_channel();
         let (outbound_ended, outbound_results) = mpsc::unbounded_channel();
         let live_calls = LiveCalls::default();
+        let recordings = Recordings::new(&config.recordings, store.clone());
         let ivr = IvrCalls::new(
             store.clone(),
             prompts.clone(),
             config.transfer.clone(),
             ivr_tx,
             live_calls.clone(),
+            recordings.clone(),
         );
         let calls = Calls::new(
             CallSettings {
@@ -241,7 +244,7 @@ impl Server {
         let http = tokio::spawn(crate::http::serve(
             http_listener,
             config.http.max_connections,
-            crate::http::router(&config, store.clone(), cluster)
+            crate::http::router(&config, store.clone(), cluster, recordings.clone())
                 .merge(crate::health::router(store.clone(), readiness.clone())),
             http_stopped,
         ));
@@ -255,6 +258,11 @@ impl Server {
         let breach_job = tokio::spawn(crate::tickets::jobs::mark_breaches_every(
             store.clone(),
             Duration::from_secs(config.tickets.breach_check_secs),
+            stopped.clone(),
+        ));
+        let retention_job = tokio::spawn(crate::recordings::purge_every(
+            recordings.clone(),
+            Duration::from_secs(config.recordings.purge_check_secs.max(1)),
             stopped.clone(),
         ));
         let outbox_worker = crate::sms::outbox::spawn_worker(
@@ -288,6 +296,7 @@ impl Server {
             let _ = core_task.await;
             let _ = http_stop.send(true);
             let _ = breach_job.await;
+            let _ = retention_job.await;
             let _ = http.await;
             let _ = heartbeat.await;
             if let Some(worker) = outbox_worker {

@@ -19,14 +19,17 @@ mod error;
 mod log_level;
 mod openapi;
 mod outbound;
+mod recordings;
 mod reports;
 mod tickets;
 mod transfers;
 
 pub use auth::{hash_token, issue_token, may_assign, IssuedToken, TOKEN_PREFIX};
 pub use error::{ApiError, ErrorBody};
+pub use recordings::serve_audio;
 
 use crate::instances::Cluster;
+use crate::recordings::Recordings;
 use crate::tickets::store::Store;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -45,10 +48,11 @@ use tracing::Instrument;
 struct ApiState {
     store: Store,
     cluster: Cluster,
+    recordings: Recordings,
 }
 
 /// The staff API's routes, to be merged into the gateway's router.
-pub fn router(store: Store, cluster: Cluster) -> Router {
+pub fn router(store: Store, cluster: Cluster, recordings: Recordings) -> Router {
     let api = Router::new()
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/{number}", get(tickets::detail))
@@ -64,6 +68,8 @@ pub fn router(store: Store, cluster: Cluster) -> Router {
             "/tickets/{number}/notes",
             axum::routing::post(tickets::note),
         )
+        .route("/tickets/{number}/recordings", get(recordings::list))
+        .route("/recordings/{token}", get(recordings::audio))
         .route("/calls", get(calls::list))
         .route("/calls/live", get(calls::live))
         .route("/instances", get(calls::instances))
@@ -88,7 +94,11 @@ pub fn router(store: Store, cluster: Cluster) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
-        .with_state(ApiState { store, cluster })
+        .with_state(ApiState {
+            store,
+            cluster,
+            recordings,
+        })
         .layer(middleware::from_fn(in_span));
     Router::new().nest("/api/v1", api)
 }

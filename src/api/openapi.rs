@@ -5,7 +5,8 @@
 //! codes, taken from the domain types so that the two cannot drift.
 
 use super::{
-    calls, customers, log_level, outbound, reports, tickets, transfers, ApiState, ErrorBody,
+    calls, customers, log_level, outbound, recordings, reports, tickets, transfers, ApiState,
+    ErrorBody,
 };
 use crate::tickets::lifecycle::Action;
 use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
@@ -33,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         tickets::transition,
         tickets::assign,
         tickets::note,
+        recordings::list,
+        recordings::audio,
         calls::list,
         calls::live,
         calls::instances,
@@ -55,6 +58,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "tickets", description = "Work orders (工单) and their history"),
         (name = "calls", description = "Recorded calls, the calls in the IVR now, the gateway instances, and transferred callers' contexts"),
+        (name = "recordings", description = "What callers said at a dialplan's record node, and its audio"),
         (name = "customers", description = "The customer file (客户)"),
         (name = "reports", description = "The centre's monitoring indicators"),
         (name = "admin", description = "The running gateway: its log level"),

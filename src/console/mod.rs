@@ -20,6 +20,7 @@ mod session;
 mod ticket;
 
 use crate::instances::Cluster;
+use crate::recordings::Recordings;
 use crate::tickets::store::Store;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -31,10 +32,11 @@ use axum::Router;
 struct ConsoleState {
     store: Store,
     cluster: Cluster,
+    recordings: Recordings,
 }
 
 /// The console's routes, to be merged into the gateway's router.
-pub fn router(store: Store, cluster: Cluster) -> Router {
+pub fn router(store: Store, cluster: Cluster, recordings: Recordings) -> Router {
     let console = Router::new()
         .route("/", get(|| async { Redirect::to("/console/board") }))
         .route("/login", get(session::login_page).post(session::login))
@@ -44,13 +46,18 @@ pub fn router(store: Store, cluster: Cluster) -> Router {
         .route("/tickets/{number}/transition", post(ticket::transition))
         .route("/tickets/{number}/note", post(ticket::note))
         .route("/tickets/{number}/assign", post(ticket::assign))
+        .route("/recordings/{token}", get(ticket::recording))
         .route("/calls/live", get(live::show))
         .route("/dashboard", get(dashboard::show))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))
         .route("/assets/favicon.svg", get(icon))
         .fallback(|| async { page::ConsoleError::not_found("no such console page") })
-        .with_state(ConsoleState { store, cluster })
+        .with_state(ConsoleState {
+            store,
+            cluster,
+            recordings,
+        })
         .layer(axum::middleware::map_response(protect));
     Router::new().nest("/console", console)
 }
@@ -92,7 +99,7 @@ async fn protect(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+             media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

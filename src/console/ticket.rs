@@ -11,11 +11,13 @@ use super::session::{CsrfForm, Session};
 use super::ConsoleState;
 use crate::api::may_assign;
 use crate::tickets::lifecycle::{allowed_actions, Action};
-use crate::tickets::model::StaffRole;
-use crate::tickets::store::{Notification, StoreError, StoredCall, StoredSms, Ticket, TicketEvent};
-use axum::extract::{Path, State};
+use crate::tickets::model::{Actor, StaffRole};
+use crate::tickets::store::{
+    Notification, StoreError, StoredCall, StoredRecording, StoredSms, Ticket, TicketEvent,
+};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{html, Markup};
@@ -35,6 +37,7 @@ pub(super) async fn show(
     let calls = store.calls_of_ticket(ticket.id).await?;
     let texts = store.texts_of_ticket(ticket.id).await?;
     let notifications = store.notifications(ticket.id).await?;
+    let recordings = store.ticket_recordings(ticket.id).await?;
     let zone = store.sla().calendar().timezone();
     let now = store.now();
     let body = html! {
@@ -42,6 +45,12 @@ pub(super) async fn show(
             section.details { (details(&ticket, zone)) }
             section.clocks { h2 { "SLA 时限" } (clock_table(&ticket, now, zone)) }
             section.actions { h2 { "Actions 操作" } (actions(&ticket, &session)) }
+            @if !recordings.is_empty() {
+                section #recordings.recordings {
+                    h2 { "Recordings 录音" }
+                    (recording_list(&recordings, zone))
+                }
+            }
             section #outbox.outbox {
                 h2 { "Texts to the customer 短信通知" }
                 (outbox(&notifications, zone))
@@ -54,6 +63,41 @@ pub(super) async fn show(
     };
     let title = format!("Ticket {}", ticket.number);
     Ok(page(&title, Some(&session), None, body))
+}
+
+/// The ticket's recordings, each with a player (the audio is fetched only
+/// when played, and each play is on the timeline).
+fn recording_list(recordings: &[StoredRecording], zone: Tz) -> Markup {
+    html! {
+        ul {
+            @for recording in recordings {
+                li.recording data-id=(recording.id) {
+                    span.when { (local_time(recording.created_at, zone)) }
+                    " "
+                    span.length { (format!("{:.1} s", recording.duration_ms as f64 / 1000.0)) }
+                    " "
+                    @match recording.purged_at {
+                        Some(purged) => span.purged { "audio deleted by retention " (local_time(purged, zone)) },
+                        None => audio controls preload="none"
+                            src=(format!("/console/recordings/{}", recording.token)) {},
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Plays a recording for a logged-in staff member (see
+/// `api::serve_audio`: range requests, each play on the timeline).
+pub(super) async fn recording(
+    State(state): State<ConsoleState>,
+    session: Session,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    crate::api::serve_audio(&state.recordings, &token, Actor::staff(&session.name), request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn details(ticket: &Ticket, zone: Tz) -> Markup {

@@ -42,8 +42,8 @@
 //! entries' dialled-number format.
 
 use super::dialplan::{
-    Branch, Case, Collect, Dialplan, DialplanError, LookupBy, Menu, Node, NodeKind, Problem,
-    SayItem, Speech, Validation,
+    Branch, Case, Collect, Dialplan, DialplanError, LookupBy, Menu, Node, NodeKind, Problem, Record,
+    SayItem, Speech, Validation, MAX_RECORD_SECS,
 };
 use super::say::required_prompts;
 use crate::tickets::model::{Language, Status};
@@ -217,6 +217,7 @@ impl<'a> Checker<'a, '_> {
             match &node.kind {
                 NodeKind::Menu(menu) => self.menu(node, menu),
                 NodeKind::Collect(collect) => self.collect(node, collect),
+                NodeKind::Record(record) => self.record(node, record),
                 NodeKind::Branch(branch) => self.branch(node, branch),
                 NodeKind::TicketLookup(lookup) => match (&lookup.by, &lookup.number) {
                     (LookupBy::Number, None) => self.at(
@@ -435,6 +436,57 @@ impl<'a> Checker<'a, '_> {
             );
         }
         self.retries(node, menu.retries);
+    }
+
+    fn record(&mut self, node: &Node, r: &Record) {
+        if !(1..=MAX_RECORD_SECS).contains(&r.max_secs) {
+            self.at(
+                node,
+                format!(
+                    "max_secs {} is not from 1 to {MAX_RECORD_SECS}",
+                    r.max_secs
+                ),
+            );
+        }
+        for (field, secs) in [
+            ("silence_secs", r.silence_secs),
+            ("no_speech_secs", r.no_speech_secs),
+        ] {
+            if secs == 0 {
+                self.at(node, format!("{field} is 0; it must be at least 1 second"));
+            }
+        }
+        if !is_key(&r.finish_key) {
+            self.at(
+                node,
+                format!(
+                    "finish_key \"{}\" is not a key; use one of 0-9, * or #",
+                    r.finish_key
+                ),
+            );
+        }
+        if let Some(review) = &r.review {
+            for (field, key) in [("keep", &review.keep), ("again", &review.again)] {
+                if !is_key(key) {
+                    self.at(
+                        node,
+                        format!("review.{field} \"{key}\" is not a key; use one of 0-9, * or #"),
+                    );
+                }
+            }
+            if review.keep == review.again {
+                self.at(
+                    node,
+                    format!("review.keep and review.again are both \"{}\"", review.keep),
+                );
+            }
+            if review.timeout_secs == 0 {
+                self.at(
+                    node,
+                    "review.timeout_secs is 0; the caller needs at least 1 second",
+                );
+            }
+        }
     }
 
     fn retries(&mut self, node: &Node, retries: u32) {

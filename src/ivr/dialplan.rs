@@ -108,6 +108,7 @@ pub enum NodeKind {
     TicketSurvey(TicketSurvey),
     TicketAction(TicketAction),
     CallbackRequest(CallbackRequest),
+    Record(Record),
     Transfer(Transfer),
     Hangup(Hangup),
     Goto(Goto),
@@ -360,6 +361,74 @@ pub struct CallbackRequest {
     pub on_error: String,
 }
 
+/// Records what the caller says after `say` (which ends with a beep): a
+/// fault description kept on the current ticket (`ticket.number`, or the
+/// ticket the call creates next). The recording ends after `silence_secs`
+/// of silence once the caller has spoken, at `max_secs`, at
+/// `finish_key`, or when the caller hangs up; `finish_key` during the
+/// prompt skips it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub say: Vec<Speech>,
+    #[serde(default = "default_record_max_secs")]
+    pub max_secs: u32,
+    #[serde(default = "default_record_silence_secs")]
+    pub silence_secs: u32,
+    /// Nothing said for this long: `on_empty`.
+    #[serde(default = "default_record_no_speech_secs")]
+    pub no_speech_secs: u32,
+    /// Mean absolute amplitude (16-bit PCM, 20 ms frames) from which a
+    /// frame counts as speech.
+    #[serde(default = "default_record_speech_level")]
+    pub speech_level: u16,
+    #[serde(default = "default_record_finish_key")]
+    pub finish_key: String,
+    /// "Press 1 to keep it, 2 to record again" after the recording; no
+    /// answer keeps it.
+    #[serde(default)]
+    pub review: Option<Review>,
+    /// Said once the recording is stored.
+    #[serde(default)]
+    pub after: Vec<Speech>,
+    pub next: String,
+    /// Nothing was said, or the caller skipped with `finish_key`.
+    pub on_empty: String,
+    /// The recording could not be stored.
+    pub on_error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    pub say: Vec<Speech>,
+    #[serde(default = "default_yes")]
+    pub keep: String,
+    #[serde(default = "default_no")]
+    pub again: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+/// Longest recording a plan may ask for.
+pub const MAX_RECORD_SECS: u32 = 300;
+
+fn default_record_max_secs() -> u32 {
+    60
+}
+fn default_record_silence_secs() -> u32 {
+    3
+}
+fn default_record_no_speech_secs() -> u32 {
+    6
+}
+fn default_record_speech_level() -> u16 {
+    300
+}
+fn default_record_finish_key() -> String {
+    "#".into()
+}
+
 /// What a caller may do to a ticket from a dialplan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -438,6 +507,11 @@ impl NodeKind {
                 targets.push(("next", n.next.as_str()));
                 targets.push(("on_error", n.on_error.as_str()));
             }
+            NodeKind::Record(n) => {
+                targets.push(("next", n.next.as_str()));
+                targets.push(("on_empty", n.on_empty.as_str()));
+                targets.push(("on_error", n.on_error.as_str()));
+            }
             NodeKind::Transfer(n) => targets.push(("on_failure", n.on_failure.as_str())),
             NodeKind::Hangup(_) => {}
             NodeKind::Goto(n) => targets.push(("next", n.next.as_str())),
@@ -447,7 +521,10 @@ impl NodeKind {
 
     /// Whether the node waits for the caller (so a loop through it is fine).
     pub fn waits_for_input(&self) -> bool {
-        matches!(self, NodeKind::Menu(_) | NodeKind::Collect(_))
+        matches!(
+            self,
+            NodeKind::Menu(_) | NodeKind::Collect(_) | NodeKind::Record(_)
+        )
     }
 
     /// Everything this node may say, for the prompt check.
@@ -467,6 +544,13 @@ impl NodeKind {
                 if let Some(confirm) = &n.confirm {
                     all.extend(&confirm.before);
                     all.extend(&confirm.after);
+                }
+            }
+            NodeKind::Record(n) => {
+                all.extend(&n.say);
+                all.extend(&n.after);
+                if let Some(review) = &n.review {
+                    all.extend(&review.say);
                 }
             }
             NodeKind::Transfer(n) => all.extend(&n.say),

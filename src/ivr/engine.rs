@@ -25,8 +25,10 @@
 //! and the state (`ticket.details` = `withheld`).
 
 use super::dialplan::{
-    Case, Collect, Confirm, CustomerAction, Dialplan, LookupBy, Menu, NodeKind, Speech, Validation,
+    Case, Collect, Confirm, CustomerAction, Dialplan, LookupBy, Menu, NodeKind, Record, Speech,
+    Validation,
 };
+use crate::media::recorder::{RecordEnd, RecordSpec};
 use super::speech::{self, render, Utterance};
 use crate::phone::PhoneNumber;
 use crate::tickets::calendar::BusinessCalendar;
@@ -41,6 +43,9 @@ use std::time::Duration;
 /// decides the plan loops (the checker refuses such plans; this is the
 /// backstop).
 const MAX_STEPS: usize = 1_000;
+/// A recording's safety timer runs this much past its maximum length (the
+/// media side ends it on time when audio flows).
+const RECORDING_GRACE_SECS: u32 = 2;
 
 pub type TimerId = u64;
 
@@ -56,6 +61,15 @@ pub enum Input {
     /// The call reached its time limit: the engine stops (the call glue
     /// says goodbye and hangs up).
     TimeLimit,
+    /// The caller started speaking during a recording.
+    SpeechStarted,
+    /// The recording a `record` node started has ended (the call glue
+    /// keeps its audio for the store).
+    Recorded {
+        end: RecordEnd,
+        duration: Duration,
+        heard_speech: bool,
+    },
 }
 
 /// Why a transfer did not reach anyone, as `transfer.failure` tells the
@@ -98,6 +112,10 @@ pub enum Output {
     Hangup {
         reason: String,
     },
+    /// Record what the caller says ([`Input::Recorded`] when it ends).
+    StartRecording(RecordSpec),
+    /// End the running recording now.
+    StopRecording,
 }
 
 /// Who asks about a ticket, for the privacy rule (`tickets::privacy`).
@@ -156,6 +174,11 @@ pub enum StoreRequest {
         reporter: String,
         asker: Asker,
     },
+    /// Keep the call's last recording, on ticket `number` if the call has
+    /// one (else on the call, until it creates one).
+    SaveRecording {
+        number: Option<String>,
+    },
     /// The caller (`phone`) confirms or reopens ticket `number`.
     ApplyAction {
         number: String,
@@ -196,6 +219,10 @@ pub enum StoreReply {
         position: Option<usize>,
     },
     NotFound,
+    /// A recording was kept, under this id.
+    Saved {
+        id: String,
+    },
     Failed(String),
 }
 
@@ -253,6 +280,9 @@ enum After {
     WaitConfirm,
     Hangup,
     Transfer(String),
+    /// A `record` node's prompt: the recording starts.
+    Record,
+    WaitReview,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +294,8 @@ enum Stage {
     WaitingConfirm,
     WaitingStore,
     WaitingTransfer,
+    Recording,
+    Reviewing,
     Finished,
 }
 
@@ -359,6 +391,11 @@ impl Engine {
         self.language
     }
 
+    /// Whether a `record` node is recording the caller now.
+    pub fn is_recording(&self) -> bool {
+        self.stage == Stage::Recording
+    }
+
     pub fn handle(&mut self, input: Input, now: DateTime<Utc>) {
         self.now = now;
         if self.stage == Stage::Finished {
@@ -407,6 +444,27 @@ impl Engine {
                 self.record("time limit reached");
                 self.stage = Stage::Finished;
             }
+            Input::SpeechStarted => {
+                // From now on the recording's own length limit applies.
+                if let (Stage::Recording, Some(NodeKind::Record(record))) =
+                    (&self.stage, self.current())
+                {
+                    let limit = record.max_secs + RECORDING_GRACE_SECS;
+                    self.record("speech");
+                    self.start_timer(limit);
+                }
+            }
+            Input::Recorded {
+                end,
+                duration,
+                heard_speech,
+            } => {
+                if self.stage == Stage::Recording {
+                    self.stage = Stage::Idle;
+                    self.timer = None;
+                    self.recorded(end, duration, heard_speech);
+                }
+            }
         }
     }
 
@@ -441,6 +499,7 @@ impl Engine {
             Some(StoreReply::Failed(reason)) => {
                 self.record(format!("ticket not loaded: store failed: {reason}"))
             }
+            Some(StoreReply::Saved { .. }) => self.record("ticket not loaded"),
             None => self.record("ticket not loaded: mistyped"),
         }
     }
@@ -550,6 +609,20 @@ impl Engine {
                 }
             }
             After::Hangup => self.finish("dialplan"),
+            After::Record => self.start_recording(),
+            After::WaitReview => {
+                self.stage = Stage::Reviewing;
+                if !self.take_review_key() {
+                    if let Some(NodeKind::Record(Record {
+                        review: Some(review),
+                        ..
+                    })) = self.current()
+                    {
+                        let timeout = review.timeout_secs;
+                        self.start_timer(timeout);
+                    }
+                }
+            }
             After::Transfer(target) => {
                 self.record(format!("transfer to {target}"));
                 self.stage = Stage::WaitingTransfer;
@@ -578,6 +651,19 @@ impl Engine {
             Stage::WaitingConfirm => {
                 self.take_confirm_key();
             }
+            Stage::Recording => {
+                // Only the finish key means anything while recording.
+                self.typeahead.clear();
+                if let Some(NodeKind::Record(record)) = self.current() {
+                    if record.finish_key.starts_with(key) {
+                        self.record(format!("key {key}: recording ends"));
+                        self.outputs.push_back(Output::StopRecording);
+                    }
+                }
+            }
+            Stage::Reviewing => {
+                self.take_review_key();
+            }
             _ => {}
         }
     }
@@ -598,6 +684,16 @@ impl Engine {
                 } else {
                     self.complete_collect(&collect);
                 }
+            }
+            Stage::Recording => {
+                // No speech in time, or (the net under the media side's
+                // own limit) the maximum length.
+                self.record("recording timed out");
+                self.outputs.push_back(Output::StopRecording);
+            }
+            Stage::Reviewing => {
+                self.record("no answer: kept");
+                self.save_recording();
             }
             Stage::WaitingConfirm => {
                 self.record("no confirmation");
@@ -643,6 +739,12 @@ impl Engine {
         match kind {
             NodeKind::Play(play) => {
                 self.play(&play.say, play.barge_in, After::Goto(play.next.clone()));
+                None
+            }
+            NodeKind::Record(record) => {
+                // Barge-in: the finish key skips, any other key starts the
+                // recording at once.
+                self.play(&record.say, true, After::Record);
                 None
             }
             NodeKind::Menu(menu) => {
@@ -901,10 +1003,109 @@ impl Engine {
         self.outputs.push_back(Output::Store(request));
     }
 
+    /// A `record` node's prompt has played (or was cut short by a key):
+    /// the finish key skips, otherwise the recording starts.
+    fn start_recording(&mut self) {
+        let Some(NodeKind::Record(record)) = self.current().cloned() else {
+            return;
+        };
+        let skipped = self
+            .typeahead
+            .iter()
+            .any(|key| record.finish_key.starts_with(*key));
+        self.typeahead.clear();
+        if skipped {
+            self.record("skipped");
+            self.enter(record.on_empty);
+            return;
+        }
+        self.record("recording");
+        self.stage = Stage::Recording;
+        self.outputs.push_back(Output::StartRecording(RecordSpec {
+            max: Duration::from_secs(u64::from(record.max_secs)),
+            silence: Duration::from_secs(u64::from(record.silence_secs)),
+            no_speech: Duration::from_secs(u64::from(record.no_speech_secs)),
+            level: record.speech_level,
+        }));
+        // Until the caller speaks, the wait for speech is timed here, so
+        // that a phone sending no RTP in silence still moves on.
+        self.start_timer(record.no_speech_secs);
+    }
+
+    fn recorded(&mut self, end: RecordEnd, duration: Duration, heard_speech: bool) {
+        let Some(NodeKind::Record(record)) = self.current().cloned() else {
+            return;
+        };
+        self.record(format!(
+            "recorded {:.1} s ({})",
+            duration.as_secs_f64(),
+            end.code()
+        ));
+        if !heard_speech {
+            self.record("nothing said");
+            self.enter(record.on_empty);
+            return;
+        }
+        match &record.review {
+            Some(review) => self.play(&review.say, true, After::WaitReview),
+            None => self.save_recording(),
+        }
+    }
+
+    /// The review's key, if one was pressed: keep saves, again records
+    /// anew; other keys are dropped.
+    fn take_review_key(&mut self) -> bool {
+        let Some(NodeKind::Record(Record {
+            review: Some(review),
+            ..
+        })) = self.current().cloned()
+        else {
+            return false;
+        };
+        while let Some(key) = self.typeahead.pop_front() {
+            if review.keep.starts_with(key) {
+                self.timer = None;
+                self.record(format!("key {key}: kept"));
+                self.save_recording();
+                return true;
+            }
+            if review.again.starts_with(key) {
+                self.timer = None;
+                self.record(format!("key {key}: record again"));
+                let node = self.node.clone();
+                self.enter(node);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn save_recording(&mut self) {
+        let number = self.variables.get("ticket.number").cloned();
+        self.request(StoreRequest::SaveRecording { number });
+    }
+
     fn on_store(&mut self, reply: StoreReply) {
         let Some(kind) = self.current().cloned() else {
             return;
         };
+        if let NodeKind::Record(record) = &kind {
+            match reply {
+                StoreReply::Saved { id } => {
+                    self.record(format!("recording {id} kept"));
+                    self.variables.insert("recording.id".into(), id);
+                    self.play(&record.after, false, After::Goto(record.next.clone()));
+                }
+                StoreReply::Failed(reason) => {
+                    self.record(format!("store failed: {reason}"));
+                    self.enter(record.on_error.clone());
+                }
+                StoreReply::Ticket { .. } | StoreReply::NotFound => {
+                    self.enter(record.on_error.clone());
+                }
+            }
+            return;
+        }
         let (ok, missing, failed) = match &kind {
             NodeKind::TicketCreate(n) => (n.next.clone(), n.on_error.clone(), n.on_error.clone()),
             NodeKind::TicketLookup(n) => (n.found.clone(), n.not_found.clone(), n.on_error.clone()),
@@ -936,6 +1137,7 @@ impl Engine {
                 self.record(format!("store failed: {reason}"));
                 self.enter(failed);
             }
+            StoreReply::Saved { .. } => self.enter(failed),
         }
     }
 

@@ -14,7 +14,7 @@
 
 use super::dialplan::Dialplan;
 use super::engine::{
-    CallInfo, Engine, Input, Output, PathStep, StoreReply, TimerId, TransferFailure,
+    CallInfo, Engine, Input, Output, PathStep, StoreReply, StoreRequest, TimerId, TransferFailure,
 };
 use super::refused_records::{RefusedRecord, RefusedRecords};
 use super::speech::Utterance;
@@ -22,6 +22,8 @@ use super::store_bridge;
 use super::transferred::TransferContext;
 use crate::config::{TransferConfig, TransferMode};
 use crate::media::playback::{PlayItem, Playlist};
+use crate::media::recorder::{RecordSpec, Recording};
+use crate::recordings::Recordings;
 use crate::media::prompt::PromptLibrary;
 use crate::sip::endpoint::CallHandle;
 use crate::sip::identity::CallerIdentity;
@@ -129,6 +131,9 @@ pub enum CallAction {
         credentials: Option<(String, String)>,
         ring_timeout: Duration,
     },
+    /// Record what the caller says (`MediaEvent::Recorded` at its end).
+    StartRecording(RecordSpec),
+    StopRecording,
 }
 
 /// Answers that come back from spawned store work.
@@ -170,6 +175,11 @@ struct RunningCall {
     direction: CallDirection,
     /// The transfers tried; the last one's outcome is `pending` while it runs.
     transfers: Vec<CallTransfer>,
+    /// The last recording, until a `record` node keeps or drops it.
+    recording: Option<Recording>,
+    /// A recording was kept before the call had a ticket: the ticket the
+    /// call creates gets it.
+    unlinked_recording: bool,
 }
 
 pub struct IvrCalls {
@@ -182,6 +192,10 @@ pub struct IvrCalls {
     timers: BinaryHeap<Reverse<(Instant, CallHandle, TimerId)>>,
     messages: mpsc::UnboundedSender<IvrMessage>,
     refused_records: RefusedRecords,
+    recordings: Recordings,
+    /// Calls that hung up while recording: (SIP Call-ID, ticket number)
+    /// for the recording still on its way from the media worker.
+    recording_at_hangup: HashMap<CallHandle, (String, Option<String>)>,
 }
 
 impl IvrCalls {
@@ -191,6 +205,7 @@ impl IvrCalls {
         transfers: TransferConfig,
         messages: mpsc::UnboundedSender<IvrMessage>,
         live: LiveCalls,
+        recordings: Recordings,
     ) -> IvrCalls {
         let calendar = Arc::new(store.sla().calendar().clone());
         IvrCalls {
@@ -203,6 +218,8 @@ impl IvrCalls {
             timers: BinaryHeap::new(),
             messages,
             refused_records: RefusedRecords::new(Instant::now()),
+            recordings,
+            recording_at_hangup: HashMap::new(),
         }
     }
 
@@ -244,6 +261,8 @@ impl IvrCalls {
                 dialled: dialled.clone(),
                 direction: CallDirection::Inbound,
                 transfers: Vec::new(),
+                recording: None,
+                unlinked_recording: false,
             },
         );
         let store = self.store.clone();
@@ -292,6 +311,8 @@ impl IvrCalls {
                 dialled,
                 direction: CallDirection::Inbound,
                 transfers: Vec::new(),
+                recording: None,
+                unlinked_recording: false,
             },
         );
     }
@@ -417,6 +438,47 @@ impl IvrCalls {
         live.engine.as_ref().map(Engine::language)
     }
 
+    /// A recording ended: the engine hears how, and the audio waits for
+    /// its `record` node to keep it. One that ended with the call (the
+    /// caller hung up while speaking) is kept at once.
+    pub fn on_recorded(
+        &mut self,
+        call: CallHandle,
+        recording: Recording,
+        now: Instant,
+    ) -> Vec<(CallHandle, CallAction)> {
+        if let Some((call_id, ticket)) = self.recording_at_hangup.remove(&call) {
+            if recording.heard_speech {
+                let recordings = self.recordings.clone();
+                tokio::spawn(async move {
+                    match recordings.save(&call_id, ticket, recording.samples).await {
+                        Ok(saved) => tracing::info!(%call_id, recording = saved.id, "recording kept after the hang-up"),
+                        Err(e) => tracing::error!(%call_id, error = %e, "cannot keep the recording made before the hang-up"),
+                    }
+                });
+            }
+            return Vec::new();
+        }
+        let Some(live) = self.calls.get_mut(&call) else {
+            return Vec::new();
+        };
+        let input = Input::Recorded {
+            end: recording.end,
+            duration: recording.duration(),
+            heard_speech: recording.heard_speech,
+        };
+        live.recording = Some(recording);
+        self.feed(call, input, now)
+    }
+
+    pub fn on_speech_started(
+        &mut self,
+        call: CallHandle,
+        now: Instant,
+    ) -> Vec<(CallHandle, CallAction)> {
+        self.feed(call, Input::SpeechStarted, now)
+    }
+
     pub fn on_key(
         &mut self,
         call: CallHandle,
@@ -454,6 +516,11 @@ impl IvrCalls {
         }
         if let Some(engine) = &live.engine {
             engine.left_the_plan();
+            if engine.is_recording() {
+                let ticket = engine.variables().get("ticket.number").cloned();
+                self.recording_at_hangup
+                    .insert(call, (live.call_id.clone(), ticket));
+            }
         }
         let (path, tickets): (Vec<PathStep>, Vec<String>) = live
             .engine
@@ -588,14 +655,50 @@ impl IvrCalls {
                 Output::StartTimer { id, after } => {
                     self.timers.push(Reverse((now + after, call, id)));
                 }
-                Output::Store(request) => {
-                    let store = self.store.clone();
+                Output::Store(StoreRequest::SaveRecording { number }) => {
+                    let recording = live.recording.take();
+                    live.unlinked_recording |= number.is_none();
+                    let recordings = self.recordings.clone();
                     let messages = self.messages.clone();
+                    let call_id = live.call_id.clone();
                     tokio::spawn(async move {
-                        let reply = store_bridge::execute(&store, request).await;
+                        let reply = match recording {
+                            Some(recording) => {
+                                match recordings.save(&call_id, number, recording.samples).await {
+                                    Ok(saved) => StoreReply::Saved {
+                                        id: saved.id.to_string(),
+                                    },
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "cannot keep the recording");
+                                        StoreReply::Failed(e.to_string())
+                                    }
+                                }
+                            }
+                            None => StoreReply::Failed("no recording to keep".into()),
+                        };
                         let _ = messages.send(IvrMessage::Store { call, reply });
                     });
                 }
+                Output::Store(request) => {
+                    let store = self.store.clone();
+                    let messages = self.messages.clone();
+                    let link = (live.unlinked_recording
+                        && matches!(request, StoreRequest::CreateTicket { .. }))
+                    .then(|| live.call_id.clone());
+                    tokio::spawn(async move {
+                        let reply = store_bridge::execute(&store, request).await;
+                        if let (Some(call_id), StoreReply::Ticket { ticket, .. }) = (&link, &reply) {
+                            if let Err(e) = store.link_call_recordings(call_id, &ticket.number).await {
+                                tracing::warn!(error = %e, "cannot put the call's recording on its new ticket");
+                            }
+                        }
+                        let _ = messages.send(IvrMessage::Store { call, reply });
+                    });
+                }
+                Output::StartRecording(spec) => {
+                    actions.push((call, CallAction::StartRecording(spec)));
+                }
+                Output::StopRecording => actions.push((call, CallAction::StopRecording)),
                 Output::Transfer { target } => {
                     let destination = self.transfers.targets.get(&target);
                     live.transfers.push(CallTransfer {

@@ -18,11 +18,12 @@
 //! engine stops, the caller hears the time-limit prompt and is hung up on.
 
 use super::dialplan::Dialplan;
-use super::engine::{CallInfo, Engine, Input, Output, TransferFailure};
+use super::engine::{CallInfo, Engine, Input, Output, StoreReply, StoreRequest, TransferFailure};
 use super::speech::Utterance;
 use super::store_bridge;
 use super::transferred::TransferContext;
 use crate::media::prompt::PromptLibrary;
+use crate::media::recorder::RecordEnd;
 use crate::phone::PhoneNumber;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::store::Store;
@@ -30,6 +31,9 @@ use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a simulated caller says at a `record` node.
+const SIMULATED_SPEECH: Duration = Duration::from_secs(5);
 
 /// Engine steps before the simulation gives up (a plan that never ends).
 const MAX_STEPS: usize = 10_000;
@@ -196,6 +200,25 @@ pub async fn simulate(
                 }
                 Output::StopPlayback => {}
                 Output::StartTimer { id, after } => waiting = Some((id, after)),
+                Output::StartRecording(spec) => {
+                    lines.push(format!(
+                        "records (simulated: speaks {} s, then is silent)",
+                        SIMULATED_SPEECH.as_secs()
+                    ));
+                    clock += SIMULATED_SPEECH + spec.silence;
+                    inputs.push_back(Input::Recorded {
+                        end: RecordEnd::Silence,
+                        duration: SIMULATED_SPEECH,
+                        heard_speech: true,
+                    });
+                }
+                Output::StopRecording => {}
+                Output::Store(StoreRequest::SaveRecording { number }) => {
+                    lines.push(format!("keeps the recording (simulated, ticket {number:?})"));
+                    inputs.push_back(Input::Store(StoreReply::Saved {
+                        id: "simulated".into(),
+                    }));
+                }
                 Output::Store(request) => {
                     let reply = store_bridge::execute(store, request.clone()).await;
                     lines.push(format!("store: {request:?} → {reply:?}"));

@@ -72,7 +72,7 @@ pub async fn arrival(store: &Store, context: &TransferContext) -> Option<Transfe
                 StoreReply::Failed(reason) => {
                     tracing::warn!(ticket = %number, %reason, "cannot load the transferred call's ticket")
                 }
-                StoreReply::Ticket { .. } => {}
+                StoreReply::Ticket { .. } | StoreReply::Saved { .. } => {}
             }
             Some(TransferredTicket {
                 reference: number,
@@ -192,6 +192,10 @@ async fn run(store: &Store, request: StoreRequest) -> Result<StoreReply, StoreEr
                 position: None,
             })
         }
+        // The runner keeps recordings itself (it holds the audio).
+        StoreRequest::SaveRecording { .. } => Ok(StoreReply::Failed(
+            "a recording is kept by the IVR runner".into(),
+        )),
         StoreRequest::ApplyAction {
             number,
             action,

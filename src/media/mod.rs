@@ -2,7 +2,7 @@
 //! forms, and the paced workers that move packets for many calls at once.
 //!
 //! The protocol parts (`g711`, `rfc4733`, `inband`, `playback`,
-//! `session`, `relay`, `dtmf_info`) are sans-IO; `worker` and `ports` own sockets
+//! `recorder`, `session`, `relay`, `dtmf_info`) are sans-IO; `worker` and `ports` own sockets
 //! and timers.
 
 pub mod dtmf_info;
@@ -11,6 +11,7 @@ pub mod inband;
 pub mod playback;
 pub mod ports;
 pub mod prompt;
+pub mod recorder;
 pub mod relay;
 pub mod rfc4733;
 pub mod session;

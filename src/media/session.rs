@@ -14,6 +14,7 @@
 use super::g711;
 use super::inband::{InbandConfig, InbandDetector};
 use super::playback::{FrameStatus, Playback, Playlist};
+use super::recorder::{RecordSpec, Recorder, Recording};
 use super::relay::SampleQueue;
 use super::rfc4733::{self, EventPacket, EventReceiver};
 use super::srtp::{Refused, SrtpKeys, SrtpSession, MAX_TAG_LEN};
@@ -48,7 +49,7 @@ impl DtmfSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Dtmf {
         digit: char,
@@ -61,6 +62,10 @@ pub enum MediaEvent {
     /// No RTP arrived for the configured time while the caller was not
     /// holding the call.
     MediaTimeout,
+    /// The caller started speaking during a recording.
+    SpeechStarted,
+    /// A recording ([`MediaSession::start_recording`]) ended.
+    Recorded(Box<Recording>),
 }
 
 /// What SDP negotiation decided for the call.
@@ -133,6 +138,8 @@ pub struct MediaSession {
     presses: VecDeque<EventPacket>,
     received_events: EventReceiver,
     inband: Option<InbandDetector>,
+    /// What the caller says is being recorded (a `record` node).
+    recorder: Option<Recorder>,
     decoded: Vec<i16>,
     payload: Vec<u8>,
     events: VecDeque<MediaEvent>,
@@ -184,6 +191,7 @@ impl MediaSession {
             presses: VecDeque::new(),
             received_events: EventReceiver::new(),
             inband: None,
+            recorder: None,
             decoded: Vec::with_capacity(480),
             payload: vec![0; 480],
             events: VecDeque::new(),
@@ -299,6 +307,20 @@ impl MediaSession {
         }
     }
 
+    /// Starts recording what the caller sends (a recording already running
+    /// is replaced); [`MediaEvent::Recorded`] comes when it ends.
+    pub fn start_recording(&mut self, spec: RecordSpec) {
+        self.recorder = Some(Recorder::new(spec));
+    }
+
+    /// Ends a running recording now; its [`MediaEvent::Recorded`] follows.
+    pub fn stop_recording(&mut self) {
+        if let Some(mut recorder) = self.recorder.take() {
+            self.events
+                .push_back(MediaEvent::Recorded(Box::new(recorder.stop())));
+        }
+    }
+
     /// A key read outside RTP (SIP INFO) enters the same path as the others.
     pub fn key_from_signalling(&mut self, digit: char) {
         self.key(digit, DtmfSource::SipInfo);
@@ -395,11 +417,21 @@ impl MediaSession {
             return;
         }
         if payload_type == self.params.payload_type
-            && (self.inband.is_some() || self.relay.is_some())
+            && (self.inband.is_some() || self.relay.is_some() || self.recorder.is_some())
         {
             g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
             if let Some(relay) = self.relay.as_mut() {
                 relay.heard.push(&self.decoded);
+            }
+            if let Some(recorder) = self.recorder.as_mut() {
+                let done = recorder.push(&self.decoded);
+                if recorder.speech_started() {
+                    self.events.push_back(MediaEvent::SpeechStarted);
+                }
+                if let Some(done) = done {
+                    self.recorder = None;
+                    self.events.push_back(MediaEvent::Recorded(Box::new(done)));
+                }
             }
             if let Some(detector) = self.inband.as_mut() {
                 for digit in detector.push(&self.decoded) {

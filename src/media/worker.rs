@@ -18,6 +18,7 @@
 //! on: one bad packet must not end every call on the thread.
 
 use super::playback::Playlist;
+use super::recorder::RecordSpec;
 use super::session::{MediaEvent, MediaParams, MediaSession, MAX_PACKET};
 use crate::sip::endpoint::CallHandle;
 use std::collections::HashMap;
@@ -50,11 +51,15 @@ pub enum WorkerCommand {
     },
     /// The agent leg renegotiated its media (hold, resume, a new address).
     UpdateAgent(MediaParams),
+    /// Records what the caller sends (`MediaEvent::Recorded` at its end).
+    StartRecording(RecordSpec),
+    /// Ends a running recording now.
+    StopRecording,
     End,
 }
 
 /// An event of one call's media, for the server's task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallMediaEvent {
     pub call: CallHandle,
     pub event: MediaEvent,
@@ -212,6 +217,8 @@ impl Worker {
             }
             WorkerCommand::Play(playlist) => entry.session.play(playlist),
             WorkerCommand::StopPlayback => entry.session.stop(),
+            WorkerCommand::StartRecording(spec) => entry.session.start_recording(spec),
+            WorkerCommand::StopRecording => entry.session.stop_recording(),
             WorkerCommand::SendDtmf(digit) => {
                 entry.session.send_dtmf(digit);
             }
@@ -237,7 +244,15 @@ impl Worker {
                 }
             }
             WorkerCommand::End => {
-                let removed = self.entries.swap_remove(position);
+                let mut removed = self.entries.swap_remove(position);
+                // A recording running at the hang-up is what the caller
+                // said last: it is delivered, not dropped.
+                removed.session.stop_recording();
+                while let Some(event) = removed.session.poll_event() {
+                    if let MediaEvent::Recorded(_) = event {
+                        let _ = self.events.send(CallMediaEvent { call, event });
+                    }
+                }
                 if let Some(agent) = &removed.agent {
                     let stats = agent.session.stats();
                     tracing::debug!(

@@ -20,6 +20,7 @@ mod indicators;
 mod instances;
 mod outbound;
 mod outbox;
+mod recordings;
 mod rows;
 mod sessions;
 mod sla_job;
@@ -48,6 +49,7 @@ pub use outbox::{
     ClaimedNotification, DeliveryReference, DeliveryReport, DeliveryStatus, Notification,
     OutboxSummary,
 };
+pub use recordings::{NewRecording, RecordingKind, StoredRecording};
 pub use sessions::ConsoleSession;
 pub use sla_job::Breach;
 pub use sms::{

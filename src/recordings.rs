@@ -1,0 +1,240 @@
+//! Recording files: a caller's words (a dialplan's `record` node) written
+//! as an 8 kHz 16-bit mono WAV under `[recordings] dir`, named by a random
+//! 128-bit token so that no name can be guessed, synced to disk before
+//! its row goes in (the caller is told it is kept only after both), served
+//! back to staff by token, and deleted after `retention_days` (the row
+//! stays, marked purged).
+
+use crate::config::RecordingsConfig;
+use crate::tickets::store::{NewRecording, RecordingKind, Store, StoreError, StoredRecording};
+use chrono::{DateTime, Duration, Utc};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+const SAMPLE_RATE: u32 = 8000;
+/// Rows looked at per purge round.
+const PURGE_BATCH: i64 = 500;
+
+#[derive(Debug, Error)]
+pub enum RecordingError {
+    #[error("recording file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recording file {path}: {source}")]
+    Wav { path: PathBuf, source: hound::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the recording task failed: {0}")]
+    Task(String),
+}
+
+/// The recordings directory and the store rows that index it. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Recordings {
+    dir: Arc<PathBuf>,
+    retention_days: u32,
+    store: Store,
+}
+
+impl Recordings {
+    pub fn new(config: &RecordingsConfig, store: Store) -> Recordings {
+        Recordings {
+            dir: Arc::new(config.dir.clone()),
+            retention_days: config.retention_days,
+            store,
+        }
+    }
+
+    /// Writes `samples` (8 kHz mono) for call `sip_call_id`, then its row
+    /// (on ticket `ticket` when given). A file whose row cannot be written
+    /// is removed again.
+    pub async fn save(
+        &self,
+        sip_call_id: &str,
+        ticket: Option<String>,
+        samples: Vec<i16>,
+    ) -> Result<StoredRecording, RecordingError> {
+        let token = new_token();
+        let path = self.path_of(&token).unwrap_or_default();
+        let duration_ms = samples.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
+        let written = path.clone();
+        let dir = self.dir.clone();
+        let bytes = tokio::task::spawn_blocking(move || write_wav(&dir, &written, &samples))
+            .await
+            .map_err(|e| RecordingError::Task(e.to_string()))??;
+        let new = NewRecording {
+            token,
+            kind: RecordingKind::Description,
+            ticket,
+            sip_call_id: sip_call_id.to_string(),
+            channels: 1,
+            duration_ms,
+            bytes,
+        };
+        match self.store.insert_recording(new).await {
+            Ok(stored) => Ok(stored),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The file of the recording with `token`; `None` for anything that is
+    /// not a token of ours (so no path can be smuggled in).
+    pub fn path_of(&self, token: &str) -> Option<PathBuf> {
+        is_token(token).then(|| self.dir.join(format!("{token}.wav")))
+    }
+
+    /// Deletes the audio of recordings older than the retention, marking
+    /// their rows purged; returns how many. Nothing when retention is 0.
+    pub async fn purge(&self, now: DateTime<Utc>) -> Result<usize, RecordingError> {
+        if self.retention_days == 0 {
+            return Ok(0);
+        }
+        let before = now - Duration::days(i64::from(self.retention_days));
+        let mut purged = 0;
+        loop {
+            let due = self.store.recordings_to_purge(before, PURGE_BATCH).await?;
+            if due.is_empty() {
+                return Ok(purged);
+            }
+            for recording in due {
+                if let Some(path) = self.path_of(&recording.token) {
+                    match tokio::fs::remove_file(&path).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => return Err(RecordingError::Io { path, source }),
+                    }
+                }
+                self.store.mark_recording_purged(recording.id).await?;
+                purged += 1;
+            }
+        }
+    }
+}
+
+/// Applies the retention every `period` until `stop` turns true. Safe in
+/// every gateway sharing the store and the directory: a file already gone
+/// is fine, and marking a row purged twice changes nothing.
+pub async fn purge_every(
+    recordings: Recordings,
+    period: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+        match recordings.purge(recordings.store.now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "recordings past their retention deleted"),
+            Err(e) => tracing::error!(error = %e, "recording retention failed"),
+        }
+    }
+}
+
+/// 32 lowercase hex digits from the OS's random source.
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_token(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Writes the WAV and syncs it (and the directory entry) to disk; returns
+/// its size.
+fn write_wav(dir: &Path, path: &Path, samples: &[i16]) -> Result<u64, RecordingError> {
+    let io = |source| RecordingError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
+    let wav = |source| RecordingError::Wav {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(wav)?;
+    for sample in samples {
+        writer.write_sample(*sample).map_err(wav)?;
+    }
+    writer.finalize().map_err(wav)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    if let Ok(directory) = std::fs::File::open(dir) {
+        let _ = directory.sync_all();
+    }
+    let bytes = file.metadata().map_err(io)?.len();
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_32_hex_digits_and_differ() {
+        let (a, b) = (new_token(), new_token());
+        assert!(is_token(&a) && is_token(&b));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn only_our_tokens_name_a_file() {
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0123456789abcdef0123456789abcdeg",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdef0",
+        ] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+        assert!(is_token("0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_written_wav_reads_back_sample_for_sample() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub").join("x.wav");
+        let samples: Vec<i16> = (0..8000).map(|i| ((i % 200) * 100 - 10_000) as i16).collect();
+        let bytes = write_wav(&dir.path().join("sub"), &path, &samples).expect("written");
+        assert_eq!(bytes, 44 + 16_000);
+        let mut reader = hound::WavReader::open(&path).expect("a WAV");
+        assert_eq!(reader.spec().sample_rate, 8000);
+        assert_eq!(reader.spec().channels, 1);
+        let back: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+        assert_eq!(back, samples);
+        assert!(
+            write_wav(&dir.path().join("sub"), &path, &samples).is_err(),
+            "an existing file is never overwritten"
+        );
+    }
+}
