@@ -28,12 +28,7 @@ use tokio::sync::watch;
 
 /// Every HTTP route of the gateway. `cluster` is the view of the
 /// instances sharing the store and the calls in their IVRs, for staff.
-pub fn router(
-    config: &Config,
-    store: Store,
-    cluster: Cluster,
-    recordings: Recordings,
-) -> Router {
+pub fn router(config: &Config, store: Store, cluster: Cluster, recordings: Recordings) -> Router {
     // The one place where each part's routes join: add other modules'
     // routers (the console, metrics) to this list.
     let parts = [

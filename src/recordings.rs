@@ -224,13 +224,18 @@ mod tests {
     fn a_written_wav_reads_back_sample_for_sample() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("sub").join("x.wav");
-        let samples: Vec<i16> = (0..8000).map(|i| ((i % 200) * 100 - 10_000) as i16).collect();
+        let samples: Vec<i16> = (0..8000)
+            .map(|i| ((i % 200) * 100 - 10_000) as i16)
+            .collect();
         let bytes = write_wav(&dir.path().join("sub"), &path, &samples).expect("written");
         assert_eq!(bytes, 44 + 16_000);
         let mut reader = hound::WavReader::open(&path).expect("a WAV");
         assert_eq!(reader.spec().sample_rate, 8000);
         assert_eq!(reader.spec().channels, 1);
-        let back: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+        let back: Vec<i16> = reader
+            .samples::<i16>()
+            .map(|s| s.expect("sample"))
+            .collect();
         assert_eq!(back, samples);
         assert!(
             write_wav(&dir.path().join("sub"), &path, &samples).is_err(),

@@ -140,7 +140,10 @@ pub async fn serve_audio(
         ));
     }
     if starts_a_play(request.headers()) {
-        recordings.store().recording_played(&recording, actor).await?;
+        recordings
+            .store()
+            .recording_played(&recording, actor)
+            .await?;
     }
     let response = ServeFile::new_with_mime(&path, &mime_wav())
         .oneshot(request)
@@ -159,7 +162,9 @@ pub async fn serve_audio(
 }
 
 fn mime_wav() -> mime::Mime {
-    "audio/wav".parse().unwrap_or(mime::APPLICATION_OCTET_STREAM)
+    "audio/wav"
+        .parse()
+        .unwrap_or(mime::APPLICATION_OCTET_STREAM)
 }
 
 /// A request without a range, or for a range from byte 0: a player

@@ -95,9 +95,14 @@ pub(super) async fn recording(
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    crate::api::serve_audio(&state.recordings, &token, Actor::staff(&session.name), request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    crate::api::serve_audio(
+        &state.recordings,
+        &token,
+        Actor::staff(&session.name),
+        request,
+    )
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn details(ticket: &Ticket, zone: Tz) -> Markup {

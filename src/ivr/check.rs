@@ -42,8 +42,8 @@
 //! entries' dialled-number format.
 
 use super::dialplan::{
-    Branch, Case, Collect, Dialplan, DialplanError, LookupBy, Menu, Node, NodeKind, Problem, Record,
-    SayItem, Speech, Validation, MAX_RECORD_SECS,
+    Branch, Case, Collect, Dialplan, DialplanError, LookupBy, Menu, Node, NodeKind, Problem,
+    Record, SayItem, Speech, Validation, MAX_RECORD_SECS,
 };
 use super::say::required_prompts;
 use crate::tickets::model::{Language, Status};
@@ -442,10 +442,7 @@ impl<'a> Checker<'a, '_> {
         if !(1..=MAX_RECORD_SECS).contains(&r.max_secs) {
             self.at(
                 node,
-                format!(
-                    "max_secs {} is not from 1 to {MAX_RECORD_SECS}",
-                    r.max_secs
-                ),
+                format!("max_secs {} is not from 1 to {MAX_RECORD_SECS}", r.max_secs),
             );
         }
         for (field, secs) in [

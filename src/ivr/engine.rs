@@ -28,8 +28,8 @@ use super::dialplan::{
     Case, Collect, Confirm, CustomerAction, Dialplan, LookupBy, Menu, NodeKind, Record, Speech,
     Validation,
 };
-use crate::media::recorder::{RecordEnd, RecordSpec};
 use super::speech::{self, render, Utterance};
+use crate::media::recorder::{RecordEnd, RecordSpec};
 use crate::phone::PhoneNumber;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::{CustomerLevel, Language, TicketType};

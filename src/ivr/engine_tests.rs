@@ -1110,3 +1110,228 @@ fn the_time_limit_stops_the_engine_where_it_is() {
         Some("ask: time limit reached")
     );
 }
+
+const RECORD_PLAN: &str = r##"
+[dialplan]
+name = "record"
+entries = { "1" = "describe", "2" = "reviewed" }
+
+[nodes.describe]
+kind = "record"
+say = ["describe_fault", "beep"]
+max_secs = 30
+silence_secs = 2
+no_speech_secs = 4
+after = ["description_recorded"]
+next = "bye"
+on_empty = "skipped"
+on_error = "failed"
+
+[nodes.reviewed]
+kind = "record"
+say = ["describe_fault", "beep"]
+review = { say = ["keep_or_again"] }
+next = "bye"
+on_empty = "skipped"
+on_error = "failed"
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+
+[nodes.skipped]
+kind = "hangup"
+say = ["nothing_recorded"]
+
+[nodes.failed]
+kind = "hangup"
+say = ["system_busy"]
+"##;
+
+fn recorded(engine: &mut Engine, seconds: u64, heard_speech: bool) {
+    engine.handle(
+        Input::Recorded {
+            end: if heard_speech {
+                RecordEnd::Silence
+            } else {
+                RecordEnd::NoSpeech
+            },
+            duration: Duration::from_secs(seconds),
+            heard_speech,
+        },
+        now(),
+    );
+}
+
+fn recording_spec(outputs: &[Output]) -> Option<RecordSpec> {
+    outputs.iter().find_map(|o| match o {
+        Output::StartRecording(spec) => Some(*spec),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_description_is_recorded_after_the_prompt_and_kept_on_the_ticket() {
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/describe_fault", "zh/beep"]);
+    assert!(matches!(out[0], Output::Play { barge_in: true, .. }));
+    done(&mut engine);
+    let out = outputs(&mut engine);
+    assert_eq!(
+        recording_spec(&out),
+        Some(RecordSpec {
+            max: Duration::from_secs(30),
+            silence: Duration::from_secs(2),
+            no_speech: Duration::from_secs(4),
+            level: 300,
+        })
+    );
+    assert!(engine.is_recording());
+    // Until the caller speaks, the engine times the wait for speech.
+    assert!(out.contains(&Output::StartTimer {
+        id: 1,
+        after: Duration::from_secs(4)
+    }));
+    engine.handle(Input::SpeechStarted, now());
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out,
+        [Output::StartTimer {
+            id: 2,
+            after: Duration::from_secs(32)
+        }]
+    );
+    // The first timer is stale now: it stops nothing.
+    engine.handle(Input::Timer(1), now());
+    assert!(outputs(&mut engine).is_empty());
+    key(&mut engine, "5");
+    assert!(outputs(&mut engine).is_empty(), "other keys mean nothing");
+    recorded(&mut engine, 12, true);
+    let out = outputs(&mut engine);
+    assert_eq!(
+        out,
+        [Output::Store(StoreRequest::SaveRecording { number: None })]
+    );
+    engine.handle(Input::Store(StoreReply::Saved { id: "7".into() }), now());
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/description_recorded"]);
+    assert_eq!(engine.variables()["recording.id"], "7");
+    done(&mut engine);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/goodbye"]);
+    let path = events(&engine);
+    assert!(
+        path.contains(&"describe: recorded 12.0 s (silence)".to_string()),
+        "{path:?}"
+    );
+}
+
+#[test]
+fn the_finish_key_ends_a_recording_and_skips_one_not_started() {
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    outputs(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    engine.handle(Input::SpeechStarted, now());
+    outputs(&mut engine);
+    key(&mut engine, "#");
+    assert_eq!(outputs(&mut engine), [Output::StopRecording]);
+    engine.handle(
+        Input::Recorded {
+            end: RecordEnd::Stopped,
+            duration: Duration::from_secs(3),
+            heard_speech: true,
+        },
+        now(),
+    );
+    assert!(matches!(
+        outputs(&mut engine)[..],
+        [Output::Store(StoreRequest::SaveRecording { .. })]
+    ));
+
+    // # during the prompt: nothing is recorded.
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    outputs(&mut engine);
+    key(&mut engine, "#");
+    let out = outputs(&mut engine);
+    assert_eq!(out[0], Output::StopPlayback);
+    assert_eq!(recording_spec(&out), None);
+    assert_eq!(prompt_names(&out), ["zh/nothing_recorded"]);
+    assert!(events(&engine).contains(&"describe: skipped".to_string()));
+}
+
+#[test]
+fn silence_or_no_audio_at_all_takes_on_empty() {
+    // The media side heard nothing but noise.
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    outputs(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    recorded(&mut engine, 0, false);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/nothing_recorded"]);
+
+    // No RTP at all: the engine's timer stops the recording.
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    outputs(&mut engine);
+    done(&mut engine);
+    let timer = last_timer(&outputs(&mut engine)).expect("a timer");
+    engine.handle(Input::Timer(timer), now());
+    assert_eq!(outputs(&mut engine), [Output::StopRecording]);
+    engine.handle(
+        Input::Recorded {
+            end: RecordEnd::Stopped,
+            duration: Duration::ZERO,
+            heard_speech: false,
+        },
+        now(),
+    );
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/nothing_recorded"]);
+}
+
+#[test]
+fn a_review_keeps_records_again_and_keeps_on_silence() {
+    let mut engine = start(RECORD_PLAN, "reviewed", None);
+    outputs(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    recorded(&mut engine, 5, true);
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/keep_or_again"]);
+    // 2: the prompt and the recording again.
+    key(&mut engine, "2");
+    let out = outputs(&mut engine);
+    assert_eq!(out[0], Output::StopPlayback);
+    assert_eq!(prompt_names(&out), ["zh/describe_fault", "zh/beep"]);
+    done(&mut engine);
+    assert!(recording_spec(&outputs(&mut engine)).is_some());
+    recorded(&mut engine, 6, true);
+    outputs(&mut engine);
+    done(&mut engine);
+    let timer = last_timer(&outputs(&mut engine)).expect("the review waits");
+    engine.handle(Input::Timer(timer), now());
+    assert!(matches!(
+        outputs(&mut engine)[..],
+        [Output::Store(StoreRequest::SaveRecording { .. })]
+    ));
+    assert!(events(&engine).contains(&"reviewed: no answer: kept".to_string()));
+    // A failed store takes on_error.
+    engine.handle(Input::Store(StoreReply::Failed("disk full".into())), now());
+    assert_eq!(prompt_names(&outputs(&mut engine)), ["zh/system_busy"]);
+}
+
+#[test]
+fn a_recording_on_a_ticket_names_it() {
+    let mut engine = start(RECORD_PLAN, "describe", None);
+    engine
+        .variables
+        .insert("ticket.number".into(), "2024000017".into());
+    outputs(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    recorded(&mut engine, 4, true);
+    assert_eq!(
+        outputs(&mut engine),
+        [Output::Store(StoreRequest::SaveRecording {
+            number: Some("2024000017".into())
+        })]
+    );
+}

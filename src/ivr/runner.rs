@@ -22,9 +22,9 @@ use super::store_bridge;
 use super::transferred::TransferContext;
 use crate::config::{TransferConfig, TransferMode};
 use crate::media::playback::{PlayItem, Playlist};
+use crate::media::prompt::PromptLibrary;
 use crate::media::recorder::{RecordSpec, Recording};
 use crate::recordings::Recordings;
-use crate::media::prompt::PromptLibrary;
 use crate::sip::endpoint::CallHandle;
 use crate::sip::identity::CallerIdentity;
 use crate::sip::refer;
@@ -452,8 +452,12 @@ impl IvrCalls {
                 let recordings = self.recordings.clone();
                 tokio::spawn(async move {
                     match recordings.save(&call_id, ticket, recording.samples).await {
-                        Ok(saved) => tracing::info!(%call_id, recording = saved.id, "recording kept after the hang-up"),
-                        Err(e) => tracing::error!(%call_id, error = %e, "cannot keep the recording made before the hang-up"),
+                        Ok(saved) => {
+                            tracing::info!(%call_id, recording = saved.id, "recording kept after the hang-up")
+                        }
+                        Err(e) => {
+                            tracing::error!(%call_id, error = %e, "cannot keep the recording made before the hang-up")
+                        }
                     }
                 });
             }
@@ -687,8 +691,11 @@ impl IvrCalls {
                     .then(|| live.call_id.clone());
                     tokio::spawn(async move {
                         let reply = store_bridge::execute(&store, request).await;
-                        if let (Some(call_id), StoreReply::Ticket { ticket, .. }) = (&link, &reply) {
-                            if let Err(e) = store.link_call_recordings(call_id, &ticket.number).await {
+                        if let (Some(call_id), StoreReply::Ticket { ticket, .. }) = (&link, &reply)
+                        {
+                            if let Err(e) =
+                                store.link_call_recordings(call_id, &ticket.number).await
+                            {
                                 tracing::warn!(error = %e, "cannot put the call's recording on its new ticket");
                             }
                         }

@@ -214,7 +214,9 @@ pub async fn simulate(
                 }
                 Output::StopRecording => {}
                 Output::Store(StoreRequest::SaveRecording { number }) => {
-                    lines.push(format!("keeps the recording (simulated, ticket {number:?})"));
+                    lines.push(format!(
+                        "keeps the recording (simulated, ticket {number:?})"
+                    ));
                     inputs.push_back(Input::Store(StoreReply::Saved {
                         id: "simulated".into(),
                     }));

@@ -124,8 +124,7 @@ impl Recorder {
                 return Some(self.finish(end));
             }
         }
-        (self.samples.len() >= samples_in(self.spec.max))
-            .then(|| self.finish(RecordEnd::MaxLength))
+        (self.samples.len() >= samples_in(self.spec.max)).then(|| self.finish(RecordEnd::MaxLength))
     }
 
     /// True once, after the first frame of speech: the caller has started

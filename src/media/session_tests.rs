@@ -586,3 +586,76 @@ fn symmetric_rtp_latches_to_the_signalling_peer_or_across_families() {
         assert_eq!(strict.stats().dropped_source, 1);
     }
 }
+
+#[test]
+fn a_recording_keeps_what_the_caller_sent_and_ends_after_their_silence() {
+    use crate::media::recorder::{RecordEnd, RecordSpec};
+    // telephone-event negotiated: no in-band detector, the recorder alone
+    // decodes.
+    let (mut session, now) = new_session(Some(101));
+    session.start_recording(RecordSpec {
+        max: Duration::from_secs(20),
+        silence: Duration::from_secs(1),
+        no_speech: Duration::from_secs(5),
+        level: 300,
+    });
+    let (mut sequence, mut timestamp) = (1u16, 0u32);
+    let speech = tone('5', 2000, 6000.0);
+    feed_pcm(&mut session, &speech, &mut sequence, &mut timestamp, now);
+    assert_eq!(events(&mut session), [MediaEvent::SpeechStarted]);
+    feed_pcm(
+        &mut session,
+        &vec![0; 8 * 1500],
+        &mut sequence,
+        &mut timestamp,
+        now,
+    );
+    let ended = events(&mut session);
+    let [MediaEvent::Recorded(recording)] = &ended[..] else {
+        panic!("one recording: {ended:?}");
+    };
+    assert_eq!(recording.end, RecordEnd::Silence);
+    // What arrived, through µ-law and back, and a half-second tail.
+    let expected: Vec<i16> = speech
+        .iter()
+        .map(|s| g711::ulaw_decode(g711::ulaw_encode(*s)))
+        .collect();
+    assert_eq!(recording.samples.len(), 8 * 2500);
+    assert_eq!(&recording.samples[..expected.len()], &expected[..]);
+    // The recorder is done: more audio records nothing.
+    feed_pcm(&mut session, &speech, &mut sequence, &mut timestamp, now);
+    assert!(events(&mut session).is_empty());
+}
+
+#[test]
+fn stopping_a_recording_delivers_it_at_once() {
+    let (mut session, now) = new_session(None);
+    session.start_recording(crate::media::recorder::RecordSpec {
+        max: Duration::from_secs(20),
+        silence: Duration::from_secs(3),
+        no_speech: Duration::from_secs(5),
+        level: 300,
+    });
+    let (mut sequence, mut timestamp) = (1u16, 0u32);
+    feed_pcm(
+        &mut session,
+        &tone('1', 500, 6000.0),
+        &mut sequence,
+        &mut timestamp,
+        now,
+    );
+    session.stop_recording();
+    session.stop_recording();
+    let ended = events(&mut session);
+    assert!(
+        matches!(&ended[..], [.., MediaEvent::Recorded(r)] if r.heard_speech),
+        "{ended:?}"
+    );
+    assert_eq!(
+        ended
+            .iter()
+            .filter(|e| matches!(e, MediaEvent::Recorded(_)))
+            .count(),
+        1
+    );
+}

@@ -140,10 +140,7 @@ async fn link_call(
 impl Store {
     /// Keeps a recording whose file is written; on its ticket's history
     /// when it has one.
-    pub async fn insert_recording(
-        &self,
-        new: NewRecording,
-    ) -> Result<StoredRecording, StoreError> {
+    pub async fn insert_recording(&self, new: NewRecording) -> Result<StoredRecording, StoreError> {
         let ticket: Option<TicketNumber> = new.ticket.as_deref().map(str::parse).transpose()?;
         let now = self.now();
         let id = self
@@ -209,11 +206,12 @@ impl Store {
 
     /// The recording with this token.
     pub async fn recording(&self, token: &str) -> Result<Option<StoredRecording>, StoreError> {
-        let row: Option<Row> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM recordings WHERE token = $1"))
-                .bind(token)
-                .fetch_optional(self.reader())
-                .await?;
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE token = $1"
+        ))
+        .bind(token)
+        .fetch_optional(self.reader())
+        .await?;
         row.map(stored).transpose()
     }
 
