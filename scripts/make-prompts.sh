@@ -98,6 +98,18 @@ while IFS= read -r -d '' name && IFS= read -r -d '' voice && IFS= read -r -d '' 
     is_wanted "$name" || continue
     out=$PROMPTS_DIR/$name.wav
     mkdir -p "$(dirname "$out")"
+    if [[ $voice == tone ]]; then
+        # A tone, not speech (the beep before a recording): text is the
+        # frequency in Hz and the length in seconds; 10 ms fades, 0.1 s of
+        # silence first.
+        read -r hz secs <<<"$text"
+        sox -D -n -r 8000 -c 1 -b 16 -e signed-integer "$out" \
+            synth "$secs" sine "$hz" fade 0.01 "$secs" 0.01 pad 0.1 0 norm "$PEAK_DB" \
+            || die "$name: sox failed"
+        printf '%-14s %5.2f s  %s\n' "$name" "$(soxi -D "$out")" "${out#"$ROOT"/}"
+        made+=("$name")
+        continue
+    fi
     espeak-ng -v "$voice" -s "$RATE_WPM" -w "$tmp/speech.wav" -- "$text" \
         || die "$name: espeak-ng failed (voice $voice)"
     # -D: no dither (deterministic); gain -h: headroom so that resampling
@@ -114,20 +126,6 @@ while IFS= read -r -d '' name && IFS= read -r -d '' voice && IFS= read -r -d '' 
     printf '%-14s %5.2f s  %s\n' "$name" "$(soxi -D "$out")" "${out#"$ROOT"/}"
     made+=("$name")
 done <"$entries"
-
-# The tone before a recording (a dialplan's record node): 1 kHz for
-# 0.35 s with 10 ms fades, 0.1 s of silence first, the same in every
-# language's directory (prompts are named per language).
-for lang in zh en; do
-    name=$lang/beep
-    is_wanted "$name" || continue
-    out=$PROMPTS_DIR/$name.wav
-    sox -D -n -r 8000 -c 1 -b 16 -e signed-integer "$out" \
-        synth 0.35 sine 1000 fade 0.01 0.35 0.01 pad 0.1 0 norm "$PEAK_DB" \
-        || die "$name: sox failed"
-    printf '%-14s %5.2f s  %s\n' "$name" "$(soxi -D "$out")" "${out#"$ROOT"/}"
-    made+=("$name")
-done
 
 for w in "${wanted[@]}"; do
     [[ " ${made[*]} " == *" $w "* ]] || die "$w is not in $MANIFEST"

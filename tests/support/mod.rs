@@ -41,6 +41,14 @@ pub fn test_config() -> Config {
     // No dialplans: calls hear the (empty) greeting unless a test loads some.
     config.ivr.dialplans_dir = std::path::PathBuf::from("/nonexistent/hotline-dialplans");
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.recordings.dir = std::env::temp_dir().join(format!(
+        "hotline-test-recordings-{}-{}",
+        std::process::id(),
+        temp_database()
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
     config
 }
 

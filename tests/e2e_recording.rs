@@ -1,0 +1,291 @@
+//! End-to-end recordings (issue 18) over loopback: a caller reaches a
+//! `record` node after their ticket is made, hears the beep and speaks (a
+//! shipped WAV, sent as µ-law RTP in real time), then is silent; the
+//! gateway keeps exactly what arrived (G.711-decoded) as a WAV under the
+//! recordings directory, on the ticket, before saying it is kept. Staff
+//! list it and play it through the API (a play from the first byte is on
+//! the ticket's history, later ranges are not), and retention deletes the
+//! audio while the row stays. A caller who hangs up while speaking keeps
+//! what they said.
+
+mod support;
+
+use hotline::api::issue_token;
+use hotline::config::Config;
+use hotline::media::g711;
+use hotline::recordings::Recordings;
+use hotline::server::Server;
+use hotline::sip::sdp;
+use hotline::tickets::model::StaffRole;
+use hotline::tickets::store::StoredRecording;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::{start, test_config, Client};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Creates a fault ticket, then records (the beep only, to be quick).
+const PLAN: &str = r#"
+[dialplan]
+name = "describe"
+entries = { "10000" = "create" }
+
+[nodes.create]
+kind = "ticket_create"
+type = "fault_report"
+category = "bandwidth"
+description = "IVR fault report"
+next = "describe"
+on_error = "bye"
+
+[nodes.describe]
+kind = "record"
+say = ["beep"]
+max_secs = 30
+silence_secs = 2
+no_speech_secs = 5
+after = ["description_recorded"]
+next = "bye"
+on_empty = "bye"
+on_error = "bye"
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+"#;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn config(plans: &tempfile::TempDir) -> Config {
+    let mut config = test_config();
+    config.prompts.dir = repo("prompts");
+    config.ivr.dialplans_dir = plans.path().to_path_buf();
+    config
+}
+
+/// What the caller says: a shipped prompt, 8 kHz mono.
+fn speech() -> Vec<i16> {
+    hound::WavReader::open(repo("prompts/en/welcome.wav"))
+        .expect("a shipped WAV")
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect()
+}
+
+/// Calls 10000 and returns the dialog and the gateway's RTP address.
+async fn call(server: &Server) -> (Client, support::Dialog, SocketAddr) {
+    let mut caller = Client::udp(server.udp_addrs[0]).await;
+    let (response, mut dialog) = caller.invite("10000", Some(caller.g711_offer())).await;
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    caller.ack(&mut dialog).await;
+    let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
+    let rtp = SocketAddr::new(audio.connection.unwrap(), audio.port);
+    (caller, dialog, rtp)
+}
+
+/// Sends `pcm` as 20 ms µ-law packets in real time, from packet `first`.
+async fn say(caller: &Client, to: SocketAddr, pcm: &[i16], first: u16) -> u16 {
+    let frames: Vec<Vec<u8>> = pcm
+        .chunks(160)
+        .map(|chunk| {
+            let mut frame = chunk.to_vec();
+            frame.resize(160, 0);
+            frame.iter().map(|s| g711::ulaw_encode(*s)).collect()
+        })
+        .collect();
+    let count = u16::try_from(frames.len()).unwrap();
+    caller
+        .send_audio(to, 0, 0xBEEF, count, |i| frames[usize::from(i)].clone())
+        .await;
+    first + count
+}
+
+/// The ticket's recordings once `count` are kept.
+async fn kept(server: &Server, ticket_id: i64, count: usize) -> Vec<StoredRecording> {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let found = server.store().ticket_recordings(ticket_id).await.unwrap();
+        if found.len() >= count || tokio::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The one ticket the call made.
+async fn the_ticket(server: &Server) -> (i64, String) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let tickets = server
+            .store()
+            .list_tickets(&Default::default())
+            .await
+            .unwrap();
+        if let Some(ticket) = tickets.first() {
+            return (ticket.id, ticket.number.to_string());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no ticket");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wav_samples(bytes: &[u8]) -> Vec<i16> {
+    hound::WavReader::new(std::io::Cursor::new(bytes))
+        .expect("a WAV")
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_spoken_description_is_kept_exactly_served_to_staff_and_purged_by_retention() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("describe.toml"), PLAN).unwrap();
+    let config = config(&plans);
+    let server = start(config.clone()).await;
+    let (mut caller, _dialog, rtp) = call(&server).await;
+    // The beep (0.45 s), then a little silence, the words, and silence
+    // until the gateway says it is kept.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let words = speech();
+    let mut next = say(&caller, rtp, &vec![0; 8 * 300], 0).await;
+    next = say(&caller, rtp, &words, next).await;
+    say(&caller, rtp, &vec![0; 8 * 3000], next).await;
+    assert!(
+        caller.answer_bye(LONG).await.is_some(),
+        "\"recorded\", then goodbye"
+    );
+
+    let (ticket_id, number) = the_ticket(&server).await;
+    let recordings = kept(&server, ticket_id, 1).await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let recording = &recordings[0];
+    assert_eq!(recording.channels, 1);
+    assert_eq!(recording.kind.code(), "description");
+
+    // The file holds what arrived, sample for sample: the words through
+    // µ-law and back, after the leading silence, with a short tail.
+    let path = config
+        .recordings
+        .dir
+        .join(format!("{}.wav", recording.token));
+    let stored = wav_samples(&std::fs::read(&path).expect("the file"));
+    let sent: Vec<i16> = words
+        .iter()
+        .map(|s| g711::ulaw_decode(g711::ulaw_encode(*s)))
+        .collect();
+    // Anchored on the first loud stretch (the WAV starts with silence).
+    let loud = sent.iter().position(|s| s.unsigned_abs() > 1000).unwrap();
+    let anchor = &sent[loud..loud + 400];
+    let offset = (loud..stored.len().saturating_sub(sent.len() - loud))
+        .find(|&at| &stored[at..at + 400] == anchor)
+        .map(|at| at - loud)
+        .expect("the words are in the recording");
+    assert!(
+        stored[offset..offset + sent.len()] == sent[..],
+        "the recording differs from what was sent"
+    );
+    let tail = stored.len() - offset - sent.len();
+    assert!(tail <= 8 * 1000, "{tail} samples after the words");
+    assert_eq!(
+        recording.duration_ms,
+        stored.len() as u64 * 1000 / 8000,
+        "the row says how long"
+    );
+
+    // Staff list and play it.
+    let token = issue_token(server.store(), "li.na", StaffRole::Agent)
+        .await
+        .unwrap()
+        .token;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.http_addr);
+    let listed: serde_json::Value = http
+        .get(format!("{base}/api/v1/tickets/{number}/recordings"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let audio = listed[0]["audio"].as_str().expect("an audio address");
+    assert_eq!(audio, format!("/api/v1/recordings/{}", recording.token));
+    let whole = http
+        .get(format!("{base}{audio}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(
+        whole.headers()["content-type"].to_str().unwrap(),
+        "audio/wav"
+    );
+    assert_eq!(
+        whole.bytes().await.unwrap().to_vec(),
+        std::fs::read(&path).unwrap()
+    );
+    let part = http
+        .get(format!("{base}{audio}"))
+        .bearer_auth(&token)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().len(), 100);
+    let unauthenticated = http.get(format!("{base}{audio}")).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let events = server.store().events(ticket_id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"recording"), "{kinds:?}");
+    let plays: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "recording_played")
+        .collect();
+    assert_eq!(plays.len(), 1, "one play, its later range is not another");
+    assert_eq!(plays[0].actor.to_string(), "staff:li.na");
+
+    // Retention: 90 days later the audio is gone, the row stays.
+    let retention = Recordings::new(&config.recordings, server.store().clone());
+    let later = server.store().now() + chrono::Duration::days(91);
+    assert_eq!(retention.purge(later).await.unwrap(), 1);
+    assert!(!path.exists());
+    let purged = kept(&server, ticket_id, 1).await;
+    assert!(purged[0].purged_at.is_some());
+    let gone = http
+        .get(format!("{base}{audio}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 410);
+    assert_eq!(retention.purge(later).await.unwrap(), 0, "once");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_speaking_keeps_what_they_said() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("describe.toml"), PLAN).unwrap();
+    let server = start(config(&plans)).await;
+    let (mut caller, mut dialog, rtp) = call(&server).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let words = speech();
+    say(&caller, rtp, &words[..8 * 2000], 0).await;
+    assert_eq!(caller.bye(&mut dialog).await, 200);
+
+    let (ticket_id, _) = the_ticket(&server).await;
+    let recordings = kept(&server, ticket_id, 1).await;
+    assert_eq!(recordings.len(), 1, "kept after the hang-up");
+    assert!(
+        (1500..=2600).contains(&recordings[0].duration_ms),
+        "{:?}",
+        recordings[0]
+    );
+    server.shutdown().await;
+}
