@@ -998,6 +998,8 @@ async fn the_openapi_document_is_served_without_a_token_and_lists_every_route(ap
         ("/api/v1/tickets/{number}/transitions", "post"),
         ("/api/v1/tickets/{number}/assign", "post"),
         ("/api/v1/tickets/{number}/notes", "post"),
+        ("/api/v1/tickets/{number}/recordings", "get"),
+        ("/api/v1/recordings/{token}", "get"),
         ("/api/v1/calls", "get"),
         ("/api/v1/calls/live", "get"),
         ("/api/v1/instances", "get"),

@@ -93,11 +93,15 @@ async fn fault_report_by_an_unknown_caller_asks_for_the_service_number() {
     assert_eq!(h[3], "zh/enter_service_number");
     assert_eq!(h[4], "zh/you_entered zh/confirm_or_reenter");
     assert_eq!(h[5], "zh/fault_category_menu");
+    // The ticket is made; the caller describes the fault after the tone
+    // (the simulated caller speaks), then hears the read-back.
+    assert_eq!(h[6], "zh/describe_fault zh/beep");
+    assert_eq!(h[7], "zh/description_recorded");
     assert!(
-        h[6].starts_with("zh/fault_reported zh/your_ticket_number_is"),
+        h[8].starts_with("zh/fault_reported zh/your_ticket_number_is"),
         "{h:?}"
     );
-    assert!(h[6].contains("zh/repair_due_is"), "{h:?}");
+    assert!(h[8].contains("zh/repair_due_is"), "{h:?}");
     ends_with_hangup(&t);
     let tickets = c.store.list_tickets(&Default::default()).await.unwrap();
     assert_eq!(tickets.len(), 1);
@@ -406,8 +410,9 @@ async fn a_caller_without_a_number_keys_a_callback_number_for_the_fault_ticket()
         let h = heard(&t);
         assert_eq!(h[6], "zh/enter_callback_number", "{from}: {h:?}");
         assert_eq!(h[7], "zh/you_entered zh/confirm_or_reenter");
-        assert!(h[8].starts_with("zh/fault_reported zh/your_ticket_number_is"));
-        assert!(!h[8].contains("no_callback_number"));
+        assert_eq!(h[8], "zh/describe_fault zh/beep");
+        assert!(h[10].starts_with("zh/fault_reported zh/your_ticket_number_is"));
+        assert!(!h[10].contains("no_callback_number"));
         let ticket = &c.tickets().await[0];
         assert_eq!(
             ticket.contact_phone.as_deref(),

@@ -181,13 +181,14 @@ load() {
         --answer-timeout 6 --workdir "$WORK/$name" --json >"$WORK/$name.json" 2>"$WORK/$name.err" || true
 }
 
-# A fault report from PHONE: 100009, a service number, confirm, category 1.
-# The gateway ends the call after the read-back (6 s without RTP).
+# A fault report from PHONE: 100009, a service number, confirm, category 1,
+# and # to skip describing the fault. The gateway ends the call after the
+# read-back (6 s without RTP).
 fault_report() {
     local name=$1 phone=$2
     mkdir -p "$WORK/$name"
     timeout --foreground 120 "$TOOLS/sipp-ivr-call" --target "$KAM" --dest 100009 \
-        --from-user "$phone" --digits "55512345#,1,1" --delay 2 --hold 15 --hangup server \
+        --from-user "$phone" --digits "55512345#,1,1,#" --delay 2 --hold 15 --hangup server \
         --answer-timeout 6 --workdir "$WORK/$name" >"$WORK/$name.out" 2>&1
 }
 
