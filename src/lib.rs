@@ -25,5 +25,6 @@ pub mod resources;
 pub mod server;
 pub mod sip;
 pub mod sms;
+pub mod speech;
 pub mod tickets;
 pub mod token_bucket;

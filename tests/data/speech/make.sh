@@ -1,48 +1,82 @@
 #!/usr/bin/env bash
-# Regenerates the talk-off speech corpus used by src/media/inband.rs:
-# typical IVR prompt texts in Mandarin and English, spoken by espeak-ng with
-# male and female variants and different pitches, converted by sox to the
-# detector's input format (8 kHz, mono, 16-bit signed linear PCM WAV).
+# Makes the speech recognition test set (tests/data/speech/*.wav and
+# manifest.csv) with espeak-ng and sox: each phrase of the 10000 main
+# menu's grammar said by several voices at several speeds, plus other
+# speech and noise that must NOT be recognised as a choice. Every file
+# goes through G.711 µ-law and back at 8 kHz, as a caller's audio does.
 #
-# Needs: espeak-ng (1.51 was used) and sox (14.4.2), e.g.
-#   apt-get install espeak-ng sox
-# Run from anywhere:  tests/data/speech/make.sh
+#   tests/data/speech/make.sh      (needs espeak-ng and sox)
+#
+# manifest.csv: file,key,language,what  (key "-": must not match)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")"
+DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+rm -f "$DIR"/*.wav
+echo "file,key,language,what" >"$DIR/manifest.csv"
 
-# say NAME VOICE PITCH SPEED TEXT
-say() {
-    espeak-ng -v "$2" -p "$3" -s "$4" -w "$tmp/$1.wav" "$5"
-    # -D: no dither (repeatable output); peak normalised to -1 dBFS so
-    # nothing clips and every file is at a loud, realistic level.
-    sox -D "$tmp/$1.wav" -r 8000 -c 1 -b 16 -e signed-integer "$1.wav" gain -n -1
+# 8 kHz mono 16-bit through µ-law, a quarter second of silence each side.
+finish() { # IN OUT
+    sox -D "$1" -r 8000 -c 1 -b 16 -e signed-integer "$tmp/a.wav" remix - gain -h rate -v 8000 norm -6 pad 0.25 0.25
+    sox -D "$tmp/a.wav" -e u-law "$tmp/u.wav"
+    sox -D "$tmp/u.wav" -e signed-integer -b 16 "$2"
 }
 
-CMN_MENU='欢迎致电一零零零零客户服务热线。普通话请按一，英语服务请按二。报障请按九，查询工单请按一，投诉请按二，人工服务请按零。您的工单号是一三八零零一三八零零零，我们将在二十四小时内处理。'
-CMN_BUSY='您好，您所拨打的电话正在通话中，请稍后再拨。如需留言，请在提示音后说出您的姓名和电话号码，按井号键结束。'
-CMN_BILL='您的账户余额为三百二十五元六角，本月话费一百八十八元。充值请按一，查询积分请按二，返回上一级菜单请按星号键。'
-CMN_NUMBER='请输入您的十一位手机号码，以井号键结束。您输入的号码是一三九一二三四五六七八，确认请按一，重新输入请按二。'
-CMN_HOURS='感谢您的来电，我们的服务时间是每天早上八点到晚上十点。节假日期间，请拨打九五五八八或者访问我们的网站。再见。'
+n=0
+say() { # KEY LANGUAGE VOICE SPEED TEXT
+    n=$((n + 1))
+    local name
+    name=$(printf '%03d' "$n")-$2-${1/-/other}.wav
+    espeak-ng -v "$3" -s "$4" -w "$tmp/s.wav" -- "$5"
+    finish "$tmp/s.wav" "$DIR/$name"
+    echo "$name,$1,$2,$5 ($3 $4)" >>"$DIR/manifest.csv"
+}
 
-EN_MENU='Welcome to the customer service hotline. For service in Mandarin, press one. For English, press two. To report a fault, press nine. To check a ticket, press one. To make a complaint, press two. To speak to an operator, press zero.'
-EN_TICKET='Your ticket number is nine one three eight zero zero one three eight zero zero zero. We will handle it within twenty four hours. Thank you for calling.'
-EN_NUMBER='Please enter your eleven digit phone number, followed by the pound key. You entered 1 3 9, 1 2 3 4, 5 6 7 8. If this is correct, press one. To try again, press two. To return to the main menu, press star.'
-EN_BILL='Your account balance is three hundred and twenty five dollars and sixty cents. Your next payment of one hundred and eighty eight dollars is due on March 15th, 2025.'
-EN_QUEUE='All of our agents are busy helping other customers. Your call is important to us. Please stay on the line, and your call will be answered in the order it was received. The estimated waiting time is four minutes.'
-
-say cmn_menu_m      cmn      50 150 "$CMN_MENU"
-say cmn_menu_f      cmn+f3   70 160 "$CMN_MENU"
-say cmn_busy_m      cmn+m3   40 150 "$CMN_BUSY"
-say cmn_bill_f      cmn+f2   60 150 "$CMN_BILL"
-say cmn_number_f    cmn+f4   80 140 "$CMN_NUMBER"
-say cmn_hours_m     cmn      30 170 "$CMN_HOURS"
-say en_menu_m       en-us    50 160 "$EN_MENU"
-say en_menu_f       en-us+f3 70 160 "$EN_MENU"
-say en_ticket_f     en-us+f2 60 150 "$EN_TICKET"
-say en_number_m     en-gb+m3 40 150 "$EN_NUMBER"
-say en_bill_f       en-us+f4 85 170 "$EN_BILL"
-say en_queue_m      en-us    30 170 "$EN_QUEUE"
-
-sha256sum ./*.wav > SHA256SUMS
+ZH_VOICES=(cmn-latn-pinyin cmn-latn-pinyin+f2 cmn-latn-pinyin+m3 cmn-latn-pinyin+f4 cmn-latn-pinyin+m7)
+EN_VOICES=(en-us en-us+f2 en-us+m3 en-us+f4 en)
+SPEEDS=(130 160 190)
+for voice in "${ZH_VOICES[@]}"; do
+    for speed in "${SPEEDS[@]}"; do
+        say 9 zh "$voice" "$speed" "故障"
+        say 9 zh "$voice" "$speed" "报障"
+        say 1 zh "$voice" "$speed" "查询"
+        say 0 zh "$voice" "$speed" "人工"
+    done
+done
+for voice in "${EN_VOICES[@]}"; do
+    for speed in "${SPEEDS[@]}"; do
+        say 9 en "$voice" "$speed" "fault"
+        say 9 en "$voice" "$speed" "report a fault"
+        say 1 en "$voice" "$speed" "status"
+        say 0 en "$voice" "$speed" "agent"
+    done
+done
+# Other speech: not a choice of this menu.
+for voice in cmn-latn-pinyin cmn-latn-pinyin+f2 cmn-latn-pinyin+m3; do
+    for text in "我想查一下话费" "你好" "请问营业时间" "谢谢再见" "二零二四年"; do
+        say - zh "$voice" 160 "$text"
+    done
+done
+for voice in en-us en-us+f2 en; do
+    for text in "hello" "what time do you close" "I want to pay my bill" "thank you goodbye" "my name is John"; do
+        say - en "$voice" 160 "$text"
+    done
+done
+# Noise: a line's hiss and hum, a burst, a door.
+noise() { # NAME SOX-SYNTH-ARGS...
+    n=$((n + 1))
+    local name
+    name=$(printf '%03d' "$n")-noise.wav
+    sox -D -n -r 8000 -c 1 -b 16 -e signed-integer "$tmp/n.wav" synth "${@:2}"
+    finish "$tmp/n.wav" "$DIR/$name"
+    echo "$name,-,none,$1" >>"$DIR/manifest.csv"
+}
+noise "white noise 1 s" 1 whitenoise vol 0.3
+noise "pink noise 1.5 s" 1.5 pinknoise vol 0.4
+noise "brown noise 1 s" 1 brownnoise vol 0.5
+noise "50 Hz hum 1 s" 1 sine 50 vol 0.5
+noise "1 kHz tone 0.5 s" 0.5 sine 1000 vol 0.3
+noise "white noise burst 0.2 s" 0.2 whitenoise vol 0.8
+noise "pink noise 3 s" 3 pinknoise vol 0.2
+noise "tremolo noise 2 s" 2 whitenoise vol 0.3 tremolo 4 80
+echo "$(($(wc -l <"$DIR/manifest.csv") - 1)) files in $DIR"
