@@ -10,9 +10,9 @@
 //! because the images the hold leaves above 4 kHz give the model's upper
 //! filters the energy it was trained to see; a band-limited upsampling
 //! recognised far worse (docs/benchmarks.md). Confidence is a likelihood
-//! ratio: the grammar's best path against a free phone loop over the same
-//! frames, per frame: close to 1 when the utterance is one of the phrases,
-//! far below when it is something else.
+//! ratio: the grammar's best path against a free loop of context-free
+//! phones over the same frames, per frame, through a logistic: above 0.5
+//! when the phrase explains the audio better than the free loop does.
 //!
 //! A decoder is not thread-safe: the recognizer keeps a pool, each behind
 //! a mutex, and a recognition takes a free one (or waits). Recognitions
@@ -29,8 +29,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub const LIBRARY: &str = "libpocketsphinx.so.3";
 /// The model Debian's `pocketsphinx-en-us` installs.
 pub const MODEL_DIR: &str = "/usr/share/pocketsphinx/model/en-us";
-/// pocketsphinx's scores are logarithms in this base.
-const LOG_BASE: f64 = 1.0001;
+/// The per-frame score margin (grammar over phone loop, in pocketsphinx's
+/// log units) that maps to confidence 0.73 (`1 / (1 + e^-1)`): on the test
+/// set (docs/benchmarks.md) in-grammar phrases mostly score 2 to 20 and
+/// other speech -10 to 8, so the margin is spread over that range.
+const MARGIN_SCALE: f64 = 5.0;
 /// The free phone loop's search name.
 const PHONE_LOOP: &str = "phone_loop";
 
@@ -141,6 +144,10 @@ impl Session {
             "/dev/null",
             "-remove_silence",
             "no",
+            // Context-independent phones for the free phone loop: a tenth
+            // of the CPU of triphones, and enough for a likelihood ratio.
+            "-allphone_ci",
+            "yes",
         ]
         .iter()
         .map(|a| c_string(a))
@@ -385,7 +392,8 @@ impl Recognizer for Sphinx {
         };
         let (_, free, _) = session.decode(PHONE_LOOP, &wide)?;
         let per_frame = f64::from(score - free) / f64::from(frames.max(1));
-        let confidence = (per_frame * LOG_BASE.ln()).exp().min(1.0);
+        tracing::trace!(%text, score, free, frames, per_frame, "recognised");
+        let confidence = 1.0 / (1.0 + (-per_frame / MARGIN_SCALE).exp());
         Ok(Some(Hypothesis {
             key,
             phrase,
