@@ -97,8 +97,10 @@ fn main() -> anyhow::Result<()> {
             seconds: case.samples.len() as f64 / 8000.0,
         });
     }
-    let mut cpu_per_recognition: Vec<f64> =
-        outcomes.iter().map(|o| o.cpu.as_secs_f64() * 1000.0).collect();
+    let mut cpu_per_recognition: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.cpu.as_secs_f64() * 1000.0)
+        .collect();
     cpu_per_recognition.sort_by(f64::total_cmp);
     let cpu_total: f64 = outcomes.iter().map(|o| o.cpu.as_secs_f64()).sum();
     let audio_total: f64 = outcomes.iter().map(|o| o.seconds).sum();
@@ -120,7 +122,11 @@ fn main() -> anyhow::Result<()> {
                 .filter(|o| o.expected.is_some() && o.language == language)
                 .collect();
             let right = set.iter().filter(|o| accepted(o) == o.expected).count();
-            format!("{right}/{} ({:.1} %)", set.len(), 100.0 * right as f64 / set.len() as f64)
+            format!(
+                "{right}/{} ({:.1} %)",
+                set.len(),
+                100.0 * right as f64 / set.len() as f64
+            )
         };
         let in_grammar: Vec<&Outcome> = outcomes.iter().filter(|o| o.expected.is_some()).collect();
         let wrong = in_grammar

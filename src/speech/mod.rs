@@ -46,5 +46,9 @@ pub enum SpeechError {
 pub trait Recognizer: Send + Sync {
     /// The phrase heard, if the audio matches one at all (`None`: nothing
     /// of the grammar was heard).
-    fn recognize(&self, grammar: &Grammar, audio: &[i16]) -> Result<Option<Hypothesis>, SpeechError>;
+    fn recognize(
+        &self,
+        grammar: &Grammar,
+        audio: &[i16],
+    ) -> Result<Option<Hypothesis>, SpeechError>;
 }

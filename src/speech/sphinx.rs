@@ -62,7 +62,8 @@ struct Api {
 
 impl Api {
     fn load(library: &str) -> Result<Api, SpeechError> {
-        let unavailable = |e: libloading::Error| SpeechError::Unavailable(format!("{library}: {e}"));
+        let unavailable =
+            |e: libloading::Error| SpeechError::Unavailable(format!("{library}: {e}"));
         // SAFETY: loading runs the library's initialisers; libpocketsphinx
         // and libsphinxbase have none beyond the C runtime's.
         let lib = unsafe { Library::new(library) }.map_err(unavailable)?;
@@ -165,7 +166,9 @@ impl Session {
             )
         };
         if config.is_null() {
-            return Err(SpeechError::Unavailable("pocketsphinx refused its arguments".into()));
+            return Err(SpeechError::Unavailable(
+                "pocketsphinx refused its arguments".into(),
+            ));
         }
         // SAFETY: config is a valid argument set.
         let decoder = unsafe { (api.ps_init)(config) };
@@ -217,7 +220,8 @@ impl Session {
         }
         let (name, jsgf) = (c_string(&grammar.id)?, c_string(&compiled.jsgf)?);
         // SAFETY: valid decoder and strings.
-        if unsafe { (self.api.ps_set_jsgf_string)(self.decoder, name.as_ptr(), jsgf.as_ptr()) } < 0 {
+        if unsafe { (self.api.ps_set_jsgf_string)(self.decoder, name.as_ptr(), jsgf.as_ptr()) } < 0
+        {
             return Err(SpeechError::Grammar(format!(
                 "pocketsphinx refused the grammar of {}",
                 grammar.id
@@ -261,6 +265,7 @@ struct Lexicon {
 }
 
 /// A grammar as pocketsphinx takes it.
+#[derive(Debug)]
 struct Compiled {
     jsgf: String,
     /// Word → phones, for every word the JSGF uses.
@@ -323,7 +328,10 @@ impl Lexicon {
             words.extend(phrase_words);
         }
         if alternatives.is_empty() {
-            return Err(SpeechError::Grammar(format!("{} has no phrases", grammar.id)));
+            return Err(SpeechError::Grammar(format!(
+                "{} has no phrases",
+                grammar.id
+            )));
         }
         let jsgf = format!(
             "#JSGF V1.0;\ngrammar menu;\npublic <choice> = {};\n",
@@ -335,7 +343,12 @@ impl Lexicon {
     /// The key of the phrase a hypothesis is.
     fn key_of(&self, grammar: &Grammar, hypothesis: &str) -> Option<(char, String)> {
         grammar.phrases.iter().find_map(|(key, phrase)| {
-            let words: Vec<String> = self.phrase(phrase).ok()?.into_iter().map(|(w, _)| w).collect();
+            let words: Vec<String> = self
+                .phrase(phrase)
+                .ok()?
+                .into_iter()
+                .map(|(w, _)| w)
+                .collect();
             (words.join(" ") == hypothesis).then(|| (*key, phrase.clone()))
         })
     }
@@ -382,7 +395,11 @@ pub fn to_model_rate(audio: &[i16]) -> Vec<i16> {
 }
 
 impl Recognizer for Sphinx {
-    fn recognize(&self, grammar: &Grammar, audio: &[i16]) -> Result<Option<Hypothesis>, SpeechError> {
+    fn recognize(
+        &self,
+        grammar: &Grammar,
+        audio: &[i16],
+    ) -> Result<Option<Hypothesis>, SpeechError> {
         let wide = to_model_rate(audio);
         let mut session = self.session();
         session.prepare(grammar, &self.lexicon)?;
@@ -405,4 +422,72 @@ impl Recognizer for Sphinx {
 /// Where the model lives by default.
 pub fn default_model() -> PathBuf {
     PathBuf::from(MODEL_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lexicon() -> Lexicon {
+        Lexicon {
+            english: [
+                ("report", "R IY P AO R T"),
+                ("a", "AH"),
+                ("fault", "F AO L T"),
+                ("agent", "EY JH AH N T"),
+            ]
+            .map(|(w, p)| (w.to_string(), p.to_string()))
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn grammar() -> Grammar {
+        Grammar {
+            id: "test/menu".into(),
+            phrases: [('9', "报障"), ('9', "Report a fault"), ('0', "agent")]
+                .map(|(k, p)| (k, p.to_string()))
+                .to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_grammar_compiles_to_jsgf_with_every_word_pronounced() {
+        let compiled = lexicon().compile(&grammar()).expect("compiles");
+        assert_eq!(
+            compiled.jsgf,
+            "#JSGF V1.0;\ngrammar menu;\npublic <choice> = py_bao py_zhang | report a fault | agent;\n"
+        );
+        assert_eq!(compiled.words["py_bao"], "B AW");
+        assert_eq!(compiled.words["py_zhang"], "JH AA NG");
+        assert_eq!(compiled.words["report"], "R IY P AO R T");
+        assert_eq!(compiled.words.len(), 6);
+    }
+
+    #[test]
+    fn a_hypothesis_maps_back_to_its_key_and_unknown_words_are_named() {
+        let lexicon = lexicon();
+        assert_eq!(
+            lexicon.key_of(&grammar(), "py_bao py_zhang"),
+            Some(('9', "报障".to_string()))
+        );
+        assert_eq!(
+            lexicon.key_of(&grammar(), "agent"),
+            Some(('0', "agent".to_string()))
+        );
+        assert_eq!(lexicon.key_of(&grammar(), "fault"), None);
+        let unknown = Grammar {
+            id: "test/other".into(),
+            phrases: vec![('1', "status".into())],
+        };
+        let error = lexicon.compile(&unknown).expect_err("not pronounced");
+        assert!(error
+            .to_string()
+            .contains("\"status\" is not in the pronouncing dictionary"));
+    }
+
+    #[test]
+    fn telephone_audio_is_doubled_to_the_model_rate() {
+        assert_eq!(to_model_rate(&[1, -2, 3]), [1, 1, -2, -2, 3, 3]);
+    }
 }
