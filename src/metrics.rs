@@ -45,6 +45,8 @@ pub const SMS_FAILED: &str = "hotline_sms_failed_total";
 pub const SMS_RATE_LIMITED: &str = "hotline_sms_rate_limited_total";
 pub const OUTBOUND_ATTEMPTS: &str = "hotline_outbound_attempts_total";
 pub const OUTBOUND_OUTCOMES: &str = "hotline_outbound_outcomes_total";
+pub const RECORDINGS: &str = "hotline_recordings_total";
+pub const RECORDINGS_PURGED: &str = "hotline_recordings_purged_total";
 pub const OUTBOX_DEPTH: &str = "hotline_outbox_depth";
 pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "hotline_outbox_oldest_age_seconds";
 pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
@@ -95,6 +97,14 @@ fn describe() {
     describe_counter!(
         OUTBOUND_ATTEMPTS,
         "Outbound calls placed, by purpose: confirm"
+    );
+    describe_counter!(
+        RECORDINGS,
+        "Callers' recordings (record nodes), by outcome: kept, failed (not stored: disk or database)"
+    );
+    describe_counter!(
+        RECORDINGS_PURGED,
+        "Recordings whose audio the retention deleted"
     );
     describe_counter!(
         OUTBOUND_OUTCOMES,
@@ -328,6 +338,16 @@ pub fn outbound_attempt(purpose: &'static str) {
 /// An outbound call attempt of `purpose` ended with `cause`.
 pub fn outbound_outcome(purpose: &'static str, cause: &'static str) {
     counter!(OUTBOUND_OUTCOMES, "purpose" => purpose, "cause" => cause).increment(1);
+}
+
+/// A caller's recording was kept, or could not be.
+pub fn recording(kept: bool) {
+    let outcome = if kept { "kept" } else { "failed" };
+    counter!(RECORDINGS, "outcome" => outcome).increment(1);
+}
+
+pub fn recordings_purged(count: usize) {
+    counter!(RECORDINGS_PURGED).increment(count as u64);
 }
 
 pub fn sms_sent() {

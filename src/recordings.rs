@@ -65,7 +65,9 @@ impl Recordings {
         let dir = self.dir.clone();
         let bytes = tokio::task::spawn_blocking(move || write_wav(&dir, &written, &samples))
             .await
-            .map_err(|e| RecordingError::Task(e.to_string()))??;
+            .map_err(|e| RecordingError::Task(e.to_string()))
+            .and_then(|written| written)
+            .inspect_err(|_| crate::metrics::recording(false))?;
         let new = NewRecording {
             token,
             kind: RecordingKind::Description,
@@ -76,12 +78,30 @@ impl Recordings {
             bytes,
         };
         match self.store.insert_recording(new).await {
-            Ok(stored) => Ok(stored),
+            Ok(stored) => {
+                crate::metrics::recording(true);
+                Ok(stored)
+            }
             Err(e) => {
+                crate::metrics::recording(false);
                 let _ = tokio::fs::remove_file(&path).await;
                 Err(e.into())
             }
         }
+    }
+
+    /// Creates the directory and checks a file can be made there (at
+    /// start-up: a gateway that cannot keep recordings still takes calls,
+    /// and says so once, here, rather than at the first caller).
+    pub fn prepare(&self) -> Result<(), RecordingError> {
+        let probe = self.dir.join(format!(".probe-{}", new_token()));
+        let io = |source| RecordingError::Io {
+            path: probe.clone(),
+            source,
+        };
+        std::fs::create_dir_all(self.dir.as_ref()).map_err(io)?;
+        std::fs::write(&probe, b"").map_err(io)?;
+        std::fs::remove_file(&probe).map_err(io)
     }
 
     pub fn store(&self) -> &Store {
@@ -116,6 +136,7 @@ impl Recordings {
                     }
                 }
                 self.store.mark_recording_purged(recording.id).await?;
+                crate::metrics::recordings_purged(1);
                 purged += 1;
             }
         }

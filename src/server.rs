@@ -167,6 +167,9 @@ impl Server {
         let (outbound_ended, outbound_results) = mpsc::unbounded_channel();
         let live_calls = LiveCalls::default();
         let recordings = Recordings::new(&config.recordings, store.clone());
+        if let Err(e) = recordings.prepare() {
+            tracing::warn!(error = %e, "callers' recordings cannot be kept (record nodes take on_error)");
+        }
         let ivr = IvrCalls::new(
             store.clone(),
             prompts.clone(),
