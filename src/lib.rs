@@ -18,6 +18,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod outbound;
+pub mod periodic;
 pub mod phone;
 pub mod recordings;
 pub mod redact;

@@ -149,21 +149,16 @@ impl Recordings {
 pub async fn purge_every(
     recordings: Recordings,
     period: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.wait_for(|stopping| *stopping) => return,
-        }
+    crate::periodic::every(period, stop, || async {
         match recordings.purge(recordings.store.now()).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "recordings past their retention deleted"),
             Err(e) => tracing::error!(error = %e, "recording retention failed"),
         }
-    }
+    })
+    .await;
 }
 
 /// 32 lowercase hex digits from the OS's random source.

@@ -7,14 +7,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Marks passed deadlines every `period` until `stop` turns true.
-pub async fn mark_breaches_every(store: Store, period: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.wait_for(|stopping| *stopping) => return,
-        }
+pub async fn mark_breaches_every(store: Store, period: Duration, stop: watch::Receiver<bool>) {
+    crate::periodic::every(period, stop, || async {
         match store.mark_breaches(store.now()).await {
             Ok(breaches) => {
                 for breach in &breaches {
@@ -28,5 +22,6 @@ pub async fn mark_breaches_every(store: Store, period: Duration, mut stop: watch
             }
             Err(e) => tracing::error!(error = %e, "SLA breach check failed"),
         }
-    }
+    })
+    .await;
 }

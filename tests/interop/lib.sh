@@ -12,6 +12,9 @@
 #                             on PATH.
 # require_shared_tool NAME    exits 2 unless ../shared/tools (or
 #                             SHARED_TOOLS) has the executable NAME.
+# fail MESSAGE                logs a failed check and counts it (FAILURES).
+# result LOGDIR               prints RESULT: PASS, or RESULT: FAIL with the
+#                             count and LOGDIR and exits 1.
 #
 # Expects ROOT (the repository) and WORK (a scratch directory) to be set.
 
@@ -147,6 +150,18 @@ stop_gateway() {
 }
 
 # For `trap ... EXIT`: never leave the gateway behind.
+FAILURES=0
+fail() { log "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
+
+result() {
+    if [ "$FAILURES" -eq 0 ]; then
+        echo "RESULT: PASS"
+    else
+        echo "RESULT: FAIL ($FAILURES failures; logs in $1)"
+        exit 1
+    fi
+}
+
 kill_gateway() {
     if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
         kill -KILL "$GW_PID" 2>/dev/null || true

@@ -41,8 +41,6 @@ require_tools sipp python3
 [ -x "$HOTLINE_BIN" ] || { echo "$HOTLINE_BIN not found: run cargo build --release"; exit 2; }
 require_shared_tool sipp-ivr-call
 CALLER=13800138000
-FAILURES=0
-fail() { log "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
 
 SIP=$(free_port 127.0.0.1)
 AGENT_PORT=$(free_port 127.0.0.1)
@@ -155,9 +153,4 @@ grep 'outbound_call' <<<"$history" | grep -q 'completed' || fail "the attempt is
 log "ticket $customer_ticket history: $(grep -E 'callback_requested|outbound_call' <<<"$history" | tr -s ' ' | tr '\n' ';')"
 
 stop_gateway || fail "the gateway did not stop cleanly"
-if [ "$FAILURES" -eq 0 ]; then
-    echo "RESULT: PASS"
-else
-    echo "RESULT: FAIL ($FAILURES failures; logs in $BASE)"
-    exit 1
-fi
+result "$BASE"

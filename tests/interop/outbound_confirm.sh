@@ -58,9 +58,6 @@ python3 "$ROOT/tests/interop/fake_sms_provider.py" "$PROVIDER_HOLD" "$PROVIDER_O
 PIDS+=("$!")
 touch "$BASE/provider.log"
 
-FAILURES=0
-fail() { log "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
-
 # The gateway's configuration for a case: trunk "main" to CALLEE_PORT.
 write_config() { # DIR CALLEE_PORT ATTEMPTS
     cat >"$1/hotline.toml" <<EOF

@@ -45,8 +45,6 @@ if ! "$VENV/bin/python" -c 'import selenium' 2>/dev/null; then
     "$VENV/bin/pip" install --quiet 'selenium>=4.20,<5' >"$BASE/pip.log" 2>&1 ||
         { echo "pip install selenium failed:"; tail -n 20 "$BASE/pip.log"; exit 2; }
 fi
-FAILURES=0
-fail() { log "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
 
 # What the caller says, and the microphone: silence until LEAD seconds
 # after the answer (the last key comes about 15.5 s in), the words, then
@@ -113,9 +111,4 @@ if [ -n "$AUDIO" ]; then
 fi
 
 stop_gateway || fail "the gateway did not stop cleanly"
-if [ "$FAILURES" -eq 0 ]; then
-    echo "RESULT: PASS"
-else
-    echo "RESULT: FAIL ($FAILURES failures; logs in $BASE)"
-    exit 1
-fi
+result "$BASE"
