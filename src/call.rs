@@ -103,6 +103,8 @@ pub struct CallSettings {
     pub symmetric_rtp: bool,
     pub greeting: Vec<String>,
     pub loop_greeting: bool,
+    /// `recordings.bridged_calls`: bridged calls are recorded in stereo.
+    pub record_bridged_calls: bool,
 }
 
 struct Call {
@@ -451,6 +453,7 @@ impl Calls {
             WorkerCommand::Bridge {
                 socket,
                 session: Box::new(session),
+                record: self.settings.record_bridged_calls,
             },
         );
     }
@@ -590,6 +593,14 @@ impl Calls {
         // A recording may end after its call (the caller hung up while
         // speaking): the IVR keeps it either way.
         let event = match event {
+            MediaEvent::CallAudio(chunk) => {
+                self.ivr.on_call_audio(call, *chunk);
+                return;
+            }
+            MediaEvent::CallAudioEnd => {
+                self.ivr.on_call_audio_end(call);
+                return;
+            }
             MediaEvent::Recorded(recording) => {
                 tracing::info!(
                     call_id = self.calls.get(&call).map_or("-", |s| s.call_id.as_str()),
@@ -658,6 +669,7 @@ impl Calls {
                 }
                 let _ = endpoint.hangup(call, now);
             }
+            MediaEvent::CallAudio(_) | MediaEvent::CallAudioEnd => {}
             MediaEvent::SpeechStarted => {
                 let actions = self.ivr.on_speech_started(call, now);
                 self.apply(endpoint, actions, now);

@@ -164,6 +164,10 @@ pub struct RecordingsConfig {
     pub retention_days: u32,
     /// How often the retention is applied.
     pub purge_check_secs: u64,
+    /// Record bridged agent calls (quality inspection, 质检) as stereo
+    /// WAV, the caller left and the agent right. Off by default; dialplans
+    /// see `recording.calls` = `on` to play their consent notice first.
+    pub bridged_calls: bool,
 }
 
 impl Default for RecordingsConfig {
@@ -172,6 +176,7 @@ impl Default for RecordingsConfig {
             dir: PathBuf::from("data/recordings"),
             retention_days: 90,
             purge_check_secs: 3600,
+            bridged_calls: false,
         }
     }
 }

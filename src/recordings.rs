@@ -6,6 +6,7 @@
 //! stays, marked purged).
 
 use crate::config::RecordingsConfig;
+use crate::media::session::StereoChunk;
 use crate::tickets::store::{NewRecording, RecordingKind, Store, StoreError, StoredRecording};
 use chrono::{DateTime, Duration, Utc};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub enum RecordingError {
 pub struct Recordings {
     dir: Arc<PathBuf>,
     retention_days: u32,
+    bridged_calls: bool,
     store: Store,
 }
 
@@ -45,6 +47,7 @@ impl Recordings {
         Recordings {
             dir: Arc::new(config.dir.clone()),
             retention_days: config.retention_days,
+            bridged_calls: config.bridged_calls,
             store,
         }
     }
@@ -77,6 +80,16 @@ impl Recordings {
             duration_ms,
             bytes,
         };
+        self.keep(new, &path).await
+    }
+
+    /// Stores the row of a written file; a file whose row cannot be
+    /// written is removed again.
+    async fn keep(
+        &self,
+        new: NewRecording,
+        path: &Path,
+    ) -> Result<StoredRecording, RecordingError> {
         match self.store.insert_recording(new).await {
             Ok(stored) => {
                 crate::metrics::recording(true);
@@ -84,10 +97,55 @@ impl Recordings {
             }
             Err(e) => {
                 crate::metrics::recording(false);
-                let _ = tokio::fs::remove_file(&path).await;
+                let _ = tokio::fs::remove_file(path).await;
                 Err(e.into())
             }
         }
+    }
+
+    /// Starts recording bridged call `sip_call_id` (stereo: the caller
+    /// left, the agent right), to be kept on ticket `ticket` if given.
+    pub fn start_call(&self, sip_call_id: &str, ticket: Option<String>) -> CallRecording {
+        let token = new_token();
+        let path = self.path_of(&token).unwrap_or_default();
+        let (chunks, mut incoming) = tokio::sync::mpsc::unbounded_channel::<StereoChunk>();
+        let (dir, file) = (self.dir.clone(), path.clone());
+        let writer = tokio::spawn(async move {
+            let blocking = |e: tokio::task::JoinError| RecordingError::Task(e.to_string());
+            let (d, f) = (dir.clone(), file.clone());
+            let mut wav = tokio::task::spawn_blocking(move || create_wav(&d, &f, 2))
+                .await
+                .map_err(blocking)??;
+            let mut frames = 0u64;
+            while let Some(chunk) = incoming.recv().await {
+                frames += chunk.left.len() as u64;
+                let f = file.clone();
+                wav = tokio::task::spawn_blocking(move || {
+                    let pairs = chunk.left.into_iter().zip(chunk.right);
+                    write_samples(&mut wav, &f, pairs.flat_map(|(l, r)| [l, r])).map(|()| wav)
+                })
+                .await
+                .map_err(blocking)??;
+            }
+            let bytes = tokio::task::spawn_blocking(move || finish_wav(&dir, &file, wav))
+                .await
+                .map_err(blocking)??;
+            Ok((bytes, frames))
+        });
+        CallRecording {
+            chunks,
+            writer,
+            token,
+            path,
+            sip_call_id: sip_call_id.to_string(),
+            ticket,
+            recordings: self.clone(),
+        }
+    }
+
+    /// Whether bridged calls are recorded (`recordings.bridged_calls`).
+    pub fn records_bridged_calls(&self) -> bool {
+        self.bridged_calls
     }
 
     /// Creates the directory and checks a file can be made there (at
@@ -174,16 +232,17 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Writes the WAV and syncs it (and the directory entry) to disk; returns
-/// its size.
-fn write_wav(dir: &Path, path: &Path, samples: &[i16]) -> Result<u64, RecordingError> {
+type WavWriter = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+/// A new WAV file (never an existing one) at `path`, 8 kHz 16-bit.
+fn create_wav(dir: &Path, path: &Path, channels: u16) -> Result<WavWriter, RecordingError> {
     let io = |source| RecordingError::Io {
         path: path.to_path_buf(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let spec = hound::WavSpec {
-        channels: 1,
+        channels,
         sample_rate: SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
@@ -193,22 +252,103 @@ fn write_wav(dir: &Path, path: &Path, samples: &[i16]) -> Result<u64, RecordingE
         .create_new(true)
         .open(path)
         .map_err(io)?;
-    let wav = |source| RecordingError::Wav {
+    hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|source| {
+        RecordingError::Wav {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn write_samples(
+    writer: &mut WavWriter,
+    path: &Path,
+    samples: impl Iterator<Item = i16>,
+) -> Result<(), RecordingError> {
+    for sample in samples {
+        writer
+            .write_sample(sample)
+            .map_err(|source| RecordingError::Wav {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Completes the WAV and syncs it (and the directory entry) to disk;
+/// returns its size.
+fn finish_wav(dir: &Path, path: &Path, writer: WavWriter) -> Result<u64, RecordingError> {
+    let io = |source| RecordingError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(wav)?;
-    for sample in samples {
-        writer.write_sample(*sample).map_err(wav)?;
-    }
-    writer.finalize().map_err(wav)?;
+    writer.finalize().map_err(|source| RecordingError::Wav {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let file = std::fs::File::open(path).map_err(io)?;
     file.sync_all().map_err(io)?;
     if let Ok(directory) = std::fs::File::open(dir) {
         let _ = directory.sync_all();
     }
-    let bytes = file.metadata().map_err(io)?.len();
-    Ok(bytes)
+    Ok(file.metadata().map_err(io)?.len())
+}
+
+/// Writes a mono WAV at once; returns its size.
+fn write_wav(dir: &Path, path: &Path, samples: &[i16]) -> Result<u64, RecordingError> {
+    let mut writer = create_wav(dir, path, 1)?;
+    write_samples(&mut writer, path, samples.iter().copied())?;
+    finish_wav(dir, path, writer)
+}
+
+/// A bridged call being recorded: its audio goes to the file a second at
+/// a time (in order, on the blocking pool), and the row is stored when
+/// the call's media ends.
+pub struct CallRecording {
+    chunks: tokio::sync::mpsc::UnboundedSender<StereoChunk>,
+    writer: tokio::task::JoinHandle<Result<(u64, u64), RecordingError>>,
+    token: String,
+    path: PathBuf,
+    sip_call_id: String,
+    ticket: Option<String>,
+    recordings: Recordings,
+}
+
+impl CallRecording {
+    /// Adds the next stretch of both sides.
+    pub fn append(&self, chunk: StereoChunk) {
+        // A writer that failed has stopped taking chunks: `finish` says why.
+        let _ = self.chunks.send(chunk);
+    }
+
+    /// Completes the file and stores its row (on the ticket, if any).
+    pub async fn finish(self) -> Result<StoredRecording, RecordingError> {
+        drop(self.chunks);
+        let written = self
+            .writer
+            .await
+            .map_err(|e| RecordingError::Task(e.to_string()))
+            .and_then(|written| written);
+        let (bytes, frames) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                crate::metrics::recording(false);
+                let _ = tokio::fs::remove_file(&self.path).await;
+                return Err(e);
+            }
+        };
+        let new = NewRecording {
+            token: self.token,
+            kind: RecordingKind::Call,
+            ticket: self.ticket,
+            sip_call_id: self.sip_call_id,
+            channels: 2,
+            duration_ms: frames * 1000 / u64::from(SAMPLE_RATE),
+            bytes,
+        };
+        self.recordings.keep(new, &self.path).await
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,7 @@ impl Server {
                 symmetric_rtp: config.media.symmetric_rtp,
                 greeting: config.calls.greeting.clone(),
                 loop_greeting: config.calls.loop_greeting,
+                record_bridged_calls: config.recordings.bridged_calls,
             },
             dialplans,
             ivr,

@@ -551,6 +551,16 @@ async fn every_key_timeout_wrong_key_case_and_store_result_of_the_shipped_plan_i
         run(c.walk_busy(UNKNOWN, "10000", keys).await);
     }
     run(c.walk_busy(GROUP, "10000", "0").await);
+    // With bridged calls recorded, the caller hears so first.
+    let mut recorded = script(UNKNOWN, "10000", "0");
+    recorded.recorded_calls = true;
+    recorded.transfers = TransferFailure::Busy;
+    let t = c.walk_script(recorded).await;
+    assert!(
+        t.iter().any(|l| l == "hears: zh/call_recording_notice"),
+        "{t:#?}"
+    );
+    run(t);
     // Status by number, before this caller has tickets: silence, and
     // three mistyped numbers.
     let check = damm_digit([1, 2, 3, 4, 5, 6, 7, 8, 9]);

@@ -289,3 +289,140 @@ async fn a_caller_who_hangs_up_while_speaking_keeps_what_they_said() {
     );
     server.shutdown().await;
 }
+
+/// Makes a ticket, then bridges the caller to the agents (who hear the
+/// recording notice first when calls are recorded).
+const BRIDGE_PLAN: &str = r#"
+[dialplan]
+name = "bridge"
+entries = { "10000" = "create" }
+
+[nodes.create]
+kind = "ticket_create"
+type = "consultation"
+category = "bandwidth"
+description = "IVR: an agent"
+next = "notice"
+on_error = "bye"
+
+[nodes.notice]
+kind = "branch"
+cases = [{ variable = "recording.calls", equals = "on", goto = "tell" }]
+else = "bye"
+
+[nodes.tell]
+kind = "play"
+say = ["beep"]
+next = "agents"
+
+[nodes.agents]
+kind = "transfer"
+target = "agents"
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+"#;
+
+/// Where in `stored` the µ-law round trip of `sent` starts, if anywhere.
+fn find(stored: &[i16], sent: &[i16]) -> Option<usize> {
+    let sent: Vec<i16> = sent
+        .iter()
+        .map(|s| g711::ulaw_decode(g711::ulaw_encode(*s)))
+        .collect();
+    let loud = sent.iter().position(|s| s.unsigned_abs() > 1000)?;
+    let anchor = &sent[loud..loud + 400];
+    let at = (loud..stored.len().saturating_sub(sent.len() - loud))
+        .find(|&at| &stored[at..at + 400] == anchor)?
+        - loud;
+    (stored[at..at + sent.len()] == sent[..]).then_some(at)
+}
+
+#[tokio::test]
+async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("bridge.toml"), BRIDGE_PLAN).unwrap();
+    let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
+    let mut config = config(&plans);
+    config.recordings.bridged_calls = true;
+    config.transfer.targets.insert(
+        "agents".into(),
+        hotline::config::TransferTarget {
+            uri: format!("sip:agents@{}", agent.local),
+            mode: hotline::config::TransferMode::Bridge,
+            username: None,
+            password: None,
+            srtp: false,
+        },
+    );
+    let server = start(config.clone()).await;
+    agent.server = server.udp_addrs[0];
+    let (caller, _dialog, caller_rtp) = call(&server).await;
+
+    let invite = agent
+        .request_named("INVITE", LONG)
+        .await
+        .expect("the gateway calls the agents");
+    let offer = agent.offer(
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        "a=sendrecv\r\n",
+    );
+    let mut agent_dialog = agent
+        .respond(&invite, 200, "OK", "agent1", &[], Some(offer))
+        .await;
+    agent
+        .request_named("ACK", Duration::from_secs(5))
+        .await
+        .expect("ACK");
+    let leg = sdp::parse_body(&invite.body).unwrap().audio.unwrap();
+    let agent_rtp = SocketAddr::new(leg.connection.unwrap(), leg.port);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Both talk at once, each their own words.
+    let caller_words = speech();
+    let agent_words: Vec<i16> = hound::WavReader::open(repo("prompts/en/goodbye.wav"))
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| s.unwrap())
+        .collect();
+    tokio::join!(
+        say(&caller, caller_rtp, &caller_words, 0),
+        say(&agent, agent_rtp, &agent_words, 0),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(agent.bye(&mut agent_dialog).await, 200);
+
+    let (ticket_id, _) = the_ticket(&server).await;
+    let recordings = kept(&server, ticket_id, 1).await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let recording = &recordings[0];
+    assert_eq!((recording.kind.code(), recording.channels), ("call", 2));
+    let path = config
+        .recordings
+        .dir
+        .join(format!("{}.wav", recording.token));
+    let mut reader = hound::WavReader::open(&path).expect("the file");
+    assert_eq!(reader.spec().channels, 2);
+    let interleaved: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
+    let caller_at = find(&left, &caller_words).expect("the caller's words, left");
+    let agent_at = find(&right, &agent_words).expect("the agent's words, right");
+    // Said at the same moment, they sit at about the same place.
+    let skew = caller_at.abs_diff(agent_at);
+    assert!(skew <= 8 * 200, "{skew} samples apart");
+    assert!(
+        find(&right, &caller_words).is_none(),
+        "no caller on the right"
+    );
+    let events = server.store().events(ticket_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "recording" && e.detail.starts_with("the call with the agent")),
+        "{events:?}"
+    );
+    server.shutdown().await;
+}

@@ -71,6 +71,8 @@ pub const BUILTIN_VARIABLES: &[&str] = &[
     "tickets.position",
     "transferred_by",
     "transfer.failure",
+    "recording.id",
+    "recording.calls",
 ];
 
 /// The fewest and most digits a phone number that can be called back has

@@ -391,6 +391,12 @@ impl Engine {
         self.language
     }
 
+    /// Sets a variable the call glue knows before the first node (e.g.
+    /// `recording.calls`).
+    pub fn set_variable(&mut self, name: &str, value: &str) {
+        self.variables.insert(name.to_string(), value.to_string());
+    }
+
     /// Whether a `record` node is recording the caller now.
     pub fn is_recording(&self) -> bool {
         self.stage == Stage::Recording

@@ -24,7 +24,8 @@ use crate::config::{TransferConfig, TransferMode};
 use crate::media::playback::{PlayItem, Playlist};
 use crate::media::prompt::PromptLibrary;
 use crate::media::recorder::{RecordSpec, Recording};
-use crate::recordings::Recordings;
+use crate::media::session::StereoChunk;
+use crate::recordings::{CallRecording, Recordings};
 use crate::sip::endpoint::CallHandle;
 use crate::sip::identity::CallerIdentity;
 use crate::sip::refer;
@@ -196,6 +197,11 @@ pub struct IvrCalls {
     /// Calls that hung up while recording: (SIP Call-ID, ticket number)
     /// for the recording still on its way from the media worker.
     recording_at_hangup: HashMap<CallHandle, (String, Option<String>)>,
+    /// Bridged calls being recorded, until their media ends.
+    call_recordings: HashMap<CallHandle, CallRecording>,
+    /// Bridged calls that ended before their first second of audio came:
+    /// (SIP Call-ID, ticket number).
+    ended_bridges: HashMap<CallHandle, (String, Option<String>)>,
 }
 
 impl IvrCalls {
@@ -220,6 +226,8 @@ impl IvrCalls {
             refused_records: RefusedRecords::new(Instant::now()),
             recordings,
             recording_at_hangup: HashMap::new(),
+            call_recordings: HashMap::new(),
+            ended_bridges: HashMap::new(),
         }
     }
 
@@ -361,7 +369,14 @@ impl IvrCalls {
                 let Some((plan, entry)) = live.pending.take() else {
                     return Vec::new();
                 };
-                live.engine = Some(Engine::new(plan, &entry, info, self.calendar.clone()));
+                let mut engine = Engine::new(plan, &entry, info, self.calendar.clone());
+                let recorded = if self.recordings.records_bridged_calls() {
+                    "on"
+                } else {
+                    "off"
+                };
+                engine.set_variable("recording.calls", recorded);
+                live.engine = Some(engine);
                 let early = std::mem::take(&mut live.early_keys);
                 let mut actions = self.feed(call, Input::Start, now);
                 for key in early {
@@ -475,6 +490,44 @@ impl IvrCalls {
         self.feed(call, input, now)
     }
 
+    /// The next second of a recorded bridged call (the recording starts
+    /// with the first).
+    pub fn on_call_audio(&mut self, call: CallHandle, chunk: StereoChunk) {
+        if !self.call_recordings.contains_key(&call) {
+            let owner = match self.calls.get(&call) {
+                Some(live) => Some((live.call_id.clone(), ticket_of(live))),
+                None => self.ended_bridges.remove(&call),
+            };
+            let Some((call_id, ticket)) = owner else {
+                return;
+            };
+            tracing::info!(%call_id, ticket = ?ticket, "recording the bridged call");
+            let recording = self.recordings.start_call(&call_id, ticket);
+            self.call_recordings.insert(call, recording);
+        }
+        if let Some(recording) = self.call_recordings.get(&call) {
+            recording.append(chunk);
+        }
+    }
+
+    /// A recorded bridged call's media ended: the recording is kept.
+    pub fn on_call_audio_end(&mut self, call: CallHandle) {
+        self.ended_bridges.remove(&call);
+        let Some(recording) = self.call_recordings.remove(&call) else {
+            return;
+        };
+        tokio::spawn(async move {
+            match recording.finish().await {
+                Ok(kept) => tracing::info!(
+                    recording = kept.id,
+                    ms = kept.duration_ms,
+                    "bridged call recording kept"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot keep the bridged call's recording"),
+            }
+        });
+    }
+
     pub fn on_speech_started(
         &mut self,
         call: CallHandle,
@@ -517,6 +570,17 @@ impl IvrCalls {
         settle_transfer(&mut live.transfers, outcome);
         for transfer in &live.transfers {
             crate::metrics::transfer(&transfer.mode, &transfer.outcome);
+        }
+        let bridged = live
+            .transfers
+            .iter()
+            .any(|t| t.mode == TransferMode::Bridge.code() && t.outcome == "accepted");
+        if bridged
+            && self.recordings.records_bridged_calls()
+            && !self.call_recordings.contains_key(&call)
+        {
+            self.ended_bridges
+                .insert(call, (live.call_id.clone(), ticket_of(&live)));
         }
         if let Some(engine) = &live.engine {
             engine.left_the_plan();
@@ -819,6 +883,13 @@ fn busy_status(status: u16) -> bool {
 
 /// The outcome of a transfer still running.
 const PENDING: &str = "pending";
+
+/// The ticket a call has now (the one its plan made or loaded last).
+fn ticket_of(live: &RunningCall) -> Option<String> {
+    live.engine
+        .as_ref()
+        .and_then(|engine| engine.variables().get("ticket.number").cloned())
+}
 
 /// Gives the transfer in progress, if any, its outcome.
 fn settle_transfer(transfers: &mut [CallTransfer], outcome: &str) {

@@ -58,6 +58,9 @@ pub struct Script {
     pub key_interval: Duration,
     /// How transfers to agents fail here.
     pub transfers: TransferFailure,
+    /// Bridged calls are recorded (`recordings.bridged_calls`): the plan
+    /// sees `recording.calls` = `on`.
+    pub recorded_calls: bool,
 }
 
 impl Script {
@@ -77,6 +80,7 @@ impl Script {
             time_limit_prompt: defaults.time_limit_prompt,
             key_interval: Duration::from_millis(250),
             transfers: TransferFailure::Unavailable,
+            recorded_calls: false,
         }
     }
 }
@@ -131,6 +135,10 @@ pub async fn simulate(
         transferred,
     };
     let mut engine = Engine::new(plan, entry, info, calendar);
+    engine.set_variable(
+        "recording.calls",
+        if script.recorded_calls { "on" } else { "off" },
+    );
     let mut keys: VecDeque<String> = script.keys.into_iter().collect();
     let mut inputs: VecDeque<Input> = VecDeque::from([Input::Start]);
     let now = script.now;

@@ -66,6 +66,29 @@ pub enum MediaEvent {
     SpeechStarted,
     /// A recording ([`MediaSession::start_recording`]) ended.
     Recorded(Box<Recording>),
+    /// The last second or so of a recorded bridged call: what the caller
+    /// sent (left) and what the agent sent (right), equally long.
+    CallAudio(Box<StereoChunk>),
+    /// A recorded bridged call's media ended: no more `CallAudio`.
+    CallAudioEnd,
+}
+
+/// Audio of both sides of a bridged call for the same stretch of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StereoChunk {
+    pub left: Vec<i16>,
+    pub right: Vec<i16>,
+}
+
+impl StereoChunk {
+    /// Pairs what each side sent over the same ticks; the side that sent
+    /// less (a late packet, silence suppression) is padded with silence.
+    pub fn paired(mut left: Vec<i16>, mut right: Vec<i16>) -> StereoChunk {
+        let len = left.len().max(right.len());
+        left.resize(len, 0);
+        right.resize(len, 0);
+        StereoChunk { left, right }
+    }
 }
 
 /// What SDP negotiation decided for the call.
@@ -140,6 +163,9 @@ pub struct MediaSession {
     inband: Option<InbandDetector>,
     /// What the caller says is being recorded (a `record` node).
     recorder: Option<Recorder>,
+    /// While bridged and recorded: what this leg received, decoded, since
+    /// the worker last took it.
+    tap: Option<Vec<i16>>,
     decoded: Vec<i16>,
     payload: Vec<u8>,
     events: VecDeque<MediaEvent>,
@@ -192,6 +218,7 @@ impl MediaSession {
             received_events: EventReceiver::new(),
             inband: None,
             recorder: None,
+            tap: None,
             decoded: Vec::with_capacity(480),
             payload: vec![0; 480],
             events: VecDeque::new(),
@@ -297,6 +324,20 @@ impl MediaSession {
     pub fn start_relay(&mut self) {
         self.stop();
         self.relay = Some(Relay::default());
+    }
+
+    /// Keeps what this leg receives from now on, for [`MediaSession::take_tap`].
+    pub fn start_tap(&mut self) {
+        self.tap = Some(Vec::with_capacity(8000));
+    }
+
+    /// What this leg received since the last call (empty when not tapped).
+    pub fn take_tap(&mut self) -> Vec<i16> {
+        self.tap.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn is_tapped(&self) -> bool {
+        self.tap.is_some()
     }
 
     /// Moves the audio each of two bridged sessions heard to the other.
@@ -422,6 +463,9 @@ impl MediaSession {
             g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
             if let Some(relay) = self.relay.as_mut() {
                 relay.heard.push(&self.decoded);
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.extend_from_slice(&self.decoded);
+                }
             }
             if let Some(recorder) = self.recorder.as_mut() {
                 let done = recorder.push(&self.decoded);

@@ -19,7 +19,7 @@
 
 use super::playback::Playlist;
 use super::recorder::RecordSpec;
-use super::session::{MediaEvent, MediaParams, MediaSession, MAX_PACKET};
+use super::session::{MediaEvent, MediaParams, MediaSession, StereoChunk, MAX_PACKET};
 use crate::sip::endpoint::CallHandle;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -31,6 +31,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// The worker tick: the shortest packet time we send.
 pub const PACKET_TIME: Duration = Duration::from_millis(20);
+/// A recorded bridged call's audio leaves the worker every this many ticks
+/// (one second), so that a long call never piles up in memory here.
+const CALL_AUDIO_TICKS: u32 = 50;
 
 pub enum WorkerCommand {
     Start {
@@ -45,9 +48,12 @@ pub enum WorkerCommand {
     KeyFromSignalling(char),
     /// Bridges the call to an answered agent leg: its RTP socket and
     /// session; the caller's playback stops and audio flows both ways.
+    /// `record`: both sides go out as `MediaEvent::CallAudio` every
+    /// second (and `CallAudioEnd` at the end).
     Bridge {
         socket: UdpSocket,
         session: Box<MediaSession>,
+        record: bool,
     },
     /// The agent leg renegotiated its media (hold, resume, a new address).
     UpdateAgent(MediaParams),
@@ -120,6 +126,8 @@ struct Entry {
     countdown: u32,
     timeout_reported: bool,
     agent: Option<AgentLeg>,
+    /// Ticks since a recorded bridged call's audio last went out.
+    tap_ticks: u32,
 }
 
 /// The agent side of a bridged call.
@@ -201,6 +209,7 @@ impl Worker {
                 countdown: 0,
                 timeout_reported: false,
                 agent: None,
+                tap_ticks: 0,
             });
             return;
         }
@@ -226,9 +235,14 @@ impl Worker {
             WorkerCommand::Bridge {
                 socket,
                 mut session,
+                record,
             } => {
                 entry.session.start_relay();
                 session.start_relay();
+                if record {
+                    entry.session.start_tap();
+                    session.start_tap();
+                }
                 let every = (session.params().ptime_ms / PACKET_TIME.as_millis() as u32).max(1);
                 entry.agent = Some(AgentLeg {
                     socket,
@@ -245,6 +259,14 @@ impl Worker {
             }
             WorkerCommand::End => {
                 let mut removed = self.entries.swap_remove(position);
+                if removed.session.is_tapped() {
+                    let chunk = call_audio(&mut removed);
+                    let _ = self.events.send(CallMediaEvent { call, event: chunk });
+                    let _ = self.events.send(CallMediaEvent {
+                        call,
+                        event: MediaEvent::CallAudioEnd,
+                    });
+                }
                 // A recording running at the hang-up is what the caller
                 // said last: it is delivered, not dropped.
                 removed.session.stop_recording();
@@ -301,6 +323,9 @@ impl Worker {
                     now,
                 );
                 MediaSession::exchange_audio(&mut entry.session, &mut agent.session);
+                if agent.session.is_tapped() {
+                    entry.tap_ticks += 1;
+                }
                 send_due(
                     &agent.socket,
                     &mut agent.session,
@@ -319,6 +344,14 @@ impl Worker {
                 entry.every,
                 &mut self.send_buffer,
             );
+            if entry.tap_ticks >= CALL_AUDIO_TICKS {
+                entry.tap_ticks = 0;
+                let chunk = call_audio(entry);
+                let _ = self.events.send(CallMediaEvent {
+                    call: entry.call,
+                    event: chunk,
+                });
+            }
             if !entry.timeout_reported && (entry.session.timed_out(now) || agent_silent) {
                 entry.timeout_reported = true;
                 let _ = self.events.send(CallMediaEvent {
@@ -341,6 +374,17 @@ impl Worker {
             });
         }
     }
+}
+
+/// What both sides of a recorded bridged call sent since the last chunk.
+fn call_audio(entry: &mut Entry) -> MediaEvent {
+    let left = entry.session.take_tap();
+    let right = entry
+        .agent
+        .as_mut()
+        .map(|agent| agent.session.take_tap())
+        .unwrap_or_default();
+    MediaEvent::CallAudio(Box::new(StereoChunk::paired(left, right)))
 }
 
 /// Feeds every datagram waiting on `socket` to `session`.

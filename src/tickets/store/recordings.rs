@@ -16,17 +16,22 @@ use sqlx::AnyConnection;
 pub enum RecordingKind {
     /// A caller's own words (a `record` node): a fault description.
     Description,
+    /// A bridged agent call, the caller left and the agent right.
+    Call,
 }
 
 impl RecordingKind {
     pub fn code(self) -> &'static str {
         match self {
             RecordingKind::Description => "description",
+            RecordingKind::Call => "call",
         }
     }
 
     fn parse(code: &str) -> Option<RecordingKind> {
-        (code == "description").then_some(RecordingKind::Description)
+        [RecordingKind::Description, RecordingKind::Call]
+            .into_iter()
+            .find(|kind| kind.code() == code)
     }
 }
 
@@ -93,11 +98,15 @@ fn stored(row: Row) -> Result<StoredRecording, StoreError> {
     })
 }
 
-fn description_detail(duration_ms: u64) -> String {
-    format!(
-        "the caller's description recorded ({:.1} s)",
-        duration_ms as f64 / 1000.0
-    )
+/// The ticket's history line for a recording put on it.
+fn recorded_detail(kind: RecordingKind, duration_ms: u64) -> String {
+    let seconds = duration_ms as f64 / 1000.0;
+    match kind {
+        RecordingKind::Description => {
+            format!("the caller's description recorded ({seconds:.1} s)")
+        }
+        RecordingKind::Call => format!("the call with the agent recorded ({seconds:.1} s)"),
+    }
 }
 
 /// Puts "recorded" on the ticket's history for each recording of
@@ -108,20 +117,22 @@ async fn link_call(
     ticket_id: i64,
     at: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let unlinked: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, duration_ms FROM recordings WHERE sip_call_id = $1 AND ticket_id IS NULL \
-         ORDER BY id",
+    let unlinked: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, kind, duration_ms FROM recordings WHERE sip_call_id = $1 \
+         AND ticket_id IS NULL ORDER BY id",
     )
     .bind(sip_call_id)
     .fetch_all(&mut *conn)
     .await?;
-    for (id, duration_ms) in &unlinked {
+    for (id, kind, duration_ms) in &unlinked {
         sqlx::query("UPDATE recordings SET ticket_id = $1 WHERE id = $2")
             .bind(ticket_id)
             .bind(id)
             .execute(&mut *conn)
             .await?;
-        let detail = description_detail(u64::try_from(*duration_ms).unwrap_or(0));
+        let kind = RecordingKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("recording {id}: kind {kind:?}")))?;
+        let detail = recorded_detail(kind, u64::try_from(*duration_ms).unwrap_or(0));
         insert_event(
             conn,
             ticket_id,
