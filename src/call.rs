@@ -262,6 +262,9 @@ impl Calls {
                     self.workers.send(call, WorkerCommand::StartRecording(spec))
                 }
                 CallAction::StopRecording => self.workers.send(call, WorkerCommand::StopRecording),
+                CallAction::CancelRecording => {
+                    self.workers.send(call, WorkerCommand::CancelRecording)
+                }
                 CallAction::Hangup => {
                     if let Some(state) = self.calls.get_mut(&call) {
                         state.hangup_reason = Some("ivr");

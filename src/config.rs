@@ -36,6 +36,7 @@ pub struct Config {
     pub instance: InstanceConfig,
     pub outbound: crate::outbound::config::OutboundConfig,
     pub recordings: RecordingsConfig,
+    pub speech: SpeechConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +150,37 @@ pub struct CallsConfig {
     pub greeting: Vec<String>,
     /// Play the greeting over and over until a key or the end of the call.
     pub loop_greeting: bool,
+}
+
+/// Speech as another way to press a key (a menu's `listen` phrases).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeechConfig {
+    /// Off by default: the measured accuracy is far from what callers
+    /// deserve (docs/benchmarks.md). Without the library, speech stays
+    /// off with a warning and menus take keys.
+    pub enabled: bool,
+    /// PocketSphinx's shared library (Debian: libpocketsphinx3).
+    pub library: String,
+    /// Its model directory (Debian: pocketsphinx-en-us).
+    pub model_dir: PathBuf,
+    /// A phrase recognised with less confidence (0 to 1) counts as no
+    /// match: the menu's invalid-key path.
+    pub min_confidence: f32,
+    /// Recognitions at once (each decoder holds the model's search state).
+    pub decoders: usize,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        SpeechConfig {
+            enabled: false,
+            library: crate::speech::sphinx::LIBRARY.to_string(),
+            model_dir: PathBuf::from(crate::speech::sphinx::MODEL_DIR),
+            min_confidence: 0.5,
+            decoders: 1,
+        }
+    }
 }
 
 /// Where callers' recordings (a dialplan's `record` node) are kept, and

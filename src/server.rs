@@ -170,7 +170,7 @@ impl Server {
         if let Err(e) = recordings.prepare() {
             tracing::warn!(error = %e, "callers' recordings cannot be kept (record nodes take on_error)");
         }
-        let ivr = IvrCalls::new(
+        let mut ivr = IvrCalls::new(
             store.clone(),
             prompts.clone(),
             config.transfer.clone(),
@@ -178,6 +178,22 @@ impl Server {
             live_calls.clone(),
             recordings.clone(),
         );
+        if config.speech.enabled {
+            let speech = &config.speech;
+            match crate::speech::sphinx::Sphinx::load(
+                &speech.library,
+                &speech.model_dir,
+                speech.decoders,
+            ) {
+                Ok(sphinx) => {
+                    tracing::info!(library = %speech.library, "speech recognition on: menus with listen phrases take speech");
+                    ivr.use_speech(Arc::new(sphinx), speech.min_confidence);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "speech recognition off: menus take keys only")
+                }
+            }
+        }
         let calls = Calls::new(
             CallSettings {
                 policy,

@@ -437,6 +437,23 @@ impl<'a> Checker<'a, '_> {
                 "timeout_secs is 0; the caller needs at least 1 second",
             );
         }
+        for (key, phrases) in &menu.listen {
+            if !menu.keys.contains_key(key) {
+                self.at(
+                    node,
+                    format!(
+                        "listen key \"{key}\" is not one of the menu's keys; speech only \
+                         presses keys the menu has"
+                    ),
+                );
+            }
+            if phrases.is_empty() || phrases.iter().any(|p| p.trim().is_empty()) {
+                self.at(
+                    node,
+                    format!("listen key \"{key}\" needs phrases, none empty"),
+                );
+            }
+        }
         self.retries(node, menu.retries);
     }
 

@@ -147,6 +147,11 @@ pub struct Menu {
     #[serde(default)]
     pub no_input: Vec<Speech>,
     pub on_failure: String,
+    /// Key → phrases a caller may say instead of pressing it, when speech
+    /// recognition is on (`[speech]`): another way to press, never the
+    /// only one.
+    #[serde(default)]
+    pub listen: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -31,6 +31,7 @@ use super::dialplan::{
 use super::speech::{self, render, Utterance};
 use crate::media::recorder::{RecordEnd, RecordSpec};
 use crate::phone::PhoneNumber;
+use crate::speech::Grammar;
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::{CustomerLevel, Language, TicketType};
 use crate::tickets::number::TicketNumber;
@@ -61,8 +62,12 @@ pub enum Input {
     /// The call reached its time limit: the engine stops (the call glue
     /// says goodbye and hangs up).
     TimeLimit,
-    /// The caller started speaking during a recording.
+    /// The caller started speaking during a recording or while a menu
+    /// listens.
     SpeechStarted,
+    /// What a listening menu heard: the key of the phrase recognised, the
+    /// phrase and the confidence; `None`: speech that matched nothing.
+    Speech(Option<(char, String, f32)>),
     /// The recording a `record` node started has ended (the call glue
     /// keeps its audio for the store).
     Recorded {
@@ -116,6 +121,10 @@ pub enum Output {
     StartRecording(RecordSpec),
     /// End the running recording now.
     StopRecording,
+    /// Listen for the menu's phrases ([`Input::Speech`] with the result).
+    Listen(Grammar),
+    /// Stop listening (the menu was left).
+    StopListening,
 }
 
 /// Who asks about a ticket, for the privacy rule (`tickets::privacy`).
@@ -320,6 +329,8 @@ pub struct Engine {
     /// agent named when transferring the call in, and those the call
     /// created.
     vouched: Vec<String>,
+    /// A menu listens for speech now.
+    listening: bool,
     now: DateTime<Utc>,
 }
 
@@ -360,6 +371,7 @@ impl Engine {
             path: Vec::new(),
             tickets: Vec::new(),
             vouched: Vec::new(),
+            listening: false,
             now: DateTime::<Utc>::MIN_UTC,
         }
     }
@@ -450,6 +462,19 @@ impl Engine {
                 self.record("time limit reached");
                 self.stage = Stage::Finished;
             }
+            Input::SpeechStarted if self.listening => {
+                // Barge-in on speech, as a key would.
+                if let Stage::Playing {
+                    after: After::WaitMenu,
+                    barge_in: true,
+                } = self.stage
+                {
+                    self.outputs.push_back(Output::StopPlayback);
+                    self.stage = Stage::Idle;
+                    self.after_playback(After::WaitMenu);
+                }
+            }
+            Input::Speech(heard) => self.on_speech(heard),
             Input::SpeechStarted => {
                 // From now on the recording's own length limit applies.
                 if let (Stage::Recording, Some(NodeKind::Record(record))) =
@@ -536,6 +561,9 @@ impl Engine {
     }
 
     fn finish(&mut self, reason: &str) {
+        if std::mem::take(&mut self.listening) {
+            self.outputs.push_back(Output::StopListening);
+        }
         self.record(format!("hangup: {reason}"));
         self.stage = Stage::Finished;
         self.outputs.push_back(Output::Hangup {
@@ -715,6 +743,9 @@ impl Engine {
     /// Enters `node` and runs through nodes that do not wait, until one
     /// plays, waits for input or the store, or the call ends.
     fn enter(&mut self, node: String) {
+        if std::mem::take(&mut self.listening) {
+            self.outputs.push_back(Output::StopListening);
+        }
         let mut next = Some(node);
         let mut steps = 0;
         while let Some(name) = next.take() {
@@ -1249,7 +1280,57 @@ impl Engine {
     fn prompt_menu(&mut self, menu: &Menu, before: &[Speech]) {
         let mut items = before.to_vec();
         items.extend(menu.say.iter().cloned());
+        if !menu.listen.is_empty() {
+            self.listening = true;
+            self.outputs.push_back(Output::Listen(Grammar {
+                id: format!("{}/{}", self.plan.name, self.node),
+                phrases: menu
+                    .listen
+                    .iter()
+                    .flat_map(|(key, phrases)| {
+                        let key = key.chars().next().unwrap_or('#');
+                        phrases.iter().map(move |p| (key, p.clone()))
+                    })
+                    .collect(),
+            }));
+        }
         self.play(&items, true, After::WaitMenu);
+    }
+
+    /// A listening menu's result: a phrase presses its key; anything else
+    /// counts as an invalid key.
+    fn on_speech(&mut self, heard: Option<(char, String, f32)>) {
+        if !self.listening {
+            return;
+        }
+        self.listening = false;
+        let in_menu = matches!(
+            self.stage,
+            Stage::WaitingMenu
+                | Stage::Playing {
+                    after: After::WaitMenu,
+                    ..
+                }
+        );
+        if !in_menu {
+            return;
+        }
+        match heard {
+            Some((key, phrase, confidence)) => {
+                self.record(format!("speech: {phrase} ({confidence:.2}) as key {key}"));
+                self.on_key(key);
+            }
+            None => {
+                self.record("speech: no match");
+                if matches!(self.stage, Stage::Playing { .. }) {
+                    self.outputs.push_back(Output::StopPlayback);
+                    self.stage = Stage::Idle;
+                }
+                self.timer = None;
+                self.stage = Stage::WaitingMenu;
+                self.retry_menu(false);
+            }
+        }
     }
 
     /// Takes one key for the menu; true if it did.

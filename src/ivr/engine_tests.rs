@@ -1335,3 +1335,79 @@ fn a_recording_on_a_ticket_names_it() {
         })]
     );
 }
+
+const LISTEN_PLAN: &str = r##"
+[dialplan]
+name = "listen"
+entries = { "1" = "main" }
+
+[nodes.main]
+kind = "menu"
+say = ["main_menu"]
+keys = { "9" = "fault", "1" = "status" }
+listen = { "9" = ["故障", "fault"], "1" = ["查询"] }
+retries = 1
+invalid = ["invalid"]
+on_failure = "bye"
+
+[nodes.fault]
+kind = "hangup"
+say = ["fault_intro"]
+
+[nodes.status]
+kind = "hangup"
+say = ["status"]
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+"##;
+
+#[test]
+fn a_listening_menu_asks_for_its_phrases_and_speech_presses_the_key() {
+    let mut engine = start(LISTEN_PLAN, "main", None);
+    let out = outputs(&mut engine);
+    let Some(Output::Listen(grammar)) = out.first() else {
+        panic!("listens first: {out:?}");
+    };
+    assert_eq!(grammar.id, "listen/main");
+    assert_eq!(
+        grammar.phrases,
+        [('1', "查询"), ('9', "故障"), ('9', "fault")].map(|(k, p)| (k, p.to_string()))
+    );
+    // The caller's voice cuts the prompt short, as a key would.
+    engine.handle(Input::SpeechStarted, now());
+    let out = outputs(&mut engine);
+    assert_eq!(out[0], Output::StopPlayback);
+    engine.handle(Input::Speech(Some(('9', "故障".into(), 0.8))), now());
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/fault_intro"]);
+    assert!(!out.contains(&Output::StopListening), "it already ended");
+    let path = events(&engine);
+    assert!(
+        path.contains(&"main: speech: 故障 (0.80) as key 9".to_string()),
+        "{path:?}"
+    );
+}
+
+#[test]
+fn unmatched_speech_is_an_invalid_choice_and_a_key_stops_listening() {
+    let mut engine = start(LISTEN_PLAN, "main", None);
+    outputs(&mut engine);
+    done(&mut engine);
+    outputs(&mut engine);
+    engine.handle(Input::Speech(None), now());
+    let out = outputs(&mut engine);
+    assert!(
+        matches!(out.first(), Some(Output::Listen(_))),
+        "listens again: {out:?}"
+    );
+    assert_eq!(prompt_names(&out), ["zh/invalid", "zh/main_menu"]);
+    key(&mut engine, "1");
+    let out = outputs(&mut engine);
+    assert_eq!(out[..2], [Output::StopPlayback, Output::StopListening]);
+    assert_eq!(prompt_names(&out), ["zh/status"]);
+    // A late result changes nothing.
+    engine.handle(Input::Speech(Some(('9', "fault".into(), 0.9))), now());
+    assert!(outputs(&mut engine).is_empty());
+}

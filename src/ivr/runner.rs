@@ -30,6 +30,7 @@ use crate::sip::endpoint::CallHandle;
 use crate::sip::identity::CallerIdentity;
 use crate::sip::refer;
 use crate::sip::uac::UacFailure;
+use crate::speech::{Grammar, Recognizer};
 use crate::tickets::calendar::BusinessCalendar;
 use crate::tickets::model::{CustomerLevel, Language};
 use crate::tickets::store::{
@@ -42,6 +43,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// How a listening menu takes an utterance: it ends 0.7 s after the
+/// caller stops, at 6 s at most; the menu's own timer handles silence.
+const LISTEN: RecordSpec = RecordSpec {
+    max: Duration::from_secs(6),
+    silence: Duration::from_millis(700),
+    no_speech: Duration::from_secs(60),
+    level: 300,
+};
 
 /// A call in the IVR as the staff API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +145,8 @@ pub enum CallAction {
     /// Record what the caller says (`MediaEvent::Recorded` at its end).
     StartRecording(RecordSpec),
     StopRecording,
+    /// Drop the running recording (a menu stopped listening).
+    CancelRecording,
 }
 
 /// Answers that come back from spawned store work.
@@ -143,6 +155,11 @@ pub enum IvrMessage {
     Ready {
         call: CallHandle,
         info: CallInfo,
+    },
+    /// What a listening menu heard (see `Input::Speech`).
+    Heard {
+        call: CallHandle,
+        heard: Option<(char, String, f32)>,
     },
     Store {
         call: CallHandle,
@@ -181,6 +198,8 @@ struct RunningCall {
     /// A recording was kept before the call had a ticket: the ticket the
     /// call creates gets it.
     unlinked_recording: bool,
+    /// The menu grammar the media side is listening for.
+    listening: Option<Grammar>,
 }
 
 pub struct IvrCalls {
@@ -197,6 +216,9 @@ pub struct IvrCalls {
     /// Calls that hung up while recording: (SIP Call-ID, ticket number)
     /// for the recording still on its way from the media worker.
     recording_at_hangup: HashMap<CallHandle, (String, Option<String>)>,
+    /// Speech recognition for listening menus (`[speech]`), and the least
+    /// confidence that presses a key.
+    speech: Option<(Arc<dyn Recognizer>, f32)>,
     /// Bridged calls being recorded, until their media ends.
     call_recordings: HashMap<CallHandle, CallRecording>,
     /// Bridged calls that ended before their first second of audio came:
@@ -228,6 +250,7 @@ impl IvrCalls {
             recording_at_hangup: HashMap::new(),
             call_recordings: HashMap::new(),
             ended_bridges: HashMap::new(),
+            speech: None,
         }
     }
 
@@ -271,6 +294,7 @@ impl IvrCalls {
                 transfers: Vec::new(),
                 recording: None,
                 unlinked_recording: false,
+                listening: None,
             },
         );
         let store = self.store.clone();
@@ -321,6 +345,7 @@ impl IvrCalls {
                 transfers: Vec::new(),
                 recording: None,
                 unlinked_recording: false,
+                listening: None,
             },
         );
     }
@@ -385,6 +410,7 @@ impl IvrCalls {
                 actions
             }
             IvrMessage::Store { call, reply } => self.feed(call, Input::Store(reply), now),
+            IvrMessage::Heard { call, heard } => self.feed(call, Input::Speech(heard), now),
             IvrMessage::TransferReady {
                 call,
                 target,
@@ -481,6 +507,10 @@ impl IvrCalls {
         let Some(live) = self.calls.get_mut(&call) else {
             return Vec::new();
         };
+        if let Some(grammar) = live.listening.take() {
+            self.recognize(call, grammar, recording);
+            return Vec::new();
+        }
         let input = Input::Recorded {
             end: recording.end,
             duration: recording.duration(),
@@ -488,6 +518,49 @@ impl IvrCalls {
         };
         live.recording = Some(recording);
         self.feed(call, input, now)
+    }
+
+    /// Listening menus use `recognizer`; a phrase recognised with less than
+    /// `min_confidence` counts as no match.
+    pub fn use_speech(&mut self, recognizer: Arc<dyn Recognizer>, min_confidence: f32) {
+        self.speech = Some((recognizer, min_confidence));
+    }
+
+    /// Recognises what the caller said to a listening menu, off the call
+    /// loop; the engine hears the result.
+    fn recognize(&self, call: CallHandle, grammar: Grammar, recording: Recording) {
+        let Some((recognizer, min_confidence)) = self.speech.clone() else {
+            return;
+        };
+        if !recording.heard_speech {
+            // Nothing said: the menu's own timer asks again.
+            return;
+        }
+        let messages = self.messages.clone();
+        tokio::spawn(async move {
+            let samples = recording.samples;
+            let result =
+                tokio::task::spawn_blocking(move || recognizer.recognize(&grammar, &samples)).await;
+            let heard = match result {
+                Ok(Ok(Some(h))) if h.confidence >= min_confidence => {
+                    Some((h.key, h.phrase, h.confidence))
+                }
+                Ok(Ok(Some(h))) => {
+                    tracing::info!(phrase = %h.phrase, confidence = h.confidence, "speech below the confidence threshold");
+                    None
+                }
+                Ok(Ok(None)) => None,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "speech recognition failed");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "speech recognition task failed");
+                    None
+                }
+            };
+            let _ = messages.send(IvrMessage::Heard { call, heard });
+        });
     }
 
     /// The next second of a recorded bridged call (the recording starts
@@ -770,6 +843,17 @@ impl IvrCalls {
                     actions.push((call, CallAction::StartRecording(spec)));
                 }
                 Output::StopRecording => actions.push((call, CallAction::StopRecording)),
+                Output::Listen(grammar) => {
+                    if self.speech.is_some() {
+                        live.listening = Some(grammar);
+                        actions.push((call, CallAction::StartRecording(LISTEN)));
+                    }
+                }
+                Output::StopListening => {
+                    if live.listening.take().is_some() {
+                        actions.push((call, CallAction::CancelRecording));
+                    }
+                }
                 Output::Transfer { target } => {
                     let destination = self.transfers.targets.get(&target);
                     live.transfers.push(CallTransfer {

@@ -220,7 +220,9 @@ pub async fn simulate(
                         heard_speech: true,
                     });
                 }
-                Output::StopRecording => {}
+                // A simulated caller presses keys; it never speaks to a
+                // listening menu.
+                Output::StopRecording | Output::Listen(_) | Output::StopListening => {}
                 Output::Store(StoreRequest::SaveRecording { number }) => {
                     lines.push(format!(
                         "keeps the recording (simulated, ticket {number:?})"

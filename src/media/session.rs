@@ -362,6 +362,12 @@ impl MediaSession {
         }
     }
 
+    /// Drops a running recording without an event (a menu stopped
+    /// listening).
+    pub fn cancel_recording(&mut self) {
+        self.recorder = None;
+    }
+
     /// A key read outside RTP (SIP INFO) enters the same path as the others.
     pub fn key_from_signalling(&mut self, digit: char) {
         self.key(digit, DtmfSource::SipInfo);

@@ -61,6 +61,8 @@ pub enum WorkerCommand {
     StartRecording(RecordSpec),
     /// Ends a running recording now.
     StopRecording,
+    /// Drops a running recording (no `Recorded` event).
+    CancelRecording,
     End,
 }
 
@@ -228,6 +230,7 @@ impl Worker {
             WorkerCommand::StopPlayback => entry.session.stop(),
             WorkerCommand::StartRecording(spec) => entry.session.start_recording(spec),
             WorkerCommand::StopRecording => entry.session.stop_recording(),
+            WorkerCommand::CancelRecording => entry.session.cancel_recording(),
             WorkerCommand::SendDtmf(digit) => {
                 entry.session.send_dtmf(digit);
             }
