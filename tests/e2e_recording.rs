@@ -19,8 +19,8 @@ use hotline::sip::sdp;
 use hotline::tickets::model::StaffRole;
 use hotline::tickets::store::StoredRecording;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
+use support::audio::{call, repo, say, wav};
 use support::{start, test_config, Client};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -55,10 +55,6 @@ kind = "hangup"
 say = ["goodbye"]
 "#;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 fn config(plans: &tempfile::TempDir) -> Config {
     let mut config = test_config();
     config.prompts.dir = repo("prompts");
@@ -68,39 +64,7 @@ fn config(plans: &tempfile::TempDir) -> Config {
 
 /// What the caller says: a shipped prompt, 8 kHz mono.
 fn speech() -> Vec<i16> {
-    hound::WavReader::open(repo("prompts/en/welcome.wav"))
-        .expect("a shipped WAV")
-        .samples::<i16>()
-        .map(|s| s.expect("a sample"))
-        .collect()
-}
-
-/// Calls 10000 and returns the dialog and the gateway's RTP address.
-async fn call(server: &Server) -> (Client, support::Dialog, SocketAddr) {
-    let mut caller = Client::udp(server.udp_addrs[0]).await;
-    let (response, mut dialog) = caller.invite("10000", Some(caller.g711_offer())).await;
-    assert_eq!(response.status(), Some(200), "{response:?}");
-    caller.ack(&mut dialog).await;
-    let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
-    let rtp = SocketAddr::new(audio.connection.unwrap(), audio.port);
-    (caller, dialog, rtp)
-}
-
-/// Sends `pcm` as 20 ms µ-law packets in real time, from packet `first`.
-async fn say(caller: &Client, to: SocketAddr, pcm: &[i16], first: u16) -> u16 {
-    let frames: Vec<Vec<u8>> = pcm
-        .chunks(160)
-        .map(|chunk| {
-            let mut frame = chunk.to_vec();
-            frame.resize(160, 0);
-            frame.iter().map(|s| g711::ulaw_encode(*s)).collect()
-        })
-        .collect();
-    let count = u16::try_from(frames.len()).unwrap();
-    caller
-        .send_audio(to, 0, 0xBEEF, count, |i| frames[usize::from(i)].clone())
-        .await;
-    first + count
+    wav("prompts/en/welcome.wav")
 }
 
 /// The ticket's recordings once `count` are kept.
@@ -382,11 +346,7 @@ async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
 
     // Both talk at once, each their own words.
     let caller_words = speech();
-    let agent_words: Vec<i16> = hound::WavReader::open(repo("prompts/en/goodbye.wav"))
-        .unwrap()
-        .samples::<i16>()
-        .map(|s| s.unwrap())
-        .collect();
+    let agent_words = wav("prompts/en/goodbye.wav");
     tokio::join!(
         say(&caller, caller_rtp, &caller_words, 0),
         say(&agent, agent_rtp, &agent_words, 0),

@@ -8,14 +8,11 @@
 mod support;
 
 use hotline::config::Config;
-use hotline::media::g711;
 use hotline::server::Server;
-use hotline::sip::sdp;
 use hotline::speech::sphinx::{default_model, Sphinx, LIBRARY};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
-use support::{start, test_config, Client};
+use support::audio::{call, repo, say, wav};
+use support::{start, test_config};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -47,10 +44,6 @@ kind = "hangup"
 say = ["goodbye"]
 "#;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 fn speech_available() -> bool {
     match Sphinx::load(LIBRARY, &default_model(), 1) {
         Ok(_) => true,
@@ -67,40 +60,6 @@ fn config(plans: &tempfile::TempDir) -> Config {
     config.ivr.dialplans_dir = plans.path().to_path_buf();
     config.speech.enabled = true;
     config
-}
-
-fn test_set(file: &str) -> Vec<i16> {
-    hound::WavReader::open(repo("tests/data/speech").join(file))
-        .expect("a test-set file")
-        .samples::<i16>()
-        .map(|s| s.expect("a sample"))
-        .collect()
-}
-
-async fn call(server: &Server) -> (Client, support::Dialog, SocketAddr) {
-    let mut caller = Client::udp(server.udp_addrs[0]).await;
-    let (response, mut dialog) = caller.invite("10000", Some(caller.g711_offer())).await;
-    assert_eq!(response.status(), Some(200), "{response:?}");
-    caller.ack(&mut dialog).await;
-    let audio = sdp::parse_body(&response.body).unwrap().audio.unwrap();
-    let rtp = SocketAddr::new(audio.connection.unwrap(), audio.port);
-    (caller, dialog, rtp)
-}
-
-/// Sends `pcm` as 20 ms µ-law packets in real time.
-async fn say(caller: &Client, to: SocketAddr, pcm: &[i16]) {
-    let frames: Vec<Vec<u8>> = pcm
-        .chunks(160)
-        .map(|chunk| {
-            let mut frame = chunk.to_vec();
-            frame.resize(160, 0);
-            frame.iter().map(|s| g711::ulaw_encode(*s)).collect()
-        })
-        .collect();
-    let count = u16::try_from(frames.len()).unwrap();
-    caller
-        .send_audio(to, 0, 0xBEEF, count, |i| frames[usize::from(i)].clone())
-        .await;
 }
 
 /// The menu path of the call's record, once written.
@@ -132,8 +91,8 @@ async fn a_spoken_choice_presses_its_key_and_the_record_says_so() {
     let (mut caller, _dialog, rtp) = call(&server).await;
     // During the 18 s menu prompt: the caller's voice cuts it short.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    say(&caller, rtp, &test_set("001-zh-9.wav")).await;
-    say(&caller, rtp, &vec![0; 8 * 1500]).await;
+    say(&caller, rtp, &wav("tests/data/speech/001-zh-9.wav"), 0).await;
+    say(&caller, rtp, &vec![0; 8 * 1500], 0).await;
     assert!(
         caller.answer_bye(LONG).await.is_some(),
         "fault_intro, then BYE"
@@ -157,8 +116,8 @@ async fn noise_is_no_choice_and_keys_still_work() {
     let server = start(config(&plans)).await;
     let (mut caller, _dialog, rtp) = call(&server).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    say(&caller, rtp, &test_set("151-noise.wav")).await;
-    say(&caller, rtp, &vec![0; 8 * 1000]).await;
+    say(&caller, rtp, &wav("tests/data/speech/151-noise.wav"), 0).await;
+    say(&caller, rtp, &vec![0; 8 * 1000], 0).await;
     let (mut sequence, mut timestamp) = (2000u16, 400_000u32);
     caller
         .send_keys(rtp, "1", &mut sequence, &mut timestamp)

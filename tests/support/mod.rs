@@ -6,6 +6,7 @@
 
 #[macro_use]
 pub mod database;
+pub mod audio;
 pub mod dialplan;
 pub mod tls;
 
