@@ -14,6 +14,7 @@ use hotline::ivr::dialplan::Dialplan;
 use hotline::ivr::engine::{
     CallInfo, Engine, Input, Output, StoreReply, TicketDetails, TicketFacts, TransferFailure,
 };
+use hotline::media::recorder::RecordEnd;
 use hotline::phone::PhoneNumber;
 use hotline::tickets::calendar::BusinessCalendar;
 use libfuzzer_sys::fuzz_target;
@@ -70,6 +71,7 @@ fn walk(plan: &Arc<Dialplan>, entry: &str, calendar: &Arc<BusinessCalendar>, scr
     let mut engine = Engine::new(Arc::clone(plan), entry, info, Arc::clone(calendar));
     engine.handle(Input::Start, now);
     let mut timer = None;
+    let mut recording = false;
     let mut script = script.iter().copied();
     for _ in 0..256 {
         let mut store_pending = false;
@@ -79,7 +81,13 @@ fn walk(plan: &Arc<Dialplan>, entry: &str, calendar: &Arc<BusinessCalendar>, scr
                 Output::StartTimer { id, .. } => timer = Some(id),
                 Output::Store(_) => store_pending = true,
                 Output::Transfer { .. } => transfer_pending = true,
-                Output::Play { .. } | Output::StopPlayback | Output::Hangup { .. } => {}
+                Output::StartRecording(_) => recording = true,
+                Output::Play { .. }
+                | Output::StopPlayback
+                | Output::Hangup { .. }
+                | Output::StopRecording
+                | Output::Listen(_)
+                | Output::StopListening => {}
             }
         }
         if engine.is_finished() {
@@ -90,9 +98,10 @@ fn walk(plan: &Arc<Dialplan>, entry: &str, calendar: &Arc<BusinessCalendar>, scr
         };
         now += chrono::Duration::milliseconds(i64::from(step) * 100);
         let input = if store_pending {
-            Input::Store(match step % 3 {
+            Input::Store(match step % 4 {
                 0 => StoreReply::NotFound,
                 1 => StoreReply::Failed("fuzz".into()),
+                2 => StoreReply::Saved { id: "1".into() },
                 _ => StoreReply::Ticket {
                     ticket: TicketFacts {
                         number: "2026010100017".into(),
@@ -115,10 +124,31 @@ fn walk(plan: &Arc<Dialplan>, entry: &str, calendar: &Arc<BusinessCalendar>, scr
             } else {
                 TransferFailure::Unavailable
             })
+        } else if recording && step & 3 != 3 {
+            // A recording in progress: the caller starts talking, or it
+            // ends with or without speech.
+            match step & 3 {
+                0 => Input::SpeechStarted,
+                heard => {
+                    recording = false;
+                    Input::Recorded {
+                        end: RecordEnd::Silence,
+                        duration: std::time::Duration::from_millis(u64::from(step) * 50),
+                        heard_speech: heard == 1,
+                    }
+                }
+            }
         } else {
             match step >> 4 {
                 0..=9 => Input::Key(char::from(KEYS[usize::from(step & 15)])),
-                10..=12 => Input::PlaybackDone,
+                10..=11 => Input::PlaybackDone,
+                // What a listening menu heard (speech menus).
+                12 => Input::Speech(Some((
+                    char::from(KEYS[usize::from(step & 15)]),
+                    "fuzz".into(),
+                    0.9,
+                ))),
+                13 => Input::Speech(None),
                 _ => match timer {
                     Some(id) => Input::Timer(id),
                     None => Input::PlaybackDone,
