@@ -1324,7 +1324,6 @@ impl Engine {
                 self.record("speech: no match");
                 if matches!(self.stage, Stage::Playing { .. }) {
                     self.outputs.push_back(Output::StopPlayback);
-                    self.stage = Stage::Idle;
                 }
                 self.timer = None;
                 self.stage = Stage::WaitingMenu;

@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 const SAMPLES_PER_MS: u32 = 8;
 /// Largest packet we build: RTP header, 60 ms of G.711, an SRTP tag.
 pub const MAX_PACKET: usize = 12 + 480 + MAX_TAG_LEN;
+/// The most received audio a bridged leg's tap holds between the worker's
+/// takes (every second): two seconds at 8 kHz.
+const MAX_TAP: usize = 16_000;
 /// How long a key press we send lasts.
 const SENT_PRESS_MS: u32 = 100;
 
@@ -469,7 +472,9 @@ impl MediaSession {
             g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
             if let Some(relay) = self.relay.as_mut() {
                 relay.heard.push(&self.decoded);
-                if let Some(tap) = self.tap.as_mut() {
+                // A peer sending faster than real time cannot grow the tap
+                // beyond what the worker takes every second, with room.
+                if let Some(tap) = self.tap.as_mut().filter(|t| t.len() < MAX_TAP) {
                     tap.extend_from_slice(&self.decoded);
                 }
             }

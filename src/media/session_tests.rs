@@ -659,3 +659,22 @@ fn stopping_a_recording_delivers_it_at_once() {
         1
     );
 }
+
+#[test]
+fn a_tapped_leg_keeps_at_most_two_seconds_between_takes() {
+    let (mut session, now) = new_session(Some(101));
+    session.start_relay();
+    session.start_tap();
+    let (mut sequence, mut timestamp) = (1u16, 0u32);
+    // Five seconds arriving at once, as a peer sending too fast would.
+    feed_pcm(
+        &mut session,
+        &tone('5', 5000, 6000.0),
+        &mut sequence,
+        &mut timestamp,
+        now,
+    );
+    let taken = session.take_tap();
+    assert_eq!(taken.len(), 16_000);
+    assert!(session.take_tap().is_empty(), "taken");
+}

@@ -181,7 +181,7 @@ impl Store {
         let number: crate::tickets::number::TicketNumber = number.parse()?;
         let phone = phone.to_string();
         let now = self.now();
-        let calendar = self.sla().calendar().clone();
+        let sla = self.inner.sla.clone();
         let rules = rules.clone();
         self.write(move |conn| {
             Box::pin(async move {
@@ -197,9 +197,15 @@ impl Store {
                 if waiting.is_some() {
                     return Ok(None);
                 }
-                let earliest_at =
-                    first_attempt(conn, ticket.id, Purpose::Callback, &rules, &calendar, now)
-                        .await?;
+                let earliest_at = first_attempt(
+                    conn,
+                    ticket.id,
+                    Purpose::Callback,
+                    &rules,
+                    sla.calendar(),
+                    now,
+                )
+                .await?;
                 let call = NewOutboundCall {
                     dedup_key: format!("callback:{}:{}:{}", ticket.id, phone, to_millis(now)),
                     purpose: Purpose::Callback,
