@@ -571,6 +571,8 @@ pub async fn simulate_dialplan(
     script.limit = std::time::Duration::from_secs(config.calls.max_duration_secs);
     script.time_limit_prompt = config.calls.time_limit_prompt.clone();
     script.recorded_calls = config.recordings.bridged_calls;
+    script.ivr_notice = (config.recordings.ivr_calls && !config.recordings.ivr_notice.is_empty())
+        .then(|| config.recordings.ivr_notice.clone());
     let calendar = Arc::new(sla.calendar().clone());
     let lines =
         crate::ivr::simulate::simulate(Arc::new(plan), &entry, script, &store, calendar, &prompts)

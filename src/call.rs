@@ -105,6 +105,9 @@ pub struct CallSettings {
     pub loop_greeting: bool,
     /// `recordings.bridged_calls`: bridged calls are recorded in stereo.
     pub record_bridged_calls: bool,
+    /// `recordings.ivr_calls`: IVR legs are recorded in stereo from the
+    /// answer.
+    pub record_ivr_calls: bool,
 }
 
 struct Call {
@@ -892,6 +895,9 @@ impl Calls {
             now,
         );
         session.set_signalling_peer(incoming.flow.remote.ip());
+        if self.settings.record_ivr_calls {
+            session.start_taps();
+        }
         self.workers.send(
             call,
             WorkerCommand::Start {

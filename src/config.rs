@@ -200,6 +200,14 @@ pub struct RecordingsConfig {
     /// WAV, the caller left and the agent right. Off by default; dialplans
     /// see `recording.calls` = `on` to play their consent notice first.
     pub bridged_calls: bool,
+    /// Record IVR legs too (quality inspection of the menus): stereo WAV
+    /// from the answer, the caller left and what the IVR played right;
+    /// with `bridged_calls` the same recording goes on through the bridge.
+    pub ivr_calls: bool,
+    /// The prompt played before the dialplan's first node while IVR legs
+    /// are recorded (the consent notice, relative to the call's language);
+    /// empty plays none.
+    pub ivr_notice: String,
 }
 
 impl Default for RecordingsConfig {
@@ -209,6 +217,8 @@ impl Default for RecordingsConfig {
             retention_days: 90,
             purge_check_secs: 3600,
             bridged_calls: false,
+            ivr_calls: false,
+            ivr_notice: "call_recording_notice".into(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Recordings {
     dir: Arc<PathBuf>,
     retention_days: u32,
     bridged_calls: bool,
+    ivr_calls: bool,
+    ivr_notice: String,
     store: Store,
 }
 
@@ -48,6 +50,8 @@ impl Recordings {
             dir: Arc::new(config.dir.clone()),
             retention_days: config.retention_days,
             bridged_calls: config.bridged_calls,
+            ivr_calls: config.ivr_calls,
+            ivr_notice: config.ivr_notice.clone(),
             store,
         }
     }
@@ -103,8 +107,8 @@ impl Recordings {
         }
     }
 
-    /// Starts recording bridged call `sip_call_id` (stereo: the caller
-    /// left, the agent right), to be kept on ticket `ticket` if given.
+    /// Starts recording call `sip_call_id` (stereo: the caller left, the
+    /// agent or the IVR right), to be kept on ticket `ticket` if given.
     pub fn start_call(&self, sip_call_id: &str, ticket: Option<String>) -> CallRecording {
         let token = new_token();
         let path = self.path_of(&token).unwrap_or_default();
@@ -146,6 +150,16 @@ impl Recordings {
     /// Whether bridged calls are recorded (`recordings.bridged_calls`).
     pub fn records_bridged_calls(&self) -> bool {
         self.bridged_calls
+    }
+
+    /// Whether IVR legs are recorded (`recordings.ivr_calls`).
+    pub fn records_ivr_calls(&self) -> bool {
+        self.ivr_calls
+    }
+
+    /// The consent notice played before a recorded IVR leg's first node.
+    pub fn ivr_notice(&self) -> Option<&str> {
+        Some(self.ivr_notice.as_str()).filter(|n| self.ivr_calls && !n.is_empty())
     }
 
     /// Creates the directory and checks a file can be made there (at
@@ -302,7 +316,7 @@ fn write_wav(dir: &Path, path: &Path, samples: &[i16]) -> Result<u64, RecordingE
     finish_wav(dir, path, writer)
 }
 
-/// A bridged call being recorded: its audio goes to the file a second at
+/// A call being recorded (an IVR leg, a bridged call): its audio goes to the file a second at
 /// a time (in order, on the blocking pool), and the row is stored when
 /// the call's media ends.
 pub struct CallRecording {
@@ -316,6 +330,14 @@ pub struct CallRecording {
 }
 
 impl CallRecording {
+    /// Puts the recording on `ticket` (a recorded IVR leg that made its
+    /// ticket after the recording began); `None` changes nothing.
+    pub fn set_ticket(&mut self, ticket: Option<String>) {
+        if ticket.is_some() {
+            self.ticket = ticket;
+        }
+    }
+
     /// Adds the next stretch of both sides.
     pub fn append(&self, chunk: StereoChunk) {
         // A writer that failed has stopped taking chunks: `finish` says why.

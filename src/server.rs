@@ -214,6 +214,7 @@ impl Server {
                 greeting: config.calls.greeting.clone(),
                 loop_greeting: config.calls.loop_greeting,
                 record_bridged_calls: config.recordings.bridged_calls,
+                record_ivr_calls: config.recordings.ivr_calls,
             },
             dialplans,
             ivr,

@@ -381,8 +381,73 @@ async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "recording" && e.detail.starts_with("the call with the agent")),
+            .any(|e| e.kind == "recording" && e.detail.starts_with("the call recorded")),
         "{events:?}"
     );
+    server.shutdown().await;
+}
+
+/// Makes a ticket, then plays the greeting as a menu that waits.
+const IVR_PLAN: &str = r#"
+[dialplan]
+name = "ivr"
+entries = { "10000" = "create" }
+
+[nodes.create]
+kind = "ticket_create"
+type = "consultation"
+category = "bandwidth"
+description = "IVR: recorded"
+next = "menu"
+on_error = "bye"
+
+[nodes.menu]
+kind = "menu"
+say = ["welcome"]
+keys = { "1" = "bye" }
+timeout_secs = 30
+on_failure = "bye"
+
+[nodes.bye]
+kind = "hangup"
+say = ["goodbye"]
+"#;
+
+#[tokio::test]
+async fn a_recorded_ivr_leg_keeps_the_caller_left_and_what_the_ivr_played_right() {
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("ivr.toml"), IVR_PLAN).unwrap();
+    let mut config = config(&plans);
+    config.recordings.ivr_calls = true;
+    config.recordings.ivr_notice = "beep".into();
+    let server = start(config.clone()).await;
+    let (mut caller, mut dialog, rtp) = call(&server).await;
+    let words = speech();
+    say(&caller, rtp, &words, 0).await;
+    // The greeting (5.9 s) ends while the caller is silent.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(caller.bye(&mut dialog).await, 200);
+
+    let (ticket_id, _) = the_ticket(&server).await;
+    let recordings = kept(&server, ticket_id, 1).await;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let recording = &recordings[0];
+    assert_eq!((recording.kind.code(), recording.channels), ("call", 2));
+    assert!(
+        (6500..=8500).contains(&recording.duration_ms),
+        "from the answer to the hang-up: {recording:?}"
+    );
+    let path = config
+        .recordings
+        .dir
+        .join(format!("{}.wav", recording.token));
+    let interleaved = wav_samples(&std::fs::read(path).expect("the file"));
+    let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
+    find(&left, &words).expect("the caller's words, left");
+    let notice = find(&right, &wav("prompts/zh/beep.wav")).expect("the notice, right");
+    let greeting = find(&right, &wav("prompts/zh/welcome.wav")).expect("the greeting, right");
+    assert!(notice < greeting, "the notice first");
+    assert!(find(&right, &words).is_none(), "no caller on the right");
     server.shutdown().await;
 }

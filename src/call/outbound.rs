@@ -152,6 +152,9 @@ impl Calls {
         if let Some(remote) = outbound.place.addresses.first() {
             session.set_signalling_peer(remote.ip());
         }
+        if self.settings.record_ivr_calls {
+            session.start_taps();
+        }
         self.workers.send(
             leg,
             WorkerCommand::Start {

@@ -331,6 +331,8 @@ pub struct Engine {
     vouched: Vec<String>,
     /// A menu listens for speech now.
     listening: bool,
+    /// Played before the first node (a recorded call's consent notice).
+    notice: Vec<Speech>,
     now: DateTime<Utc>,
 }
 
@@ -372,6 +374,7 @@ impl Engine {
             tickets: Vec::new(),
             vouched: Vec::new(),
             listening: false,
+            notice: Vec::new(),
             now: DateTime::<Utc>::MIN_UTC,
         }
     }
@@ -409,6 +412,12 @@ impl Engine {
         self.variables.insert(name.to_string(), value.to_string());
     }
 
+    /// Plays `prompt` (relative to the call's language), without barge-in,
+    /// before the first node: the consent notice of a recorded IVR leg.
+    pub fn play_first(&mut self, prompt: &str) {
+        self.notice = vec![Speech::Prompt(prompt.to_string())];
+    }
+
     /// Whether a `record` node is recording the caller now.
     pub fn is_recording(&self) -> bool {
         self.stage == Stage::Recording
@@ -425,7 +434,12 @@ impl Engine {
                     self.arrive(transferred);
                 }
                 let node = self.node.clone();
-                self.enter(node);
+                let notice = std::mem::take(&mut self.notice);
+                if notice.is_empty() {
+                    self.enter(node);
+                } else {
+                    self.play(&notice, false, After::Goto(node));
+                }
             }
             Input::Key(key) => self.on_key(key),
             Input::PlaybackDone => {

@@ -207,6 +207,41 @@ fn the_greeting_plays_then_the_menu_waits_for_a_key() {
 }
 
 #[test]
+fn a_recorded_call_hears_the_notice_whole_before_the_first_node() {
+    let plan = Arc::new(Dialplan::parse(PLAN, "test.toml").expect("test plan parses"));
+    let info = CallInfo {
+        caller: "13800138000".into(),
+        contact: None,
+        dialled: "10000".into(),
+        customer: None,
+        transferred: None,
+    };
+    let mut engine = Engine::new(plan, "welcome", info, Arc::new(BusinessCalendar::default()));
+    engine.play_first("call_recording_notice");
+    engine.handle(Input::Start, now());
+    let out = outputs(&mut engine);
+    assert_eq!(prompt_names(&out), ["zh/call_recording_notice"]);
+    assert!(matches!(
+        out[0],
+        Output::Play {
+            barge_in: false,
+            ..
+        }
+    ));
+    // A key during the notice does not cut it short; it is not lost.
+    key(&mut engine, "9");
+    assert!(outputs(&mut engine).is_empty());
+    done(&mut engine);
+    let out = outputs(&mut engine);
+    assert!(!prompt_names(&out).contains(&"zh/call_recording_notice".to_string()));
+    assert!(
+        engine.path().iter().any(|step| step.node == "main"),
+        "the key typed ahead reached the menu: {:?}",
+        engine.path()
+    );
+}
+
+#[test]
 fn a_caller_who_types_ahead_skips_the_prompts_and_loses_no_key() {
     let mut engine = engine_for(None);
     outputs(&mut engine);

@@ -219,11 +219,12 @@ pub struct IvrCalls {
     /// Speech recognition for listening menus (`[speech]`), and the least
     /// confidence that presses a key.
     speech: Option<(Arc<dyn Recognizer>, f32)>,
-    /// Bridged calls being recorded, until their media ends.
+    /// Calls being recorded (bridged, or IVR legs), until their media
+    /// ends.
     call_recordings: HashMap<CallHandle, CallRecording>,
-    /// Bridged calls that ended before their first second of audio came:
+    /// Recorded calls that ended before their first second of audio came:
     /// (SIP Call-ID, ticket number).
-    ended_bridges: HashMap<CallHandle, (String, Option<String>)>,
+    ended_recorded: HashMap<CallHandle, (String, Option<String>)>,
 }
 
 impl IvrCalls {
@@ -249,7 +250,7 @@ impl IvrCalls {
             recordings,
             recording_at_hangup: HashMap::new(),
             call_recordings: HashMap::new(),
-            ended_bridges: HashMap::new(),
+            ended_recorded: HashMap::new(),
             speech: None,
         }
     }
@@ -401,6 +402,9 @@ impl IvrCalls {
                     "off"
                 };
                 engine.set_variable("recording.calls", recorded);
+                if let Some(notice) = self.recordings.ivr_notice() {
+                    engine.play_first(notice);
+                }
                 live.engine = Some(engine);
                 let early = std::mem::take(&mut live.early_keys);
                 let mut actions = self.feed(call, Input::Start, now);
@@ -563,29 +567,33 @@ impl IvrCalls {
         });
     }
 
-    /// The next second of a recorded bridged call (the recording starts
-    /// with the first).
+    /// The next second of a recorded call, bridged or an IVR leg (the
+    /// recording starts with the first).
     pub fn on_call_audio(&mut self, call: CallHandle, chunk: StereoChunk) {
         if !self.call_recordings.contains_key(&call) {
             let owner = match self.calls.get(&call) {
                 Some(live) => Some((live.call_id.clone(), ticket_of(live))),
-                None => self.ended_bridges.remove(&call),
+                None => self.ended_recorded.remove(&call),
             };
             let Some((call_id, ticket)) = owner else {
                 return;
             };
-            tracing::info!(%call_id, ticket = ?ticket, "recording the bridged call");
+            tracing::info!(%call_id, ticket = ?ticket, "recording the call");
             let recording = self.recordings.start_call(&call_id, ticket);
             self.call_recordings.insert(call, recording);
         }
-        if let Some(recording) = self.call_recordings.get(&call) {
+        if let Some(recording) = self.call_recordings.get_mut(&call) {
+            if let Some(live) = self.calls.get(&call) {
+                recording.set_ticket(ticket_of(live));
+            }
             recording.append(chunk);
         }
     }
 
-    /// A recorded bridged call's media ended: the recording is kept.
+    /// A recorded call's media ended (or its IVR leg's recording ended at
+    /// a bridge): the recording is kept.
     pub fn on_call_audio_end(&mut self, call: CallHandle) {
-        self.ended_bridges.remove(&call);
+        self.ended_recorded.remove(&call);
         let Some(recording) = self.call_recordings.remove(&call) else {
             return;
         };
@@ -594,7 +602,7 @@ impl IvrCalls {
                 Ok(kept) => tracing::info!(
                     recording = kept.id,
                     ms = kept.duration_ms,
-                    "bridged call recording kept"
+                    "call recording kept"
                 ),
                 Err(e) => tracing::error!(error = %e, "cannot keep the bridged call's recording"),
             }
@@ -648,11 +656,18 @@ impl IvrCalls {
             .transfers
             .iter()
             .any(|t| t.mode == TransferMode::Bridge.code() && t.outcome == "accepted");
-        if bridged
-            && self.recordings.records_bridged_calls()
-            && !self.call_recordings.contains_key(&call)
-        {
-            self.ended_bridges
+        if let Some(recording) = self.call_recordings.get_mut(&call) {
+            recording.set_ticket(ticket_of(&live));
+        }
+        // The call's recording may still be running in its media worker
+        // (an IVR leg's ends at a bridge that is not recorded).
+        let recording_runs = if bridged {
+            self.recordings.records_bridged_calls()
+        } else {
+            self.recordings.records_ivr_calls()
+        };
+        if recording_runs && !self.call_recordings.contains_key(&call) {
+            self.ended_recorded
                 .insert(call, (live.call_id.clone(), ticket_of(&live)));
         }
         if let Some(engine) = &live.engine {

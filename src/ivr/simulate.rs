@@ -61,6 +61,9 @@ pub struct Script {
     /// Bridged calls are recorded (`recordings.bridged_calls`): the plan
     /// sees `recording.calls` = `on`.
     pub recorded_calls: bool,
+    /// IVR legs are recorded (`recordings.ivr_calls`): this notice plays
+    /// before the first node.
+    pub ivr_notice: Option<String>,
 }
 
 impl Script {
@@ -81,6 +84,7 @@ impl Script {
             key_interval: Duration::from_millis(250),
             transfers: TransferFailure::Unavailable,
             recorded_calls: false,
+            ivr_notice: None,
         }
     }
 }
@@ -139,6 +143,9 @@ pub async fn simulate(
         "recording.calls",
         if script.recorded_calls { "on" } else { "off" },
     );
+    if let Some(notice) = &script.ivr_notice {
+        engine.play_first(notice);
+    }
     let mut keys: VecDeque<String> = script.keys.into_iter().collect();
     let mut inputs: VecDeque<Input> = VecDeque::from([Input::Start]);
     let now = script.now;

@@ -150,11 +150,16 @@ pub fn encode(codec: Codec, pcm: &[i16], out: &mut Vec<u8>) {
 /// Decodes a G.711 payload into `out` (cleared first) as 16-bit linear PCM,
 /// one sample per byte.
 pub fn decode(codec: Codec, payload: &[u8], out: &mut Vec<i16>) {
+    out.clear();
+    decode_append(codec, payload, out);
+}
+
+/// Decodes `payload` onto the end of `out`.
+pub fn decode_append(codec: Codec, payload: &[u8], out: &mut Vec<i16>) {
     let table = match codec {
         Codec::Pcmu => &ULAW_TO_LINEAR,
         Codec::Pcma => &ALAW_TO_LINEAR,
     };
-    out.clear();
     out.extend(payload.iter().map(|&code| table[usize::from(code)]));
 }
 

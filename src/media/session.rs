@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 const SAMPLES_PER_MS: u32 = 8;
 /// Largest packet we build: RTP header, 60 ms of G.711, an SRTP tag.
 pub const MAX_PACKET: usize = 12 + 480 + MAX_TAG_LEN;
-/// The most received audio a bridged leg's tap holds between the worker's
-/// takes (every second): two seconds at 8 kHz.
+/// The most audio a recorded leg's taps hold between the worker's takes
+/// (every second): two seconds at 8 kHz.
 const MAX_TAP: usize = 16_000;
 /// How long a key press we send lasts.
 const SENT_PRESS_MS: u32 = 100;
@@ -166,9 +166,12 @@ pub struct MediaSession {
     inband: Option<InbandDetector>,
     /// What the caller says is being recorded (a `record` node).
     recorder: Option<Recorder>,
-    /// While bridged and recorded: what this leg received, decoded, since
-    /// the worker last took it.
+    /// While recorded: what this leg received, decoded, since the worker
+    /// last took it.
     tap: Option<Vec<i16>>,
+    /// While an IVR leg is recorded: what we sent (prompts, silence),
+    /// decoded, since the worker last took it.
+    sent_tap: Option<Vec<i16>>,
     decoded: Vec<i16>,
     payload: Vec<u8>,
     events: VecDeque<MediaEvent>,
@@ -222,6 +225,7 @@ impl MediaSession {
             inband: None,
             recorder: None,
             tap: None,
+            sent_tap: None,
             decoded: Vec::with_capacity(480),
             payload: vec![0; 480],
             events: VecDeque::new(),
@@ -341,6 +345,37 @@ impl MediaSession {
 
     pub fn is_tapped(&self) -> bool {
         self.tap.is_some()
+    }
+
+    /// Keeps what this leg receives and what we send from now on: a
+    /// recorded IVR leg, the caller on one side and the IVR on the other.
+    pub fn start_taps(&mut self) {
+        self.start_tap();
+        self.sent_tap = Some(Vec::with_capacity(8000));
+    }
+
+    /// What we sent since the last call (empty when not tapped).
+    pub fn take_sent_tap(&mut self) -> Vec<i16> {
+        self.sent_tap
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Stops keeping what we send (the IVR leg's recording ends or goes on
+    /// with another side).
+    pub fn stop_sent_tap(&mut self) {
+        self.sent_tap = None;
+    }
+
+    pub fn is_sent_tapped(&self) -> bool {
+        self.sent_tap.is_some()
+    }
+
+    /// Stops keeping both directions.
+    pub fn stop_taps(&mut self) {
+        self.tap = None;
+        self.sent_tap = None;
     }
 
     /// Moves the audio each of two bridged sessions heard to the other.
@@ -467,16 +502,19 @@ impl MediaSession {
             return;
         }
         if payload_type == self.params.payload_type
-            && (self.inband.is_some() || self.relay.is_some() || self.recorder.is_some())
+            && (self.inband.is_some()
+                || self.relay.is_some()
+                || self.recorder.is_some()
+                || self.tap.is_some())
         {
             g711::decode(self.params.codec, packet.payload(), &mut self.decoded);
             if let Some(relay) = self.relay.as_mut() {
                 relay.heard.push(&self.decoded);
-                // A peer sending faster than real time cannot grow the tap
-                // beyond what the worker takes every second, with room.
-                if let Some(tap) = self.tap.as_mut().filter(|t| t.len() < MAX_TAP) {
-                    tap.extend_from_slice(&self.decoded);
-                }
+            }
+            // A peer sending faster than real time cannot grow the tap
+            // beyond what the worker takes every second, with room.
+            if let Some(tap) = self.tap.as_mut().filter(|t| t.len() < MAX_TAP) {
+                tap.extend_from_slice(&self.decoded);
             }
             if let Some(recorder) = self.recorder.as_mut() {
                 let done = recorder.push(&self.decoded);
@@ -553,6 +591,9 @@ impl MediaSession {
         let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(samples);
         let frame_status = self.fill_audio();
+        if let Some(sent) = self.sent_tap.as_mut().filter(|t| t.len() < MAX_TAP) {
+            g711::decode_append(self.params.codec, &self.payload, sent);
+        }
         if frame_status == Some(FrameStatus::Finished) {
             self.playback = None;
             self.events

@@ -678,3 +678,41 @@ fn a_tapped_leg_keeps_at_most_two_seconds_between_takes() {
     assert_eq!(taken.len(), 16_000);
     assert!(session.take_tap().is_empty(), "taken");
 }
+
+#[test]
+fn a_recorded_ivr_leg_keeps_both_directions_as_heard() {
+    let (mut session, now) = new_session(Some(101));
+    session.start_taps();
+    let samples: Vec<i16> = (0..480).map(|n| ((n % 40) * 400) as i16 - 8000).collect();
+    let prompt = Arc::new(Prompt::from_samples("notice", samples.clone()));
+    session.play(Playlist {
+        items: vec![PlayItem::Prompt(prompt)],
+        looping: false,
+        barge_in: false,
+    });
+    let (mut sequence, mut timestamp) = (1u16, 0u32);
+    let spoken = tone('9', 60, 6000.0);
+    feed_pcm(&mut session, &spoken, &mut sequence, &mut timestamp, now);
+    for _ in 0..4 {
+        sent(&mut session);
+    }
+    let round_trip = |pcm: &[i16]| -> Vec<i16> {
+        pcm.iter()
+            .map(|s| g711::ulaw_decode(g711::ulaw_encode(*s)))
+            .collect()
+    };
+    assert_eq!(
+        session.take_tap(),
+        round_trip(&spoken),
+        "what the caller said"
+    );
+    let played = session.take_sent_tap();
+    assert_eq!(played.len(), 4 * 160, "one frame per packet sent");
+    assert_eq!(&played[..480], &round_trip(&samples)[..], "what it heard");
+    assert!(played[480..].iter().all(|&s| s == 0), "then silence");
+    assert!(session.take_sent_tap().is_empty(), "taken");
+    session.stop_sent_tap();
+    sent(&mut session);
+    assert!(session.take_sent_tap().is_empty(), "stopped");
+    assert!(session.is_tapped() && !session.is_sent_tapped());
+}

@@ -49,7 +49,10 @@ pub enum WorkerCommand {
     /// Bridges the call to an answered agent leg: its RTP socket and
     /// session; the caller's playback stops and audio flows both ways.
     /// `record`: both sides go out as `MediaEvent::CallAudio` every
-    /// second (and `CallAudioEnd` at the end).
+    /// second (and `CallAudioEnd` at the end). A caller session started
+    /// with its taps on (a recorded IVR leg) goes out the same way from
+    /// the start; at the bridge its recording goes on with `record`, and
+    /// ends without.
     Bridge {
         socket: UdpSocket,
         session: Box<MediaSession>,
@@ -128,7 +131,7 @@ struct Entry {
     countdown: u32,
     timeout_reported: bool,
     agent: Option<AgentLeg>,
-    /// Ticks since a recorded bridged call's audio last went out.
+    /// Ticks since a recorded call's audio last went out.
     tap_ticks: u32,
 }
 
@@ -240,6 +243,22 @@ impl Worker {
                 mut session,
                 record,
             } => {
+                if entry.session.is_sent_tapped() {
+                    // A recorded IVR leg: what it holds goes out now. With
+                    // `record` its recording goes on with the agent on the
+                    // right; without, it ends at the bridge.
+                    entry.tap_ticks = 0;
+                    let chunk = call_audio(entry);
+                    let _ = self.events.send(CallMediaEvent { call, event: chunk });
+                    entry.session.stop_sent_tap();
+                    if !record {
+                        entry.session.stop_taps();
+                        let _ = self.events.send(CallMediaEvent {
+                            call,
+                            event: MediaEvent::CallAudioEnd,
+                        });
+                    }
+                }
                 entry.session.start_relay();
                 session.start_relay();
                 if record {
@@ -326,9 +345,6 @@ impl Worker {
                     now,
                 );
                 MediaSession::exchange_audio(&mut entry.session, &mut agent.session);
-                if agent.session.is_tapped() {
-                    entry.tap_ticks += 1;
-                }
                 send_due(
                     &agent.socket,
                     &mut agent.session,
@@ -347,6 +363,9 @@ impl Worker {
                 entry.every,
                 &mut self.send_buffer,
             );
+            if entry.session.is_tapped() {
+                entry.tap_ticks += 1;
+            }
             if entry.tap_ticks >= CALL_AUDIO_TICKS {
                 entry.tap_ticks = 0;
                 let chunk = call_audio(entry);
@@ -379,14 +398,14 @@ impl Worker {
     }
 }
 
-/// What both sides of a recorded bridged call sent since the last chunk.
+/// A recorded call's audio since the last chunk: the caller on the left;
+/// on the right the agent (bridged) or what the IVR played (an IVR leg).
 fn call_audio(entry: &mut Entry) -> MediaEvent {
     let left = entry.session.take_tap();
-    let right = entry
-        .agent
-        .as_mut()
-        .map(|agent| agent.session.take_tap())
-        .unwrap_or_default();
+    let right = match entry.agent.as_mut() {
+        Some(agent) if agent.session.is_tapped() => agent.session.take_tap(),
+        _ => entry.session.take_sent_tap(),
+    };
     MediaEvent::CallAudio(Box::new(StereoChunk::paired(left, right)))
 }
 

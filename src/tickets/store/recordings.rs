@@ -105,7 +105,7 @@ fn recorded_detail(kind: RecordingKind, duration_ms: u64) -> String {
         RecordingKind::Description => {
             format!("the caller's description recorded ({seconds:.1} s)")
         }
-        RecordingKind::Call => format!("the call with the agent recorded ({seconds:.1} s)"),
+        RecordingKind::Call => format!("the call recorded ({seconds:.1} s)"),
     }
 }
 
