@@ -6,7 +6,8 @@
 //! list it and play it through the API (a play from the first byte is on
 //! the ticket's history, later ranges are not), and retention deletes the
 //! audio while the row stays. A caller who hangs up while speaking keeps
-//! what they said.
+//! what they said. Bridged calls and IVR legs are recorded in stereo when
+//! configured: one file per call, each side exactly as sent.
 
 mod support;
 
@@ -272,7 +273,7 @@ on_error = "bye"
 [nodes.notice]
 kind = "branch"
 cases = [{ variable = "recording.calls", equals = "on", goto = "tell" }]
-else = "bye"
+else = "agents"
 
 [nodes.tell]
 kind = "play"
@@ -303,13 +304,27 @@ fn find(stored: &[i16], sent: &[i16]) -> Option<usize> {
     (stored[at..at + sent.len()] == sent[..]).then_some(at)
 }
 
-#[tokio::test]
-async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
+/// What a bridged call left: its ticket's recordings as (left, right)
+/// channels with their history lines, and what the caller and the agent
+/// said.
+struct Bridged {
+    /// The ticket's history lines about recordings.
+    recording_events: Vec<String>,
+    channels: Vec<(Vec<i16>, Vec<i16>)>,
+    caller_words: Vec<i16>,
+    agent_words: Vec<i16>,
+}
+
+/// A caller bridged to an agent, both talking at once, the agent hanging
+/// up; `ivr_calls` and `bridged_calls` as given.
+async fn bridged_call(ivr_calls: bool, bridged_calls: bool) -> Bridged {
     let plans = tempfile::tempdir().unwrap();
     std::fs::write(plans.path().join("bridge.toml"), BRIDGE_PLAN).unwrap();
     let mut agent = Client::udp("127.0.0.1:9".parse().unwrap()).await;
     let mut config = config(&plans);
-    config.recordings.bridged_calls = true;
+    config.recordings.bridged_calls = bridged_calls;
+    config.recordings.ivr_calls = ivr_calls;
+    config.recordings.ivr_notice = "beep".into();
     config.transfer.targets.insert(
         "agents".into(),
         hotline::config::TransferTarget {
@@ -355,36 +370,84 @@ async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
     assert_eq!(agent.bye(&mut agent_dialog).await, 200);
 
     let (ticket_id, _) = the_ticket(&server).await;
-    let recordings = kept(&server, ticket_id, 1).await;
-    assert_eq!(recordings.len(), 1, "{recordings:?}");
-    let recording = &recordings[0];
-    assert_eq!((recording.kind.code(), recording.channels), ("call", 2));
-    let path = config
-        .recordings
-        .dir
-        .join(format!("{}.wav", recording.token));
-    let mut reader = hound::WavReader::open(&path).expect("the file");
-    assert_eq!(reader.spec().channels, 2);
-    let interleaved: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-    let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
-    let caller_at = find(&left, &caller_words).expect("the caller's words, left");
-    let agent_at = find(&right, &agent_words).expect("the agent's words, right");
+    let expected = usize::from(ivr_calls || bridged_calls);
+    let recordings = kept(&server, ticket_id, expected).await;
+    assert_eq!(recordings.len(), expected, "{recordings:?}");
+    let mut channels = Vec::new();
+    for recording in &recordings {
+        assert_eq!((recording.kind.code(), recording.channels), ("call", 2));
+        let path = config
+            .recordings
+            .dir
+            .join(format!("{}.wav", recording.token));
+        let interleaved = wav_samples(&std::fs::read(path).expect("the file"));
+        let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
+        channels.push((left, right));
+    }
+    let recording_events = server
+        .store()
+        .events(ticket_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "recording")
+        .map(|e| e.detail)
+        .collect();
+    server.shutdown().await;
+    Bridged {
+        recording_events,
+        channels,
+        caller_words,
+        agent_words,
+    }
+}
+
+#[tokio::test]
+async fn a_bridged_call_is_recorded_in_stereo_each_side_exactly_as_sent() {
+    let bridged = bridged_call(false, true).await;
+    let (left, right) = &bridged.channels[0];
+    let caller_at = find(left, &bridged.caller_words).expect("the caller's words, left");
+    let agent_at = find(right, &bridged.agent_words).expect("the agent's words, right");
     // Said at the same moment, they sit at about the same place.
     let skew = caller_at.abs_diff(agent_at);
     assert!(skew <= 8 * 200, "{skew} samples apart");
     assert!(
-        find(&right, &caller_words).is_none(),
+        find(right, &bridged.caller_words).is_none(),
         "no caller on the right"
     );
-    let events = server.store().events(ticket_id).await.unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| e.kind == "recording" && e.detail.starts_with("the call recorded")),
-        "{events:?}"
+        find(right, &wav("prompts/zh/beep.wav")).is_none(),
+        "the IVR leg is not recorded"
     );
-    server.shutdown().await;
+    assert!(
+        bridged.recording_events[0].starts_with("the call recorded"),
+        "{:?}",
+        bridged.recording_events
+    );
+}
+
+#[tokio::test]
+async fn a_recorded_ivr_leg_goes_on_through_a_recorded_bridge_in_one_file() {
+    let bridged = bridged_call(true, true).await;
+    let (left, right) = &bridged.channels[0];
+    let notice = find(right, &wav("prompts/zh/beep.wav")).expect("the IVR's notice, right");
+    let agent_at = find(right, &bridged.agent_words).expect("then the agent, right");
+    assert!(notice < agent_at);
+    let caller_at = find(left, &bridged.caller_words).expect("the caller's words, left");
+    assert!(caller_at.abs_diff(agent_at) <= 8 * 200);
+}
+
+#[tokio::test]
+async fn a_recorded_ivr_leg_ends_at_a_bridge_that_is_not_recorded() {
+    let bridged = bridged_call(true, false).await;
+    let (left, right) = &bridged.channels[0];
+    find(right, &wav("prompts/zh/beep.wav")).expect("the IVR's notice, right");
+    assert!(find(right, &bridged.agent_words).is_none(), "no agent");
+    assert!(
+        find(left, &bridged.caller_words).is_none(),
+        "no conversation"
+    );
 }
 
 /// Makes a ticket, then plays the greeting as a menu that waits.
