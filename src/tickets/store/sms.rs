@@ -33,8 +33,8 @@ use crate::tickets::number::TicketNumber;
 use crate::tickets::privacy::{self, Disclosure};
 use crate::tickets::sla::SlaPolicy;
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
-use std::collections::HashMap;
+use sqlx::{AnyConnection, Executor};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The status of an inbound text a rate limit refused (and of nothing else):
@@ -337,105 +337,48 @@ pub(super) async fn receive_text_tickets(
     conn: &mut AnyConnection,
     texts: &[TextTicket],
 ) -> Result<Vec<SmsOutcome>, StoreError> {
-    let sql = format!(
-        "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
-         to_number, body, ticket_id, reply_to, status, created_at) VALUES {} \
-         ON CONFLICT (provider, provider_message_id) DO NOTHING \
-         RETURNING id, provider, provider_message_id",
-        numbered_rows(
-            texts.len(),
-            "('in', ?, ?, ?, ?, ?, NULL, NULL, 'received', ?)"
-        )
-    );
-    let sql = bind_in_order(conn, sql);
-    let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
-    for text in texts {
-        insert = insert
-            .bind(&text.sms.provider)
-            .bind(&text.sms.provider_message_id)
-            .bind(&text.sms.from)
-            .bind(&text.sms.to)
-            .bind(&text.sms.body)
-            .bind(to_millis(text.now));
-    }
-    let mut inbound: HashMap<(String, String), i64> = insert
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id, provider, message)| ((provider, message), id))
+    // A text whose key came earlier in `texts` is a retry of that one.
+    let mut keys = HashSet::new();
+    let firsts: Vec<usize> = (0..texts.len())
+        .filter(|&i| keys.insert(texts[i].key()))
         .collect();
-    // The first text with a new key owns its row; any later one is a retry.
-    let owned: Vec<Option<i64>> = texts
-        .iter()
-        .map(|text| {
-            inbound.remove(&(
-                text.sms.provider.clone(),
-                text.sms.provider_message_id.clone(),
-            ))
-        })
-        .collect();
-    let fresh: Vec<usize> = (0..texts.len()).filter(|&i| owned[i].is_some()).collect();
     let mut outcomes: Vec<Option<SmsOutcome>> = vec![None; texts.len()];
-    if !fresh.is_empty() {
-        let customers =
-            customers_by_phones(conn, fresh.iter().map(|&i| &texts[i].sms.from_spellings)).await?;
-        let prepared: Vec<PreparedTicket> = fresh
-            .iter()
-            .map(|&i| {
+    if !firsts.is_empty() {
+        conn.execute("SAVEPOINT texts").await?;
+        let fresh = match tickets_then_texts(conn, texts, &firsts).await? {
+            Some(fresh) => fresh,
+            None => {
+                conn.execute("ROLLBACK TO texts").await?;
+                texts_then_tickets(conn, texts, &firsts).await?
+            }
+        };
+        if !fresh.is_empty() {
+            let sql = format!(
+                "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
+                 to_number, body, ticket_id, reply_to, status, created_at) VALUES {}",
+                numbered_rows(fresh.len(), "('out', ?, NULL, ?, ?, ?, ?, ?, 'replied', ?)")
+            );
+            let sql = bind_in_order(conn, sql);
+            let mut replies = sqlx::query(&sql);
+            for (i, inbound_id, ticket) in fresh {
                 let text = &texts[i];
-                let customer = text
-                    .sms
-                    .from_spellings
-                    .iter()
-                    .filter_map(|phone| customers.get(phone))
-                    .min_by_key(|customer| customer.0)
-                    .cloned();
-                prepare_ticket(text.new.clone(), customer, &text.sla, text.now)
-            })
-            .collect::<Result<_, _>>()?;
-        let tickets = insert_tickets(conn, &prepared).await?;
-        let links = format!(
-            "UPDATE sms_messages SET ticket_id = CASE id {} END WHERE id IN ({})",
-            (0..fresh.len())
-                .map(|k| format!("WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2))
-                .collect::<Vec<_>>()
-                .join(" "),
-            parameters(2 * fresh.len() + 1, fresh.len())
-        );
-        let links = bind_in_order(conn, links);
-        let mut update = sqlx::query(&links);
-        for (&i, ticket) in fresh.iter().zip(&tickets) {
-            update = update.bind(owned[i]).bind(ticket.id);
+                let body = (text.reply)(&SmsFacts::Created(ticket.clone()));
+                replies = replies
+                    .bind(&text.sms.provider)
+                    .bind(&text.sms.to)
+                    .bind(&text.sms.from)
+                    .bind(body.clone())
+                    .bind(ticket.id)
+                    .bind(inbound_id)
+                    .bind(to_millis(text.now));
+                outcomes[i] = Some(SmsOutcome {
+                    reply: body,
+                    repeated: false,
+                    created: Some(ticket.number),
+                });
+            }
+            replies.execute(&mut *conn).await?;
         }
-        for &i in &fresh {
-            update = update.bind(owned[i]);
-        }
-        update.execute(&mut *conn).await?;
-        let sql = format!(
-            "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
-             to_number, body, ticket_id, reply_to, status, created_at) VALUES {}",
-            numbered_rows(fresh.len(), "('out', ?, NULL, ?, ?, ?, ?, ?, 'replied', ?)")
-        );
-        let sql = bind_in_order(conn, sql);
-        let mut replies = sqlx::query(&sql);
-        for (&i, ticket) in fresh.iter().zip(tickets) {
-            let text = &texts[i];
-            let body = (text.reply)(&SmsFacts::Created(ticket.clone()));
-            replies = replies
-                .bind(&text.sms.provider)
-                .bind(&text.sms.to)
-                .bind(&text.sms.from)
-                .bind(body.clone())
-                .bind(ticket.id)
-                .bind(owned[i])
-                .bind(to_millis(text.now));
-            outcomes[i] = Some(SmsOutcome {
-                reply: body,
-                repeated: false,
-                created: Some(ticket.number),
-            });
-        }
-        replies.execute(&mut *conn).await?;
     }
     let retries: Vec<&InboundSms> = texts
         .iter()
@@ -466,6 +409,142 @@ pub(super) async fn receive_text_tickets(
         }
     }
     Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// A text that opened its ticket: its place in the batch, its row's id and
+/// the ticket.
+type Opened = (usize, i64, Ticket);
+
+/// The usual way: the tickets of `firsts` first, then each text written
+/// once with its ticket (linking it afterwards would be an `UPDATE` of an
+/// indexed column: a second copy of the row in every index). `None` when
+/// any of the texts was recorded already (a retry of an earlier batch):
+/// the caller rolls all of it back and goes the other way.
+async fn tickets_then_texts(
+    conn: &mut AnyConnection,
+    texts: &[TextTicket],
+    firsts: &[usize],
+) -> Result<Option<Vec<Opened>>, StoreError> {
+    let tickets = open_text_tickets(conn, texts, firsts).await?;
+    let ticket_ids: Vec<Option<i64>> = tickets.iter().map(|t| Some(t.id)).collect();
+    let mut inbound = insert_inbound_rows(conn, texts, firsts, &ticket_ids).await?;
+    let mut fresh = Vec::with_capacity(firsts.len());
+    for (&i, ticket) in firsts.iter().zip(tickets) {
+        let (provider, message) = texts[i].key();
+        match inbound.remove(&(provider.to_string(), message.to_string())) {
+            Some(inbound_id) => fresh.push((i, inbound_id, ticket)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(fresh))
+}
+
+/// The way when some texts were recorded before: each text first (the
+/// retries refused), then tickets for the new ones, linked to their texts.
+async fn texts_then_tickets(
+    conn: &mut AnyConnection,
+    texts: &[TextTicket],
+    firsts: &[usize],
+) -> Result<Vec<Opened>, StoreError> {
+    let mut inbound = insert_inbound_rows(conn, texts, firsts, &vec![None; firsts.len()]).await?;
+    let owned: Vec<(usize, i64)> = firsts
+        .iter()
+        .filter_map(|&i| {
+            let (provider, message) = texts[i].key();
+            let id = inbound.remove(&(provider.to_string(), message.to_string()))?;
+            Some((i, id))
+        })
+        .collect();
+    if owned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let new: Vec<usize> = owned.iter().map(|&(i, _)| i).collect();
+    let tickets = open_text_tickets(conn, texts, &new).await?;
+    let links = format!(
+        "UPDATE sms_messages SET ticket_id = CASE id {} END WHERE id IN ({})",
+        (0..owned.len())
+            .map(|k| format!("WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2))
+            .collect::<Vec<_>>()
+            .join(" "),
+        parameters(2 * owned.len() + 1, owned.len())
+    );
+    let links = bind_in_order(conn, links);
+    let mut update = sqlx::query(&links);
+    for (&(_, inbound_id), ticket) in owned.iter().zip(&tickets) {
+        update = update.bind(inbound_id).bind(ticket.id);
+    }
+    for &(_, inbound_id) in &owned {
+        update = update.bind(inbound_id);
+    }
+    update.execute(&mut *conn).await?;
+    Ok(owned
+        .into_iter()
+        .zip(tickets)
+        .map(|((i, inbound_id), ticket)| (i, inbound_id, ticket))
+        .collect())
+}
+
+/// Looks up the senders' customer records and opens a ticket for each of
+/// `which`, in order.
+async fn open_text_tickets(
+    conn: &mut AnyConnection,
+    texts: &[TextTicket],
+    which: &[usize],
+) -> Result<Vec<Ticket>, StoreError> {
+    let customers =
+        customers_by_phones(conn, which.iter().map(|&i| &texts[i].sms.from_spellings)).await?;
+    let prepared: Vec<PreparedTicket> = which
+        .iter()
+        .map(|&i| {
+            let text = &texts[i];
+            let customer = text
+                .sms
+                .from_spellings
+                .iter()
+                .filter_map(|phone| customers.get(phone))
+                .min_by_key(|customer| customer.0)
+                .cloned();
+            prepare_ticket(text.new.clone(), customer, &text.sla, text.now)
+        })
+        .collect::<Result<_, _>>()?;
+    insert_tickets(conn, &prepared).await
+}
+
+/// Records the inbound texts `which` (with their tickets, if known); the
+/// ids of the rows written, by provider and message id: a text recorded
+/// before is refused and not among them.
+async fn insert_inbound_rows(
+    conn: &mut AnyConnection,
+    texts: &[TextTicket],
+    which: &[usize],
+    tickets: &[Option<i64>],
+) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let sql = format!(
+        "INSERT INTO sms_messages (direction, provider, provider_message_id, from_number, \
+         to_number, body, ticket_id, reply_to, status, created_at) VALUES {} \
+         ON CONFLICT (provider, provider_message_id) DO NOTHING \
+         RETURNING id, provider, provider_message_id",
+        numbered_rows(which.len(), "('in', ?, ?, ?, ?, ?, ?, NULL, 'received', ?)")
+    );
+    let sql = bind_in_order(conn, sql);
+    let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
+    for (&i, ticket) in which.iter().zip(tickets) {
+        let text = &texts[i];
+        insert = insert
+            .bind(&text.sms.provider)
+            .bind(&text.sms.provider_message_id)
+            .bind(&text.sms.from)
+            .bind(&text.sms.to)
+            .bind(&text.sms.body)
+            .bind(*ticket)
+            .bind(to_millis(text.now));
+    }
+    Ok(insert
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, provider, message)| ((provider, message), id))
+        .collect())
 }
 
 /// The replies stored for the first deliveries of `retries`, by provider
