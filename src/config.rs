@@ -118,8 +118,13 @@ pub struct MediaConfig {
     pub codecs: Vec<String>,
     pub telephone_event_payload_type: u8,
     pub ptime_ms: u32,
-    /// Media worker threads; each serves many calls on one timer.
+    /// Media worker threads; each serves many calls on one timer. 0: one
+    /// per core.
     pub workers: usize,
+    /// Run the media workers at this real-time priority (SCHED_FIFO,
+    /// 1–99), so that other work on the machine cannot delay a packet;
+    /// 0 leaves them as ordinary threads. Needs CAP_SYS_NICE.
+    pub realtime_priority: u8,
     /// Send to where the caller's RTP really comes from (callers behind NAT).
     pub symmetric_rtp: bool,
     /// End a call that sends no RTP for this long (0: never); not while
@@ -584,7 +589,8 @@ impl Default for MediaConfig {
             codecs: vec!["PCMU".to_string(), "PCMA".to_string()],
             telephone_event_payload_type: 101,
             ptime_ms: 20,
-            workers: 2,
+            workers: 0,
+            realtime_priority: 0,
             symmetric_rtp: true,
             timeout_secs: 30,
             srtp: crate::sip::sdp::SrtpMode::Optional,
@@ -1097,10 +1103,16 @@ impl Config {
         if let Err(e) = self.media_policy() {
             problems.push(format!("media: {e}"));
         }
-        if self.media.workers == 0 || self.media.workers > 64 {
+        if self.media.workers > 64 {
             problems.push(format!(
-                "media.workers ({}) must be between 1 and 64",
+                "media.workers ({}) must be between 0 (one per core) and 64",
                 self.media.workers
+            ));
+        }
+        if self.media.realtime_priority > 99 {
+            problems.push(format!(
+                "media.realtime_priority ({}) must be between 0 (off) and 99",
+                self.media.realtime_priority
             ));
         }
         if self.calls.max_duration_secs == 0 {

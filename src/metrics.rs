@@ -53,6 +53,7 @@ pub const DB_WRITE_SECONDS: &str = "hotline_db_write_seconds";
 pub const DB_PING_SECONDS: &str = "hotline_db_ping_seconds";
 pub const HEARTBEATS: &str = "hotline_instance_heartbeats_total";
 pub const MEDIA_PANICS: &str = "hotline_media_packet_panics_total";
+pub const MEDIA_WORKER_RESTARTS: &str = "hotline_media_worker_restarts_total";
 pub const SIP_CONNECTIONS: &str = "hotline_sip_connections";
 pub const SIP_CONNECTIONS_LIMIT: &str = "hotline_sip_connections_limit";
 pub const SIP_CONNECTIONS_REFUSED: &str = "hotline_sip_connections_refused_total";
@@ -192,6 +193,10 @@ fn describe() {
     describe_counter!(
         MEDIA_PANICS,
         "Media packets whose handling panicked (a parser bug a peer reached); each was dropped and the call went on"
+    );
+    describe_counter!(
+        MEDIA_WORKER_RESTARTS,
+        "Times a media worker was more than a second behind its schedule (the machine stalled) and dropped the audio it owed"
     );
     describe_counter!(
         HEARTBEATS,
@@ -401,6 +406,11 @@ pub fn db_write(kind: &'static str, took: Duration) {
 /// A media packet's handling panicked and the packet was dropped.
 pub fn media_panic() {
     counter!(MEDIA_PANICS).increment(1);
+}
+
+/// A media worker dropped its backlog after a stall.
+pub fn media_worker_restarted() {
+    counter!(MEDIA_WORKER_RESTARTS).increment(1);
 }
 
 /// One heartbeat written to the store, or not.

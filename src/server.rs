@@ -151,8 +151,12 @@ impl Server {
         });
         endpoint.set_tls_listeners(transports.tls_addrs.clone());
         let (media_tx, media_events) = mpsc::unbounded_channel();
-        let workers = MediaWorkers::start(config.media.workers, media_tx)
-            .context("cannot start media workers")?;
+        let workers = MediaWorkers::start(
+            config.media.workers,
+            config.media.realtime_priority,
+            media_tx,
+        )
+        .context("cannot start media workers")?;
         let (events, _) = broadcast::channel(1024);
         let (dialplans, dialplan_version) = load_dialplans(&config, &prompts)?;
         let dialplans = Arc::new(dialplans);

@@ -3,8 +3,10 @@
 //!
 //! The protocol parts (`g711`, `rfc4733`, `inband`, `playback`,
 //! `recorder`, `session`, `relay`, `dtmf_info`) are sans-IO; `worker` and `ports` own sockets
-//! and timers.
+//! and timers,
+//! `batch_receive` reads a socket's queue in one system call.
 
+pub mod batch_receive;
 pub mod dtmf_info;
 pub mod g711;
 pub mod inband;

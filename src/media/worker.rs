@@ -17,12 +17,12 @@
 //! reached by a peer's packet) is dropped and counted, and the worker goes
 //! on: one bad packet must not end every call on the thread.
 
+use super::batch_receive::BatchReceiver;
 use super::playback::Playlist;
 use super::recorder::RecordSpec;
 use super::session::{MediaEvent, MediaParams, MediaSession, StereoChunk, MAX_PACKET};
 use crate::sip::endpoint::CallHandle;
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
@@ -31,6 +31,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// The worker tick: the shortest packet time we send.
 pub const PACKET_TIME: Duration = Duration::from_millis(20);
+/// How far behind its schedule a worker may be and still send what it
+/// owes (at twice the pace); beyond, it drops the backlog.
+const MAX_CATCH_UP: Duration = Duration::from_secs(1);
 /// A recorded bridged call's audio leaves the worker every this many ticks
 /// (one second), so that a long call never piles up in memory here.
 const CALL_AUDIO_TICKS: u32 = 50;
@@ -82,19 +85,30 @@ pub struct MediaWorkers {
 }
 
 impl MediaWorkers {
-    /// Starts `count` workers (at least one).
+    /// Starts `count` workers (0: one per core), each at real-time
+    /// `priority` when it is not 0.
     pub fn start(
         count: usize,
+        priority: u8,
         events: UnboundedSender<CallMediaEvent>,
     ) -> std::io::Result<MediaWorkers> {
+        let count = match count {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let mut senders = Vec::new();
         let mut threads = Vec::new();
-        for index in 0..count.max(1) {
+        for index in 0..count {
             let (tx, rx) = mpsc::channel();
             let events = events.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || Worker::new(rx, events).run())?;
+                .spawn(move || {
+                    if priority > 0 {
+                        make_realtime(index, priority);
+                    }
+                    Worker::new(rx, events).run()
+                })?;
             senders.push(tx);
             threads.push(thread);
         }
@@ -148,7 +162,7 @@ struct Worker {
     events: UnboundedSender<CallMediaEvent>,
     entries: Vec<Entry>,
     index: HashMap<CallHandle, usize>,
-    receive_buffer: Vec<u8>,
+    receiver: BatchReceiver,
     send_buffer: Vec<u8>,
 }
 
@@ -162,31 +176,39 @@ impl Worker {
             events,
             entries: Vec::new(),
             index: HashMap::new(),
-            receive_buffer: vec![0; 2048],
+            receiver: BatchReceiver::default(),
             send_buffer: vec![0; MAX_PACKET],
         }
     }
 
+    /// Ticks on a fixed schedule (`next_tick` only ever moves by whole
+    /// packet times, so the ticks never drift). A worker that fell behind
+    /// sends every packet it owes, at twice the pace until it is back on
+    /// schedule (ticks at least half a packet time apart: no bursts); only
+    /// after a stall of more than [`MAX_CATCH_UP`] does it start afresh.
     fn run(mut self) {
         let mut next_tick = Instant::now();
         loop {
             if !self.take_commands() {
                 return;
             }
-            let now = Instant::now();
-            self.tick(now);
+            let started = Instant::now();
+            self.tick(started);
             next_tick += PACKET_TIME;
-            let after = Instant::now();
-            if after > next_tick + PACKET_TIME * 5 {
-                // Far behind (the machine stalled): start afresh rather
-                // than send a burst of stale packets.
+            let now = Instant::now();
+            let behind = now.saturating_duration_since(next_tick);
+            if behind > MAX_CATCH_UP {
+                // The machine stalled: that audio is too old to send now.
                 tracing::warn!(
-                    behind_ms = (after - next_tick).as_millis() as u64,
-                    "media worker fell behind"
+                    behind_ms = behind.as_millis() as u64,
+                    "media worker fell behind; starting afresh"
                 );
-                next_tick = after;
-            } else if next_tick > after {
-                std::thread::sleep(next_tick - after);
+                crate::metrics::media_worker_restarted();
+                next_tick = now;
+            }
+            let at = next_tick.max(started + PACKET_TIME / 2);
+            if at > now {
+                std::thread::sleep(at - now);
             }
         }
     }
@@ -330,20 +352,10 @@ impl Worker {
     fn tick(&mut self, now: Instant) {
         for position in 0..self.entries.len() {
             let entry = &mut self.entries[position];
-            drain_socket(
-                &entry.socket,
-                &mut entry.session,
-                &mut self.receive_buffer,
-                now,
-            );
+            drain_socket(&entry.socket, &mut entry.session, &mut self.receiver, now);
             let mut agent_silent = false;
             if let Some(agent) = entry.agent.as_mut() {
-                drain_socket(
-                    &agent.socket,
-                    &mut agent.session,
-                    &mut self.receive_buffer,
-                    now,
-                );
+                drain_socket(&agent.socket, &mut agent.session, &mut self.receiver, now);
                 MediaSession::exchange_audio(&mut entry.session, &mut agent.session);
                 send_due(
                     &agent.socket,
@@ -398,6 +410,25 @@ impl Worker {
     }
 }
 
+/// Makes the calling thread a real-time one (SCHED_FIFO at `priority`);
+/// says so once (from the first worker) when it cannot.
+fn make_realtime(worker: usize, priority: u8) {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: sets the calling thread's own policy from a valid struct.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if result != 0 && worker == 0 {
+        tracing::warn!(
+            priority,
+            error = %std::io::Error::last_os_error(),
+            "cannot make the media workers real-time (CAP_SYS_NICE?); they run as ordinary threads"
+        );
+    } else if result == 0 && worker == 0 {
+        tracing::info!(priority, "media workers run at real-time priority");
+    }
+}
+
 /// A recorded call's audio since the last chunk: the caller on the left;
 /// on the right the agent (bridged) or what the IVR played (an IVR leg).
 fn call_audio(entry: &mut Entry) -> MediaEvent {
@@ -409,20 +440,28 @@ fn call_audio(entry: &mut Entry) -> MediaEvent {
     MediaEvent::CallAudio(Box::new(StereoChunk::paired(left, right)))
 }
 
-/// Feeds every datagram waiting on `socket` to `session`.
-fn drain_socket(socket: &UdpSocket, session: &mut MediaSession, buffer: &mut [u8], now: Instant) {
+/// Feeds every datagram waiting on `socket` to `session`: usually one
+/// system call for the tick's packet.
+fn drain_socket(
+    socket: &UdpSocket,
+    session: &mut MediaSession,
+    receiver: &mut BatchReceiver,
+    now: Instant,
+) {
     loop {
-        match socket.recv_from(buffer) {
-            Ok((len, source)) => {
-                let datagram = &buffer[..len];
-                if !contained(|| session.on_datagram(datagram, source, now)) {
-                    crate::metrics::media_panic();
-                    tracing::error!(%source, len, "a media packet made its handling panic: dropped");
-                }
+        let read = receiver.receive(socket);
+        for index in 0..read {
+            let Some((datagram, source)) = receiver.datagram(index) else {
+                continue;
+            };
+            if !contained(|| session.on_datagram(datagram, source, now)) {
+                crate::metrics::media_panic();
+                let len = datagram.len();
+                tracing::error!(%source, len, "a media packet made its handling panic: dropped");
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            // ICMP port unreachable from an earlier send, and the like.
-            Err(_) => break,
+        }
+        if read < BatchReceiver::CAPACITY {
+            return;
         }
     }
 }

@@ -36,7 +36,7 @@ fi
 for calls in "$@"; do
     port=$(free_port 127.0.0.1)
     start_gateway 127.0.0.1 "$port" \
-        HOTLINE_SIP_INVITES_PER_SECOND_PER_SOURCE=0 HOTLINE_SIP_MAX_CALLS=20000 \
+        HOTLINE_SIP_INVITES_PER_SECOND_PER_SOURCE=0 HOTLINE_SIP_MAX_CALLS=$((calls + 100)) \
         HOTLINE_CALLS_MAX_DURATION_SECS=3600 HOTLINE_CALLS_LOOP_GREETING=true \
         HOTLINE_MEDIA_TIMEOUT_SECS="$([ -n "$SEND_RTP" ] && echo 30 || echo 0)" \
         HOTLINE_PROMPTS_DIR="$ROOT/prompts" HOTLINE_LOG_LEVEL=warn >/dev/null

@@ -1,0 +1,217 @@
+//! Everything queued on a UDP socket in one system call (`recvmmsg`), for
+//! the media workers: a call's socket usually holds one RTP packet per
+//! tick, and reading it with `recv_from` took a second call to learn the
+//! queue was empty. `recvmmsg` with `MSG_DONTWAIT` returns what is there
+//! and stops at the empty queue inside the kernel.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+
+/// Largest datagram kept whole: RTP of up to 60 ms G.711 with SRTP fits
+/// many times over; anything longer is truncated, and the session refuses
+/// it as malformed.
+const DATAGRAM: usize = 2048;
+
+/// Datagrams read per system call at most; a socket holding more is read
+/// again.
+const BATCH: usize = 8;
+
+/// Buffers for up to [`BATCH`] datagrams, reused every tick.
+pub struct BatchReceiver {
+    buffers: Vec<[u8; DATAGRAM]>,
+    addresses: [libc::sockaddr_storage; BATCH],
+    lengths: [usize; BATCH],
+    sources: [Option<SocketAddr>; BATCH],
+}
+
+impl Default for BatchReceiver {
+    fn default() -> Self {
+        BatchReceiver {
+            buffers: vec![[0; DATAGRAM]; BATCH],
+            // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
+            addresses: unsafe { std::mem::zeroed() },
+            lengths: [0; BATCH],
+            sources: [None; BATCH],
+        }
+    }
+}
+
+impl BatchReceiver {
+    /// Reads what `socket` holds, up to [`BatchReceiver::CAPACITY`], in
+    /// one system call; returns how many datagrams were read (0 when none
+    /// was queued, or on an error such as ICMP port unreachable from an
+    /// earlier send).
+    pub fn receive(&mut self, socket: &UdpSocket) -> usize {
+        // SAFETY: iovec and mmsghdr are plain data; all zeroes is valid.
+        let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (((header, iovec), buffer), address) in headers
+            .iter_mut()
+            .zip(iovecs.iter_mut())
+            .zip(self.buffers.iter_mut())
+            .zip(self.addresses.iter_mut())
+        {
+            iovec.iov_base = buffer.as_mut_ptr().cast();
+            iovec.iov_len = DATAGRAM;
+            header.msg_hdr.msg_name = (address as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at a live buffer of DATAGRAM bytes
+        // and a sockaddr_storage, owned by `self` or this frame and not
+        // otherwise touched until the call returns; the count is theirs.
+        let received = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        let Ok(received) = usize::try_from(received) else {
+            return 0;
+        };
+        for (index, header) in headers.iter().take(received).enumerate() {
+            self.lengths[index] = (header.msg_len as usize).min(DATAGRAM);
+            self.sources[index] = socket_address(&self.addresses[index]);
+        }
+        received
+    }
+
+    /// The `index`th datagram of the last `receive`, with its source;
+    /// `None` past the count, or for a source that is not IP.
+    pub fn datagram(&self, index: usize) -> Option<(&[u8], SocketAddr)> {
+        let source = (*self.sources.get(index)?)?;
+        Some((&self.buffers[index][..self.lengths[index]], source))
+    }
+
+    /// Most datagrams one `receive` reads: when it read this many, more
+    /// may be waiting.
+    pub const CAPACITY: usize = BATCH;
+}
+
+/// The IPv4 or IPv6 address the kernel wrote.
+fn socket_address(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let v4 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::from((
+                u32::from_be(v4.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(v4.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                v6.sin6_addr.s6_addr.into(),
+                u16::from_be(v6.sin6_port),
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(bind: &str) -> (UdpSocket, UdpSocket) {
+        let receiver = UdpSocket::bind(bind).unwrap();
+        let sender = UdpSocket::bind(bind).unwrap();
+        (receiver, sender)
+    }
+
+    /// Waits until loopback has queued `count` datagrams (delivery is
+    /// synchronous on Linux loopback, but not promised).
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn everything_queued_comes_in_one_call_with_its_source() {
+        let (receiver, sender) = pair("127.0.0.1:0");
+        for payload in [&b"one"[..], b"two", b"three"] {
+            sender
+                .send_to(payload, receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        settle();
+        let mut batch = BatchReceiver::default();
+        assert_eq!(batch.receive(&receiver), 3);
+        let got: Vec<(Vec<u8>, SocketAddr)> = (0..3)
+            .map(|i| {
+                let (bytes, from) = batch.datagram(i).unwrap();
+                (bytes.to_vec(), from)
+            })
+            .collect();
+        let from = sender.local_addr().unwrap();
+        assert_eq!(
+            got,
+            [
+                (b"one".to_vec(), from),
+                (b"two".to_vec(), from),
+                (b"three".to_vec(), from)
+            ]
+        );
+        assert!(batch.datagram(3).is_none());
+        assert_eq!(batch.receive(&receiver), 0, "empty: no wait");
+    }
+
+    #[test]
+    fn more_than_the_capacity_takes_more_calls_and_loses_nothing() {
+        let (receiver, sender) = pair("127.0.0.1:0");
+        let count = BatchReceiver::CAPACITY * 2 + 3;
+        for n in 0..count {
+            sender
+                .send_to(&[n as u8], receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        settle();
+        let mut batch = BatchReceiver::default();
+        let mut got = Vec::new();
+        loop {
+            let read = batch.receive(&receiver);
+            got.extend((0..read).map(|i| batch.datagram(i).unwrap().0[0]));
+            if read < BatchReceiver::CAPACITY {
+                break;
+            }
+        }
+        assert_eq!(got, (0..count as u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn ipv6_sources_are_read() {
+        let Ok((receiver, sender)) = std::panic::catch_unwind(|| pair("[::1]:0")) else {
+            return; // no IPv6 loopback here
+        };
+        sender
+            .send_to(b"v6", receiver.local_addr().unwrap())
+            .unwrap();
+        settle();
+        let mut batch = BatchReceiver::default();
+        assert_eq!(batch.receive(&receiver), 1);
+        assert_eq!(
+            batch.datagram(0),
+            Some((&b"v6"[..], sender.local_addr().unwrap()))
+        );
+    }
+
+    #[test]
+    fn a_long_datagram_is_cut_at_the_buffer() {
+        let (receiver, sender) = pair("127.0.0.1:0");
+        sender
+            .send_to(&[7u8; 3000], receiver.local_addr().unwrap())
+            .unwrap();
+        settle();
+        let mut batch = BatchReceiver::default();
+        assert_eq!(batch.receive(&receiver), 1);
+        assert_eq!(batch.datagram(0).unwrap().0.len(), DATAGRAM);
+    }
+}
