@@ -17,6 +17,11 @@
 //! tick, valid for every call: the tool uses one key and SSRC for all, which
 //! a real phone never would). With `--pid` it reads the gateway's CPU time over the measuring
 //! window and its resident memory before the calls and with all calls up.
+//! It also reports what it cost itself: its CPU over the window and how
+//! long packets waited in its socket before it read them (`tool_*`), so
+//! that lateness from the tool sharing the cores can be told from the
+//! gateway's; and `due` (one packet per call per 20 ms of the window)
+//! against what arrived (`sent_pct`).
 //! Prints one summary line of `key=value` pairs.
 
 use hotline::media::srtp::{SrtpKeys, SrtpSession};
@@ -265,6 +270,50 @@ fn receive_timestamped(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, Soc
     Some((len as usize, from, arrival?))
 }
 
+/// Seconds since the Unix epoch on the clock the kernel stamps packets with.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Read delays in 0.1 ms buckets up to a second (the last bucket holds
+/// anything longer).
+struct DelayHistogram {
+    buckets: Vec<u64>,
+    count: u64,
+}
+
+impl Default for DelayHistogram {
+    fn default() -> Self {
+        DelayHistogram {
+            buckets: vec![0; 10_001],
+            count: 0,
+        }
+    }
+}
+
+impl DelayHistogram {
+    fn add(&mut self, seconds: f64) {
+        let bucket = ((seconds.max(0.0) * 10_000.0) as usize).min(self.buckets.len() - 1);
+        self.buckets[bucket] += 1;
+        self.count += 1;
+    }
+
+    /// The delay below which `q` of the packets were read, in seconds.
+    fn quantile(&self, q: f64) -> f64 {
+        let wanted = (self.count as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (bucket, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= wanted.max(1) {
+                return (bucket + 1) as f64 / 10_000.0;
+            }
+        }
+        0.0
+    }
+}
+
 /// CPU seconds (user + system) of a process, from /proc.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -331,6 +380,7 @@ fn run(options: &Options) -> std::io::Result<()> {
         // wake-ups. Kernel timestamps keep the arrival times exact.
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
+            let mut delays = DelayHistogram::default();
             while !stop.load(Ordering::Relaxed) {
                 let Some((len, from, arrival)) = receive_timestamped(&rtp, &mut buf) else {
                     std::thread::sleep(Duration::from_millis(2));
@@ -339,6 +389,7 @@ fn run(options: &Options) -> std::io::Result<()> {
                 if len < 12 || !measuring.load(Ordering::Relaxed) {
                     continue;
                 }
+                delays.add(wall_clock() - arrival);
                 let sequence = u16::from_be_bytes([buf[2], buf[3]]);
                 let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 if let Ok(mut streams) = streams.lock() {
@@ -348,6 +399,7 @@ fn run(options: &Options) -> std::io::Result<()> {
                         .on_packet(sequence, timestamp, arrival);
                 }
             }
+            delays
         })
     };
 
@@ -431,6 +483,7 @@ fn run(options: &Options) -> std::io::Result<()> {
     // Measure while every call is up (and optionally send RTP to each).
     measuring.store(true, Ordering::Relaxed);
     let cpu_before = options.pid.and_then(cpu_seconds);
+    let tool_cpu_before = cpu_seconds(std::process::id());
     let targets: Vec<SocketAddr> = answered.values().map(|(_, addr)| *addr).collect();
     let measure_start = Instant::now();
     let mut tick = Instant::now();
@@ -469,6 +522,7 @@ fn run(options: &Options) -> std::io::Result<()> {
     measuring.store(false, Ordering::Relaxed);
     let measured = measure_start.elapsed();
     let cpu_after = options.pid.and_then(cpu_seconds);
+    let tool_cpu_after = cpu_seconds(std::process::id());
     let rss_loaded = options.pid.and_then(rss_kib);
 
     for (index, (ok, _)) in &answered {
@@ -476,7 +530,9 @@ fn run(options: &Options) -> std::io::Result<()> {
         sip.send_to(&bye.to_bytes(), options.gateway)?;
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = receiver.join();
+    let delays = receiver
+        .join()
+        .map_err(|_| std::io::Error::other("the receiver thread panicked"))?;
 
     let streams = streams
         .lock()
@@ -502,12 +558,28 @@ fn run(options: &Options) -> std::io::Result<()> {
         ),
         _ => String::new(),
     };
+    // What the tool itself cost, and how long packets waited in its socket
+    // before it read them: lateness is stamped by the kernel on arrival,
+    // so a slow tool does not make packets late, but its CPU is taken from
+    // the same two cores as the gateway's.
+    let tool = match (tool_cpu_before, tool_cpu_after) {
+        (Some(c0), Some(c1)) => format!(
+            " tool_cpu_pct={:.1} tool_read_delay_p50_ms={:.2} tool_read_delay_p99_ms={:.2}",
+            100.0 * (c1 - c0) / measured.as_secs_f64(),
+            delays.quantile(0.5) * 1000.0,
+            delays.quantile(0.99) * 1000.0,
+        ),
+        _ => String::new(),
+    };
+    // Packets the gateway owed in the window: one per call per 20 ms.
+    let due = (streams.len() as f64 * measured.as_secs_f64() * 50.0).round() as u64;
     println!(
-        "calls={} answered={} streams={} seconds={:.1} packets={} expected={} lost={} loss_ppm={:.0} late_2ms={} late_5ms={} late_5ms_per_1000={:.3} jitter_mean_ms={:.3} jitter_max_ms={:.3}{}",
+        "calls={} answered={} streams={} seconds={:.1} due={due} sent_pct={:.2} packets={} expected={} lost={} loss_ppm={:.0} late_2ms={} late_5ms={} late_5ms_per_1000={:.3} jitter_mean_ms={:.3} jitter_max_ms={:.3}{}{tool}",
         options.calls,
         answered.len(),
         streams.len(),
         measured.as_secs_f64(),
+        100.0 * packets as f64 / due.max(1) as f64,
         packets,
         expected,
         lost,

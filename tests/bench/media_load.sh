@@ -8,7 +8,8 @@
 # calls at 200/s, sends each call RTP (so the gateway also receives; set
 # SEND_RTP= to only receive), then
 # measures loss, lateness (>2 ms, >5 ms against the 20 ms clock), jitter,
-# and the gateway's CPU and resident memory per call. SRTP=1 makes every
+# the packets due against those that arrived, the gateway's CPU and
+# resident memory per call, and the tool's own CPU and read delay. SRTP=1 makes every
 # call SRTP (the tool offers RTP/SAVP with an SDES key). Needs a release
 # build of the gateway and the example (HOTLINE_BIN and MEDIA_LOAD_TOOL name
 # other builds):
