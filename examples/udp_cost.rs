@@ -88,7 +88,34 @@ fn main() -> std::io::Result<()> {
     per_call("sendto (with delivery)", sent, send_cpu);
     per_call("recvfrom (a packet)", received, recv_cpu);
     per_call("recvfrom (WouldBlock)", empty, empty_cpu);
+    per_socket_batches(&senders, &targets, &receivers, rounds)?;
     shared_socket(&targets, &receivers, rounds)?;
+    Ok(())
+}
+
+/// What the media worker does per call and tick: one `recvmmsg` that
+/// returns the call's packet and stops at the empty queue, against a
+/// `recvfrom` for the packet and a second one that finds nothing.
+fn per_socket_batches(
+    senders: &[UdpSocket],
+    targets: &[std::net::SocketAddr],
+    receivers: &[UdpSocket],
+    rounds: u64,
+) -> std::io::Result<()> {
+    let packet = [0x80u8; 172];
+    let mut batch = hotline::media::batch_receive::BatchReceiver::default();
+    let (mut cpu, mut read) = (Duration::ZERO, 0u64);
+    for _ in 0..rounds {
+        for (socket, target) in senders.iter().zip(targets) {
+            let _ = socket.send_to(&packet, target);
+        }
+        let start = thread_cpu();
+        for socket in receivers {
+            read += batch.receive(socket) as u64;
+        }
+        cpu += thread_cpu() - start;
+    }
+    per_call("recvmmsg (a packet, then empty)", read, cpu);
     Ok(())
 }
 
