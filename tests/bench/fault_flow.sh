@@ -79,11 +79,15 @@ for rate in "$@"; do
     calls=$((rate * SECONDS_PER_RATE))
     rm -f "$WORK"/hotline.db* "$WORK"/stats.csv "$WORK"/errors.log
     port=$(free_port 127.0.0.1)
+    # As many calls as the open-file limit allows (two RTP sockets each,
+    # and about 6,000 descriptors for the rest), at most a HOLD's worth.
+    max_calls=$(( ($(ulimit -Hn) - 6000) / 2 ))
+    [ "$max_calls" -gt $((rate * (HOLD + 10))) ] && max_calls=$((rate * (HOLD + 10)))
     # SIP on every address of the gateway's namespace: loopback for the
     # start-up check, the veth for the callers.
     HOTLINE_IVR_DIALPLANS_DIR="$ROOT/tests/bench/dialplans" start_gateway 127.0.0.1 "$port" \
         HOTLINE_SIP_UDP="0.0.0.0:$port" HOTLINE_SIP_TCP="0.0.0.0:$port" HOTLINE_MEDIA_RTP_BIND="$GATEWAY_IP" \
-        HOTLINE_SIP_TRUSTED_NETWORKS="127.0.0.0/8,$CALLER_IP/32" HOTLINE_SIP_INVITES_PER_SECOND_PER_SOURCE=0 HOTLINE_SIP_MAX_CALLS=50000 \
+        HOTLINE_SIP_TRUSTED_NETWORKS="127.0.0.0/8,$CALLER_IP/32" HOTLINE_SIP_INVITES_PER_SECOND_PER_SOURCE=0 HOTLINE_SIP_MAX_CALLS="$max_calls" \
         HOTLINE_TICKETS_SLA_FILE="$ROOT/sla.toml" HOTLINE_LOG_LEVEL=warn >/dev/null
     before=$(ticks "$GW_PID")
     t0=$(date +%s.%N)
