@@ -918,24 +918,30 @@ async fn details_go_only_to_the_tickets_own_number(gw: Gateway) -> Gateway {
     gw
 }
 
+/// Sender `sender`'s fault report of the burst below (the same message id
+/// every time it is delivered).
+async fn burst_report(gw: &Gateway, sender: usize) -> Reply {
+    gw.twilio(
+        &format!("+86139001{sender:05}"),
+        &format!("报障 宽带断了 {sender}"),
+        &format!("SMburst{sender}"),
+    )
+    .await
+}
+
 /// Many reports at once, each delivered twice at the same moment: they
 /// meet in the writer's batches (a retry can share a batch, and a
 /// multi-row statement, with its first delivery), yet each opens one
 /// ticket, both deliveries get the same reply, and both texts are linked.
 /// The first few were delivered once before: in the burst they are
-/// retries of an earlier batch, beside fresh texts, and the tickets made
-/// for them before their rows were refused are gone again.
+/// retries of an earlier batch, beside fresh texts: a batch holding one
+/// rolls back the tickets it made first and records its texts the other
+/// way round, and no ticket is left over.
 async fn a_burst_of_reports_and_their_retries_opens_one_ticket_each(gw: Gateway) -> Gateway {
     const SENDERS: usize = 40;
     const EARLIER: usize = 10;
     for sender in 0..EARLIER {
-        let reply = gw
-            .twilio(
-                &format!("+86139001{sender:05}"),
-                &format!("报障 宽带断了 {sender}"),
-                &format!("SMburst{sender}"),
-            )
-            .await;
+        let reply = burst_report(&gw, sender).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
     let gw = std::sync::Arc::new(gw);
@@ -944,13 +950,7 @@ async fn a_burst_of_reports_and_their_retries_opens_one_ticket_each(gw: Gateway)
             let gw = gw.clone();
             let sender = i / 2;
             tokio::spawn(async move {
-                let reply = gw
-                    .twilio(
-                        &format!("+86139001{sender:05}"),
-                        &format!("报障 宽带断了 {sender}"),
-                        &format!("SMburst{sender}"),
-                    )
-                    .await;
+                let reply = burst_report(&gw, sender).await;
                 (sender, reply)
             })
         })
