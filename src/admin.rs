@@ -15,7 +15,9 @@ use crate::tickets::model::{
     Actor, Channel, CustomerLevel, Language, StaffRole, Status, TicketType,
 };
 use crate::tickets::sla::SlaClock;
-use crate::tickets::store::{NewTicket, Store, StoreError, StoreOptions, Ticket, TicketEvent};
+use crate::tickets::store::{
+    NewTicket, Store, StoreError, StoreObserver, StoreOptions, Ticket, TicketEvent, Unobserved,
+};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -23,8 +25,17 @@ use std::fmt::Write;
 use std::sync::Arc;
 use table::{local_time, printable, truncate, Table};
 
-/// Opens the configured store (without migrating).
+/// Opens the configured store (without migrating), reporting to nobody.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_observed_store(config, Arc::new(Unobserved)).await
+}
+
+/// Opens the configured store (without migrating), reporting its work to
+/// `observer`.
+pub async fn open_observed_store(
+    config: &Config,
+    observer: Arc<dyn StoreObserver>,
+) -> anyhow::Result<Store> {
     let sla = config
         .tickets
         .sla_policy()
@@ -32,6 +43,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let mut options = StoreOptions::new(Arc::new(sla));
     options.max_connections = config.database.max_connections;
     options.writers = config.database.writers;
+    options.observer = observer;
     let confirm = &config.outbound.confirm;
     options.confirm_calls = confirm
         .enabled

@@ -78,6 +78,11 @@ pub struct SipConfig {
     pub invites_per_second_per_source: u32,
 }
 
+/// SIP stream connections the gateway opens itself (to transfer targets,
+/// for requests too big for UDP), all together: the one connection limit
+/// that is not configured. Counted in the descriptor budget.
+pub const OWN_SIP_CONNECTIONS: u64 = 128;
+
 /// Limits on SIP stream connections (TCP, and TLS alike), so that no
 /// amount of connections can use up the descriptors calls need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1226,7 +1231,7 @@ impl Config {
                 max_per_source: limits.max_per_source,
                 proxy_networks: limits.proxy_networks.clone(),
                 max_per_proxy: limits.max_per_proxy,
-                max_outgoing: crate::resources::OWN_CONNECTIONS as usize,
+                max_outgoing: OWN_SIP_CONNECTIONS as usize,
             },
             settings: crate::sip::stream::StreamSettings {
                 message_timeout: Duration::from_secs(limits.message_timeout_secs),

@@ -1,8 +1,8 @@
 //! Prometheus metrics: every metric name is here, with its help text, and
 //! each is recorded by a one-line call where the thing happens (the call
 //! glue, the media workers, the IVR engine and runner, the SMS webhooks and
-//! outbox, the ticket store). `GET /metrics` renders them in the Prometheus
-//! text format.
+//! outbox; the ticket store reports to [`StoreMetrics`], its observer).
+//! `GET /metrics` renders them in the Prometheus text format.
 //!
 //! Built on the `metrics` facade with `metrics-exporter-prometheus` as
 //! the recorder (docs/design.md says why). The recorder is global to the
@@ -11,6 +11,9 @@
 
 use crate::media::session::{DtmfSource, MediaStats};
 use crate::sip::endpoint::{Stats as SipStats, Transport};
+use crate::tickets::model::{Channel, TicketType};
+use crate::tickets::sla::SlaClock;
+use crate::tickets::store::{Store, StoreObserver};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -317,18 +320,6 @@ pub fn transfer(mode: &str, outcome: &str) {
     counter!(TRANSFERS, "mode" => mode.to_string(), "outcome" => outcome.to_string()).increment(1);
 }
 
-pub fn ticket_created(channel: &'static str, ticket_type: &'static str) {
-    counter!(TICKETS_CREATED, "channel" => channel, "type" => ticket_type).increment(1);
-}
-
-pub fn sla_breached(clock: &'static str) {
-    counter!(SLA_BREACHES, "clock" => clock).increment(1);
-}
-
-pub fn sms_received() {
-    counter!(SMS_RECEIVED).increment(1);
-}
-
 /// A text (not a retry) refused by the rate `limit` (`texts`,
 /// `new_tickets`): recorded and answered, nothing done.
 pub fn sms_rate_limited(limit: &'static str) {
@@ -398,9 +389,27 @@ pub fn sip_tls_certificate_expiry(not_after: i64) {
     gauge!(SIP_TLS_CERTIFICATE_EXPIRY).set(not_after as f64);
 }
 
-/// How long a database write of `kind` took to commit.
-pub fn db_write(kind: &'static str, took: Duration) {
-    histogram!(DB_WRITE_SECONDS, "kind" => kind).record(took.as_secs_f64());
+/// The ticket store's reports, recorded: the observer the server opens the
+/// store with (`tickets::store::StoreObserver` says why it is one).
+pub struct StoreMetrics;
+
+impl StoreObserver for StoreMetrics {
+    fn db_write(&self, kind: &'static str, took: Duration) {
+        histogram!(DB_WRITE_SECONDS, "kind" => kind).record(took.as_secs_f64());
+    }
+
+    fn sms_received(&self) {
+        counter!(SMS_RECEIVED).increment(1);
+    }
+
+    fn ticket_created(&self, channel: Channel, ticket_type: TicketType) {
+        counter!(TICKETS_CREATED, "channel" => channel.code(), "type" => ticket_type.code())
+            .increment(1);
+    }
+
+    fn sla_breached(&self, clock: SlaClock) {
+        counter!(SLA_BREACHES, "clock" => clock.code()).increment(1);
+    }
 }
 
 /// A media packet's handling panicked and the packet was dropped.
@@ -433,7 +442,7 @@ fn sample_process() {
 }
 
 /// `GET /metrics`.
-pub fn router(store: crate::tickets::store::Store) -> Router {
+pub fn router(store: Store) -> Router {
     Router::new()
         .route("/metrics", get(render))
         .with_state((store, install()))
@@ -441,9 +450,7 @@ pub fn router(store: crate::tickets::store::Store) -> Router {
 
 /// Samples what is only known by asking (the outbox, the database's round
 /// trip), then renders every metric.
-async fn render(
-    State((store, handle)): State<(crate::tickets::store::Store, PrometheusHandle)>,
-) -> impl IntoResponse {
+async fn render(State((store, handle)): State<(Store, PrometheusHandle)>) -> impl IntoResponse {
     let started = std::time::Instant::now();
     match store.ping().await {
         Ok(()) => gauge!(DB_PING_SECONDS).set(started.elapsed().as_secs_f64()),

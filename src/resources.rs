@@ -11,7 +11,7 @@
 //! the gateway refuses to start when the limit cannot hold all of that
 //! ([`plan`], with a message saying what to change).
 
-use crate::config::Config;
+use crate::config::{Config, OWN_SIP_CONNECTIONS};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 /// Descriptors one call may hold: its RTP socket, and a bridged call's
@@ -21,9 +21,6 @@ pub const PER_CALL: u64 = 2;
 /// runtime's event descriptors, the log, database and prompt files, and
 /// what a reload reads.
 pub const BASE: u64 = 256;
-/// Connections the gateway opens itself (to transfer targets, for
-/// requests too big for UDP), all together.
-pub const OWN_CONNECTIONS: u64 = 128;
 
 /// What the configuration asks for, in descriptors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +45,7 @@ impl Demand {
 
     /// Descriptors needed beyond the calls'.
     fn besides_calls(&self) -> u64 {
-        self.sip_connections + OWN_CONNECTIONS + self.http_connections + self.database + BASE
+        self.sip_connections + OWN_SIP_CONNECTIONS + self.http_connections + self.database + BASE
     }
 
     pub fn total(&self) -> u64 {
@@ -61,7 +58,7 @@ impl Demand {
 #[error(
     "not enough file descriptors: the open-file limit is {limit} but this configuration needs {needed}: \
      {calls_part} for sip.max_calls = {calls} ({PER_CALL} RTP sockets each), \
-     {sip} for sip_connections.max_connections, {OWN_CONNECTIONS} for the gateway's own SIP connections, \
+     {sip} for sip_connections.max_connections, {OWN_SIP_CONNECTIONS} for the gateway's own SIP connections, \
      {http} for http.max_connections, {database} for database.max_connections + database.writers + the SMS limits' {limits} and {BASE} for the gateway itself. \
      Raise the limit to at least {needed} (LimitNOFILE= in the systemd unit, `ulimit -n` in a shell; \
      the hard limit is {hard}), or lower sip.max_calls (at most {calls_that_fit} calls fit) \
@@ -148,7 +145,7 @@ pub fn reserve(config: &Config) -> Result<OpenFileLimit, Shortfall> {
         raised_from = limit.raised_from,
         calls = demand.calls * PER_CALL,
         sip_connections = demand.sip_connections,
-        own_sip_connections = OWN_CONNECTIONS,
+        own_sip_connections = OWN_SIP_CONNECTIONS,
         http_connections = demand.http_connections,
         database = demand.database,
         gateway = BASE,
@@ -220,7 +217,10 @@ mod tests {
     #[test]
     fn calls_are_reserved_two_descriptors_each() {
         let needed = demand(5000).total();
-        assert_eq!(needed, 10_000 + 4096 + OWN_CONNECTIONS + 1024 + 16 + BASE);
+        assert_eq!(
+            needed,
+            10_000 + 4096 + OWN_SIP_CONNECTIONS + 1024 + 16 + BASE
+        );
         assert_eq!(plan(needed, needed, demand(5000)), Ok(0));
         assert_eq!(plan(needed + 7, needed, demand(5000)), Ok(7));
     }

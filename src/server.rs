@@ -109,7 +109,9 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let policy = config.media_policy().map_err(anyhow::Error::msg)?;
         let prompts = Arc::new(load_prompts(&config)?);
-        let store = crate::admin::open_store(&config).await?;
+        let store =
+            crate::admin::open_observed_store(&config, Arc::new(crate::metrics::StoreMetrics))
+                .await?;
         if config.database.migrate_on_start {
             store
                 .migrate()

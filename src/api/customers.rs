@@ -4,8 +4,8 @@
 
 use super::auth::Staff;
 use super::calls::limit;
+use super::codes::{level_codes, optional_language_codes};
 use super::error::{ApiError, ErrorBody};
-use super::openapi::{level_codes, optional_language_codes};
 use super::{ApiJson, ApiQuery, ApiState};
 use crate::tickets::model::{Language, StaffRole};
 use crate::tickets::store::{Customer, NewCustomer, Product};

@@ -14,6 +14,7 @@
 
 mod auth;
 mod calls;
+mod codes;
 mod customers;
 mod error;
 mod log_level;

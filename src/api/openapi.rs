@@ -2,19 +2,16 @@
 //! handlers' `#[utoipa::path]` attributes and the request and response
 //! types, and served at `GET /api/v1/openapi.json` without a token. The
 //! vocabulary fields (status, level, action, …) are documented with their
-//! codes, taken from the domain types so that the two cannot drift.
+//! codes (`codes`).
 
 use super::{
     calls, customers, log_level, outbound, recordings, reports, tickets, transfers, ApiState,
     ErrorBody,
 };
-use crate::tickets::lifecycle::Action;
-use crate::tickets::model::{Channel, CustomerLevel, Language, Status, TicketType};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::LazyLock;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -108,61 +105,10 @@ pub(super) async fn serve(State(state): State<ApiState>) -> impl IntoResponse {
     )
 }
 
-/// A string schema that takes one of `codes`.
-fn codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(codes))
-        .build()
-}
-
-/// One of `codes`, or null (an optional field sent as null).
-fn optional_codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Object {
-    let values = codes
-        .into_iter()
-        .map(serde_json::Value::from)
-        .chain([serde_json::Value::Null]);
-    ObjectBuilder::new()
-        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
-        .enum_values(Some(values))
-        .build()
-}
-
-pub(super) fn optional_level_codes() -> Object {
-    optional_codes(CustomerLevel::ALL.iter().map(|l| l.code()))
-}
-
-pub(super) fn optional_language_codes() -> Object {
-    optional_codes(Language::ALL.iter().map(|l| l.code()))
-}
-
-pub(super) fn optional_channel_codes() -> Object {
-    optional_codes(Channel::ALL.iter().map(|c| c.code()))
-}
-
-pub(super) fn status_codes() -> Object {
-    codes(Status::ALL.iter().map(|s| s.code()))
-}
-
-pub(super) fn level_codes() -> Object {
-    codes(CustomerLevel::ALL.iter().map(|l| l.code()))
-}
-
-pub(super) fn channel_codes() -> Object {
-    codes(Channel::ALL.iter().map(|c| c.code()))
-}
-
-pub(super) fn type_codes() -> Object {
-    codes(TicketType::ALL.iter().map(|t| t.code()))
-}
-
-pub(super) fn action_codes() -> Object {
-    codes(Action::ALL.iter().map(|a| a.code()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tickets::model::Status;
 
     #[test]
     fn the_document_lists_every_route_and_the_bearer_scheme() {

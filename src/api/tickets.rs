@@ -6,11 +6,11 @@
 
 use super::auth::{may_assign, Staff};
 use super::calls::{limit, CallView};
-use super::error::{ApiError, ErrorBody};
-use super::openapi::{
+use super::codes::{
     action_codes, channel_codes, level_codes, optional_channel_codes, optional_language_codes,
     optional_level_codes, status_codes, type_codes,
 };
+use super::error::{ApiError, ErrorBody};
 use super::{ApiJson, ApiQuery, ApiState};
 use crate::tickets::lifecycle::{allowed_actions, Action};
 use crate::tickets::model::{Channel, StaffRole};

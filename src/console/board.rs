@@ -115,7 +115,7 @@ pub(super) async fn show(
             }
         }
     };
-    Ok(page("Tickets 工单", Some(&session), None, body))
+    Ok(page("Tickets 工单", Some(session.navigation()), None, body))
 }
 
 fn filter_form(filter: &BoardFilter, categories: &[&str]) -> Markup {

@@ -70,7 +70,7 @@ pub(super) async fn show(
     };
     Ok(page(
         &format!("Dashboard 指标 · {label}"),
-        Some(&session),
+        Some(session.navigation()),
         None,
         body,
     ))

@@ -31,7 +31,7 @@ pub(super) async fn show(State(state): State<ConsoleState>, session: Session) ->
             let body = html! { p.error { "The database did not answer: " (e) } };
             return page(
                 "Live calls 在线呼叫",
-                Some(&session),
+                Some(session.navigation()),
                 Some(REFRESH_SECS),
                 body,
             );
@@ -112,7 +112,7 @@ pub(super) async fn show(State(state): State<ConsoleState>, session: Session) ->
     };
     page(
         "Live calls 在线呼叫",
-        Some(&session),
+        Some(session.navigation()),
         Some(REFRESH_SECS),
         body,
     )

@@ -2,7 +2,6 @@
 //! its error pages. Every value spliced into markup by maud's `(…)` is
 //! HTML-escaped; nothing here uses `PreEscaped` on data.
 
-use super::session::Session;
 use crate::api::ApiError;
 use crate::tickets::model::StaffRole;
 use crate::tickets::store::StoreError;
@@ -12,11 +11,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{html, Markup, DOCTYPE};
 
-/// A whole page: `title`, the navigation when someone is logged in, and
-/// `body`. `refresh_secs` reloads the page on its own (live views).
+/// A whole page: `title`, the `navigation` of whoever is logged in
+/// (`Session::navigation`), and `body`. `refresh_secs` reloads the page on
+/// its own (live views).
 pub(super) fn page(
     title: &str,
-    session: Option<&Session>,
+    navigation: Option<Markup>,
     refresh_secs: Option<u32>,
     body: Markup,
 ) -> Markup {
@@ -35,8 +35,8 @@ pub(super) fn page(
                 script src="/console/assets/console.js" defer {}
             }
             body {
-                @if let Some(session) = session {
-                    (navigation(session))
+                @if let Some(navigation) = navigation {
+                    (navigation)
                 }
                 main {
                     h1 { (title) }
@@ -47,18 +47,20 @@ pub(super) fn page(
     }
 }
 
-fn navigation(session: &Session) -> Markup {
+/// The links for a staff member `name` of `role`, and the logout form
+/// (carrying the session's `csrf_field`).
+pub(super) fn navigation(name: &str, role: StaffRole, csrf_field: Markup) -> Markup {
     html! {
         nav {
             a.brand href="/console/board" { "hotline" }
             a href="/console/board" { "Tickets 工单" }
             a href="/console/calls/live" { "Live calls 在线呼叫" }
-            @if session.role >= StaffRole::Supervisor {
+            @if role >= StaffRole::Supervisor {
                 a href="/console/dashboard" { "Dashboard 指标" }
             }
-            span.who { (session.name) " (" (session.role) ")" }
+            span.who { (name) " (" (role) ")" }
             form.logout method="post" action="/console/logout" {
-                (session.csrf_field())
+                (csrf_field)
                 button type="submit" { "Log out" }
             }
         }

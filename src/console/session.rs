@@ -13,7 +13,7 @@
 //! login form, which has no session yet, is protected the double-submit
 //! way: its token is also in a short-lived `hotline_console_login` cookie.
 
-use super::page::{page, ConsoleError};
+use super::page::{navigation, page, ConsoleError};
 use super::ConsoleState;
 use crate::api::hash_token;
 use crate::tickets::model::StaffRole;
@@ -54,6 +54,11 @@ impl Session {
     /// The hidden field every form of this session carries.
     pub fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name=(CSRF_FIELD) value=(self.csrf_token); }
+    }
+
+    /// The navigation atop this session's pages.
+    pub fn navigation(&self) -> Markup {
+        navigation(&self.name, self.role, self.csrf_field())
     }
 
     /// 403 unless the session's role is at least `role`.

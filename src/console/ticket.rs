@@ -62,7 +62,7 @@ pub(super) async fn show(
         }
     };
     let title = format!("Ticket {}", ticket.number);
-    Ok(page(&title, Some(&session), None, body))
+    Ok(page(&title, Some(session.navigation()), None, body))
 }
 
 /// The ticket's recordings, each with a player (the audio is fetched only

@@ -231,7 +231,7 @@ impl Store {
     pub async fn record_call(&self, record: CallRecord) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
         let id = self.inner.writer.record_call(record).await;
-        crate::metrics::db_write("call_record", started.elapsed());
+        self.observer().db_write("call_record", started.elapsed());
         id
     }
 

@@ -18,6 +18,7 @@ mod calls;
 mod customers;
 mod indicators;
 mod instances;
+mod observer;
 mod outbound;
 mod outbox;
 mod recordings;
@@ -42,6 +43,7 @@ pub use indicators::{
     StageMean, SurveyIndicators, TicketIndicators, TransferCount, MAX_RANGE_DAYS,
 };
 pub use instances::{InstanceBeat, InstanceRow, LiveCallRow};
+pub use observer::{StoreObserver, Unobserved};
 pub use outbound::{
     AttemptRecord, ClaimedCall, NewOutboundCall, OutboundCall, OutboundState, StoredAttempt,
 };
@@ -149,6 +151,9 @@ pub struct StoreOptions {
     /// `[outbound.callback]` when enabled: a dialplan's `callback_request`
     /// queues a call; otherwise it records nothing.
     pub callback_calls: Option<CampaignRules>,
+    /// Told of the store's work (`observer`): in the server, the metrics
+    /// exporter's; [`Unobserved`] unless set.
+    pub observer: Arc<dyn StoreObserver>,
 }
 
 impl StoreOptions {
@@ -161,6 +166,7 @@ impl StoreOptions {
             confirm_calls: None,
             survey_calls: None,
             callback_calls: None,
+            observer: Arc::new(Unobserved),
         }
     }
 }
@@ -183,6 +189,7 @@ struct Inner {
     confirm_calls: Option<CampaignRules>,
     survey_calls: Option<(CampaignRules, Vec<TicketType>)>,
     callback_calls: Option<CampaignRules>,
+    observer: Arc<dyn StoreObserver>,
 }
 
 impl Store {
@@ -229,6 +236,7 @@ impl Store {
                 confirm_calls: options.confirm_calls,
                 survey_calls: options.survey_calls,
                 callback_calls: options.callback_calls,
+                observer: options.observer,
             }),
         })
     }
@@ -277,6 +285,10 @@ impl Store {
         &self.inner.pool
     }
 
+    fn observer(&self) -> &dyn StoreObserver {
+        self.inner.observer.as_ref()
+    }
+
     /// Runs `op` in a transaction and returns its result once committed: on
     /// SQLite in a savepoint of the writer's next batch, on PostgreSQL in a
     /// transaction of its own on the pool (PostgreSQL runs them side by
@@ -315,7 +327,7 @@ impl Store {
                 Ok(value)
             }
         };
-        crate::metrics::db_write(kind, started.elapsed());
+        self.observer().db_write(kind, started.elapsed());
         result
     }
 }

@@ -57,7 +57,7 @@ impl Store {
             recorded.extend(breaches);
         }
         for breach in &recorded {
-            crate::metrics::sla_breached(breach.clock.code());
+            self.observer().sla_breached(breach.clock);
         }
         Ok(recorded)
     }

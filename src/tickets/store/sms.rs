@@ -28,7 +28,7 @@ use super::tickets::{
 use super::{bind_in_order, parameters, to_millis, Store, StoreError};
 use crate::phone::PhoneNumber;
 use crate::tickets::lifecycle::{self, Action};
-use crate::tickets::model::{Actor, Status};
+use crate::tickets::model::{Actor, Channel, Status};
 use crate::tickets::number::TicketNumber;
 use crate::tickets::privacy::{self, Disclosure};
 use crate::tickets::sla::SlaPolicy;
@@ -226,7 +226,7 @@ impl Store {
             })
             .await;
         if matches!(&outcome, Ok(outcome) if !outcome.repeated) {
-            crate::metrics::sms_received();
+            self.observer().sms_received();
         }
         outcome
     }
@@ -247,7 +247,7 @@ impl Store {
         if let SmsRequest::Create(new) = &mut request {
             new.contact_phone = Some(sms.from.clone());
             new.validate(self.sla())?;
-            creates = Some(new.ticket_type.code());
+            creates = Some(new.ticket_type);
         }
         let now = self.now();
         let sla = self.inner.sla.clone();
@@ -297,13 +297,10 @@ impl Store {
         };
         if let Ok(outcome) = &outcome {
             if !outcome.repeated {
-                crate::metrics::sms_received();
+                self.observer().sms_received();
             }
             if let (Some(_), Some(ticket_type)) = (outcome.created, creates) {
-                crate::metrics::ticket_created(
-                    crate::tickets::model::Channel::Sms.code(),
-                    ticket_type,
-                );
+                self.observer().ticket_created(Channel::Sms, ticket_type);
             }
         }
         outcome

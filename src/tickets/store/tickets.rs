@@ -225,9 +225,10 @@ impl Store {
         let prepared = prepare_ticket(new, customer, self.sla(), self.now())?;
         let started = std::time::Instant::now();
         let ticket = self.inner.writer.create(prepared).await;
-        crate::metrics::db_write("ticket", started.elapsed());
+        self.observer().db_write("ticket", started.elapsed());
         let ticket = ticket?;
-        crate::metrics::ticket_created(ticket.channel.code(), ticket.ticket_type.code());
+        self.observer()
+            .ticket_created(ticket.channel, ticket.ticket_type);
         Ok(ticket)
     }
 
