@@ -1,5 +1,5 @@
 //! The endpoint over TLS (RFC 3261 §26, RFC 5630), with the harness of
-//! `endpoint_tests`: Via `SIP/2.0/TLS`, a `sips:` or `;transport=tls`
+//! `endpoint::tests`: Via `SIP/2.0/TLS`, a `sips:` or `;transport=tls`
 //! Contact, answers and in-dialog requests on the caller's connection,
 //! secure dialogs that never leave TLS, and calls to TLS targets that
 //! carry the name their certificate is checked against.

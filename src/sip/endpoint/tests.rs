@@ -2440,7 +2440,7 @@ fn a_tcp_target_that_cannot_be_reached_fails_the_call_at_once() {
     assert!(!h.endpoint.has_client_transactions());
 }
 
-#[path = "endpoint_tls_tests.rs"]
+#[path = "tls_tests.rs"]
 mod tls;
 
 // ---------------------------------------------------------------------------
