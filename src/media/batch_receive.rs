@@ -7,19 +7,20 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
-/// Largest datagram kept whole: RTP of up to 60 ms G.711 with SRTP fits
-/// many times over; anything longer is truncated, and the session refuses
-/// it as malformed.
+/// Largest datagram read: RTP of up to 60 ms G.711 with SRTP fits many
+/// times over. A longer one would be cut by the kernel; it is dropped
+/// rather than handed on cut.
 const DATAGRAM: usize = 2048;
 
 /// Datagrams read per system call at most; a socket holding more is read
 /// again.
 const BATCH: usize = 8;
 
-/// Buffers for up to [`BATCH`] datagrams, and the kernel's message
-/// headers pointing at them, set up once and reused every tick (filling
-/// the headers anew for every socket was a tenth of a worker's time).
-/// The headers hold pointers into the boxes beside them, which never move.
+/// Buffers for up to [`BATCH`] datagrams and the kernel's message headers,
+/// allocated and zeroed once and reused every tick (zeroing fresh headers
+/// for every socket was a tenth of a worker's time). Only the pointers are
+/// set again before each read, so no pointer outlives the borrow it came
+/// from.
 pub struct BatchReceiver {
     headers: Box<[libc::mmsghdr; BATCH]>,
     iovecs: Box<[libc::iovec; BATCH]>,
@@ -33,7 +34,7 @@ pub struct BatchReceiver {
 impl Default for BatchReceiver {
     fn default() -> Self {
         // SAFETY: these are plain data; all zeroes is a valid value.
-        let mut receiver = unsafe {
+        unsafe {
             BatchReceiver {
                 headers: Box::new(std::mem::zeroed()),
                 iovecs: Box::new(std::mem::zeroed()),
@@ -42,19 +43,7 @@ impl Default for BatchReceiver {
                 sources: [None; BATCH],
                 count: 0,
             }
-        };
-        for index in 0..BATCH {
-            receiver.iovecs[index] = libc::iovec {
-                iov_base: receiver.buffers[index].as_mut_ptr().cast(),
-                iov_len: DATAGRAM,
-            };
-            let header = &mut receiver.headers[index].msg_hdr;
-            header.msg_name =
-                (&mut receiver.addresses[index] as *mut libc::sockaddr_storage).cast();
-            header.msg_iov = &mut receiver.iovecs[index];
-            header.msg_iovlen = 1;
         }
-        receiver
     }
 }
 
@@ -64,12 +53,23 @@ impl BatchReceiver {
     /// was queued, or on an error such as ICMP port unreachable from an
     /// earlier send).
     pub fn receive(&mut self, socket: &UdpSocket) -> usize {
-        for header in self.headers.iter_mut() {
+        for (((header, iovec), buffer), address) in self
+            .headers
+            .iter_mut()
+            .zip(self.iovecs.iter_mut())
+            .zip(self.buffers.iter_mut())
+            .zip(self.addresses.iter_mut())
+        {
+            iovec.iov_base = buffer.as_mut_ptr().cast();
+            iovec.iov_len = DATAGRAM;
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_name = (address as *mut libc::sockaddr_storage).cast();
             // The kernel shortens it to the address it wrote.
             header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
         }
         // SAFETY: every header points at its own buffer of DATAGRAM bytes
-        // and sockaddr_storage, boxed in `self` (they do not move) and not
+        // and sockaddr_storage, borrowed from `self` just above and not
         // otherwise touched until the call returns; the count is theirs.
         let received = unsafe {
             libc::recvmmsg(
@@ -82,13 +82,15 @@ impl BatchReceiver {
         };
         self.count = usize::try_from(received).map_or(0, |n| n.min(BATCH));
         for index in 0..self.count {
-            self.sources[index] = socket_address(&self.addresses[index]);
+            let cut = self.headers[index].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.sources[index] = socket_address(&self.addresses[index]).filter(|_| !cut);
         }
         self.count
     }
 
     /// The `index`th datagram of the last `receive`, with its source;
-    /// `None` past the count, or for a source that is not IP.
+    /// `None` past the count, for a source that is not IP, or for a
+    /// datagram longer than the buffer.
     pub fn datagram(&self, index: usize) -> Option<(&[u8], SocketAddr)> {
         if index >= self.count {
             return None;
@@ -216,14 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn a_long_datagram_is_cut_at_the_buffer() {
+    fn a_datagram_longer_than_the_buffer_is_dropped_and_the_next_read() {
         let (receiver, sender) = pair("127.0.0.1:0");
-        sender
-            .send_to(&[7u8; 3000], receiver.local_addr().unwrap())
-            .unwrap();
+        let to = receiver.local_addr().unwrap();
+        sender.send_to(&[7u8; 3000], to).unwrap();
+        sender.send_to(b"next", to).unwrap();
         settle();
         let mut batch = BatchReceiver::default();
-        assert_eq!(batch.receive(&receiver), 1);
-        assert_eq!(batch.datagram(0).unwrap().0.len(), DATAGRAM);
+        assert_eq!(batch.receive(&receiver), 2);
+        assert!(batch.datagram(0).is_none(), "not handed on cut");
+        assert_eq!(batch.datagram(1).unwrap().0, b"next");
     }
 }
